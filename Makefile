@@ -1,0 +1,48 @@
+# The two commands: `make demo` and `make test`. Both bootstrap .venv on first use.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-requirements
+
+.PHONY: help venv demo test test-fast lint up down bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "Installing requirements.txt into $(VENV) (first run: about 2 minutes)"
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+venv: $(STAMP) ## Create .venv with the pinned requirements
+
+demo: venv ## Run the whole pipeline on the embedded local stack; exit 0 only if every run succeeded
+	@$(PY) -m include.devstack demo
+
+lint: venv ## ruff over the project
+	@$(PY) -m ruff check .
+
+# pytest exits 5 when it collected no test: that must never read as success.
+test: venv lint ## The whole test suite (what .ci/run runs)
+	@$(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: failing" >&2; exit 1; fi; \
+	exit $$rc
+
+test-fast: venv ## The suite without the end-to-end tests that start Airflow
+	@$(PY) -m pytest -m "not e2e"
+
+up: venv ## Start the local stack and leave it running (prints the UI URL and credentials)
+	@$(PY) -m include.devstack up
+
+down: venv ## Stop what `make up` started
+	@$(PY) -m include.devstack down
+
+bench: venv ## Run the benchmarks in bench/
+	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+clean: down ## Remove the local stack's state (.local/) and caches; keeps .venv
+	rm -rf .local .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Domain logic of the operations pipeline: plain Python, importable without Airflow."""

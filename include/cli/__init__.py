@@ -1,0 +1,1 @@
+"""Command-line tools: the REST client CI systems use to trigger and follow DAG runs."""

@@ -1,0 +1,212 @@
+"""A small client for Airflow 3's public REST API (v2), standard library only.
+
+CI systems use it through :mod:`include.cli.trigger`; ``make demo`` and the
+end-to-end tests drive the real Airflow services with it. It authenticates the
+Airflow 3 way (``POST /auth/token`` -> bearer token) and turns every failure into an
+:class:`AirflowApiError` whose message is one readable line.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+FAILED_TASK_STATES = frozenset({"failed", "upstream_failed"})
+
+
+class AirflowApiError(Exception):
+    """A request that did not succeed; ``status`` is the HTTP status (0: unreachable)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class DagRun:
+    dag_id: str
+    run_id: str
+    state: str
+    start_date: str | None
+    end_date: str | None
+    conf: dict[str, Any]
+
+    @classmethod
+    def from_api(cls, payload: dict[str, Any]) -> DagRun:
+        return cls(
+            dag_id=payload["dag_id"],
+            run_id=payload["dag_run_id"],
+            state=payload["state"],
+            start_date=payload.get("start_date"),
+            end_date=payload.get("end_date"),
+            conf=payload.get("conf") or {},
+        )
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if not (self.start_date and self.end_date):
+            return None
+        start = datetime.fromisoformat(self.start_date.replace("Z", "+00:00"))
+        end = datetime.fromisoformat(self.end_date.replace("Z", "+00:00"))
+        return (end - start).total_seconds()
+
+
+class AirflowClient:
+    """Talks to one api-server. Credentials are a username/password or a ready token."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._username = username
+        self._password = password
+        self._token = token
+        self._timeout = timeout
+
+    # --- transport ---------------------------------------------------------------
+
+    def _send(self, method: str, path: str, body: Any = None, *, auth: bool = True) -> Any:
+        url = f"{self.base_url}{path}"
+        headers = {"Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if auth:
+            headers["Authorization"] = f"Bearer {self._bearer()}"
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as error:
+            raise AirflowApiError(
+                f"{method} {path} answered HTTP {error.code}: {_error_detail(error)}", error.code
+            ) from None
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise AirflowApiError(f"cannot reach the Airflow api-server at {self.base_url}: {reason}") from None
+        return json.loads(payload) if payload else None
+
+    def _bearer(self) -> str:
+        if self._token is None:
+            if not (self._username and self._password):
+                raise AirflowApiError("no credentials: give a username and password, or a token")
+            try:
+                response = self._send(
+                    "POST", "/auth/token", {"username": self._username, "password": self._password}, auth=False
+                )
+            except AirflowApiError as error:
+                if error.status in (400, 401, 403):
+                    raise AirflowApiError(
+                        f"the api-server at {self.base_url} refused the credentials of user {self._username!r}",
+                        error.status,
+                    ) from None
+                raise
+            self._token = response["access_token"]
+        return self._token
+
+    # --- endpoints ---------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        return self._send("GET", "/api/v2/monitor/health", auth=False)
+
+    def get_dag(self, dag_id: str) -> dict[str, Any]:
+        try:
+            return self._send("GET", f"/api/v2/dags/{_quote(dag_id)}")
+        except AirflowApiError as error:
+            if error.status == 404:
+                raise AirflowApiError(f"DAG {dag_id!r} does not exist on {self.base_url}", 404) from None
+            raise
+
+    def import_errors(self) -> list[dict[str, Any]]:
+        return self._send("GET", "/api/v2/importErrors?limit=100")["import_errors"]
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self._send("PATCH", f"/api/v2/dags/{_quote(dag_id)}", {"is_paused": paused})
+
+    def trigger(self, dag_id: str, conf: dict[str, Any], *, run_id: str | None = None) -> DagRun:
+        body: dict[str, Any] = {"logical_date": None, "conf": conf}
+        if run_id:
+            body["dag_run_id"] = run_id
+        try:
+            return DagRun.from_api(self._send("POST", f"/api/v2/dags/{_quote(dag_id)}/dagRuns", body))
+        except AirflowApiError as error:
+            if error.status == 404:
+                raise AirflowApiError(f"DAG {dag_id!r} does not exist on {self.base_url}", 404) from None
+            if error.status == 400:
+                raise AirflowApiError(f"DAG {dag_id!r} refused the conf: {error}", 400) from None
+            raise
+
+    def get_run(self, dag_id: str, run_id: str) -> DagRun:
+        return DagRun.from_api(self._send("GET", f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}"))
+
+    def wait_for_run(
+        self,
+        dag_id: str,
+        run_id: str,
+        *,
+        timeout: float = 1800,
+        poll: float = 2.0,
+        on_change: Callable[[DagRun], None] = lambda _run: None,
+    ) -> DagRun:
+        """Poll until the run is success or failed; raise ``TimeoutError`` past ``timeout``."""
+        deadline = time.monotonic() + timeout
+        last_state = None
+        while True:
+            run = self.get_run(dag_id, run_id)
+            if run.state != last_state:
+                on_change(run)
+                last_state = run.state
+            if run.state in TERMINAL_RUN_STATES:
+                return run
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} of {dag_id} still {run.state} after {timeout:.0f}s")
+            time.sleep(poll)
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        path = f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}/taskInstances?limit=1000"
+        return self._send("GET", path)["task_instances"]
+
+    def task_log_lines(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> Iterator[str]:
+        """The ``event`` lines of one try's log (the API serves logs as JSON events)."""
+        path = (
+            f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}"
+            f"/taskInstances/{_quote(task_id)}/logs/{try_number}?full_content=true"
+        )
+        content = self._send("GET", path)["content"]
+        for entry in content:
+            if isinstance(entry, dict):
+                event = entry.get("event", "")
+                level = entry.get("level")
+                yield f"[{level}] {event}" if level else str(event)
+            else:
+                yield str(entry)
+
+
+def _quote(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+def _error_detail(error: urllib.error.HTTPError) -> str:
+    try:
+        body = json.loads(error.read() or b"null")
+    except (ValueError, OSError):
+        return error.reason or "no detail"
+    detail = body.get("detail") if isinstance(body, dict) else body
+    if isinstance(detail, list):  # FastAPI validation errors
+        return "; ".join(str(item.get("msg", item)) if isinstance(item, dict) else str(item) for item in detail)
+    return str(detail or error.reason)
