@@ -54,7 +54,13 @@ log = logging.getLogger("bp.platform_preflight")
             title="Fleet slug",
             description="Only check this fleet, e.g. `gpu-default` (empty: every fleet).",
         ),
-        "aws_conn_id": Param("aws_default", type="string", title="AWS connection id"),
+        "aws_conn_id": Param(
+            "aws_default",
+            type="string",
+            pattern=r"^[A-Za-z0-9_.-]{1,250}$",
+            title="AWS connection id",
+            description="Airflow connection to AWS (or to the local emulator).",
+        ),
     },
 )
 def platform_preflight():

@@ -187,14 +187,15 @@ def _check_fleet_secret(ssm: Any, stage: str, stage_has_fleets: bool, on_secret:
     if parameter is None:
         return Finding("fleet secret", name, severity_if_bad, "parameter is missing")
     value = parameter["Value"]
-    on_secret(value)
     if value.strip() in ("", ssm_paths.UNSET_FLEET_SECRET):
+        # The public placeholder is not a secret: masking it would hide the finding's reason.
         return Finding(
             "fleet secret",
             name,
             severity_if_bad,
             f"still the deploy placeholder {ssm_paths.UNSET_FLEET_SECRET}: workers can't register",
         )
+    on_secret(value)
     if parameter["Type"] != "SecureString":
         return Finding("fleet secret", name, Severity.WARNING, f"stored as {parameter['Type']}, not SecureString")
     return Finding("fleet secret", name, Severity.OK, "set (SecureString)")

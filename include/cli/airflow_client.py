@@ -189,12 +189,16 @@ class AirflowClient:
         )
         content = self._send("GET", path)["content"]
         for entry in content:
-            if isinstance(entry, dict):
-                event = entry.get("event", "")
-                level = entry.get("level")
-                yield f"[{level}] {event}" if level else str(event)
-            else:
+            if not isinstance(entry, dict):
                 yield str(entry)
+                continue
+            level = entry.get("level")
+            event = entry.get("event", "")
+            yield f"[{level}] {event}" if level else str(event)
+            # A failure's message is in error_detail (outermost exception first), not in event.
+            for depth, error in enumerate(entry.get("error_detail") or []):
+                prefix = "    " if depth == 0 else "    caused by "
+                yield f"{prefix}{error.get('exc_type')}: {error.get('exc_value')}"
 
 
 def _quote(value: str) -> str:

@@ -1,0 +1,57 @@
+"""Test settings that must exist before Airflow or boto3 is imported anywhere.
+
+Airflow reads AIRFLOW_HOME when it is first imported and writes airflow.cfg there, so
+the suite gets its own home under .local/ (never a developer's real one). boto3 gets
+moto's dummy credentials and no instance-metadata lookups, so no test can reach AWS.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TEST_HOME = REPO_ROOT / ".local" / "pytest"
+ARTIFACTS = REPO_ROOT / ".local" / "test-artifacts"
+
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(TEST_HOME / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+)
+for name in [key for key in os.environ if key.startswith(("AWS_PROFILE", "AWS_SESSION_TOKEN", "AIRFLOW_CONN_"))]:
+    del os.environ[name]
+(TEST_HOME / "airflow").mkdir(parents=True, exist_ok=True)
+
+
+@pytest.fixture
+def aws():
+    """moto in-process: a fresh emulated account per test; yields a client factory."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        yield boto3.client
+
+
+@pytest.fixture
+def seeded(aws):
+    """The platform baseline seeded into the emulated account."""
+    from include.baseline import seed_baseline
+
+    return seed_baseline(aws)
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS

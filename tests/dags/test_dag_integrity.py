@@ -1,0 +1,106 @@
+"""Every DAG file imports cleanly and follows the project's operating policy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DAG_FILES = sorted(p.name for p in (REPO_ROOT / "dags").glob("*.py") if not p.name.startswith("_"))
+
+#: Each DAG's overlap policy, decided on purpose: 1 where runs must not overlap.
+EXPECTED_MAX_ACTIVE_RUNS = {
+    "platform_preflight": 4,  # read-only: concurrent checks are harmless
+}
+
+
+@pytest.fixture(scope="session")
+def dag_bag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(REPO_ROOT / "dags"))
+
+
+def _dags(dag_bag):
+    return sorted(dag_bag.dags.values(), key=lambda dag: dag.dag_id)
+
+
+def test_there_are_dag_files_and_each_defines_a_dag(dag_bag):
+    assert DAG_FILES, "no DAG file found"
+    files_with_dags = {Path(dag.fileloc).name for dag in dag_bag.dags.values()}
+    assert files_with_dags == set(DAG_FILES)
+
+
+def test_no_import_errors(dag_bag):
+    assert dag_bag.import_errors == {}
+
+
+def test_every_dag_is_documented_owned_tagged_and_retried(dag_bag):
+    problems = []
+    for dag in _dags(dag_bag):
+        if not (dag.doc_md or "").strip():
+            problems.append(f"{dag.dag_id}: no doc_md")
+        if not dag.tags:
+            problems.append(f"{dag.dag_id}: no tags")
+        if "retries" not in dag.default_args:
+            problems.append(f"{dag.dag_id}: default_args has no retries")
+        for task in dag.tasks:
+            if task.owner in ("", "airflow"):
+                problems.append(f"{dag.dag_id}.{task.task_id}: owner is {task.owner!r}")
+    assert problems == []
+
+
+def test_every_dag_has_a_decided_overlap_policy(dag_bag):
+    actual = {dag.dag_id: dag.max_active_runs for dag in _dags(dag_bag)}
+    assert actual == EXPECTED_MAX_ACTIVE_RUNS
+
+
+def test_params_are_typed_and_constrained_so_the_trigger_form_validates_them(dag_bag):
+    problems = []
+    for dag in _dags(dag_bag):
+        for name in dag.params:
+            param = dag.params.get_param(name)
+            schema = param.schema
+            if "type" not in schema:
+                problems.append(f"{dag.dag_id}.{name}: no type")
+            if not (schema.get("title") and (param.description or schema.get("description_md"))):
+                problems.append(f"{dag.dag_id}.{name}: needs a title and a description")
+            types = schema.get("type")
+            types = types if isinstance(types, list) else [types]
+            if "string" in types and not ({"enum", "pattern", "format"} & schema.keys()):
+                problems.append(f"{dag.dag_id}.{name}: a free string; give it an enum, a pattern or a format")
+    assert problems == []
+
+
+_PARSE_WITHOUT_NETWORK = """
+import json, socket, sys
+attempts = []
+def refuse(*args, **kwargs):
+    attempts.append(repr(args[1:] if args and isinstance(args[0], socket.socket) else args)[:200])
+    raise OSError("network access is not allowed while parsing DAGs")
+socket.socket.connect = refuse
+socket.socket.connect_ex = refuse
+socket.create_connection = refuse
+socket.getaddrinfo = refuse
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+print(json.dumps({"attempts": attempts, "errors": bag.import_errors, "dags": sorted(bag.dag_ids)}))
+"""
+
+
+def test_parsing_the_dags_opens_no_network_connection():
+    result = subprocess.run(
+        [sys.executable, "-c", _PARSE_WITHOUT_NETWORK, str(REPO_ROOT / "dags")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["attempts"] == []
+    assert report["errors"] == {}
+    assert set(report["dags"]) == set(EXPECTED_MAX_ACTIVE_RUNS)

@@ -1,0 +1,192 @@
+import json
+
+import pytest
+
+from gpu_worker import layout
+from include import preflight, ssm_paths
+from include.preflight import Scope, Severity
+
+STAGING, SLUG = "staging", "gpu-default"
+
+
+def _critical(findings):
+    return [(f.check, f.resource, f.detail) for f in findings if f.severity is Severity.CRITICAL]
+
+
+def test_seeded_baseline_has_no_deploy_blocker(aws, seeded):
+    findings = preflight.inspect_platform(aws)
+
+    assert _critical(findings) == []
+    checked = {(f.check, f.resource) for f in findings}
+    assert ("ami pointer", ssm_paths.fleet_ami(STAGING, SLUG)) in checked
+    assert ("active bundle", ssm_paths.active_bundle(STAGING, SLUG)) in checked
+    assert ("fleet secret", ssm_paths.fleet_secret("production")) in checked
+    preflight.raise_for_critical(findings)  # must not raise
+
+
+def _put(aws, name, value, type_="String"):
+    aws("ssm").put_parameter(Name=name, Value=value, Type=type_, Overwrite=True)
+
+
+def _placeholder_secret(aws, seeded):
+    _put(aws, ssm_paths.fleet_secret(STAGING), ssm_paths.UNSET_FLEET_SECRET, "SecureString")
+    return "fleet secret", ssm_paths.fleet_secret(STAGING), "still the deploy placeholder CHANGE_ME_AFTER_DEPLOY"
+
+
+def _missing_secret(aws, seeded):
+    aws("ssm").delete_parameter(Name=ssm_paths.fleet_secret(STAGING))
+    return "fleet secret", ssm_paths.fleet_secret(STAGING), "parameter is missing"
+
+
+def _bucket_gone(aws, seeded):
+    _put(aws, ssm_paths.models_bucket(), "bp-models-typo")
+    return "models bucket", ssm_paths.models_bucket(), "points to bucket 'bp-models-typo', which does not exist"
+
+
+def _ami_deregistered(aws, seeded):
+    aws("ec2").deregister_image(ImageId=seeded.base_ami_id)
+    return "ami pointer", ssm_paths.fleet_ami(STAGING, SLUG), f"points to {seeded.base_ami_id}, which does not exist"
+
+
+def _bundle_manifest_missing(aws, seeded):
+    _put(aws, ssm_paths.active_bundle(STAGING, SLUG), "bundles/0000-not-uploaded")
+    key = "bundles/0000-not-uploaded/manifest.json"
+    return "active bundle", ssm_paths.active_bundle(STAGING, SLUG), f"s3://{seeded.models_bucket}/{key}"
+
+
+def _desired_config_not_json(aws, seeded):
+    _put(aws, ssm_paths.desired_config(STAGING, SLUG), "{'max_size': 2,}")
+    return "desired_config", ssm_paths.desired_config(STAGING, SLUG), "is not valid JSON"
+
+
+@pytest.mark.parametrize(
+    "break_one_item",
+    [
+        _placeholder_secret,
+        _missing_secret,
+        _bucket_gone,
+        _ami_deregistered,
+        _bundle_manifest_missing,
+        _desired_config_not_json,
+    ],
+)
+def test_each_broken_item_is_one_precise_critical_finding(aws, seeded, break_one_item):
+    check, resource, detail_part = break_one_item(aws, seeded)
+
+    findings = preflight.inspect_platform(aws)
+
+    critical = _critical(findings)
+    assert len(critical) == 1, critical
+    assert critical[0][:2] == (check, resource)
+    assert detail_part in critical[0][2]
+    with pytest.raises(preflight.PreflightFailed, match=f"1 deploy blocker\\(s\\) found: {check} {resource}"):
+        preflight.raise_for_critical(findings)
+
+
+def test_every_problem_is_reported_not_just_the_first(aws, seeded):
+    _placeholder_secret(aws, seeded)
+    _ami_deregistered(aws, seeded)
+    _desired_config_not_json(aws, seeded)
+
+    findings = preflight.inspect_platform(aws)
+
+    assert {c[0] for c in _critical(findings)} == {"fleet secret", "ami pointer", "desired_config"}
+    table = preflight.render_table(findings)
+    assert table.splitlines()[0].split() == ["SEVERITY", "CHECK", "RESOURCE", "DETAIL"]
+    assert [line.split()[0] for line in table.splitlines()[1:4]] == ["CRITICAL"] * 3
+
+
+def test_an_ami_pointer_to_an_unknown_image_is_critical(aws, seeded):
+    ec2 = aws("ec2")
+    ec2.deregister_image(ImageId=seeded.base_ami_id)
+    _put(aws, ssm_paths.fleet_ami(STAGING, SLUG), "ami-00000000000000000")
+
+    critical = _critical(preflight.inspect_platform(aws))
+
+    assert critical == [
+        ("ami pointer", ssm_paths.fleet_ami(STAGING, SLUG), "points to ami-00000000000000000, which does not exist")
+    ]
+
+
+def test_a_desired_config_that_is_json_but_not_an_object_is_critical(aws, seeded):
+    _put(aws, ssm_paths.desired_config(STAGING, SLUG), json.dumps(["g5.xlarge"]))
+
+    assert _critical(preflight.inspect_platform(aws)) == [
+        ("desired_config", ssm_paths.desired_config(STAGING, SLUG), "is JSON list, not an object")
+    ]
+
+
+def test_a_missing_ami_pointer_is_a_warning_that_names_the_dag_to_run(aws, seeded):
+    aws("ssm").delete_parameter(Name=ssm_paths.fleet_ami(STAGING, SLUG))
+
+    findings = preflight.inspect_platform(aws)
+
+    assert _critical(findings) == []
+    [warning] = [f for f in findings if f.check == "ami pointer"]
+    assert warning.severity is Severity.WARNING and "gpu_ami_build_and_bake" in warning.detail
+
+
+def test_the_placeholder_in_a_stage_without_fleets_is_only_a_warning(aws, seeded):
+    _put(aws, ssm_paths.fleet_secret("production"), ssm_paths.UNSET_FLEET_SECRET, "SecureString")
+
+    findings = preflight.inspect_platform(aws)
+
+    assert _critical(findings) == []
+    [finding] = [f for f in findings if f.resource == ssm_paths.fleet_secret("production")]
+    assert finding.severity is Severity.WARNING
+
+
+def test_an_active_bundle_whose_manifest_exists_is_ok(aws, seeded):
+    _put(aws, ssm_paths.active_bundle(STAGING, SLUG), seeded.sample_bundle_prefix)
+
+    findings = preflight.inspect_platform(aws)
+
+    [bundle] = [f for f in findings if f.check == "active bundle"]
+    assert bundle.severity is Severity.OK
+    assert layout.manifest_key(seeded.sample_bundle_prefix) in bundle.detail
+
+
+def test_scope_limits_the_checks_to_one_stage_and_fleet(aws, seeded):
+    _put(aws, ssm_paths.desired_config("production", "other-fleet"), "not json")
+
+    everything = preflight.inspect_platform(aws)
+    staging_only = preflight.inspect_platform(aws, Scope("staging", "gpu-default"))
+
+    assert ("production", "other-fleet") in preflight.discover_fleets(aws("ssm"))
+    assert [c[:2] for c in _critical(everything)] == [
+        ("desired_config", ssm_paths.desired_config("production", "other-fleet"))
+    ]
+    assert _critical(staging_only) == []
+    assert all("production" not in f.resource for f in staging_only)
+
+
+def test_a_fleet_named_in_scope_but_absent_is_reported(aws, seeded):
+    findings = preflight.inspect_platform(aws, Scope("staging", "never-created"))
+
+    missing = {f.check: f.severity for f in findings if "never-created" in f.resource}
+    assert missing == {
+        "desired_config": Severity.WARNING,
+        "ami pointer": Severity.WARNING,
+        "active bundle": Severity.WARNING,
+    }
+
+
+def test_secret_values_go_to_the_mask_hook_and_never_into_findings(aws, seeded):
+    masked = []
+    secrets = {
+        stage: aws("ssm").get_parameter(Name=ssm_paths.fleet_secret(stage), WithDecryption=True)["Parameter"]["Value"]
+        for stage in ssm_paths.FLEET_STAGES
+    }
+
+    findings = preflight.inspect_platform(aws, on_secret=masked.append)
+
+    assert sorted(masked) == sorted(secrets.values())
+    table = preflight.render_table(findings)
+    assert not any(secret in table for secret in secrets.values())
+
+
+def test_an_invalid_scope_is_refused_before_any_call():
+    with pytest.raises(ssm_paths.InvalidFleetName):
+        Scope("staging", "Bad Slug")
+    with pytest.raises(ssm_paths.InvalidFleetName):
+        Scope("qa", None)
