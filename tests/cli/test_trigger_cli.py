@@ -27,7 +27,8 @@ def test_malformed_conf_is_one_line_and_exit_2(conf, message):
     code, out, err = _run("platform_preflight", "--conf", conf, "--url", "http://127.0.0.1:9")
 
     assert code == trigger.EXIT_USAGE
-    assert err.startswith(message) and err.count("\n") == 1
+    assert err.startswith(message)
+    assert err.count("\n") == 1
     assert out == ""
 
 

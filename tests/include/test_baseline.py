@@ -19,18 +19,22 @@ def test_baseline_seeds_buckets_parameters_network_and_ami(aws, seeded):
     for stage in ssm_paths.FLEET_STAGES:
         secret = _value(aws, ssm_paths.fleet_secret(stage), decrypt=True)
         assert secret["Type"] == "SecureString"
-        assert len(secret["Value"]) == 64 and secret["Value"] != ssm_paths.UNSET_FLEET_SECRET
+        assert len(secret["Value"]) == 64
+        assert secret["Value"] != ssm_paths.UNSET_FLEET_SECRET
 
     assert _value(aws, ssm_paths.active_bundle("staging", "gpu-default"))["Value"] == "none"
     config = json.loads(_value(aws, ssm_paths.desired_config("staging", "gpu-default"))["Value"])
-    assert config["backlog_target"] == 2 and config["instance_types"]
+    assert config["backlog_target"] == 2
+    assert config["instance_types"]
     ami = _value(aws, ssm_paths.fleet_ami("staging", "gpu-default"))
-    assert ami["Value"] == seeded.base_ami_id and ami["DataType"] == "aws:ec2:image"
+    assert ami["Value"] == seeded.base_ami_id
+    assert ami["DataType"] == "aws:ec2:image"
     image = aws("ec2").describe_images(ImageIds=[seeded.base_ami_id])["Images"][0]
     assert image["State"] == "available"
 
     subnets = _value(aws, ssm_paths.private_subnet_ids())["Value"].split(",")
-    assert subnets == seeded.private_subnet_ids and len(subnets) == 2
+    assert subnets == seeded.private_subnet_ids
+    assert len(subnets) == 2
     described = aws("ec2").describe_subnets(SubnetIds=subnets)["Subnets"]
     assert {s["VpcId"] for s in described} == {seeded.vpc_id}
     assert _value(aws, ssm_paths.worker_security_group_id())["Value"] == seeded.worker_security_group_id
@@ -40,7 +44,8 @@ def test_sample_bundle_is_content_addressed_and_complete(aws, seeded):
     s3 = aws("s3")
     manifest_key = layout.manifest_key(seeded.sample_bundle_prefix)
     manifest = json.loads(s3.get_object(Bucket=seeded.models_bucket, Key=manifest_key)["Body"].read())
-    assert manifest["manifest_version"] == 1 and manifest["bundle_id"] == seeded.sample_bundle_id
+    assert manifest["manifest_version"] == 1
+    assert manifest["bundle_id"] == seeded.sample_bundle_id
     assert len(manifest["assets"]) == len(baseline.SAMPLE_ASSETS)
     for asset in manifest["assets"]:
         assert asset["asset_s3_key"] == f"assets/{asset['kind']}/{asset['sha256']}"

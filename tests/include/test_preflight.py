@@ -123,7 +123,8 @@ def test_a_missing_ami_pointer_is_a_warning_that_names_the_dag_to_run(aws, seede
 
     assert _critical(findings) == []
     [warning] = [f for f in findings if f.check == "ami pointer"]
-    assert warning.severity is Severity.WARNING and "gpu_ami_build_and_bake" in warning.detail
+    assert warning.severity is Severity.WARNING
+    assert "gpu_ami_build_and_bake" in warning.detail
 
 
 def test_the_placeholder_in_a_stage_without_fleets_is_only_a_warning(aws, seeded):
