@@ -39,6 +39,9 @@ def aws():
     import boto3
     from moto import mock_aws
 
+    from include.devstack import emulator
+
+    emulator.install()
     with mock_aws():
         yield boto3.client
 

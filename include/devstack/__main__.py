@@ -17,7 +17,7 @@ def up() -> int:
     running = LocalStack.running_state(UP_HOME)
     if running:
         print(f"The stack is already up at {running['api_url']}; run 'make down' first.")
-        return 1
+        return 0
     stack = LocalStack(UP_HOME)
     try:
         seeded = stack.start(seed=baseline.seed_baseline)

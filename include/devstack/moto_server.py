@@ -2,7 +2,8 @@
 
 ``python -m include.devstack.moto_server --port 5000``. Started as its own process so
 the demo and the end-to-end tests reach it exactly as they would reach AWS: over HTTP,
-through the ``aws_default`` connection's ``endpoint_url``.
+through the ``aws_default`` connection's ``endpoint_url``, with the project's emulator
+extension (:mod:`include.devstack.emulator`) loaded into the server process.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ import argparse
 
 from moto.server import main as moto_main
 
+from include.devstack import emulator
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
+    emulator.install()
     moto_main(["--host", args.host, "--port", str(args.port)])
 
 

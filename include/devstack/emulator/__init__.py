@@ -1,0 +1,19 @@
+"""An extension layer over moto's own backends that gives the calls moto lacks their
+documented AWS behaviour. Loaded by the in-process tests (``tests/conftest.py``) and
+by the demo's moto server (``include.devstack.moto_server``); production code never
+imports it.
+"""
+
+from __future__ import annotations
+
+from include.devstack.emulator import autoscaling
+
+_installed = False
+
+
+def install() -> None:
+    """Patch moto once per process; safe to call again."""
+    global _installed
+    if not _installed:
+        autoscaling.install()
+        _installed = True
