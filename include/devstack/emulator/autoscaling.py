@@ -221,7 +221,8 @@ def start_instance_refresh(self: AutoScalingResponse) -> ActionResult:
     group = _group(backend, group_name)
     if _active(backend, group_name):
         raise InstanceRefreshInProgress(
-            f"An Instance Refresh is already in progress and blocks the execution of this Instance Refresh for {group_name}."
+            "An Instance Refresh is already in progress and blocks the execution "
+            f"of this Instance Refresh for {group_name}."
         )
     preferences = self._get_param("Preferences") or {}
     preferences.setdefault("MinHealthyPercentage", 90)
