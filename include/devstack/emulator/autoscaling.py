@@ -69,6 +69,7 @@ class InstanceRefresh:
     checkpoints_passed: set[int] = field(default_factory=set)
     fail_at_percentage: int | None = None
     failure_reason: str = ""
+    rollback_failure_reason: str = ""
 
     @property
     def total(self) -> int:
@@ -169,6 +170,9 @@ def _step(backend: AutoScalingBackend, refresh: InstanceRefresh) -> None:
         refresh.finish("Cancelled", "The instance refresh was cancelled.")
         return
     if refresh.status == "RollbackInProgress":
+        if refresh.rollback_failure_reason:
+            refresh.finish("RollbackFailed", refresh.rollback_failure_reason)
+            return
         if refresh.replaced_with:
             live = {s.instance.id for s in group.instance_states}
             for instance_id in [i for i in refresh.replaced_with if i in live]:
@@ -302,14 +306,17 @@ def plan_failure(
     *,
     at_percentage: int = 0,
     reason: str = "",
+    rollback_failure_reason: str = "",
     account_id: str = "123456789012",
     region: str = "us-east-1",
 ) -> InstanceRefresh:
-    """Make the group's active refresh fail once it reaches ``at_percentage`` (tests only)."""
+    """Make the group's active refresh fail once it reaches ``at_percentage`` (tests only);
+    with ``rollback_failure_reason`` its rollback fails too."""
     refresh = _active(autoscaling_backends[account_id][region], group_name)
     if refresh is None:
         raise LookupError(f"no active instance refresh on {group_name}")
     refresh.fail_at_percentage, refresh.failure_reason = at_percentage, reason
+    refresh.rollback_failure_reason = rollback_failure_reason
     return refresh
 
 

@@ -1,0 +1,42 @@
+"""Errors of the bp_aws building blocks: one class per kind of failure, each naming the
+resource it is about, so a task log says what failed without a traceback to read."""
+
+from __future__ import annotations
+
+from airflow.sdk.exceptions import AirflowException
+
+
+class AwsResourceNotFound(AirflowException):
+    """A named AWS resource (group, stack, parameter, image) does not exist."""
+
+    def __init__(self, kind: str, name: str, detail: str = "") -> None:
+        super().__init__(f"{kind} {name!r} does not exist" + (f": {detail}" if detail else ""))
+        self.kind, self.name = kind, name
+
+
+class InstanceRefreshFailed(AirflowException):
+    """An instance refresh ended in a state other than Successful."""
+
+
+class InstanceRefreshConflict(AirflowException):
+    """Another instance refresh is already running on the group."""
+
+
+class CapacityNotReached(AirflowException):
+    """An Auto Scaling group did not settle at the capacity waited for."""
+
+
+class ParameterVersionConflict(AirflowException):
+    """An SSM parameter changed since the caller read it (the optimistic check failed)."""
+
+
+class StackDeployFailed(AirflowException):
+    """A CloudFormation create, update or delete ended in a failed or rolled-back state."""
+
+
+class ImageNotAvailable(AirflowException):
+    """An AMI ended failed, invalid or deregistered instead of available."""
+
+
+class PackerBuildFailed(AirflowException):
+    """``packer`` exited non-zero, timed out, or printed no artifact."""

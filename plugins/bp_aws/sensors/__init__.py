@@ -1,0 +1,1 @@
+"""Sensors of the bp_aws package."""

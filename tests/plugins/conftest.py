@@ -1,0 +1,125 @@
+"""The plugins are tested against moto over real HTTP: a moto server thread inside the
+test process, so boto3 hooks *and* the triggers' aiobotocore clients reach it, while
+tests can still advance moto's backend state directly (same process)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from include.devstack.stack import aws_connection_uri, emulator_client_factory, free_port
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    from moto.server import ThreadedMotoServer
+
+    from include.devstack import emulator
+
+    emulator.install()
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_http(moto_endpoint, monkeypatch):
+    """A fresh emulated account behind ``aws_default``; yields a boto3 client factory."""
+    request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request, timeout=30).close()
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", aws_connection_uri(moto_endpoint))
+    return emulator_client_factory(moto_endpoint)
+
+
+@pytest.fixture
+def platform(aws_http):
+    from include.baseline import seed_baseline
+
+    return seed_baseline(aws_http)
+
+
+def run_trigger(trigger) -> dict[str, Any]:
+    """Run a trigger to its first event in this test's event loop; return the payload."""
+
+    async def first_event():
+        async for event in trigger.run():
+            return event.payload
+        raise AssertionError("the trigger ended without an event")
+
+    return asyncio.run(first_event())
+
+
+def resume(operator, context: dict | None = None):
+    """Execute a deferrable operator: run its trigger, then resume it with the event.
+
+    Returns what the resumed method returns. Follows chained deferrals.
+    """
+    from airflow.sdk.exceptions import TaskDeferred
+
+    context = context or {}
+    try:
+        return operator.execute(context)
+    except TaskDeferred as deferred:
+        while True:
+            event = run_trigger(deferred.trigger)
+            try:
+                return getattr(operator, deferred.method_name)(context, event)
+            except TaskDeferred as again:
+                deferred = again
+
+
+@dataclass
+class Fleet:
+    group: str
+    template_id: str
+    base_image: str
+
+    def instance_ids(self, client) -> list[str]:
+        group = client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[self.group])
+        return [i["InstanceId"] for i in group["AutoScalingGroups"][0]["Instances"]]
+
+    def images_of_instances(self, client) -> set[str]:
+        ids = self.instance_ids(client)
+        if not ids:
+            return set()
+        reservations = client("ec2").describe_instances(InstanceIds=ids)["Reservations"]
+        return {i["ImageId"] for r in reservations for i in r["Instances"]}
+
+    def new_version(self, client, name: str = "bp-gpu-bundle-2") -> tuple[str, str]:
+        """Register a new image and a launch template version using it; (image, version)."""
+        ec2 = client("ec2")
+        image = ec2.register_image(Name=name, RootDeviceName="/dev/sda1", BlockDeviceMappings=[])["ImageId"]
+        version = ec2.create_launch_template_version(
+            LaunchTemplateId=self.template_id, SourceVersion="1", LaunchTemplateData={"ImageId": image}
+        )["LaunchTemplateVersion"]["VersionNumber"]
+        return image, str(version)
+
+
+@pytest.fixture
+def fleet(aws_http, platform) -> Fleet:
+    """asg-staging-gpu-default with 2 running instances on launch template version 1."""
+    ec2, autoscaling = aws_http("ec2"), aws_http("autoscaling")
+    template = ec2.create_launch_template(
+        LaunchTemplateName="bp-staging-gpu-default",
+        LaunchTemplateData={"ImageId": platform.base_ami_id, "InstanceType": "g4dn.xlarge"},
+    )["LaunchTemplate"]
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="asg-staging-gpu-default",
+        MinSize=0,
+        MaxSize=4,
+        DesiredCapacity=2,
+        LaunchTemplate={"LaunchTemplateId": template["LaunchTemplateId"], "Version": "1"},
+        VPCZoneIdentifier=",".join(platform.private_subnet_ids),
+    )
+    return Fleet("asg-staging-gpu-default", template["LaunchTemplateId"], platform.base_ami_id)
+
+
+def dump(value: Any) -> str:
+    return json.dumps(value, default=str, indent=2)
