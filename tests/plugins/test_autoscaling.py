@@ -95,7 +95,7 @@ def test_unknown_preferences_are_refused_before_any_call(aws_http, fleet):
 
 
 def test_the_sensor_succeeds_and_logs_progress_as_it_changes(aws_http, fleet, capsys):
-    image, version = fleet.new_version(aws_http)
+    _, version = fleet.new_version(aws_http)
     refresh_id = _start(fleet, version, wait_for_completion=False).execute({})
     sensor = InstanceRefreshSensor(
         task_id="wait", auto_scaling_group_name=fleet.group, instance_refresh_id=refresh_id, poke_interval=0
@@ -149,19 +149,22 @@ def test_the_sensor_fails_on_each_failure_state_with_the_reason(
         deferrable=deferrable,
     )
 
-    with pytest.raises(InstanceRefreshFailed) as failed:
+    def wait_until_done():
         if deferrable:
-            resume(sensor)
-        else:
-            while not sensor.poke({}):
-                pass
+            return resume(sensor)
+        while not sensor.poke({}):
+            pass
+        return None
+
+    with pytest.raises(InstanceRefreshFailed) as failed:
+        wait_until_done()
 
     assert f"of {fleet.group}: {final}" in str(failed.value)
     assert reason in str(failed.value)
 
 
 def test_rollback_restores_the_previous_image(aws_http, fleet):
-    image, version = fleet.new_version(aws_http)
+    _, version = fleet.new_version(aws_http)
     _start(fleet, version, wait_for_completion=False).execute({})
     AutoScalingHook().describe_instance_refreshes(fleet.group)  # Pending -> InProgress
     AutoScalingHook().describe_instance_refreshes(fleet.group)  # one instance replaced
