@@ -30,6 +30,10 @@ class ParameterVersionConflict(AirflowException):
     """An SSM parameter changed since the caller read it (the optimistic check failed)."""
 
 
+class ParameterWriteRejected(AirflowException):
+    """AWS answered a parameter write but did not apply it (aws:ec2:image validation)."""
+
+
 class StackDeployFailed(AirflowException):
     """A CloudFormation create, update or delete ended in a failed or rolled-back state."""
 

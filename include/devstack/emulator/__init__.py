@@ -6,7 +6,7 @@ imports it.
 
 from __future__ import annotations
 
-from include.devstack.emulator import autoscaling
+from include.devstack.emulator import autoscaling, ssm
 
 _installed = False
 
@@ -16,4 +16,5 @@ def install() -> None:
     global _installed
     if not _installed:
         autoscaling.install()
+        ssm.install()
         _installed = True

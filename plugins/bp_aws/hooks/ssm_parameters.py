@@ -1,0 +1,77 @@
+"""SSM Parameter Store hook: read, write, history and tags of single parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from botocore.exceptions import ClientError
+
+from bp_aws.exceptions import AwsResourceNotFound
+
+
+class SsmParameterHook(AwsBaseHook):
+    """Interact with SSM Parameter Store through a boto3 ``ssm`` client.
+
+    .. seealso:: :class:`airflow.providers.amazon.aws.hooks.base_aws.AwsBaseHook`
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["client_type"] = "ssm"
+        super().__init__(*args, **kwargs)
+
+    def get(self, name: str, *, decrypt: bool = False) -> dict[str, Any] | None:
+        """The parameter (Name, Type, Value, Version, DataType, ...) or None if absent.
+
+        .. seealso:: SSM.Client.get_parameter
+        """
+        try:
+            return self.conn.get_parameter(Name=name, WithDecryption=decrypt)["Parameter"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ParameterNotFound":
+                return None
+            raise
+
+    def require(self, name: str, *, decrypt: bool = False) -> dict[str, Any]:
+        parameter = self.get(name, decrypt=decrypt)
+        if parameter is None:
+            raise AwsResourceNotFound("SSM parameter", name)
+        return parameter
+
+    def put(
+        self,
+        name: str,
+        value: str,
+        *,
+        parameter_type: str = "String",
+        data_type: str = "text",
+        overwrite: bool = True,
+        description: str | None = None,
+    ) -> int:
+        """Write a parameter; return the version AWS assigned. .. seealso:: SSM.Client.put_parameter"""
+        kwargs: dict[str, Any] = {
+            "Name": name,
+            "Value": value,
+            "Type": parameter_type,
+            "DataType": data_type,
+            "Overwrite": overwrite,
+        }
+        if description:
+            kwargs["Description"] = description
+        return self.conn.put_parameter(**kwargs)["Version"]
+
+    def history(self, name: str, *, decrypt: bool = False) -> list[dict[str, Any]]:
+        """Every stored version, oldest first. .. seealso:: SSM.Client.get_parameter_history"""
+        paginator = self.conn.get_paginator("get_parameter_history")
+        return [
+            version for page in paginator.paginate(Name=name, WithDecryption=decrypt) for version in page["Parameters"]
+        ]
+
+    def add_tags(self, name: str, tags: dict[str, str]) -> None:
+        """.. seealso:: SSM.Client.add_tags_to_resource"""
+        if tags:
+            self.conn.add_tags_to_resource(
+                ResourceType="Parameter",
+                ResourceId=name,
+                Tags=[{"Key": key, "Value": value} for key, value in tags.items()],
+            )
