@@ -63,7 +63,7 @@ def test_a_race_inside_the_read_write_window_is_detected(aws_http, platform):
 
     operator.hook.conn.meta.events.register_first("before-call.ssm.PutParameter", someone_writes_first)
 
-    with pytest.raises(ParameterVersionConflict, match="written by someone else .* became version 3, not 2"):
+    with pytest.raises(ParameterVersionConflict, match=r"written by someone else .* became version 3, not 2"):
         operator.execute({})
 
 
