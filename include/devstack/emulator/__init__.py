@@ -6,7 +6,7 @@ imports it.
 
 from __future__ import annotations
 
-from include.devstack.emulator import autoscaling, ssm
+from include.devstack.emulator import autoscaling, cloudformation, ssm
 
 _installed = False
 
@@ -16,5 +16,6 @@ def install() -> None:
     global _installed
     if not _installed:
         autoscaling.install()
+        cloudformation.install()
         ssm.install()
         _installed = True

@@ -1,0 +1,376 @@
+"""CloudFormation change sets and resources that moto 5.2.5 gets wrong or skips.
+
+* ``AWS::AutoScaling::ScalingPolicy`` and ``AWS::CloudWatch::Alarm`` are created,
+  updated and deleted with their stacks (moto warns and skips them).
+* An UPDATE change set is the diff of the template and the resolved parameters
+  against the stack: Add / Modify / Remove per logical id, with Replacement=True when
+  a resource's name property changes. A change set with no change ends ``FAILED`` with
+  AWS's reason "The submitted information didn't contain changes. Submit different
+  information to create a change set." (moto lists no change for a real update and
+  does not fail an unchanged one once parameters are involved).
+* Executing a change set refreshes the stack's parameters and Outputs (moto leaves
+  Outputs empty).
+* A resource that fails while a change set executes rolls the stack back, as AWS
+  does: the resource's ``CREATE_FAILED``/``UPDATE_FAILED`` event with the error as its
+  reason, then ``ROLLBACK_COMPLETE`` for a new stack or ``UPDATE_ROLLBACK_COMPLETE``
+  (the previous template and parameters restored) for an update.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from moto.autoscaling.models import autoscaling_backends
+from moto.cloudformation import parsing
+from moto.cloudformation.exceptions import ValidationError
+from moto.cloudformation.models import Change, CloudFormationBackend, Event, Stack
+from moto.cloudwatch.models import cloudwatch_backends
+from moto.core.common_models import CloudFormationModel
+
+NO_CHANGES = "The submitted information didn't contain changes. Submit different information to create a change set."
+
+#: Properties whose change makes CloudFormation replace the resource.
+_NAME_PROPERTIES = {
+    "AWS::AutoScaling::AutoScalingGroup": "AutoScalingGroupName",
+    "AWS::CloudWatch::Alarm": "AlarmName",
+    "AWS::EC2::LaunchTemplate": "LaunchTemplateName",
+    "AWS::SNS::Topic": "TopicName",
+    "AWS::Lambda::Function": "FunctionName",
+    "AWS::IAM::Role": "RoleName",
+    "AWS::Logs::LogGroup": "LogGroupName",
+}
+
+
+class ScalingPolicyResource(CloudFormationModel):
+    """``AWS::AutoScaling::ScalingPolicy``; Ref is the policy ARN, as in AWS."""
+
+    def __init__(self, policy: Any) -> None:
+        self.policy = policy
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.policy.arn
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "PolicyName"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::AutoScaling::ScalingPolicy"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr == "Arn"
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        return self.policy.arn
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> ScalingPolicyResource:
+        properties = cloudformation_json["Properties"]
+        backend = autoscaling_backends[account_id][region_name]
+        group = properties["AutoScalingGroupName"]
+        if group not in backend.autoscaling_groups:
+            raise ValueError(f"AutoScalingGroup name not found - {group}")
+        policy = backend.put_scaling_policy(
+            name=resource_name,
+            policy_type=properties.get("PolicyType", "SimpleScaling"),
+            metric_aggregation_type=properties.get("MetricAggregationType"),
+            adjustment_type=properties.get("AdjustmentType"),
+            as_name=group,
+            min_adjustment_magnitude=properties.get("MinAdjustmentMagnitude"),
+            scaling_adjustment=_int(properties.get("ScalingAdjustment")),
+            cooldown=_int(properties.get("Cooldown")),
+            target_tracking_config=properties.get("TargetTrackingConfiguration"),
+            step_adjustments=properties.get("StepAdjustments"),
+            estimated_instance_warmup=properties.get("EstimatedInstanceWarmup"),
+            predictive_scaling_configuration=properties.get("PredictiveScalingConfiguration"),
+        )
+        return cls(policy)
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> ScalingPolicyResource:
+        # Create first: a failing update must leave the original policy in place.
+        updated = cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+        if updated.policy.name != original_resource.policy.name:
+            autoscaling_backends[account_id][region_name].delete_policy(original_resource.policy.name)
+        return updated
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> None:
+        autoscaling_backends[account_id][region_name].delete_policy(resource_name)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        autoscaling_backends[account_id][region_name].delete_policy(self.policy.name)
+
+    def is_created(self) -> bool:
+        return True
+
+
+class AlarmResource(CloudFormationModel):
+    """``AWS::CloudWatch::Alarm``; Ref is the alarm name, as in AWS."""
+
+    def __init__(self, name: str, arn: str) -> None:
+        self.name, self.arn = name, arn
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "AlarmName"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::CloudWatch::Alarm"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr == "Arn"
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        return self.arn
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> AlarmResource:
+        properties = cloudformation_json["Properties"]
+        alarm = cloudwatch_backends[account_id][region_name].put_metric_alarm(
+            name=resource_name,
+            namespace=properties.get("Namespace"),
+            metric_name=properties.get("MetricName"),
+            comparison_operator=properties["ComparisonOperator"],
+            evaluation_periods=int(properties["EvaluationPeriods"]),
+            period=_int(properties.get("Period")),
+            threshold=float(properties["Threshold"]),
+            statistic=properties.get("Statistic"),
+            description=properties.get("AlarmDescription"),
+            dimensions=[{"name": d["Name"], "value": d["Value"]} for d in properties.get("Dimensions", [])],
+            alarm_actions=properties.get("AlarmActions", []),
+            ok_actions=properties.get("OKActions", []),
+            insufficient_data_actions=properties.get("InsufficientDataActions", []),
+            datapoints_to_alarm=_int(properties.get("DatapointsToAlarm")),
+            treat_missing_data=properties.get("TreatMissingData"),
+            unit=properties.get("Unit"),
+        )
+        return cls(resource_name, alarm.alarm_arn)
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> AlarmResource:
+        updated = cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+        if new_resource_name != original_resource.name:
+            cloudwatch_backends[account_id][region_name].delete_alarms([original_resource.name])
+        return updated
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> None:
+        cloudwatch_backends[account_id][region_name].delete_alarms([resource_name])
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        cloudwatch_backends[account_id][region_name].delete_alarms([self.name])
+
+    def is_created(self) -> bool:
+        return True
+
+
+def _int(value: Any) -> int | None:
+    return None if value in (None, "") else int(value)
+
+
+# --- change sets ------------------------------------------------------------------
+
+
+def _resolved_parameters(template: dict[str, Any], given: dict[str, str]) -> dict[str, str]:
+    declared = template.get("Parameters") or {}
+    resolved = {name: str(spec["Default"]) for name, spec in declared.items() if "Default" in spec}
+    resolved.update({k: str(v) for k, v in given.items() if k in declared})
+    return resolved
+
+
+def _references(resource: dict[str, Any], names: set[str]) -> bool:
+    text = json.dumps(resource, default=str)
+    return any(f'"Ref": "{name}"' in text or f"!Ref {name}" in text for name in names)
+
+
+def diff(
+    old_template: dict[str, Any],
+    old_parameters: dict[str, str],
+    new_template: dict[str, Any],
+    new_parameters: dict[str, str],
+) -> list[Change]:
+    """Resource changes between two (template, resolved parameters) pairs."""
+    old_resources = old_template.get("Resources") or {}
+    new_resources = new_template.get("Resources") or {}
+    changed_parameters = {
+        name
+        for name in set(old_parameters) | set(new_parameters)
+        if old_parameters.get(name) != new_parameters.get(name)
+    }
+    changes = []
+    for logical_id, resource in new_resources.items():
+        previous = old_resources.get(logical_id)
+        if previous is None:
+            changes.append(_change("Add", logical_id, resource["Type"]))
+        elif previous != resource or _references(resource, changed_parameters):
+            name_property = _NAME_PROPERTIES.get(resource["Type"])
+            old_props, new_props = previous.get("Properties", {}), resource.get("Properties", {})
+            replaced = previous["Type"] != resource["Type"] or (
+                name_property is not None and old_props.get(name_property) != new_props.get(name_property)
+            )
+            changes.append(_change("Modify", logical_id, resource["Type"], "True" if replaced else "False"))
+    for logical_id, resource in old_resources.items():
+        if logical_id not in new_resources:
+            changes.append(_change("Remove", logical_id, resource["Type"]))
+    return changes
+
+
+def _change(action: str, logical_id: str, resource_type: str, replacement: str | None = None) -> Change:
+    change = Change(action=action, logical_resource_id=logical_id, resource_type=resource_type)
+    if replacement is not None:
+        change.replacement = replacement
+    return change
+
+
+_original_create_change_set = CloudFormationBackend.create_change_set
+_original_execute_change_set = CloudFormationBackend.execute_change_set
+
+
+def create_change_set(self: CloudFormationBackend, stack_name: str, change_set_name: str, *args: Any, **kwargs: Any):
+    change_set_id, stack_id = _original_create_change_set(self, stack_name, change_set_name, *args, **kwargs)
+    change_set = self.change_sets[change_set_id]
+    if change_set.change_set_type != "UPDATE":
+        return change_set_id, stack_id
+    stack = self.stacks[stack_id]
+    stack._parse_template()
+    old_parameters = _resolved_parameters(stack.template_dict, stack.bp_parameters)
+    new_parameters = _resolved_parameters(change_set.template_dict, change_set.parameters)
+    change_set.changes = diff(stack.template_dict, old_parameters, change_set.template_dict, new_parameters)
+    if change_set.changes or old_parameters != new_parameters:
+        change_set.status, change_set.execution_status, change_set.status_reason = (
+            "CREATE_COMPLETE",
+            "AVAILABLE",
+            None,
+        )
+    else:
+        change_set.status, change_set.execution_status, change_set.status_reason = (
+            "FAILED",
+            "UNAVAILABLE",
+            NO_CHANGES,
+        )
+    return change_set_id, stack_id
+
+
+def execute_change_set(self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None) -> None:
+    change_set = self.describe_change_set(change_set_name)
+    stack = self.stacks[change_set.stack_id]
+    if change_set.execution_status != "AVAILABLE":
+        raise ValidationError(
+            stack_name, message=f"ChangeSet [{change_set.change_set_id}] cannot be executed in its current status"
+        )
+    previous = (stack.template, dict(stack.bp_parameters))
+    try:
+        _original_execute_change_set(self, change_set_name, stack_name)
+    except Exception as error:  # a resource failed: roll back like CloudFormation
+        _roll_back(stack, change_set, previous, error)
+        return
+    stack.bp_parameters = dict(change_set.parameters)
+    stack._parse_template()
+    stack.output_map = stack._create_output_map()
+
+
+class ResourceFailed(Exception):
+    """A resource's create or update raised; carries which resource it was."""
+
+    def __init__(self, logical_id: str, resource_type: str, error: Exception) -> None:
+        super().__init__(str(error))
+        self.logical_id, self.resource_type = logical_id, resource_type
+
+
+def _naming_failures(parse: Any) -> Any:
+    def wrapper(logical_id: str, resource_json: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return parse(logical_id, resource_json, *args, **kwargs)
+        except ResourceFailed:
+            raise
+        except Exception as error:
+            raise ResourceFailed(logical_id, resource_json.get("Type", "?"), error) from error
+
+    wrapper.bp_wrapped = True
+    return wrapper
+
+
+def _roll_back(stack: Any, change_set: Any, previous: tuple[str, dict[str, str]], error: Exception) -> None:
+    if isinstance(error, ResourceFailed):
+        logical_id, resource_type = error.logical_id, error.resource_type
+    else:
+        logical_id, resource_type = stack.name, "AWS::CloudFormation::Stack"
+    creating = change_set.change_set_type == "CREATE"
+    stack.events.append(
+        Event(
+            stack_id=stack.stack_id,
+            stack_name=stack.name,
+            logical_resource_id=logical_id,
+            physical_resource_id=None,
+            resource_type=resource_type,
+            resource_status="CREATE_FAILED" if creating else "UPDATE_FAILED",
+            resource_status_reason=str(error),
+            resource_properties=None,
+        )
+    )
+    change_set.execution_status = "EXECUTE_FAILED"
+    verb = "create" if creating else "update"
+    stack._add_stack_event(
+        "ROLLBACK_IN_PROGRESS" if creating else "UPDATE_ROLLBACK_IN_PROGRESS",
+        resource_status_reason=f"The following resource(s) failed to {verb}: [{logical_id}]. Rollback requested by user.",
+    )
+    if creating:
+        stack.resource_map.delete()
+        stack.status = "ROLLBACK_COMPLETE"
+    else:
+        template, parameters = previous
+        stack.template = template
+        stack._parse_template()
+        stack.resource_map.update(stack.template_dict, parameters)
+        stack.output_map = stack._create_output_map()
+        stack.status = "UPDATE_ROLLBACK_COMPLETE"
+    stack._add_stack_event(stack.status)
+
+
+def install() -> None:
+    # The model classes above registered themselves by subclassing; moto caches the map.
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+    for name in ("parse_and_create_resource", "parse_and_update_resource"):
+        if not getattr(getattr(parsing, name), "bp_wrapped", False):
+            setattr(parsing, name, _naming_failures(getattr(parsing, name)))
+    CloudFormationBackend.create_change_set = create_change_set
+    CloudFormationBackend.execute_change_set = execute_change_set
+    if not hasattr(Stack, "bp_parameters"):
+        Stack.bp_parameters = property(
+            lambda stack: stack.__dict__.setdefault("_bp_parameters", dict(stack.parameters or {})),
+            lambda stack, value: stack.__dict__.__setitem__("_bp_parameters", value),
+        )
