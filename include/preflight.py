@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from gpu_worker import layout
 from include import ssm_paths
+from include.tables import format_table
 
 ClientFactory = Callable[[str], Any]
 
@@ -131,14 +132,12 @@ def raise_for_critical(findings: list[Finding]) -> None:
 def render_table(findings: list[Finding]) -> str:
     """A fixed-width table for the task log, critical rows first."""
     order = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.OK: 2}
-    rows = [("SEVERITY", "CHECK", "RESOURCE", "DETAIL")] + [
-        (f.severity.value.upper(), f.check, f.resource, f.detail)
-        for f in sorted(findings, key=lambda f: order[f.severity])
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
-        for row in rows
+    return format_table(
+        ("SEVERITY", "CHECK", "RESOURCE", "DETAIL"),
+        (
+            (f.severity.value.upper(), f.check, f.resource, f.detail)
+            for f in sorted(findings, key=lambda f: order[f.severity])
+        ),
     )
 
 

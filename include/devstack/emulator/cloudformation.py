@@ -345,7 +345,9 @@ def _roll_back(stack: Any, change_set: Any, previous: tuple[str, dict[str, str]]
     verb = "create" if creating else "update"
     stack._add_stack_event(
         "ROLLBACK_IN_PROGRESS" if creating else "UPDATE_ROLLBACK_IN_PROGRESS",
-        resource_status_reason=f"The following resource(s) failed to {verb}: [{logical_id}]. Rollback requested by user.",
+        resource_status_reason=(
+            f"The following resource(s) failed to {verb}: [{logical_id}]. Rollback requested by user."
+        ),
     )
     if creating:
         stack.resource_map.delete()
@@ -354,7 +356,7 @@ def _roll_back(stack: Any, change_set: Any, previous: tuple[str, dict[str, str]]
         template, parameters = previous
         stack.template = template
         stack._parse_template()
-        stack.resource_map.update(stack.template_dict, parameters)
+        stack.resource_map.update(stack.template_dict, _resolved_parameters(stack.template_dict, parameters))
         stack.output_map = stack._create_output_map()
         stack.status = "UPDATE_ROLLBACK_COMPLETE"
     stack._add_stack_event(stack.status)
