@@ -69,7 +69,7 @@ def test_variables_are_data_never_shell(aws_http, platform, packer_env, tmp_path
 def test_a_failed_build_says_why(aws_http, platform, packer_env, monkeypatch):
     monkeypatch.setenv("FAKE_PACKER_FAIL", "UnauthorizedOperation: not allowed to RunInstances")
 
-    with pytest.raises(PackerBuildFailed, match="packer build exited with code 1: .*UnauthorizedOperation"):
+    with pytest.raises(PackerBuildFailed, match=r"packer build exited with code 1: .*UnauthorizedOperation"):
         _build(packer_env).execute({})
 
 
