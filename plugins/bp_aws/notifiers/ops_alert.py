@@ -1,0 +1,117 @@
+"""The one alert notifier: task log always, SNS topics by severity."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.sns import SnsHook
+from airflow.providers.common.compat.sdk import conf
+from airflow.sdk import BaseNotifier
+
+from include.alerts import DEFAULT_TOPIC, Alert, topics_for
+
+log = logging.getLogger(__name__)
+
+
+def run_link(context: Any) -> str | None:
+    """The UI page of the run (and task) the context belongs to."""
+    dag_run = context.get("dag_run")
+    if dag_run is None:
+        return None
+    base = conf.get("api", "base_url", fallback="http://localhost:8080").rstrip("/")
+    link = f"{base}/dags/{dag_run.dag_id}/runs/{dag_run.run_id}"
+    ti = context.get("ti")
+    return f"{link}/tasks/{ti.task_id}" if ti is not None else link
+
+
+def send_alert(alert: Alert, *, stage: str, aws_conn_id: str | None = "aws_default") -> list[str]:
+    """Log the alert, publish it to its topics; return the topic ARNs it reached.
+
+    A topic that does not exist or a failed publish is logged, never raised: an alert
+    must not turn a warning into a crash, nor hide the original failure.
+    """
+    level = logging.ERROR if alert.severity == "critical" else logging.WARNING
+    log.log(level, "ALERT %s", alert.text())
+    names = topics_for(
+        alert.severity,
+        stage,
+        topic_template=conf.get("bp", "alert_topic", fallback=DEFAULT_TOPIC),
+        routes_json=conf.get("bp", "alert_routes", fallback=""),
+    )
+    reached = []
+    try:
+        hook = SnsHook(aws_conn_id=aws_conn_id)
+        existing = {
+            arn.rsplit(":", 1)[-1]: arn
+            for page in hook.conn.get_paginator("list_topics").paginate()
+            for arn in (topic["TopicArn"] for topic in page["Topics"])
+        }
+        for name in names:
+            arn = existing.get(name)
+            if arn is None:
+                log.error("Alert topic %s does not exist: the alert is only in this log", name)
+                continue
+            hook.publish_to_target(
+                target_arn=arn, message=alert.text(), subject=alert.subject, message_attributes=alert.attributes()
+            )
+            reached.append(arn)
+    except Exception as error:  # an alert path must never raise
+        log.error("Could not publish the alert to SNS (%s): it is only in this log", error)
+    return reached
+
+
+class OpsAlertNotifier(BaseNotifier):
+    """Send an :class:`~include.alerts.Alert` built from the task context.
+
+    Use as ``on_failure_callback=OpsAlertNotifier(severity="critical", title=...)``;
+    the failing exception becomes the alert's detail and the run's UI page its link.
+
+    :param severity: ``warning`` or ``critical``.
+    :param title: what happened, in a few words. (templated)
+    :param stage: the fleet stage whose topics receive it. (templated)
+    :param metric: metric name. (templated)
+    :param value: observed value. (templated)
+    :param threshold: the threshold it crossed. (templated)
+    :param dimensions: fleet, feature, model, plan, release... (templated)
+    """
+
+    template_fields: Sequence[str] = ("title", "stage", "metric", "value", "threshold", "dimensions")
+
+    def __init__(
+        self,
+        *,
+        severity: str,
+        title: str,
+        stage: str = "staging",
+        metric: str | None = None,
+        value: Any = None,
+        threshold: Any = None,
+        dimensions: dict[str, str] | None = None,
+        aws_conn_id: str | None = "aws_default",
+    ) -> None:
+        super().__init__()
+        Alert(severity=severity, title=title)  # fail at DAG parse on a bad severity, not at alert time
+        self.severity = severity
+        self.title = title
+        self.stage = stage
+        self.metric = metric
+        self.value = value
+        self.threshold = threshold
+        self.dimensions = dimensions or {}
+        self.aws_conn_id = aws_conn_id
+
+    def notify(self, context: Any) -> None:
+        exception = context.get("exception")
+        alert = Alert(
+            severity=self.severity,
+            title=self.title,
+            metric=self.metric,
+            value=self.value,
+            threshold=self.threshold,
+            dimensions=self.dimensions,
+            link=run_link(context),
+            detail=f"{type(exception).__name__}: {exception}" if exception else None,
+        )
+        send_alert(alert, stage=self.stage, aws_conn_id=self.aws_conn_id)

@@ -1,0 +1,84 @@
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from bp_aws.notifiers.ops_alert import OpsAlertNotifier
+from include.alerts import Alert
+
+
+@pytest.fixture
+def topics(aws_http, monkeypatch):
+    """The staging ops and pager topics, each with an SQS queue subscribed to read what arrives."""
+    monkeypatch.setenv("AIRFLOW__BP__ALERT_ROUTES", '{"critical": ["bp-ops-pager-{stage}"]}')
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://airflow.example")
+    sns, sqs = aws_http("sns"), aws_http("sqs")
+    queues = {}
+    for name in ("bp-ops-alerts-staging", "bp-ops-pager-staging"):
+        topic = sns.create_topic(Name=name)["TopicArn"]
+        queue_url = sqs.create_queue(QueueName=f"{name}-inbox")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        queues[name] = queue_url
+    return queues
+
+
+def _received(aws_http, queue_url):
+    messages = aws_http("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def _context(error):
+    return {
+        "dag_run": SimpleNamespace(dag_id="gpu_bundle_rollout", run_id="manual__1"),
+        "ti": SimpleNamespace(task_id="move_pointer", try_number=1),
+        "exception": error,
+    }
+
+
+def test_a_critical_failure_reaches_both_topics_with_its_context(aws_http, topics, caplog):
+    notifier = OpsAlertNotifier(
+        severity="critical",
+        title="Bundle rollout failed on {{ params.fleet }}",
+        dimensions={"fleet": "gpu-default"},
+    )
+    context = {**_context(RuntimeError("instance refresh Failed")), "params": {"fleet": "gpu-default"}}
+
+    notifier(context)
+
+    for queue in topics.values():
+        [message] = _received(aws_http, queue)
+        assert message["Subject"] == "[CRITICAL] Bundle rollout failed on gpu-default"
+        assert message["Message"].splitlines()[1:] == [
+            "fleet=gpu-default",
+            "RuntimeError: instance refresh Failed",
+            "http://airflow.example/dags/gpu_bundle_rollout/runs/manual__1/tasks/move_pointer",
+        ]
+        assert message["MessageAttributes"]["severity"]["Value"] == "critical"
+    assert "ALERT [CRITICAL] Bundle rollout failed on gpu-default" in caplog.text
+
+
+def test_a_warning_goes_only_to_the_ops_topic(aws_http, topics):
+    OpsAlertNotifier(severity="warning", title="Margin below floor", metric="margin_pct", value=12, threshold=20)(
+        _context(None)
+    )
+
+    [message] = _received(aws_http, topics["bp-ops-alerts-staging"])
+    assert "margin_pct = 12 (threshold 20)" in message["Message"]
+    assert _received(aws_http, topics["bp-ops-pager-staging"]) == []
+
+
+def test_a_missing_topic_is_logged_and_never_raises(aws_http, platform, caplog):
+    from bp_aws.notifiers.ops_alert import send_alert
+
+    reached = send_alert(Alert(severity="critical", title="x"), stage="production")
+
+    assert reached == []
+    assert (
+        "Alert topic bp-ops-alerts-production does not exist: the alert is only in this log" in capsys.readouterr().out
+    )
+
+
+def test_a_bad_severity_fails_when_the_dag_is_parsed():
+    with pytest.raises(ValueError, match="severity must be one of"):
+        OpsAlertNotifier(severity="sev1", title="x")
