@@ -14,9 +14,11 @@ rule follows are quoted in tests/devstack/test_emulator_autoscaling.py.
   launch template, so new instances really boot the new AMI.
 * CheckpointPercentages pause the refresh for one step at each checkpoint.
 * ScaleInProtectedInstances ``Refresh`` replaces protected instances, ``Ignore``
-  skips them, ``Wait`` leaves the refresh InProgress until protection is removed.
+  skips them, ``Wait`` (AWS's default) leaves the refresh InProgress until protection
+  is removed (AWS gives up after an hour; reads, not time, drive this emulator).
 * SkipMatching leaves instances already on the desired image alone.
-* CancelInstanceRefresh -> ``Cancelling`` then ``Cancelled``; changes are kept.
+* CancelInstanceRefresh (of a refresh or of a rollback) -> ``Cancelling`` then
+  ``Cancelled``; what was replaced stays replaced.
 * RollbackInstanceRefresh -> ``RollbackInProgress`` then ``RollbackSuccessful``, with the
   replaced instances replaced again from the previous configuration; it is refused
   (``IrreversibleInstanceRefresh``) without a desired configuration, with a launch
@@ -232,8 +234,8 @@ def start_instance_refresh(self: AutoScalingResponse) -> ActionResult:
     preferences.setdefault("MinHealthyPercentage", 90)
     preferences.setdefault("SkipMatching", False)
     preferences.setdefault("AutoRollback", False)
-    preferences.setdefault("ScaleInProtectedInstances", "Ignore")
-    preferences.setdefault("StandbyInstances", "Ignore")
+    preferences.setdefault("ScaleInProtectedInstances", "Wait")
+    preferences.setdefault("StandbyInstances", "Wait")
     desired = self._get_param("DesiredConfiguration") or None
     previous = _launch_template_spec(group)
     if desired and desired.get("LaunchTemplate"):
@@ -281,7 +283,7 @@ def cancel_instance_refresh(self: AutoScalingResponse) -> ActionResult:
     group_name = self._get_param("AutoScalingGroupName")
     _group(backend, group_name)
     refresh = _active(backend, group_name)
-    if refresh is None or refresh.status in ("Cancelling", "RollbackInProgress"):
+    if refresh is None or refresh.status == "Cancelling":
         raise ActiveInstanceRefreshNotFound(f"No in progress or pending Instance Refresh found for {group_name}.")
     refresh.status, refresh.status_reason = "Cancelling", "Cancelling the instance refresh."
     return ActionResult({"InstanceRefreshId": refresh.refresh_id})

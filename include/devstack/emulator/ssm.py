@@ -1,4 +1,6 @@
-"""``aws:ec2:image`` parameters for moto's SSM, which stores any value.
+"""SSM behaviour moto lacks: ``aws:ec2:image`` validation and Run Command results.
+
+``aws:ec2:image`` parameters: moto stores any value.
 
 AWS (PutParameter, DataType): Systems Manager "validates the parameter value is in the
 required format ... and that the specified AMI is available in your account", and
@@ -13,12 +15,14 @@ Synchronous checks (a missing Overwrite on an existing parameter) still fail fir
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 from moto.ec2.models import ec2_backends
 from moto.ssm.exceptions import ParameterAlreadyExists
-from moto.ssm.models import SimpleSystemManagerBackend
+from moto.ssm.models import SimpleSystemManagerBackend, ssm_backends
 
 AMI_ID = re.compile(r"^ami-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
 
@@ -61,5 +65,74 @@ def put_parameter(
     )
 
 
+# --- Run Command results ---------------------------------------------------------
+#
+# moto answers every SendCommand with Success and empty output. AWS runs the document
+# on each instance and reports per invocation a Status (Success, Failed, TimedOut,
+# Cancelled...), a ResponseCode and the StandardOutputContent/StandardErrorContent
+# (GetCommandInvocation). A test gives the emulator a program per document that
+# computes that result from the instance and the command's parameters.
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    status: str = "Success"
+    stdout: str = ""
+    stderr: str = ""
+    response_code: int = 0
+
+
+CommandProgram = Callable[[str, dict[str, list[str]]], CommandResult]
+
+_original_send_command = SimpleSystemManagerBackend.send_command
+
+
+def _programs(backend: SimpleSystemManagerBackend) -> dict[str, CommandProgram]:
+    if not hasattr(backend, "bp_command_programs"):
+        backend.bp_command_programs = {}
+    return backend.bp_command_programs
+
+
+def program_command(
+    document_name: str,
+    program: CommandProgram,
+    *,
+    account_id: str = "123456789012",
+    region: str = "us-east-1",
+) -> None:
+    """Run ``program(instance_id, parameters)`` for each instance a command of
+    ``document_name`` targets; its result becomes that invocation's (tests only)."""
+    _programs(ssm_backends[account_id][region])[document_name] = program
+
+
+def apply_result(command: Any, instance_id: str, result: CommandResult) -> None:
+    """Set one invocation's outcome and the command's aggregate status."""
+    for invocation in command.invocations:
+        if invocation["InstanceId"] == instance_id:
+            invocation.update(
+                {
+                    "Status": result.status,
+                    "StatusDetails": result.status,
+                    "ResponseCode": result.response_code,
+                    "StandardOutputContent": result.stdout,
+                    "StandardErrorContent": result.stderr,
+                }
+            )
+    statuses = [invocation["Status"] for invocation in command.invocations]
+    command.error_count = sum(status != "Success" for status in statuses)
+    command.status = "Success" if command.error_count == 0 else "Failed"
+    command.status_details = command.status
+
+
+def send_command(self: SimpleSystemManagerBackend, *args: Any, **kwargs: Any) -> Any:
+    command = _original_send_command(self, *args, **kwargs)
+    program = _programs(self).get(command.document_name)
+    if program is not None:
+        for instance_id in command.instance_ids:
+            apply_result(command, instance_id, program(instance_id, command.parameters))
+    return command
+
+
 def install() -> None:
     SimpleSystemManagerBackend.put_parameter = put_parameter
+    SimpleSystemManagerBackend.send_command = send_command
