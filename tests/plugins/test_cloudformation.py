@@ -124,3 +124,11 @@ def test_deleting_a_missing_stack_is_a_no_op(aws_http, platform, capsys):
 def test_a_template_is_given_exactly_once():
     with pytest.raises(ValueError, match="exactly one of template_body and template_file"):
         CloudFormationDeployOperator(task_id="d", stack_name=STACK)
+
+
+def test_a_missing_stack_is_named(aws_http, platform):
+    from bp_aws.exceptions import AwsResourceNotFound
+    from bp_aws.hooks.cloudformation import ChangeSetHook
+
+    with pytest.raises(AwsResourceNotFound, match="CloudFormation stack 'bp-gpu-fleet-staging-nope' does not exist"):
+        ChangeSetHook().require_stack("bp-gpu-fleet-staging-nope")

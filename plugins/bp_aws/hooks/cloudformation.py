@@ -7,6 +7,8 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.cloud_formation import CloudFormationHook
 from botocore.exceptions import ClientError
 
+from bp_aws.exceptions import AwsResourceNotFound
+
 #: AWS's StatusReason for a change set with nothing in it (there is no error code for it).
 NO_CHANGE_REASONS = ("didn't contain changes", "No updates are to be performed")
 
@@ -31,6 +33,12 @@ class ChangeSetHook(CloudFormationHook):
             if error.response["Error"]["Code"] == "ValidationError" and "does not exist" in str(error):
                 return None
             raise
+
+    def require_stack(self, stack_name: str) -> dict[str, Any]:
+        stack = self.describe_stack(stack_name)
+        if stack is None:
+            raise AwsResourceNotFound("CloudFormation stack", stack_name)
+        return stack
 
     def create_change_set(
         self,
