@@ -209,10 +209,8 @@ class CloudFormationDeployOperator(_StackWaitMixin, AwsBaseOperator[ChangeSetHoo
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, str]:
         validate_execute_complete_event(event)
-        stack = self.hook.describe_stack(self.stack_name) or {}
-        return self._verdict(
-            "UPDATE_COMPLETE" if stack.get("StackStatus", "").startswith("UPDATE") else "CREATE_COMPLETE"
-        )
+        stack = self.hook.require_stack(self.stack_name)
+        return self._verdict("UPDATE_COMPLETE" if stack["StackStatus"].startswith("UPDATE") else "CREATE_COMPLETE")
 
     def _verdict(self, wanted: str) -> dict[str, str]:
         stack = self.hook.describe_stack(self.stack_name)
