@@ -334,3 +334,26 @@ def test_run_command_reports_what_the_instance_did(aws, seeded):
     assert (invocation["Status"], invocation["ResponseCode"]) == ("Failed", 3)
     assert invocation["StandardOutputContent"] == f"ran bundle on {instance['InstanceId']}"
     assert invocation["StandardErrorContent"] == "sha mismatch"
+
+
+def test_a_stack_whose_resource_can_not_be_deleted_stays_delete_failed(aws, seeded):
+    """CloudFormation stack status DELETE_FAILED: "Unsuccessful deletion of one or more
+    stacks. Because the delete failed, you might have some resources that are still
+    running"; S3 refuses to delete a bucket that isn't empty ("The bucket you tried to
+    delete is not empty")."""
+    cfn, s3 = aws("cloudformation"), aws("s3")
+    body = json.dumps({"Resources": {"Reports": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "bp-r"}}}})
+    cfn.create_stack(StackName="reports", TemplateBody=body)
+    s3.put_object(Bucket="bp-r", Key="pack.html", Body=b"x")
+
+    cfn.delete_stack(StackName="reports")
+
+    assert cfn.describe_stacks(StackName="reports")["Stacks"][0]["StackStatus"] == "DELETE_FAILED"
+    failed = [
+        e for e in cfn.describe_stack_events(StackName="reports")["StackEvents"] if e["LogicalResourceId"] == "Reports"
+    ]
+    assert (failed[0]["ResourceStatus"], failed[0]["ResourceStatusReason"]) == (
+        "DELETE_FAILED",
+        "The bucket you tried to delete is not empty",
+    )
+    assert "bp-r" in [b["Name"] for b in s3.list_buckets()["Buckets"]]

@@ -132,3 +132,16 @@ def test_a_missing_stack_is_named(aws_http, platform):
 
     with pytest.raises(AwsResourceNotFound, match="CloudFormation stack 'bp-gpu-fleet-staging-nope' does not exist"):
         ChangeSetHook().require_stack("bp-gpu-fleet-staging-nope")
+
+
+def test_a_failed_delete_fails_with_the_stack_events(aws_http, platform):
+    body = '{"Resources": {"Reports": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "bp-reports-mini"}}}}'
+    CloudFormationDeployOperator(task_id="deploy", stack_name=STACK, template_body=body, waiter_delay=0).execute({})
+    aws_http("s3").put_object(Bucket="bp-reports-mini", Key="reports/weekly/2026-W47/pack.html", Body=b"<html/>")
+
+    with pytest.raises(StackDeployFailed) as failed:
+        CloudFormationDeleteStackOperator(task_id="delete", stack_name=STACK, waiter_delay=0).execute({})
+
+    assert str(failed.value).startswith(f"Stack {STACK} deletion ended DELETE_FAILED: Reports DELETE_FAILED: ")
+    assert "The bucket you tried to delete is not empty" in str(failed.value)
+    assert "The following resource(s) failed to delete: [Reports]." in str(failed.value)

@@ -10,6 +10,10 @@
   does not fail an unchanged one once parameters are involved).
 * Executing a change set refreshes the stack's parameters and Outputs (moto leaves
   Outputs empty).
+* A stack whose resource can't be deleted ends ``DELETE_FAILED`` and stays, with the
+  resource's ``DELETE_FAILED`` event; a bucket that isn't empty can't be deleted, as in
+  S3 ("The bucket you tried to delete is not empty"), where moto silently keeps the
+  bucket and reports the stack deleted.
 * A resource that fails while a change set executes rolls the stack back, as AWS
   does: the resource's ``CREATE_FAILED``/``UPDATE_FAILED`` event with the error as its
   reason, then ``ROLLBACK_COMPLETE`` for a new stack or ``UPDATE_ROLLBACK_COMPLETE``
@@ -27,6 +31,8 @@ from moto.cloudformation.exceptions import ValidationError
 from moto.cloudformation.models import Change, CloudFormationBackend, Event, Stack
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.common_models import CloudFormationModel
+from moto.s3.models import FakeBucket, s3_backends
+from moto.utilities.utils import get_partition
 
 NO_CHANGES = "The submitted information didn't contain changes. Submit different information to create a change set."
 
@@ -256,6 +262,7 @@ def _change(action: str, logical_id: str, resource_type: str, replacement: str |
 
 
 _original_create_change_set = CloudFormationBackend.create_change_set
+_original_delete_stack = CloudFormationBackend.delete_stack
 _original_execute_change_set = CloudFormationBackend.execute_change_set
 
 
@@ -362,6 +369,53 @@ def _roll_back(stack: Any, change_set: Any, previous: tuple[str, dict[str, str]]
     stack._add_stack_event(stack.status)
 
 
+def delete_stack(self: CloudFormationBackend, name_or_stack_id: str) -> None:
+    stack = next(
+        (s for s in self.stacks.values() if name_or_stack_id in (s.name, s.stack_id)),
+        None,
+    )
+    try:
+        _original_delete_stack(self, name_or_stack_id)
+    except Exception as error:
+        if stack is None:
+            raise
+        self.stacks[stack.stack_id] = stack
+        self.deleted_stacks.pop(stack.stack_id, None)
+        remaining = [
+            logical_id
+            for logical_id in stack.resource_map._resource_json_map
+            if not isinstance(stack.resource_map._parsed_resources.get(logical_id), str | type(None))
+        ]
+        for logical_id in remaining:
+            stack.events.append(
+                Event(
+                    stack_id=stack.stack_id,
+                    stack_name=stack.name,
+                    logical_resource_id=logical_id,
+                    physical_resource_id=None,
+                    resource_type=stack.resource_map._resource_json_map[logical_id]["Type"],
+                    resource_status="DELETE_FAILED",
+                    resource_status_reason=str(error),
+                    resource_properties=None,
+                )
+            )
+        stack.status = "DELETE_FAILED"
+        stack._add_stack_event(
+            "DELETE_FAILED",
+            resource_status_reason=f"The following resource(s) failed to delete: [{', '.join(remaining)}].",
+        )
+
+
+_original_delete_bucket = FakeBucket.delete_from_cloudformation_json.__func__
+
+
+def _delete_bucket(cls: type, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str) -> None:
+    bucket = s3_backends[account_id][get_partition(region_name)].buckets.get(resource_name)
+    if bucket is not None and bucket.keys:
+        raise ValueError("The bucket you tried to delete is not empty")
+    _original_delete_bucket(cls, resource_name, cloudformation_json, account_id, region_name)
+
+
 def install() -> None:
     # The model classes above registered themselves by subclassing; moto caches the map.
     for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
@@ -371,6 +425,8 @@ def install() -> None:
             setattr(parsing, name, _naming_failures(getattr(parsing, name)))
     CloudFormationBackend.create_change_set = create_change_set
     CloudFormationBackend.execute_change_set = execute_change_set
+    CloudFormationBackend.delete_stack = delete_stack
+    FakeBucket.delete_from_cloudformation_json = classmethod(_delete_bucket)
     if not hasattr(Stack, "bp_parameters"):
         Stack.bp_parameters = property(
             lambda stack: stack.__dict__.setdefault("_bp_parameters", dict(stack.parameters or {})),
