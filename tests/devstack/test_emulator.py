@@ -357,3 +357,22 @@ def test_a_stack_whose_resource_can_not_be_deleted_stays_delete_failed(aws, seed
         "The bucket you tried to delete is not empty",
     )
     assert "bp-r" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_skip_matching_leaves_instances_already_on_the_desired_configuration(aws, group):
+    """RefreshPreferences.SkipMatching: "If enabled (true), then Amazon EC2 Auto Scaling
+    skips replacing instances that match the desired configuration." """
+    autoscaling = aws("autoscaling")
+    first = autoscaling.start_instance_refresh(AutoScalingGroupName=GROUP, DesiredConfiguration=_v2(group))[
+        "InstanceRefreshId"
+    ]
+    _until_done(aws, first)
+    on_v2 = set(_images(aws))
+
+    again = autoscaling.start_instance_refresh(
+        AutoScalingGroupName=GROUP, DesiredConfiguration=_v2(group), Preferences={"SkipMatching": True}
+    )["InstanceRefreshId"]
+
+    final = _until_done(aws, again)
+    assert (final["Status"], final["InstancesToUpdate"], final["PercentageComplete"]) == ("Successful", 0, 100)
+    assert _images(aws) == on_v2 == {group["new_image"]}
