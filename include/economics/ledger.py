@@ -123,13 +123,11 @@ def _tier_expression(book: PriceBook, day: date) -> sa.ColumnElement[str]:
     return sa.case(*whens, else_="standard") if whens else sa.literal("standard")
 
 
-def day_groups_query(book: PriceBook, day: date) -> sa.Select:
-    """The one GROUP BY that reads the day's ledger."""
+def day_requests(book: PriceBook, day: date) -> sa.Subquery:
+    """The day's requests, each with the plan in effect at its ``created_at`` (``none``
+    without one) and its price tier: the one row set every daily query reads."""
     logs, plans = ai_usage_logs.c, user_plans.c
     window = DayWindow(day)
-    tier = _tier_expression(book, day).label("tier")
-    plan = sa.func.coalesce(plans.plan, "none").label("plan")
-    failed = sa.case((logs.success.is_(True), 0), else_=1)
     joined = ai_usage_logs.outerjoin(
         user_plans,
         sa.and_(
@@ -140,23 +138,42 @@ def day_groups_query(book: PriceBook, day: date) -> sa.Select:
     )
     return (
         sa.select(
+            logs.request_id,
             logs.user_id,
             logs.feature_name,
             logs.model_name,
-            plan,
-            tier,
-            sa.func.count().label("requests"),
-            sa.func.sum(failed).label("failures"),
-            sa.func.sum(logs.input_tokens).label("input_tokens"),
-            sa.func.sum(logs.cached_input_tokens).label("cached_input_tokens"),
-            sa.func.sum(logs.output_tokens).label("output_tokens"),
-            sa.func.sum(logs.total_tokens).label("total_tokens"),
-            sa.func.sum(logs.estimated_cost).label("estimated_cost"),
+            sa.func.coalesce(plans.plan, "none").label("plan"),
+            _tier_expression(book, day).label("tier"),
+            logs.input_tokens,
+            logs.cached_input_tokens,
+            logs.output_tokens,
+            logs.total_tokens,
+            logs.estimated_cost,
+            logs.request_duration_ms,
+            logs.success,
+            logs.created_at,
         )
         .select_from(joined)
         .where(logs.created_at >= window.start, logs.created_at < window.end)
-        .group_by(logs.user_id, logs.feature_name, logs.model_name, plan, tier)
+        .subquery("day_requests")
     )
+
+
+def day_groups_query(book: PriceBook, day: date) -> sa.Select:
+    """The one GROUP BY that sums the day's ledger."""
+    requests = day_requests(book, day).c
+    failed = sa.case((requests.success.is_(True), 0), else_=1)
+    keys = [requests.user_id, requests.feature_name, requests.model_name, requests.plan, requests.tier]
+    return sa.select(
+        *keys,
+        sa.func.count().label("requests"),
+        sa.func.sum(failed).label("failures"),
+        sa.func.sum(requests.input_tokens).label("input_tokens"),
+        sa.func.sum(requests.cached_input_tokens).label("cached_input_tokens"),
+        sa.func.sum(requests.output_tokens).label("output_tokens"),
+        sa.func.sum(requests.total_tokens).label("total_tokens"),
+        sa.func.sum(requests.estimated_cost).label("estimated_cost"),
+    ).group_by(*keys)
 
 
 def day_groups(engine: Engine, book: PriceBook, day: date) -> pd.DataFrame:

@@ -34,14 +34,22 @@ def _request(request_id, user, feature, model, inp, cached, out, at, *, success=
 
 REQUESTS = [
     # user 1 is on "free" until 12:00, then "pro"
-    _request("r1", 1, "chat", "gpt-4.1-mini", 1000, 200, 500, datetime(2026, 11, 5, 0, 0, 0)),  # first instant: in
-    _request("r2", 1, "chat", "gpt-4.1-mini", 2000, 0, 1000, datetime(2026, 11, 5, 11, 59, 59)),
-    _request("r3", 1, "chat", "gpt-4.1-mini", 500, 500, 100, datetime(2026, 11, 5, 12, 0, 0), success=False),
+    _request(
+        "r1", 1, "chat", "gpt-4.1-mini", 1000, 200, 500, datetime(2026, 11, 5, 0, 0, 0), duration=100
+    ),  # first instant
+    _request("r2", 1, "chat", "gpt-4.1-mini", 2000, 0, 1000, datetime(2026, 11, 5, 11, 59, 59), duration=300),
+    _request(
+        "r3", 1, "chat", "gpt-4.1-mini", 500, 500, 100, datetime(2026, 11, 5, 12, 0), success=False, duration=1000
+    ),
     # user 2 is "pro"; r4 is above claude-sonnet-4's 200k long-context threshold
-    _request("r4", 2, "video-effects", "claude-sonnet-4", 250_000, 50_000, 1000, datetime(2026, 11, 5, 10, 0)),
-    _request("r5", 2, "video-effects", "claude-sonnet-4", 100_000, 0, 2000, datetime(2026, 11, 5, 10, 5)),
+    _request(
+        "r4", 2, "video-effects", "claude-sonnet-4", 250_000, 50_000, 1000, datetime(2026, 11, 5, 10, 0), duration=4000
+    ),
+    _request(
+        "r5", 2, "video-effects", "claude-sonnet-4", 100_000, 0, 2000, datetime(2026, 11, 5, 10, 5), duration=2000
+    ),
     # user 3 has no plan
-    _request("r6", 3, "search", "text-embedding-3-small", 3000, 0, 0, datetime(2026, 11, 5, 23, 59, 59)),
+    _request("r6", 3, "search", "text-embedding-3-small", 3000, 0, 0, datetime(2026, 11, 5, 23, 59, 59), duration=50),
     # outside the day: 24:00 belongs to the next day, 23:59:59 the day before to the previous one
     _request("r7", 3, "search", "gpt-4.1", 100, 0, 50, datetime(2026, 11, 6, 0, 0, 0)),
     _request("r8", 2, "chat", "gpt-4.1", 100, 0, 50, datetime(2026, 11, 4, 23, 59, 59)),
@@ -128,3 +136,45 @@ def test_an_empty_day_is_an_empty_frame(ledger_db):
 
     assert groups.empty
     assert "cost_usd" in groups.columns
+
+
+def test_every_rollup_level_has_percentiles_dau_and_peaks(ledger_db):
+    from include.economics import rollups
+
+    tables = rollups.compute_rollups(ledger_db, BOOK, DAY, ledger.day_groups(ledger_db, BOOK, DAY))
+
+    def rows(table, keys, columns):
+        frame = tables[table]
+        return {tuple(r[k] for k in keys): tuple(r[c] for c in columns) for r in frame.to_dict("records")}
+
+    # percentile_cont: r1,r2 = 100,300 -> p50 200, p95 100 + 0.95*200 = 290; r4,r5 = 2000,4000 -> 3000, 3900
+    assert rows("ai_cost_daily", ["user_id", "plan", "model_name"], ["p50_ms", "p95_ms", "requests", "cost_usd"]) == {
+        (1, "free", "gpt-4.1-mini"): (200.0, 290.0, 2, Decimal("0.002832")),
+        (1, "pro", "gpt-4.1-mini"): (1000.0, 1000.0, 1, Decimal("0.000168")),
+        (2, "pro", "claude-sonnet-4"): (3000.0, 3900.0, 2, Decimal("1.5825")),
+        (3, "none", "text-embedding-3-small"): (50.0, 50.0, 1, Decimal("0.00006")),
+    }
+    # chat = 100,300,1000: p50 300, p95 at position 1.9 -> 300 + 0.9*700 = 930; peaks per minute: chat 3000 (r2)
+    assert rows(
+        "ai_feature_daily", ["feature_name"], ["p50_ms", "p95_ms", "dau", "failure_rate", "peak_tokens_per_minute"]
+    ) == {
+        ("chat",): (300.0, 930.0, 1, round(1 / 3, 6), 3000),
+        ("video-effects",): (3000.0, 3900.0, 1, 0.0, 251_000),
+        ("search",): (50.0, 50.0, 1, 0.0, 3000),
+    }
+    # users per plan: free {1}, pro {1, 2}, none {3}
+    assert rows("ai_plan_daily", ["plan"], ["dau", "requests"]) == {
+        ("free",): (1, 2),
+        ("pro",): (2, 3),
+        ("none",): (1, 1),
+    }
+    # the whole day: 50,100,300,1000,2000,4000 -> p50 650, p95 at 4.75 -> 2000 + 0.75*2000 = 3500
+    [usage] = tables["ai_usage_daily"].to_dict("records")
+    assert (usage["p50_ms"], usage["p95_ms"], usage["dau"], usage["peak_tokens_per_minute"]) == (
+        650.0,
+        3500.0,
+        3,
+        251_000,
+    )
+    assert (usage["requests"], usage["failures"], usage["cost_usd"]) == (6, 1, Decimal("1.58556"))
+    assert set(tables["ai_model_daily"]["model_name"]) == {"gpt-4.1-mini", "claude-sonnet-4", "text-embedding-3-small"}
