@@ -1,0 +1,87 @@
+from datetime import date, timedelta
+
+import pandas as pd
+
+from include.economics.anomalies import Rules, anomalies_table, detect, judge
+
+DAY = date(2026, 11, 5)  # a Thursday
+
+
+def _history(weekday_value, weekend_value=None, days=28, noise=(0.97, 1.0, 1.03), anchor=DAY):
+    values = {}
+    for back in range(1, days + 1):
+        d = anchor - timedelta(days=back)
+        base = weekend_value if (weekend_value is not None and d.weekday() >= 5) else weekday_value
+        values[d] = base * noise[back % len(noise)]
+    return values
+
+
+def test_a_normal_day_is_no_anomaly():
+    assert judge(DAY, "cost", "feature:chat", 102.0, _history(100.0)) is None
+
+
+def test_a_planted_token_burn_is_critical():
+    anomaly = judge(DAY, "tokens", "feature:video-effects", 12_000_000, _history(2_000_000))
+
+    assert anomaly.severity == "critical"
+    assert anomaly.baseline == 2_000_000
+    assert anomaly.z > 6
+
+
+def test_a_moderate_rise_is_a_warning():
+    # baseline 100, MAD 3 -> spread 4.45; 120 is z = 4.5 and 20% above: a warning
+    anomaly = judge(DAY, "cost", "model:gpt-4.1", 120.0, _history(100.0))
+
+    assert anomaly.severity == "warning"
+
+
+def test_weekend_traffic_is_compared_with_weekends():
+    saturday = date(2026, 11, 7)
+    history = _history(100.0, weekend_value=400.0, anchor=saturday)
+
+    # 400 is what Saturdays look like; against the overall median (100) it would be 4x
+    assert judge(saturday, "cost", "feature:chat", 400.0, history) is None
+    assert judge(saturday, "cost", "feature:chat", 1600.0, history).severity == "critical"
+    # and on a Thursday, 400 is an anomaly
+    assert judge(DAY, "cost", "feature:chat", 400.0, _history(100.0, weekend_value=400.0)).severity == "critical"
+
+
+def test_small_spikes_are_below_the_materiality_floor():
+    # 10x on a feature that costs cents: the excess is under $5
+    assert judge(DAY, "cost", "feature:tiny", 0.50, _history(0.05)) is None
+    # and an absolute excess that is a small fraction of a big baseline
+    assert judge(DAY, "cost", "feature:big", 10_200.0, _history(10_000.0, noise=(1.0,))) is None
+
+
+def test_a_short_history_is_not_judged():
+    assert judge(DAY, "cost", "feature:new", 999.0, _history(1.0, days=5)) is None
+
+
+def test_detect_reads_the_rollups_and_a_missing_day_counts_as_zero_use():
+    days = [DAY - timedelta(days=k) for k in range(1, 29)]
+    history = {
+        "ai_feature_daily": pd.DataFrame(
+            [{"day": d, "feature_name": "chat", "total_tokens": 1_000_000, "cost_usd": 10} for d in days]
+            + [{"day": days[0], "feature_name": "video-effects", "total_tokens": 900_000, "cost_usd": 9}]
+        ),
+        "ai_model_daily": pd.DataFrame(columns=["day", "model_name", "total_tokens", "cost_usd"]),
+    }
+    today = {
+        "ai_feature_daily": pd.DataFrame(
+            [
+                {"day": DAY, "feature_name": "chat", "total_tokens": 1_010_000, "cost_usd": 10.1},
+                {"day": DAY, "feature_name": "video-effects", "total_tokens": 8_000_000, "cost_usd": 80},
+            ]
+        ),
+        "ai_model_daily": pd.DataFrame([{"day": DAY, "model_name": "gpt-4.1", "total_tokens": 1, "cost_usd": 0}]),
+    }
+
+    found = detect(DAY, today, history, Rules())
+
+    assert {(a.signal, a.dimension, a.severity) for a in found} == {
+        ("tokens", "feature:video-effects", "critical"),
+        ("cost", "feature:video-effects", "critical"),
+    }
+    table = anomalies_table(found)
+    assert list(table.columns) == ["day", "signal", "dimension", "value", "baseline", "severity"]
+    assert set(table["baseline"].astype(float)) == {0.0}
