@@ -36,7 +36,9 @@ def ledger_engine(request, tmp_path):
     finally:
         engine.dispose()
         with admin.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE {name}")
+            # GX keeps an engine of its own open; PostgreSQL drops with FORCE, MariaDB doesn't need it
+            force = " WITH (FORCE)" if request.param == "postgresql" else ""
+            connection.exec_driver_sql(f"DROP DATABASE {name}{force}")
         admin.dispose()
 
 
