@@ -1,0 +1,91 @@
+"""The day's tables in the two export formats: InfluxDB points (the TIG plane) and
+Parquet files (the data lake). Both are keyed by the day, so re-running overwrites.
+
+InfluxDB: one measurement per table, points stamped at the day's 00:00 UTC, so a
+re-run writes the same series and timestamps and replaces the values. The per-user
+``ai_cost_daily`` is left out on purpose: a user id as a tag is the unbounded
+cardinality seed 000's risk register warns about; dashboards read feature, model, plan
+and day totals.
+
+Parquet: ``<prefix><table>/day=YYYY-MM-DD/part-0.parquet``, money as decimal128(18, 6).
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from influxdb_client import Point, WritePrecision
+
+from include.economics import warehouse
+
+#: table -> (measurement, tag columns). ai_cost_daily is deliberately absent (cardinality).
+INFLUX_MEASUREMENTS = {
+    "ai_usage_daily": ("ai_usage", ()),
+    "ai_feature_daily": ("ai_feature", ("feature_name",)),
+    "ai_model_daily": ("ai_model", ("model_name",)),
+    "ai_plan_daily": ("ai_plan", ("plan",)),
+    "ai_margin_daily": ("ai_margin", ("plan",)),
+    "ai_anomalies": ("ai_anomaly", ("signal", "dimension", "severity")),
+}
+
+
+def day_timestamp(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def influx_points(day: date, tables: dict[str, pd.DataFrame]) -> list[Point]:
+    points = []
+    for name, (measurement, tags) in INFLUX_MEASUREMENTS.items():
+        frame = tables.get(name)
+        if frame is None or frame.empty:
+            continue
+        for row in warehouse.records(warehouse.TABLES[name], frame):
+            point = Point(measurement).time(day_timestamp(day), WritePrecision.S)
+            for tag in tags:
+                point = point.tag(tag, str(row[tag]))
+            for column, value in row.items():
+                if column in tags or column == "day" or value is None or isinstance(value, str):
+                    continue
+                point = point.field(column, float(value) if isinstance(value, Decimal) else value)
+            points.append(point)
+    return points
+
+
+def line_protocol(day: date, tables: dict[str, pd.DataFrame]) -> str:
+    return "\n".join(point.to_line_protocol() for point in influx_points(day, tables)) + "\n"
+
+
+def _arrow_type(column) -> pa.DataType:
+    kind = column.type
+    if isinstance(kind, warehouse.sa.Numeric) and not isinstance(kind, warehouse.sa.Float):
+        return pa.decimal128(kind.precision, kind.scale)
+    if isinstance(kind, warehouse.sa.Date):
+        return pa.date32()
+    if isinstance(kind, warehouse.sa.BigInteger | warehouse.sa.Integer):
+        return pa.int64()
+    if isinstance(kind, warehouse.sa.Float):
+        return pa.float64()
+    return pa.string()
+
+
+def parquet_bytes(name: str, frame: pd.DataFrame) -> bytes:
+    """One table's rows as Parquet, with the warehouse's column types."""
+    table = warehouse.TABLES[name]
+    schema = pa.schema([pa.field(c.name, _arrow_type(c)) for c in table.columns])
+    rows = warehouse.records(table, frame)
+    for row in rows:
+        for column in table.columns:
+            if isinstance(row[column.name], Decimal):
+                row[column.name] = row[column.name].quantize(Decimal(1).scaleb(-column.type.scale))
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), buffer)
+    return buffer.getvalue()
+
+
+def parquet_key(prefix: str, name: str, day: date) -> str:
+    return f"{prefix.rstrip('/')}/{name}/day={day.isoformat()}/part-0.parquet".lstrip("/")

@@ -1,0 +1,147 @@
+"""The warehouse tables the daily job publishes, and how it publishes them.
+
+Publishing a day replaces that day: in one transaction every table's rows for the day
+are deleted and the new ones inserted, so re-running a day (or clearing the task)
+never duplicates anything, and a failure leaves the previous version in place.
+Money is DECIMAL(18,6) USD.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+Money = sa.Numeric(18, 6)
+
+
+def _counts() -> list[sa.Column]:
+    return [
+        sa.Column("requests", sa.BigInteger, nullable=False),
+        sa.Column("failures", sa.BigInteger, nullable=False),
+        sa.Column("input_tokens", sa.BigInteger, nullable=False),
+        sa.Column("cached_input_tokens", sa.BigInteger, nullable=False),
+        sa.Column("output_tokens", sa.BigInteger, nullable=False),
+        sa.Column("total_tokens", sa.BigInteger, nullable=False),
+        sa.Column("cost_usd", Money, nullable=False),
+        sa.Column("p50_ms", sa.Float),
+        sa.Column("p95_ms", sa.Float),
+    ]
+
+
+def _dimension_table(name: str, *keys: sa.Column) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("day", sa.Date, nullable=False),
+        *keys,
+        *_counts(),
+        sa.Column("failure_rate", sa.Float),
+        sa.Column("peak_tokens_per_minute", sa.BigInteger),
+        sa.Column("dau", sa.BigInteger),
+        sa.Index(f"ix_{name}_day", "day"),
+    )
+
+
+ai_cost_daily = sa.Table(
+    "ai_cost_daily",
+    metadata,
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("user_id", sa.BigInteger),
+    sa.Column("feature_name", sa.String(100)),
+    sa.Column("model_name", sa.String(100)),
+    sa.Column("plan", sa.String(50)),
+    *_counts(),
+    sa.Index("ix_ai_cost_daily_day", "day"),
+)
+ai_feature_daily = _dimension_table("ai_feature_daily", sa.Column("feature_name", sa.String(100)))
+ai_model_daily = _dimension_table("ai_model_daily", sa.Column("model_name", sa.String(100)))
+ai_plan_daily = _dimension_table("ai_plan_daily", sa.Column("plan", sa.String(50)))
+ai_usage_daily = _dimension_table("ai_usage_daily")
+ai_margin_daily = sa.Table(
+    "ai_margin_daily",
+    metadata,
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("plan", sa.String(50), nullable=False),
+    sa.Column("revenue_usd", Money, nullable=False),
+    sa.Column("ai_cost_usd", Money, nullable=False),
+    sa.Column("infra_cost_usd", Money, nullable=False),
+    sa.Column("margin_usd", Money, nullable=False),
+    sa.Column("margin_pct", sa.Numeric(9, 2)),
+    sa.Index("ix_ai_margin_daily_day", "day"),
+)
+ai_anomalies = sa.Table(
+    "ai_anomalies",
+    metadata,
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("signal", sa.String(20), nullable=False),
+    sa.Column("dimension", sa.String(200), nullable=False),
+    sa.Column("value", Money, nullable=False),
+    sa.Column("baseline", Money, nullable=False),
+    sa.Column("severity", sa.String(10), nullable=False),
+    sa.Index("ix_ai_anomalies_day", "day"),
+)
+TABLES: dict[str, sa.Table] = {table.name: table for table in metadata.sorted_tables}
+
+
+def _plain(value):
+    """A value every DB-API driver accepts (no numpy scalars, no NaN)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, pd.Timestamp):
+        return value.date()
+    return value
+
+
+def records(table: sa.Table, frame: pd.DataFrame) -> list[dict]:
+    columns = [column.name for column in table.columns]
+    missing = set(columns) - set(frame.columns)
+    if missing:
+        raise ValueError(f"{table.name}: the frame lacks column(s) {', '.join(sorted(missing))}")
+    return [{c: _plain(row[c]) for c in columns} for row in frame[columns].to_dict("records")]
+
+
+def publish(engine: Engine, day: date, frames: dict[str, pd.DataFrame]) -> dict[str, int]:
+    """Replace ``day`` in every table given; return rows written per table."""
+    metadata.create_all(engine, checkfirst=True)
+    written = {}
+    with engine.begin() as connection:
+        for name, frame in frames.items():
+            table = TABLES[name]
+            rows = records(table, frame)
+            if any(row["day"] != day for row in rows):
+                raise ValueError(f"{name}: rows for another day than {day}")
+            connection.execute(table.delete().where(table.c.day == day))
+            if rows:
+                connection.execute(table.insert(), rows)
+            written[name] = len(rows)
+    return written
+
+
+def read_days(engine: Engine, name: str, first: date, last: date) -> pd.DataFrame:
+    """Rows of a published table between two days (inclusive); empty if it doesn't exist yet."""
+    table = TABLES[name]
+    if not sa.inspect(engine).has_table(name):
+        return pd.DataFrame(columns=[c.name for c in table.columns])
+    query = sa.select(table).where(table.c.day >= first, table.c.day <= last).order_by(table.c.day)
+    with engine.connect() as connection:
+        frame = pd.DataFrame(connection.execute(query).mappings().all(), columns=[c.name for c in table.columns])
+    for column in table.columns:
+        if isinstance(column.type, sa.Numeric) and not isinstance(column.type, sa.Float):
+            frame[column.name] = [None if v is None else Decimal(v) for v in frame[column.name]]
+    return frame
+
+
+def history(engine: Engine, day: date, days: int = 28) -> dict[str, pd.DataFrame]:
+    """The feature and model rollups of the ``days`` before ``day`` (anomaly baselines)."""
+    first, last = day - timedelta(days=days), day - timedelta(days=1)
+    return {name: read_days(engine, name, first, last) for name in ("ai_feature_daily", "ai_model_daily")}
