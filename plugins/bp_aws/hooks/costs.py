@@ -1,0 +1,54 @@
+"""Cost Explorer and fleet-metric reads for the GPU infrastructure cost of a day."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+from include.economics import infra_cost
+
+
+class CostExplorerHook(AwsBaseHook):
+    """Interact with AWS Cost Explorer through a boto3 ``ce`` client."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["client_type"] = "ce"
+        super().__init__(*args, **kwargs)
+
+    def daily_cost_by_tag(self, day: date, tag_key: str = infra_cost.FLEET_TAG) -> dict[str, Decimal]:
+        """fleet -> UnblendedCost of ``day``. .. seealso:: CostExplorer.Client.get_cost_and_usage"""
+        request = infra_cost.cost_explorer_request(day, tag_key)
+        pages, token = [], None
+        while True:
+            page = self.conn.get_cost_and_usage(**request, **({"NextPageToken": token} if token else {}))
+            pages.append(page)
+            token = page.get("NextPageToken")
+            if not token:
+                return infra_cost.parse_cost_explorer(pages, tag_key)
+
+
+class FleetMetricsHook(AwsBaseHook):
+    """Read the fleet metrics of the ADR-0005 contract from CloudWatch."""
+
+    NAMESPACE = "ComfyUI/Workers"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["client_type"] = "cloudwatch"
+        super().__init__(*args, **kwargs)
+
+    def instance_hours(self, day: date, fleet_stage: str, fleet_slug: str) -> float:
+        """Sum of the day's hourly averages of ActiveWorkers. .. seealso:: get_metric_statistics"""
+        start = datetime.combine(day, time.min, tzinfo=UTC)
+        response = self.conn.get_metric_statistics(
+            Namespace=self.NAMESPACE,
+            MetricName="ActiveWorkers",
+            Dimensions=[{"Name": "FleetSlug", "Value": fleet_slug}, {"Name": "Stage", "Value": fleet_stage}],
+            StartTime=start,
+            EndTime=start + timedelta(days=1),
+            Period=3600,
+            Statistics=["Average"],
+        )
+        return float(sum(point["Average"] for point in response["Datapoints"]))

@@ -1,0 +1,70 @@
+import json
+import urllib.request
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from bp_aws.hooks.costs import CostExplorerHook, FleetMetricsHook
+
+DAY = date(2026, 11, 5)
+
+
+def test_cost_explorer_reads_the_day_grouped_by_fleet(aws_http, moto_endpoint):
+    # moto tracks no cost: a test queues the answer through moto's own API
+    queued = {
+        "results": [
+            {
+                "ResultsByTime": [
+                    {
+                        "TimePeriod": {"Start": "2026-11-05", "End": "2026-11-06"},
+                        "Groups": [
+                            {
+                                "Keys": ["fleet$gpu-default"],
+                                "Metrics": {"UnblendedCost": {"Amount": "7.20", "Unit": "USD"}},
+                            }
+                        ],
+                        "Total": {},
+                        "Estimated": False,
+                    }
+                ]
+            }
+        ]
+    }
+    request = urllib.request.Request(
+        f"{moto_endpoint}/moto-api/static/ce/cost-and-usage-results",
+        data=json.dumps(queued).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+
+    assert CostExplorerHook().daily_cost_by_tag(DAY) == {"gpu-default": Decimal("7.20")}
+
+
+def test_instance_hours_sum_the_hourly_active_workers(aws_http):
+    cloudwatch = aws_http("cloudwatch")
+    dimensions = [{"Name": "FleetSlug", "Value": "gpu-default"}, {"Name": "Stage", "Value": "staging"}]
+    for hour, workers in [(1, 2), (2, 2), (3, 1), (23, 3)]:
+        cloudwatch.put_metric_data(
+            Namespace="ComfyUI/Workers",
+            MetricData=[
+                {
+                    "MetricName": "ActiveWorkers",
+                    "Dimensions": dimensions,
+                    "Timestamp": datetime(2026, 11, 5, hour, 10, tzinfo=UTC),
+                    "Value": workers,
+                }
+            ],
+        )
+    cloudwatch.put_metric_data(
+        Namespace="ComfyUI/Workers",
+        MetricData=[
+            {
+                "MetricName": "ActiveWorkers",
+                "Dimensions": dimensions,
+                "Timestamp": datetime(2026, 11, 6, 1, tzinfo=UTC),
+                "Value": 50,
+            }
+        ],
+    )
+
+    assert FleetMetricsHook().instance_hours(DAY, "staging", "gpu-default") == 8.0
