@@ -15,6 +15,7 @@ DAG_FILES = sorted(p.name for p in (REPO_ROOT / "dags").glob("*.py") if not p.na
 #: Each DAG's overlap policy, decided on purpose: 1 where runs must not overlap.
 EXPECTED_MAX_ACTIVE_RUNS = {
     "platform_preflight": 4,  # read-only: concurrent checks are harmless
+    "ai_economics_daily": 1,  # days replace warehouse rows and build on earlier days
 }
 
 

@@ -6,7 +6,6 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.providers.amazon.aws.hooks.sns import SnsHook
 from airflow.providers.common.compat.sdk import conf
 from airflow.sdk import BaseNotifier
 
@@ -42,6 +41,9 @@ def send_alert(alert: Alert, *, stage: str, aws_conn_id: str | None = "aws_defau
     )
     reached = []
     try:
+        # imported here: DAG files build notifiers at parse time, which must stay cheap
+        from airflow.providers.amazon.aws.hooks.sns import SnsHook
+
         hook = SnsHook(aws_conn_id=aws_conn_id)
         existing = {
             arn.rsplit(":", 1)[-1]: arn

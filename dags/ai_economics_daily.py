@@ -1,0 +1,133 @@
+"""
+### AI economics, daily: cost, margin, anomalies - gated by data quality
+
+Every morning at 02:00 UTC, for the previous UTC day (or the `day` param):
+
+1. **resolve_day** - the day to compute; a day not yet over is refused.
+2. **compute** - pushed-down aggregates of the `ai_ledger` connection (never the raw
+   requests), priced by the catalogue (Variable `ai_price_catalogue`); revenue with FX;
+   GPU infrastructure cost (Variable `infra_cost_source`: `cost_explorer`, `estimate`,
+   `none`); margin per plan and `all`; anomalies against a same-weekday robust baseline;
+   then the **Great Expectations gate**. A failed critical expectation fails the run
+   here, with the expectation, the count and example `request_id`s in the log and
+   `gx_validation.json` in the run folder: **nothing is published**.
+3. **publish_warehouse** - replaces the day in the `ai_warehouse` tables
+   (`ai_cost_daily`, `ai_feature_daily`, `ai_model_daily`, `ai_plan_daily`,
+   `ai_usage_daily`, `ai_margin_daily`, `ai_anomalies`) and updates the asset.
+4. **export_s3** (Parquet under Variable `economics_s3_uri`) and **export_influx**
+   (InfluxDB through `influxdb_default`, or line protocol in the run folder).
+5. **send_alerts** - anomalies, margin under Variable `margin_floor_pct`, cost drift
+   against the app's estimate, failed payments.
+
+Re-running a day replaces it everywhere. Backfill a range with
+`airflow backfill create --dag-id ai_economics_daily --from-date ... --to-date ...`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pendulum
+from airflow.sdk import Asset, Param, dag, task
+
+from bp_aws.notifiers.ops_alert import OpsAlertNotifier
+
+#: Updated when a day is published; the weekly review pack is scheduled on it. An "x-" scheme
+#: is a custom one Airflow leaves as is (no provider lookup while the file is parsed).
+ECONOMICS = Asset(name="ai_economics_daily", uri="x-bp-warehouse://economics/ai_economics_daily")
+
+#: Where scheduled history begins (catchup runs every day since); a deployment setting.
+START = pendulum.parse(os.environ.get("BP_ECONOMICS_START_DATE", "2026-01-01"), tz="UTC")
+
+
+@dag(
+    schedule="0 2 * * *",
+    start_date=START,
+    catchup=True,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["economics", "daily", "finance"],
+    default_args={
+        "owner": "data-finance",
+        "retries": 2,
+        "retry_delay": pendulum.duration(minutes=5),
+        "on_failure_callback": OpsAlertNotifier(
+            severity="critical",
+            title="ai_economics_daily failed",
+            stage="{{ var.value.get('economics_alert_stage', 'production') }}",
+        ),
+    },
+    params={
+        "day": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="Day (UTC)",
+            description="The day to compute, YYYY-MM-DD (empty: the day before the scheduled run).",
+        ),
+        "aws_conn_id": Param(
+            "aws_default",
+            type="string",
+            pattern=r"^[A-Za-z0-9_.-]{1,250}$",
+            title="AWS connection id",
+            description="For Cost Explorer / CloudWatch, S3 and alerts.",
+        ),
+    },
+)
+def ai_economics_daily():
+    from pathlib import Path
+
+    @task
+    def resolve_day(params: dict | None = None, logical_date=None) -> str:
+        """Validate the request before any connection is opened."""
+        from bp_data.economics import resolve_day
+
+        return resolve_day(params["day"], logical_date).isoformat()
+
+    @task
+    def compute(day: str, params: dict | None = None) -> dict:
+        """Aggregate, price, gate. Fails, publishing nothing, when the gate fails."""
+        from datetime import date
+
+        from bp_data.economics import compute
+
+        return compute(date.fromisoformat(day), params["aws_conn_id"])
+
+    @task(outlets=[ECONOMICS])
+    def publish_warehouse(computed: dict) -> dict:
+        from datetime import date
+
+        from bp_data.economics import publish_warehouse
+
+        return publish_warehouse(date.fromisoformat(computed["day"]), Path(computed["output_dir"]))
+
+    @task
+    def export_s3(computed: dict, params: dict | None = None) -> list[str]:
+        from datetime import date
+
+        from bp_data.economics import export_s3
+
+        return export_s3(date.fromisoformat(computed["day"]), Path(computed["output_dir"]), params["aws_conn_id"])
+
+    @task
+    def export_influx(computed: dict) -> str:
+        from datetime import date
+
+        from bp_data.economics import export_influx
+
+        return export_influx(date.fromisoformat(computed["day"]), Path(computed["output_dir"]))
+
+    @task
+    def send_alerts(computed: dict, params: dict | None = None, dag_run=None) -> int:
+        from bp_data.economics import send_alerts
+
+        from bp_aws.notifiers.ops_alert import run_link
+
+        return send_alerts(computed, params["aws_conn_id"], run_link({"dag_run": dag_run}))
+
+    computed = compute(resolve_day())
+    published = publish_warehouse(computed)
+    published >> [export_s3(computed), export_influx(computed), send_alerts(computed)]
+
+
+ai_economics_daily()

@@ -1,0 +1,1 @@
+"""Airflow adapters for the data side: SQL engines and InfluxDB from Airflow connections."""
