@@ -151,6 +151,21 @@ class AirflowClient:
                 raise AirflowApiError(f"DAG {dag_id!r} refused the conf: {error}", 400) from None
             raise
 
+    def backfill(self, dag_id: str, from_date: str, to_date: str, *, max_active_runs: int = 1) -> dict[str, Any]:
+        """Create a backfill of the logical dates in [from_date, to_date] (ISO datetimes)."""
+        body = {
+            "dag_id": dag_id,
+            "from_date": from_date,
+            "to_date": to_date,
+            "max_active_runs": max_active_runs,
+            "reprocess_behavior": "completed",
+        }
+        return self._send("POST", "/api/v2/backfills", body)
+
+    def list_runs(self, dag_id: str) -> list[DagRun]:
+        payload = self._send("GET", f"/api/v2/dags/{_quote(dag_id)}/dagRuns?limit=100&order_by=-logical_date")
+        return [DagRun.from_api(run) for run in payload["dag_runs"]]
+
     def get_run(self, dag_id: str, run_id: str) -> DagRun:
         return DagRun.from_api(self._send("GET", f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}"))
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime, timedelta
 
-from include import baseline
 from include.devstack import demo
 from include.devstack.stack import REPO_ROOT, LocalStack, StackError
 
@@ -20,7 +20,7 @@ def up() -> int:
         return 0
     stack = LocalStack(UP_HOME)
     try:
-        seeded = stack.start(seed=baseline.seed_baseline)
+        seeded, _ = stack.start(seed=demo.prepare_stack(stack, datetime.now(UTC).date() - timedelta(days=1)))
     except StackError as error:
         print(f"error: the local stack did not start: {error}", file=sys.stderr)
         return 1
@@ -37,6 +37,7 @@ The local stack is up (baseline seeded in account {seeded.account_id}).
 Trigger from the UI, or from a shell:
   AIRFLOW_API_URL={stack.api_url} AIRFLOW_USERNAME=admin AIRFLOW_PASSWORD='{stack.admin_password()}' \\
     .venv/bin/python -m include.cli.trigger platform_preflight --unpause --wait
+  (ai_economics_daily has a month of synthetic ledger up to yesterday: trigger it with {{"day": "YYYY-MM-DD"}})
 
 Stop everything with: make down"""
     )

@@ -11,11 +11,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from include import baseline
 from include.cli.airflow_client import AirflowApiError, AirflowClient, DagRun
+from include.devstack import economics_demo
+from include.devstack.economics_demo import EconomicsDemo
 from include.devstack.stack import REPO_ROOT, LocalStack, StackError
 
 
@@ -42,14 +45,28 @@ def task_log_paths(*task_ids: str) -> Callable[[LocalStack, DagRun], list[str]]:
     return paths
 
 
-SCENARIOS: list[Scenario] = [
-    Scenario(
-        dag_id="platform_preflight",
-        conf={"fleet_stage": "staging", "fleet_slug": "gpu-default"},
-        purpose="deploy blockers of the staging fleet",
-        outputs=task_log_paths("check_deploy_blockers"),
-    ),
-]
+def scenarios(economics: EconomicsDemo) -> list[Scenario]:
+    """The demo's runs, in order (each capability adds its own)."""
+    last_day = economics.window.last_day
+    return [
+        Scenario(
+            dag_id="platform_preflight",
+            conf={"fleet_stage": "staging", "fleet_slug": "gpu-default"},
+            purpose="deploy blockers of the staging fleet",
+            outputs=task_log_paths("check_deploy_blockers"),
+        ),
+        Scenario(
+            dag_id="ai_economics_daily",
+            conf={"day": last_day.isoformat()},
+            purpose=f"AI cost and margin of {last_day} (with a planted token-burn anomaly)",
+            outputs=lambda stack, run: [
+                f"run folder {economics.run_dir(last_day)} (summary.json, gx_validation.json, economics.lp)",
+                f"warehouse {economics.warehouse_path}",
+                f"parquet s3://{stack.logs_bucket}/economics/<table>/day={last_day}/ (in the emulator)",
+                *task_log_paths("compute", "send_alerts")(stack, run),
+            ],
+        ),
+    ]
 
 
 @dataclass
@@ -109,20 +126,38 @@ def print_summary(stack: LocalStack, outcomes: list[Outcome], out=sys.stdout) ->
     out.write(f"\nService logs: {stack.logs_dir}\n")
 
 
+def prepare_stack(stack: LocalStack, last_day: date) -> Callable[[Callable[[str], Any]], tuple]:
+    """The seed step: the AWS baseline, then the economics data and its Airflow settings."""
+
+    def seed(aws_client: Callable[[str], Any]) -> tuple:
+        seeded = baseline.seed_baseline(aws_client)
+        economics = economics_demo.prepare(stack.home / "economics", last_day, aws_client)
+        stack.extra_env.update(economics.airflow_env(seeded.logs_bucket))
+        stack.logs_bucket = seeded.logs_bucket
+        return seeded, economics
+
+    return seed
+
+
 def main(home: Path = REPO_ROOT / ".local" / "demo") -> int:
     started = time.monotonic()
     stack = LocalStack(home)
+    last_day = datetime.now(UTC).date() - timedelta(days=1)
     print(f"Starting the local stack under {stack.home} (moto {stack.moto_url}, Airflow {stack.api_url})", flush=True)
     outcomes: list[Outcome] = []
     try:
-        seeded = stack.start(seed=baseline.seed_baseline)
+        seeded, economics = stack.start(seed=prepare_stack(stack, last_day))
         print(f"  seeded the platform baseline in account {seeded.account_id} ({len(seeded.fleets)} fleet(s))")
         print(
-            f"  Airflow is healthy after {time.monotonic() - started:.0f}s; running {len(SCENARIOS)} DAG run(s)",
-            flush=True,
+            f"  seeded {economics.counts['ai_usage_logs']} AI requests over {economics.window.days} days "
+            f"({economics.window.first_day} to {last_day}) and 28 days of warehouse history"
+        )
+        runs = scenarios(economics)
+        print(
+            f"  Airflow is healthy after {time.monotonic() - started:.0f}s; running {len(runs)} DAG run(s)", flush=True
         )
         client = stack.client()
-        for scenario in SCENARIOS:
+        for scenario in runs:
             try:
                 outcomes.append(run_scenario(client, scenario))
             except (AirflowApiError, StackError, TimeoutError) as error:

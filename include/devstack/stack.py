@@ -96,6 +96,8 @@ class LocalStack:
         self.extra_env = dict(extra_env or {})
         self.parallelism = parallelism
         self.processes: dict[str, subprocess.Popen] = {}
+        #: set by the seed step: where the stack's logs and exports land
+        self.logs_bucket = ""
 
     # --- addresses and settings ---------------------------------------------------
 

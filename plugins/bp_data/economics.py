@@ -190,6 +190,11 @@ def export_influx(day: date, folder: Path) -> str:
     return str(path)
 
 
+def _shown(signal: str, value: float) -> int | float:
+    """Tokens are counts; cost is money to the micro-dollar."""
+    return round(value) if signal == "tokens" else round(value, 6)
+
+
 def alerts_for(summary: dict[str, Any], margin_rows: list[dict[str, Any]], floor_pct: Decimal) -> list[Alert]:
     """Every alert the day deserves: anomalies, margin under the floor, cost drift, failed payments."""
     found = [
@@ -197,8 +202,8 @@ def alerts_for(summary: dict[str, Any], margin_rows: list[dict[str, Any]], floor
             severity=a["severity"],
             title=f"{a['signal'].capitalize()} anomaly on {a['dimension']} ({summary['day']})",
             metric=a["signal"],
-            value=round(a["value"], 6),
-            threshold=round(a["baseline"], 6),
+            value=_shown(a["signal"], a["value"]),
+            threshold=_shown(a["signal"], a["baseline"]),
             dimensions=dict([a["dimension"].split(":", 1)]),
             detail=f"robust z = {a['z']} against the same-weekday baseline of the previous 28 days",
         )
