@@ -9,30 +9,13 @@ import sys
 
 import pytest
 
-from include import baseline, ssm_paths
+from include import ssm_paths
 from include.cli.airflow_client import AirflowApiError
-from include.devstack.demo import wait_for_dag
-from include.devstack.stack import REPO_ROOT, LocalStack
+from include.devstack.stack import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 
 STAGING_FLEET = {"fleet_stage": "staging", "fleet_slug": "gpu-default"}
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    stack = LocalStack(tmp_path_factory.mktemp("stack"))
-    stack.start(seed=baseline.seed_baseline)
-    yield stack
-    stack.stop()
-
-
-@pytest.fixture(scope="module")
-def client(stack):
-    client = stack.client()
-    wait_for_dag(client, "platform_preflight")
-    client.set_paused("platform_preflight", False)
-    return client
 
 
 def _cli(stack, *args, password=None):
