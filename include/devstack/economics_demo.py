@@ -70,8 +70,8 @@ def seed_history(
     ledger_engine: sa.engine.Engine, warehouse_engine: sa.engine.Engine, book: PriceBook, days: list[date]
 ) -> None:
     for day in days:
-        groups = ledger.day_groups(ledger_engine, book, day)
-        tables = rollups.compute_rollups(ledger_engine, book, day, groups)
+        with ledger.snapshot(ledger_engine, book, day) as day_snapshot:
+            tables = rollups.rollups_of(day_snapshot, day_snapshot.groups())
         revenue = margin.revenue_by_plan(
             margin.day_revenue_groups(ledger_engine, day), margin.fx_for_day(ledger_engine, day)
         )

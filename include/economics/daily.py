@@ -59,8 +59,9 @@ def compute_day(
     rules: anomalies.Rules | None = None,
     reconcile_threshold_pct: float = 5.0,
 ) -> DayResult:
-    groups = ledger.day_groups(ledger_engine, book, day)
-    tables = rollups.compute_rollups(ledger_engine, book, day, groups)
+    with ledger.snapshot(ledger_engine, book, day) as day_snapshot:
+        groups = day_snapshot.groups()
+        tables = rollups.rollups_of(day_snapshot, groups)
     revenue_groups = margin.day_revenue_groups(ledger_engine, day)
     fx = margin.fx_for_day(ledger_engine, day)
     gate = quality.run_gate(

@@ -13,6 +13,8 @@ instead of millions of rows.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -123,7 +125,7 @@ def _tier_expression(book: PriceBook, day: date) -> sa.ColumnElement[str]:
     return sa.case(*whens, else_="standard") if whens else sa.literal("standard")
 
 
-def day_requests(book: PriceBook, day: date) -> sa.Subquery:
+def day_requests_select(book: PriceBook, day: date) -> sa.Select:
     """The day's requests, each with the plan in effect at its ``created_at`` (``none``
     without one) and its price tier: the one row set every daily query reads."""
     logs, plans = ai_usage_logs.c, user_plans.c
@@ -155,52 +157,103 @@ def day_requests(book: PriceBook, day: date) -> sa.Subquery:
         )
         .select_from(joined)
         .where(logs.created_at >= window.start, logs.created_at < window.end)
-        .subquery("day_requests")
     )
 
 
-def day_groups_query(book: PriceBook, day: date) -> sa.Select:
-    """The one GROUP BY that sums the day's ledger."""
-    requests = day_requests(book, day).c
-    failed = sa.case((requests.success.is_(True), 0), else_=1)
-    keys = [requests.user_id, requests.feature_name, requests.model_name, requests.plan, requests.tier]
-    return sa.select(
-        *keys,
-        sa.func.count().label("requests"),
-        sa.func.sum(failed).label("failures"),
-        sa.func.sum(requests.input_tokens).label("input_tokens"),
-        sa.func.sum(requests.cached_input_tokens).label("cached_input_tokens"),
-        sa.func.sum(requests.output_tokens).label("output_tokens"),
-        sa.func.sum(requests.total_tokens).label("total_tokens"),
-        sa.func.sum(requests.estimated_cost).label("estimated_cost"),
-    ).group_by(*keys)
+def _snapshot_table() -> sa.Table:
+    return sa.Table(
+        "bp_day_requests",
+        sa.MetaData(),
+        sa.Column("request_id", sa.String(64)),
+        sa.Column("user_id", sa.BigInteger),
+        sa.Column("feature_name", sa.String(100)),
+        sa.Column("model_name", sa.String(100)),
+        sa.Column("plan", sa.String(50)),
+        sa.Column("tier", sa.String(10)),
+        sa.Column("input_tokens", sa.BigInteger),
+        sa.Column("cached_input_tokens", sa.BigInteger),
+        sa.Column("output_tokens", sa.BigInteger),
+        sa.Column("total_tokens", sa.BigInteger),
+        sa.Column("estimated_cost", sa.Numeric(18, 6)),
+        sa.Column("request_duration_ms", sa.Integer),
+        sa.Column("success", sa.Boolean),
+        sa.Column("created_at", sa.DateTime),
+        prefixes=["TEMPORARY"],
+    )
+
+
+@dataclass
+class DaySnapshot:
+    """The day's joined requests, copied once into a session-temporary table.
+
+    Every daily aggregate (sums, duration histograms, DAU, tokens per minute) reads
+    this copy instead of re-running the plan join over the ledger: on a million-row
+    MariaDB day that made the whole computation several times faster.
+    """
+
+    connection: sa.Connection
+    table: sa.Table
+    book: PriceBook
+    day: date
+
+    def groups(self) -> pd.DataFrame:
+        """Token sums per (user, feature, model, plan, tier), priced.
+
+        ``cost_usd`` is the exact Decimal cost of each group, or None when the model has
+        no price that day (the data-quality gate reports those).
+        """
+        requests = self.table.c
+        failed = sa.case((requests.success.is_(True), 0), else_=1)
+        keys = [requests[key] for key in GROUP_KEYS]
+        query = sa.select(
+            *keys,
+            sa.func.count().label("requests"),
+            sa.func.sum(failed).label("failures"),
+            *(sa.func.sum(requests[column]).label(column) for column in SUMS[2:]),
+            sa.func.sum(requests.estimated_cost).label("estimated_cost"),
+        ).group_by(*keys)
+        frame = pd.DataFrame(self.connection.execute(query).mappings().all())
+        if frame.empty:
+            return pd.DataFrame(columns=[*GROUP_KEYS, *SUMS, "estimated_cost", "cost_usd"])
+        for column in SUMS:
+            frame[column] = frame[column].astype("int64")
+        rows = self.book.rows_for_day(self.day)
+        frame["cost_usd"] = [
+            _group_cost(rows.get(model), tier, inp, cached, out)
+            for model, tier, inp, cached, out in zip(
+                frame["model_name"],
+                frame["tier"],
+                frame["input_tokens"],
+                frame["cached_input_tokens"],
+                frame["output_tokens"],
+                strict=True,
+            )
+        ]
+        return frame.sort_values(GROUP_KEYS, ignore_index=True)
+
+
+@contextmanager
+def snapshot(engine: Engine, book: PriceBook, day: date) -> Iterator[DaySnapshot]:
+    """Copy the day's requests into a temporary table for the length of the block."""
+    table = _snapshot_table()
+    with engine.connect() as connection:
+        table.create(connection)
+        try:
+            connection.execute(
+                table.insert().from_select([c.name for c in table.columns], day_requests_select(book, day))
+            )
+            yield DaySnapshot(connection, table, book, day)
+        finally:
+            # dropped and committed explicitly: MariaDB keeps temporary tables past a rollback,
+            # and SQLite's driver would roll the DROP back; the pool then reuses a clean session
+            table.drop(connection)
+            connection.commit()
 
 
 def day_groups(engine: Engine, book: PriceBook, day: date) -> pd.DataFrame:
-    """Token sums per (user, feature, model, plan, tier) for ``day``, priced.
-
-    ``cost_usd`` is the exact Decimal cost of each group, or None when the model has no
-    price that day (the data-quality gate reports those).
-    """
-    with engine.connect() as connection:
-        frame = pd.DataFrame(connection.execute(day_groups_query(book, day)).mappings().all())
-    if frame.empty:
-        return pd.DataFrame(columns=[*GROUP_KEYS, *SUMS, "estimated_cost", "cost_usd"])
-    for column in SUMS:
-        frame[column] = frame[column].astype("int64")
-    rows = book.rows_for_day(day)
-    frame["cost_usd"] = [
-        _group_cost(rows.get(model), tier, inp, cached, out)
-        for model, tier, inp, cached, out in zip(
-            frame["model_name"],
-            frame["tier"],
-            frame["input_tokens"],
-            frame["cached_input_tokens"],
-            frame["output_tokens"],
-            strict=True,
-        )
-    ]
-    return frame.sort_values(GROUP_KEYS, ignore_index=True)
+    """:meth:`DaySnapshot.groups` on a snapshot of its own."""
+    with snapshot(engine, book, day) as day_snapshot:
+        return day_snapshot.groups()
 
 
 def _group_cost(row, tier: str, input_tokens: int, cached: int, output: int):

@@ -15,7 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from include.economics.ledger import SUMS, day_requests
+from include.economics.ledger import SUMS, DaySnapshot, snapshot
 from include.economics.prices import PriceBook
 
 #: Rollup level -> its grouping columns. ``usage`` is the whole day.
@@ -63,7 +63,8 @@ def _stream_percentiles(connection, query: sa.Select, keys: list[str]) -> list[d
         percentiles = {name: percentile_from_counts(values, counts, q) for name, q in QUANTILES.items()}
         rows.append({**dict(zip(keys, current, strict=True)), **percentiles})
 
-    result = connection.execution_options(stream_results=True, yield_per=50_000).execute(query)
+    # stream on the statement, not the connection (which SQLAlchemy would change in place)
+    result = connection.execute(query.execution_options(stream_results=True, yield_per=50_000))
     for row in result:
         group = tuple(row[: len(keys)])
         if group != current and current is not None:
@@ -77,7 +78,7 @@ def _stream_percentiles(connection, query: sa.Select, keys: list[str]) -> list[d
     return rows
 
 
-def duration_stats(engine: Engine, book: PriceBook, day: date, keys: list[str]) -> pd.DataFrame:
+def duration_stats(day_snapshot: DaySnapshot, keys: list[str]) -> pd.DataFrame:
     """p50_ms, p95_ms and dau per ``keys`` for the day.
 
     The database returns a histogram - request count per (keys, duration in ms), in
@@ -86,7 +87,7 @@ def duration_stats(engine: Engine, book: PriceBook, day: date, keys: list[str]) 
     and it is the same SQL on every dialect (MariaDB's window-function percentiles
     took 17 s per rollup level on a million rows; see the closing note of issue 4).
     """
-    requests = day_requests(book, day).c
+    requests = day_snapshot.table.c
     columns = [requests[key] for key in keys]
     histogram = (
         sa.select(*columns, requests.request_duration_ms, sa.func.count())
@@ -94,9 +95,9 @@ def duration_stats(engine: Engine, book: PriceBook, day: date, keys: list[str]) 
         .order_by(*columns, requests.request_duration_ms)
     )
     users = sa.select(*columns, sa.func.count(sa.distinct(requests.user_id)).label("dau")).group_by(*columns)
-    with engine.connect() as connection:
-        percentiles = pd.DataFrame(_stream_percentiles(connection, histogram, keys), columns=[*keys, *QUANTILES])
-        dau = pd.DataFrame(connection.execute(users).mappings().all(), columns=[*keys, "dau"])
+    connection = day_snapshot.connection
+    percentiles = pd.DataFrame(_stream_percentiles(connection, histogram, keys), columns=[*keys, *QUANTILES])
+    dau = pd.DataFrame(connection.execute(users).mappings().all(), columns=[*keys, "dau"])
     if percentiles.empty:
         return pd.DataFrame(columns=[*keys, *QUANTILES, "dau"])
     frame = percentiles.merge(dau, on=keys) if keys else percentiles.assign(dau=dau["dau"].iloc[0])
@@ -106,14 +107,13 @@ def duration_stats(engine: Engine, book: PriceBook, day: date, keys: list[str]) 
     return frame
 
 
-def minute_tokens(engine: Engine, book: PriceBook, day: date) -> pd.DataFrame:
+def minute_tokens(day_snapshot: DaySnapshot) -> pd.DataFrame:
     """Tokens per (feature, model, plan, minute of day): every level's peak comes from it."""
-    requests = day_requests(book, day).c
+    requests = day_snapshot.table.c
     minute = (sa.extract("hour", requests.created_at) * 60 + sa.extract("minute", requests.created_at)).label("minute")
     keys = [requests.feature_name, requests.model_name, requests.plan, minute]
     query = sa.select(*keys, sa.func.sum(requests.total_tokens).label("total_tokens")).group_by(*keys)
-    with engine.connect() as connection:
-        frame = pd.DataFrame(connection.execute(query).mappings().all())
+    frame = pd.DataFrame(day_snapshot.connection.execute(query).mappings().all())
     if frame.empty:
         return pd.DataFrame(columns=["feature_name", "model_name", "plan", "minute", "total_tokens"])
     frame["minute"] = frame["minute"].astype(int)
@@ -157,7 +157,13 @@ def build_rollups(
     return tables
 
 
+def rollups_of(day_snapshot: DaySnapshot, groups: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Query the statistics of every level on the snapshot and build the tables."""
+    stats = {level: duration_stats(day_snapshot, keys) for level, keys in LEVELS.items()}
+    return build_rollups(day_snapshot.day, groups, stats, minute_tokens(day_snapshot))
+
+
 def compute_rollups(engine: Engine, book: PriceBook, day: date, groups: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Query the statistics for every level and build the tables."""
-    stats = {level: duration_stats(engine, book, day, keys) for level, keys in LEVELS.items()}
-    return build_rollups(day, groups, stats, minute_tokens(engine, book, day))
+    """:func:`rollups_of` on a snapshot of its own."""
+    with snapshot(engine, book, day) as day_snapshot:
+        return rollups_of(day_snapshot, groups)
