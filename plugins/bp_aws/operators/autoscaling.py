@@ -8,19 +8,14 @@ from typing import Any, Literal
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
 from airflow.providers.common.compat.sdk import conf
 from botocore.exceptions import ClientError
 
 from bp_aws.exceptions import CapacityNotReached, InstanceRefreshConflict, InstanceRefreshFailed
 from bp_aws.hooks.autoscaling import AutoScalingHook
 from bp_aws.sensors.autoscaling import describe_refresh
-from bp_aws.triggers.autoscaling import (
-    CAPACITY_STATUS_QUERIES,
-    REFRESH_STATUS_QUERIES,
-    GroupCapacityTrigger,
-    InstanceRefreshTrigger,
-)
+from bp_aws.triggers.autoscaling import GroupCapacityTrigger, InstanceRefreshTrigger
+from bp_aws.waiting import connection_kwargs, defer_or_wait
 
 #: Instance refresh preferences this operator passes through (AWS RefreshPreferences).
 REFRESH_PREFERENCES = (
@@ -36,45 +31,30 @@ REFRESH_PREFERENCES = (
 )
 
 
-class _WaitMixin:
-    """The provider's one shape for long operations: defer, or wait with a waiter."""
+class _RefreshWaitMixin:
+    """Wait for an instance refresh, deferred or here; a bad end names its state."""
 
     deferrable: bool
     waiter_delay: int
     waiter_max_attempts: int
 
     def _wait_refresh(self, group: str, refresh_id: str, *, any_end: bool, method_name: str) -> None:
-        if self.deferrable:
-            self.defer(
-                trigger=InstanceRefreshTrigger(
-                    auto_scaling_group_name=group,
-                    instance_refresh_id=refresh_id,
-                    wait_for_any_end=any_end,
-                    waiter_delay=self.waiter_delay,
-                    waiter_max_attempts=self.waiter_max_attempts,
-                    aws_conn_id=self.aws_conn_id,
-                    region_name=self.region_name,
-                    verify=self.verify,
-                    botocore_config=self.botocore_config,
-                ),
-                method_name=method_name,
-            )
+        trigger = InstanceRefreshTrigger(
+            auto_scaling_group_name=group,
+            instance_refresh_id=refresh_id,
+            wait_for_any_end=any_end,
+            waiter_delay=self.waiter_delay,
+            waiter_max_attempts=self.waiter_max_attempts,
+            **connection_kwargs(self),
+        )
         try:
-            wait(
-                waiter=self.hook.get_waiter("instance_refresh_ended" if any_end else "instance_refresh_complete"),
-                waiter_delay=self.waiter_delay,
-                waiter_max_attempts=self.waiter_max_attempts,
-                args={"AutoScalingGroupName": group, "InstanceRefreshIds": [refresh_id]},
-                failure_message=f"Instance refresh {refresh_id} of {group} did not succeed",
-                status_message=f"Instance refresh {refresh_id} of {group}",
-                status_args=REFRESH_STATUS_QUERIES,
-            )
+            defer_or_wait(self, trigger, method_name)
         except Exception as error:  # the waiter's error types vary; the verdict below names the state
             [refresh] = self.hook.describe_instance_refreshes(group, refresh_id)
             raise InstanceRefreshFailed(f"{describe_refresh(refresh)}: {error}") from None
 
 
-class StartInstanceRefreshOperator(_WaitMixin, AwsBaseOperator[AutoScalingHook]):
+class StartInstanceRefreshOperator(_RefreshWaitMixin, AwsBaseOperator[AutoScalingHook]):
     """Start an instance refresh and, by default, wait until it is Successful.
 
     .. seealso:: AutoScaling.Client.start_instance_refresh
@@ -171,7 +151,7 @@ class StartInstanceRefreshOperator(_WaitMixin, AwsBaseOperator[AutoScalingHook])
         return refresh_id
 
 
-class StopInstanceRefreshOperator(_WaitMixin, AwsBaseOperator[AutoScalingHook]):
+class StopInstanceRefreshOperator(_RefreshWaitMixin, AwsBaseOperator[AutoScalingHook]):
     """Cancel or roll back the group's active instance refresh and wait until it ends.
 
     ``rollback`` restores the configuration the group had before the refresh (AWS
@@ -287,32 +267,15 @@ class SetDesiredCapacityOperator(AwsBaseOperator[AutoScalingHook]):
         self.log.info("Desired capacity of %s: %s -> %s", group, before, capacity)
         if not self.wait_for_capacity:
             return capacity
-        if self.deferrable:
-            self.defer(
-                trigger=GroupCapacityTrigger(
-                    auto_scaling_group_name=group,
-                    capacity=capacity,
-                    waiter_delay=self.waiter_delay,
-                    waiter_max_attempts=self.waiter_max_attempts,
-                    aws_conn_id=self.aws_conn_id,
-                    region_name=self.region_name,
-                    verify=self.verify,
-                    botocore_config=self.botocore_config,
-                ),
-                method_name="execute_complete",
-            )
+        trigger = GroupCapacityTrigger(
+            auto_scaling_group_name=group,
+            capacity=capacity,
+            waiter_delay=self.waiter_delay,
+            waiter_max_attempts=self.waiter_max_attempts,
+            **connection_kwargs(self),
+        )
         try:
-            wait(
-                waiter=self.hook.get_waiter(
-                    "group_at_capacity", config_overrides=AutoScalingHook.capacity_waiter_config(capacity)
-                ),
-                waiter_delay=self.waiter_delay,
-                waiter_max_attempts=self.waiter_max_attempts,
-                args={"AutoScalingGroupNames": [group]},
-                failure_message=f"Auto Scaling group {group} did not reach {capacity} instance(s)",
-                status_message=f"Auto Scaling group {group} (desired, instance states)",
-                status_args=CAPACITY_STATUS_QUERIES,
-            )
+            defer_or_wait(self, trigger, "execute_complete")
         except Exception as error:  # the waiter's error types vary; say which group and target
             raise CapacityNotReached(
                 f"Auto Scaling group {group} did not reach {capacity} instance(s): {error}"

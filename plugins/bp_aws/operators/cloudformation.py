@@ -11,12 +11,12 @@ from typing import Any
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
 from airflow.providers.common.compat.sdk import conf
 
 from bp_aws.exceptions import StackDeployFailed
 from bp_aws.hooks.cloudformation import NO_CHANGE_REASONS, ChangeSetHook
-from bp_aws.triggers.cloudformation import STACK_STATUS_QUERIES, StackCompleteTrigger
+from bp_aws.triggers.cloudformation import StackCompleteTrigger
+from bp_aws.waiting import connection_kwargs, defer_or_wait
 from include.tables import format_table
 
 BUSY_SUFFIX = "_IN_PROGRESS"
@@ -52,30 +52,15 @@ class _StackWaitMixin:
 
     def _wait_stack(self, stack_name: str, waiter_name: str, method_name: str) -> None:
         """Defer, or wait in this worker; a terminal failure is judged by the caller."""
-        if self.deferrable:
-            self.defer(
-                trigger=StackCompleteTrigger(
-                    stack_name=stack_name,
-                    waiter_name=waiter_name,
-                    waiter_delay=self.waiter_delay,
-                    waiter_max_attempts=self.waiter_max_attempts,
-                    aws_conn_id=self.aws_conn_id,
-                    region_name=self.region_name,
-                    verify=self.verify,
-                    botocore_config=self.botocore_config,
-                ),
-                method_name=method_name,
-            )
+        trigger = StackCompleteTrigger(
+            stack_name=stack_name,
+            waiter_name=waiter_name,
+            waiter_delay=self.waiter_delay,
+            waiter_max_attempts=self.waiter_max_attempts,
+            **connection_kwargs(self),
+        )
         try:
-            wait(
-                waiter=self.hook.get_waiter(waiter_name),
-                waiter_delay=self.waiter_delay,
-                waiter_max_attempts=self.waiter_max_attempts,
-                args={"StackName": stack_name},
-                failure_message=f"Stack {stack_name} did not complete",
-                status_message=f"Stack {stack_name}",
-                status_args=STACK_STATUS_QUERIES,
-            )
+            defer_or_wait(self, trigger, method_name)
         except Exception as error:  # the verdict comes from the stack's own state and events
             self.log.info("Waiting on %s ended: %s", stack_name, error)
 

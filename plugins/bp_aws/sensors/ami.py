@@ -14,6 +14,7 @@ from airflow.providers.common.compat.sdk import conf
 from bp_aws.exceptions import ImageNotAvailable
 from bp_aws.hooks.ami import AmiHook
 from bp_aws.triggers.ami import ImageAvailableTrigger
+from bp_aws.waiting import connection_kwargs
 
 
 class ImageAvailableSensor(AwsBaseSensor[AmiHook]):
@@ -67,10 +68,7 @@ class ImageAvailableSensor(AwsBaseSensor[AmiHook]):
                 image_id=self.image_id,
                 waiter_delay=int(self.poke_interval),
                 waiter_max_attempts=max(1, int(self.timeout // max(self.poke_interval, 1))),
-                aws_conn_id=self.aws_conn_id,
-                region_name=self.region_name,
-                verify=self.verify,
-                botocore_config=self.botocore_config,
+                **connection_kwargs(self),
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),

@@ -15,6 +15,7 @@ from airflow.providers.common.compat.sdk import conf
 from bp_aws.exceptions import CapacityNotReached, InstanceRefreshFailed
 from bp_aws.hooks.autoscaling import ACTIVE_REFRESH_STATES, AutoScalingHook, capacity_expression
 from bp_aws.triggers.autoscaling import GroupCapacityTrigger, InstanceRefreshTrigger
+from bp_aws.waiting import connection_kwargs
 
 
 def describe_refresh(refresh: dict[str, Any]) -> str:
@@ -103,10 +104,7 @@ class InstanceRefreshSensor(AwsBaseSensor[AutoScalingHook]):
                 instance_refresh_id=self.instance_refresh_id,
                 waiter_delay=int(self.poke_interval),
                 waiter_max_attempts=_attempts(self.timeout, self.poke_interval),
-                aws_conn_id=self.aws_conn_id,
-                region_name=self.region_name,
-                verify=self.verify,
-                botocore_config=self.botocore_config,
+                **connection_kwargs(self),
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
@@ -174,10 +172,7 @@ class AsgCapacitySensor(AwsBaseSensor[AutoScalingHook]):
                 capacity=self._target(),
                 waiter_delay=int(self.poke_interval),
                 waiter_max_attempts=_attempts(self.timeout, self.poke_interval),
-                aws_conn_id=self.aws_conn_id,
-                region_name=self.region_name,
-                verify=self.verify,
-                botocore_config=self.botocore_config,
+                **connection_kwargs(self),
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
