@@ -31,6 +31,7 @@ import pendulum
 from airflow.sdk import Asset, Param, dag, task
 
 from bp_aws.notifiers.ops_alert import OpsAlertNotifier
+from bp_aws.params import aws_conn_id_param
 
 #: Updated when a day is published; the weekly review pack is scheduled on it. An "x-" scheme
 #: is a custom one Airflow leaves as is (no provider lookup while the file is parsed).
@@ -65,13 +66,7 @@ START = pendulum.parse(os.environ.get("BP_ECONOMICS_START_DATE", "2026-01-01"), 
             title="Day (UTC)",
             description="The day to compute, YYYY-MM-DD (empty: the day before the scheduled run).",
         ),
-        "aws_conn_id": Param(
-            "aws_default",
-            type="string",
-            pattern=r"^[A-Za-z0-9_.-]{1,250}$",
-            title="AWS connection id",
-            description="For Cost Explorer / CloudWatch, S3 and alerts.",
-        ),
+        "aws_conn_id": aws_conn_id_param("For Cost Explorer / CloudWatch, S3 and alerts."),
     },
 )
 def ai_economics_daily():

@@ -25,6 +25,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from bp_aws.params import aws_conn_id_param
 from include import preflight, ssm_paths
 
 log = logging.getLogger("bp.platform_preflight")
@@ -54,13 +55,7 @@ log = logging.getLogger("bp.platform_preflight")
             title="Fleet slug",
             description="Only check this fleet, e.g. `gpu-default` (empty: every fleet).",
         ),
-        "aws_conn_id": Param(
-            "aws_default",
-            type="string",
-            pattern=r"^[A-Za-z0-9_.-]{1,250}$",
-            title="AWS connection id",
-            description="Airflow connection to AWS (or to the local emulator).",
-        ),
+        "aws_conn_id": aws_conn_id_param(),
     },
 )
 def platform_preflight():
