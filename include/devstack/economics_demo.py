@@ -11,7 +11,7 @@ is computed, gated and published by a real ``ai_economics_daily`` run.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -108,4 +108,4 @@ def prepare(folder: Path, last_day: date, aws_client: Any) -> EconomicsDemo:
     put_fleet_metrics(aws_client("cloudwatch"), last_day)
     for stage in ("staging", "production"):
         aws_client("sns").create_topic(Name=f"bp-ops-alerts-{stage}")
-    return EconomicsDemo(folder, window, counts)
+    return replace(demo, counts=counts)

@@ -160,7 +160,7 @@ def _ledger_expectations(book: PriceBook, day: date) -> list[tuple[str, str, Any
     ]
 
 
-def _day_query(engine: Engine, day: date) -> str:
+def _day_query(day: date) -> str:
     window = DayWindow(day)
     table = ai_usage_logs.name
     return (
@@ -199,7 +199,16 @@ def _check(suite: str, name: str, severity: str, result: Any) -> Check:
     return Check(suite, name, severity, bool(result.success), failed, tuple(unique))
 
 
-def _validate(context, suite_name: str, batch_definition, expectations, batch_parameters=None, index_columns=None):
+def _validate(
+    gate: GateResult,
+    context,
+    suite_name: str,
+    batch_definition,
+    expectations,
+    batch_parameters=None,
+    index_columns=None,
+) -> None:
+    """Run one suite and record its checks and its GX result in ``gate``."""
     import great_expectations as gx
 
     suite = context.suites.add(gx.ExpectationSuite(name=suite_name))
@@ -214,8 +223,8 @@ def _validate(context, suite_name: str, batch_definition, expectations, batch_pa
         result_format["unexpected_index_column_names"] = index_columns
     result = definition.run(batch_parameters=batch_parameters, result_format=result_format)
     # GX reports results in an order of its own: match them to their expectations by id
-    checks = [_check(suite_name, *labels[outcome.expectation_config.id], outcome) for outcome in result.results]
-    return checks, result.describe_dict()
+    gate.checks += [_check(suite_name, *labels[outcome.expectation_config.id], outcome) for outcome in result.results]
+    gate.validations[suite_name] = result.describe_dict()
 
 
 def run_gate(
@@ -235,16 +244,15 @@ def run_gate(
     source = context.data_sources.add_sql(
         name="ledger", connection_string=engine.url.render_as_string(hide_password=False)
     )
-    day_asset = source.add_query_asset(name="ledger_day", query=_day_query(engine, day))
-    checks, described = _validate(
+    day_asset = source.add_query_asset(name="ledger_day", query=_day_query(day))
+    _validate(
+        gate,
         context,
         "ledger",
         day_asset.add_batch_definition_whole_table("day"),
         _ledger_expectations(book, day),
         index_columns=["request_id"],
     )
-    gate.checks += checks
-    gate.validations["ledger"] = described
 
     totals = ledger_totals(engine, day)
     frames = context.data_sources.add_pandas(name="frames")
@@ -269,15 +277,14 @@ def run_gate(
             "cost_usd": cost_daily["cost_usd"].isna().map({True: None, False: 1}) if not cost_daily.empty else [],
         }
     )
-    checks, described = _validate(
+    _validate(
+        gate,
         context,
         "rollups",
         frames.add_dataframe_asset("ai_cost_daily").add_batch_definition_whole_dataframe("day"),
         rollup_expectations,
         batch_parameters={"dataframe": rollup},
     )
-    gate.checks += checks
-    gate.validations["rollups"] = described
 
     revenue = revenue_groups if not revenue_groups.empty else pd.DataFrame({"currency": [], "kind": []})
     revenue_expectations = [
@@ -292,13 +299,12 @@ def run_gate(
             gxe.ExpectColumnValuesToBeInSet(column="kind", value_set=sorted(REVENUE_SIGN)),
         ),
     ]
-    checks, described = _validate(
+    _validate(
+        gate,
         context,
         "revenue",
         frames.add_dataframe_asset("revenue_day").add_batch_definition_whole_dataframe("day"),
         revenue_expectations,
         batch_parameters={"dataframe": revenue},
     )
-    gate.checks += checks
-    gate.validations["revenue"] = described
     return gate

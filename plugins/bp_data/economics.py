@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -141,11 +142,13 @@ def compute(day: date, aws_conn_id: str) -> dict[str, Any]:
     return summary
 
 
-def load_tables(folder: Path) -> dict[str, pd.DataFrame]:
+def load_tables(folder: Path, names: Iterable[str] | None = None) -> dict[str, pd.DataFrame]:
+    """The run folder's tables; only ``names`` when given (the per-user table can be large)."""
+    wanted = set(warehouse.TABLES if names is None else names)
     return {
         path.stem: pq.read_table(path).to_pandas()
         for path in sorted((folder / "tables").glob("*.parquet"))
-        if path.stem in warehouse.TABLES
+        if path.stem in wanted
     }
 
 
@@ -179,7 +182,7 @@ def export_influx(day: date, folder: Path) -> str:
     from bp_data.influx import write_points
 
     settings = Settings.load()
-    tables = load_tables(folder)
+    tables = load_tables(folder, exports.INFLUX_MEASUREMENTS)
     points = exports.influx_points(day, tables)
     if write_points(points, bucket=settings.influx_bucket):
         log.info("Wrote %d point(s) to InfluxDB bucket %s, stamped %s", len(points), settings.influx_bucket, day)
@@ -251,7 +254,8 @@ def send_alerts(summary: dict[str, Any], aws_conn_id: str, link: str | None) -> 
     from bp_aws.notifiers.ops_alert import send_alert
 
     settings = Settings.load()
-    margin_rows = load_tables(Path(summary["output_dir"])).get("ai_margin_daily", pd.DataFrame()).to_dict("records")
+    tables = load_tables(Path(summary["output_dir"]), ["ai_margin_daily"])
+    margin_rows = tables.get("ai_margin_daily", pd.DataFrame()).to_dict("records")
     found = alerts_for(summary, margin_rows, settings.margin_floor_pct)
     for alert in found:
         send_alert(Alert(**{**alert.__dict__, "link": link}), stage=settings.alert_stage, aws_conn_id=aws_conn_id)
