@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from include.economics import anomalies, ledger, margin, rollups, synthetic, warehouse
+from include.economics import anomalies, margin, rollups, synthetic, warehouse
 from include.economics.prices import PriceBook
 
 FLEET = {"stage": "staging", "slug": "gpu-default", "instance_type": "g4dn.xlarge"}
@@ -70,8 +70,7 @@ def seed_history(
     ledger_engine: sa.engine.Engine, warehouse_engine: sa.engine.Engine, book: PriceBook, days: list[date]
 ) -> None:
     for day in days:
-        with ledger.snapshot(ledger_engine, book, day) as day_snapshot:
-            tables = rollups.rollups_of(day_snapshot, day_snapshot.groups())
+        _, tables = rollups.compute_rollups(ledger_engine, book, day)
         revenue = margin.revenue_by_plan(
             margin.day_revenue_groups(ledger_engine, day), margin.fx_for_day(ledger_engine, day)
         )

@@ -15,7 +15,7 @@ from decimal import Decimal
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from include.economics import anomalies, ledger, margin, quality, rollups, warehouse
+from include.economics import anomalies, margin, quality, rollups, warehouse
 from include.economics.prices import PriceBook
 
 
@@ -59,9 +59,7 @@ def compute_day(
     rules: anomalies.Rules | None = None,
     reconcile_threshold_pct: float = 5.0,
 ) -> DayResult:
-    with ledger.snapshot(ledger_engine, book, day) as day_snapshot:
-        groups = day_snapshot.groups()
-        tables = rollups.rollups_of(day_snapshot, groups)
+    groups, tables = rollups.compute_rollups(ledger_engine, book, day)
     revenue_groups = margin.day_revenue_groups(ledger_engine, day)
     fx = margin.fx_for_day(ledger_engine, day)
     gate = quality.run_gate(

@@ -4,11 +4,9 @@ The pipeline only reads these tables (they belong to the application); their
 definitions here let tests and the demo create a ledger on SQLite, MariaDB or
 PostgreSQL with the same columns the application writes.
 
-:func:`day_groups` pushes the work down to the database: one ``GROUP BY`` over the
-day's requests returns token sums per (user, feature, model, plan, price tier), never
-the requests themselves. Cost is linear inside such a group (see
-:mod:`include.economics.prices`), so the Python side prices a few thousand groups
-instead of millions of rows.
+:func:`snapshot` copies the day's requests, joined to their plan and price tier,
+into a session-temporary table that every daily aggregate then reads
+(:mod:`include.economics.rollups`); no request row ever comes to Python.
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -82,7 +79,6 @@ fx_rates = sa.Table(
     sa.PrimaryKeyConstraint("day", "currency"),
 )
 
-GROUP_KEYS = ["user_id", "feature_name", "model_name", "plan", "tier"]
 SUMS = [
     "requests",
     "failures",
@@ -91,6 +87,10 @@ SUMS = [
     "output_tokens",
     "total_tokens",
 ]
+
+
+#: MariaDB/MySQL only: how much memory one daily job's GROUP BY temporary tables may use.
+AGGREGATE_MEMORY_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,8 @@ def _tier_expression(book: PriceBook, day: date) -> sa.ColumnElement[str]:
 
 def day_requests_select(book: PriceBook, day: date) -> sa.Select:
     """The day's requests, each with the plan in effect at its ``created_at`` (``none``
-    without one) and its price tier: the one row set every daily query reads."""
+    without one), its price tier and its minute of the day: the one row set every
+    daily aggregate reads."""
     logs, plans = ai_usage_logs.c, user_plans.c
     window = DayWindow(day)
     joined = ai_usage_logs.outerjoin(
@@ -138,9 +139,9 @@ def day_requests_select(book: PriceBook, day: date) -> sa.Select:
             sa.or_(plans.valid_to.is_(None), logs.created_at < plans.valid_to),
         ),
     )
+    minute_of_day = sa.extract("hour", logs.created_at) * 60 + sa.extract("minute", logs.created_at)
     return (
         sa.select(
-            logs.request_id,
             logs.user_id,
             logs.feature_name,
             logs.model_name,
@@ -153,7 +154,7 @@ def day_requests_select(book: PriceBook, day: date) -> sa.Select:
             logs.estimated_cost,
             logs.request_duration_ms,
             logs.success,
-            logs.created_at,
+            minute_of_day.label("minute_of_day"),
         )
         .select_from(joined)
         .where(logs.created_at >= window.start, logs.created_at < window.end)
@@ -164,7 +165,6 @@ def _snapshot_table() -> sa.Table:
     return sa.Table(
         "bp_day_requests",
         sa.MetaData(),
-        sa.Column("request_id", sa.String(64)),
         sa.Column("user_id", sa.BigInteger),
         sa.Column("feature_name", sa.String(100)),
         sa.Column("model_name", sa.String(100)),
@@ -177,7 +177,7 @@ def _snapshot_table() -> sa.Table:
         sa.Column("estimated_cost", sa.Numeric(18, 6)),
         sa.Column("request_duration_ms", sa.Integer),
         sa.Column("success", sa.Boolean),
-        sa.Column("created_at", sa.DateTime),
+        sa.Column("minute_of_day", sa.Integer),
         prefixes=["TEMPORARY"],
     )
 
@@ -196,47 +196,19 @@ class DaySnapshot:
     book: PriceBook
     day: date
 
-    def groups(self) -> pd.DataFrame:
-        """Token sums per (user, feature, model, plan, tier), priced.
-
-        ``cost_usd`` is the exact Decimal cost of each group, or None when the model has
-        no price that day (the data-quality gate reports those).
-        """
-        requests = self.table.c
-        failed = sa.case((requests.success.is_(True), 0), else_=1)
-        keys = [requests[key] for key in GROUP_KEYS]
-        query = sa.select(
-            *keys,
-            sa.func.count().label("requests"),
-            sa.func.sum(failed).label("failures"),
-            *(sa.func.sum(requests[column]).label(column) for column in SUMS[2:]),
-            sa.func.sum(requests.estimated_cost).label("estimated_cost"),
-        ).group_by(*keys)
-        frame = pd.DataFrame(self.connection.execute(query).mappings().all())
-        if frame.empty:
-            return pd.DataFrame(columns=[*GROUP_KEYS, *SUMS, "estimated_cost", "cost_usd"])
-        for column in SUMS:
-            frame[column] = frame[column].astype("int64")
-        rows = self.book.rows_for_day(self.day)
-        frame["cost_usd"] = [
-            _group_cost(rows.get(model), tier, inp, cached, out)
-            for model, tier, inp, cached, out in zip(
-                frame["model_name"],
-                frame["tier"],
-                frame["input_tokens"],
-                frame["cached_input_tokens"],
-                frame["output_tokens"],
-                strict=True,
-            )
-        ]
-        return frame.sort_values(GROUP_KEYS, ignore_index=True)
-
 
 @contextmanager
 def snapshot(engine: Engine, book: PriceBook, day: date) -> Iterator[DaySnapshot]:
     """Copy the day's requests into a temporary table for the length of the block."""
     table = _snapshot_table()
     with engine.connect() as connection:
+        if connection.dialect.name == "mysql":
+            # this session's in-memory GROUP BY tables: at the 16 MB default, the day's
+            # aggregates over wide VARCHAR keys spill to disk (per-minute tokens on a
+            # million-row day: 18 s spilled, 3.5 s in memory; see bench/economics_day.py)
+            connection.exec_driver_sql(
+                f"SET SESSION max_heap_table_size = {AGGREGATE_MEMORY_BYTES}, tmp_table_size = {AGGREGATE_MEMORY_BYTES}"
+            )
         table.create(connection)
         try:
             connection.execute(
@@ -248,16 +220,3 @@ def snapshot(engine: Engine, book: PriceBook, day: date) -> Iterator[DaySnapshot
             # and SQLite's driver would roll the DROP back; the pool then reuses a clean session
             table.drop(connection)
             connection.commit()
-
-
-def day_groups(engine: Engine, book: PriceBook, day: date) -> pd.DataFrame:
-    """:meth:`DaySnapshot.groups` on a snapshot of its own."""
-    with snapshot(engine, book, day) as day_snapshot:
-        return day_snapshot.groups()
-
-
-def _group_cost(row, tier: str, input_tokens: int, cached: int, output: int):
-    if row is None:
-        return None
-    rates = row.long if tier == "long" else row.standard
-    return rates.cost(input_tokens, cached, output)

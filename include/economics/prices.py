@@ -26,6 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from pathlib import Path
 
 COLUMNS = (
@@ -43,7 +44,6 @@ COLUMNS = (
 LONG_COLUMNS = COLUMNS[6:]
 #: Money is kept to the micro-dollar (DECIMAL(18,6) in the warehouse).
 MICRO = Decimal("0.000001")
-THOUSAND = Decimal(1000)
 
 DEFAULT_CATALOGUE = Path(__file__).with_name("price_catalogue.csv")
 
@@ -60,14 +60,37 @@ class Rates:
     cached_input_per_1k: Decimal
     output_per_1k: Decimal
 
+    @cached_property
+    def exponent(self) -> int:
+        """Costs at these rates are whole multiples of ``10**-exponent`` USD: the
+        per-1k prices times 1000 tokens have no more decimal places than that."""
+        places = max(-price.as_tuple().exponent for price in self._prices)
+        return max(places, 0) + 3
+
+    @property
+    def _prices(self) -> tuple[Decimal, Decimal, Decimal]:
+        return self.input_per_1k, self.cached_input_per_1k, self.output_per_1k
+
+    def units(self, input_tokens, cached_input_tokens, output_tokens):
+        """The formula in integer units of ``10**-exponent`` USD, exact.
+
+        Takes ints, or numpy object arrays of Python ints (no overflow) to price
+        every group of a day in one vectorized step.
+        """
+        scale = 10 ** (self.exponent - 3)
+        per_token = [int(price * scale) for price in self._prices]
+        return (
+            (input_tokens - cached_input_tokens) * per_token[0]
+            + cached_input_tokens * per_token[1]
+            + output_tokens * per_token[2]
+        )
+
+    def to_usd(self, units: int) -> Decimal:
+        return Decimal(int(units)).scaleb(-self.exponent)
+
     def cost(self, input_tokens: int, cached_input_tokens: int, output_tokens: int) -> Decimal:
         """Exact cost of one request, or of a group of requests given their token sums."""
-        uncached = Decimal(int(input_tokens) - int(cached_input_tokens))
-        return (
-            uncached * self.input_per_1k
-            + Decimal(int(cached_input_tokens)) * self.cached_input_per_1k
-            + Decimal(int(output_tokens)) * self.output_per_1k
-        ) / THOUSAND
+        return self.to_usd(self.units(int(input_tokens), int(cached_input_tokens), int(output_tokens)))
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,25 @@
-"""The daily rollup tables, built from the priced groups plus three pushed-down
-statistics that sums can't give: p50/p95 request duration, daily active users, and
-peak tokens per minute.
+"""The daily rollup tables, all aggregated where the data is.
 
-Percentiles are ``percentile_cont`` (linear interpolation), read exactly off a duration
-histogram the database computes - the same SQL on SQLite, MariaDB and PostgreSQL, so
-the three give the same numbers.
+* the per-user level (``ai_cost_daily``) is one ``GROUP BY`` over the day's snapshot:
+  request and token sums split by price tier (priced here, exactly, one vectorized step
+  per model) and p50/p95 duration;
+* the coarser levels add the per-user sums up in pandas (a few hundred thousand rows at
+  most), count DAU from them, and take their percentiles from a duration histogram the
+  database builds;
+* peak tokens per minute comes from one more ``GROUP BY`` on the minute of the day.
+
+Percentiles are ``percentile_cont`` (linear interpolation), exact: the database ranks
+each group's durations with a running sum and returns, per quantile, the two values
+either side of the quantile's position - over the raw rows for the per-user level,
+over ``(duration, count)`` histogram rows for the coarse ones, where that is far
+fewer rows. The same SQL runs on SQLite, MariaDB and PostgreSQL (MariaDB's own
+``PERCENTILE_CONT`` took minutes on a million rows; see the closing note of issue 4).
 """
 
 from __future__ import annotations
 
 from datetime import date
+from fractions import Fraction
 
 import pandas as pd
 import sqlalchemy as sa
@@ -33,89 +43,145 @@ TABLES = {
     "plan": "ai_plan_daily",
     "usage": "ai_usage_daily",
 }
-QUANTILES = {"p50_ms": 0.5, "p95_ms": 0.95}
+#: Quantiles as exact fractions, so the rank arithmetic in SQL is integer arithmetic.
+QUANTILES = {"p50_ms": Fraction(1, 2), "p95_ms": Fraction(19, 20)}
+PRICED_TOKENS = ("input_tokens", "cached_input_tokens", "output_tokens")
+LONG = "long_"
 
 
-def percentile_from_counts(values: list[float], counts: list[int], q: float) -> float:
-    """``percentile_cont(q)`` of a frequency table: ``values`` ascending, ``counts`` >= 1."""
-    position = q * (sum(counts) - 1)
-    low_rank = int(position)
-
-    def value_at(rank: int) -> float:
-        seen = 0
-        for value, count in zip(values, counts, strict=True):
-            seen += count
-            if rank < seen:
-                return value
-        return values[-1]
-
-    low = value_at(low_rank)
-    fraction = position - low_rank
-    return low if fraction == 0 else low + fraction * (value_at(low_rank + 1) - low)
+def _tuples(day_snapshot: DaySnapshot, query: sa.Select) -> list[tuple]:
+    """The result as plain tuples: pandas probes SQLAlchemy rows for attributes, which
+    costs seconds on the per-user level's million rows."""
+    return [tuple(row) for row in day_snapshot.connection.execute(query)]
 
 
-def _stream_percentiles(connection, query: sa.Select, keys: list[str]) -> list[dict]:
-    """Walk the (keys, duration, count) histogram in key order, one group at a time."""
-    rows: list[dict] = []
-    current, values, counts = None, [], []
-
-    def close() -> None:
-        percentiles = {name: percentile_from_counts(values, counts, q) for name, q in QUANTILES.items()}
-        rows.append({**dict(zip(keys, current, strict=True)), **percentiles})
-
-    # stream on the statement, not the connection (which SQLAlchemy would change in place)
-    result = connection.execute(query.execution_options(stream_results=True, yield_per=50_000))
-    for row in result:
-        group = tuple(row[: len(keys)])
-        if group != current and current is not None:
-            close()
-            values, counts = [], []
-        current = group
-        values.append(float(row[len(keys)]))
-        counts.append(int(row[len(keys) + 1]))
-    if current is not None:
-        close()
-    return rows
+def _ranked(source: sa.FromClause, keys: list[str], weight: sa.ColumnElement, *columns: str) -> sa.Subquery:
+    """``source`` with each row's running weight (``rank_end``) and its group's total
+    weight (``ranked``), durations ascending within ``keys``."""
+    partition = [source.c[key] for key in keys] or None
+    duration = source.c.request_duration_ms
+    return sa.select(
+        *(source.c[name] for name in (*keys, *columns)),
+        duration,
+        weight.label("weight"),
+        sa.func.sum(weight).over(partition_by=partition, order_by=duration, rows=(None, 0)).label("rank_end"),
+        sa.func.sum(weight).over(partition_by=partition).label("ranked"),
+    ).subquery("ranked_durations")
 
 
-def duration_stats(day_snapshot: DaySnapshot, keys: list[str]) -> pd.DataFrame:
-    """p50_ms, p95_ms and dau per ``keys`` for the day.
+def _percentile_bounds(ranked: sa.Subquery) -> list[sa.ColumnElement]:
+    """Aggregates giving, per quantile q, the values at ranks floor(q(n-1)) and the
+    next one; a row covers ranks ``[rank_end - weight, rank_end)``."""
+    r = ranked.c
+    columns = [sa.func.max(r.ranked).label("ranked")]
+    for name, q in QUANTILES.items():
+        position = q.numerator * (r.ranked - 1)  # q(n-1), times q's denominator
+        den = q.denominator
+        for suffix, shift in (("low", 0), ("high", 1)):
+            covers = sa.and_(den * (r.rank_end - r.weight - shift) <= position, position < den * (r.rank_end - shift))
+            columns.append(sa.func.max(sa.case((covers, r.request_duration_ms))).label(f"{name}_{suffix}"))
+    return columns
 
-    The database returns a histogram - request count per (keys, duration in ms), in
-    order - and the exact ``percentile_cont`` is read off it group by group, streamed
-    with bounded memory. Durations are whole milliseconds, so nothing is approximated,
-    and it is the same SQL on every dialect (MariaDB's window-function percentiles
-    took 17 s per rollup level on a million rows; see the closing note of issue 4).
-    """
-    requests = day_snapshot.table.c
-    columns = [requests[key] for key in keys]
-    histogram = (
-        sa.select(*columns, requests.request_duration_ms, sa.func.count())
-        .group_by(*columns, requests.request_duration_ms)
-        .order_by(*columns, requests.request_duration_ms)
-    )
-    users = sa.select(*columns, sa.func.count(sa.distinct(requests.user_id)).label("dau")).group_by(*columns)
-    connection = day_snapshot.connection
-    percentiles = pd.DataFrame(_stream_percentiles(connection, histogram, keys), columns=[*keys, *QUANTILES])
-    dau = pd.DataFrame(connection.execute(users).mappings().all(), columns=[*keys, "dau"])
-    if percentiles.empty:
-        return pd.DataFrame(columns=[*keys, *QUANTILES, "dau"])
-    frame = percentiles.merge(dau, on=keys) if keys else percentiles.assign(dau=dau["dau"].iloc[0])
-    for name in QUANTILES:
-        frame[name] = frame[name].astype(float).round(1)
-    frame["dau"] = frame["dau"].astype("int64")
+
+def _interpolate(frame: pd.DataFrame) -> pd.DataFrame:
+    """Turn the low/high bounds into the percentile_cont values, in place of the bounds."""
+    ranked = frame.pop("ranked").astype("int64")
+    for name, q in QUANTILES.items():
+        low = frame.pop(f"{name}_low").astype(float)
+        high = frame.pop(f"{name}_high").astype(float).fillna(low)  # no next rank: q(n-1) is whole
+        fraction = (q.numerator * (ranked - 1) % q.denominator) / q.denominator
+        frame[name] = (low + fraction * (high - low)).round(1)
     return frame
+
+
+def cost_groups(day_snapshot: DaySnapshot) -> pd.DataFrame:
+    """The per-user level: sums, exact cost, p50/p95 per (user, feature, model, plan).
+
+    ``cost_usd`` is a Decimal, or None when the model has no price that day (the
+    data-quality gate reports those); ``estimated_cost`` is the app's own estimate.
+    """
+    keys = LEVELS["cost"]
+    ranked = _ranked(
+        day_snapshot.table,
+        keys,
+        sa.literal_column("1"),
+        "tier",
+        "success",
+        *SUMS[2:],
+        "estimated_cost",
+    )
+    r = ranked.c
+    long_tier = r.tier == "long"
+    query = sa.select(
+        *(r[key] for key in keys),
+        sa.func.count().label("requests"),
+        sa.func.sum(sa.case((r.success.is_(True), 0), else_=1)).label("failures"),
+        *(sa.func.sum(r[column]).label(column) for column in SUMS[2:]),
+        *(sa.func.sum(sa.case((long_tier, r[column]), else_=0)).label(LONG + column) for column in PRICED_TOKENS),
+        sa.func.sum(r.estimated_cost).label("estimated_cost"),
+        *_percentile_bounds(ranked),
+    ).group_by(*(r[key] for key in keys))
+    columns = [*keys, *SUMS, *(LONG + c for c in PRICED_TOKENS), "estimated_cost", "ranked"]
+    frame = pd.DataFrame(
+        _tuples(day_snapshot, query), columns=[*columns, *(f"{n}_{s}" for n in QUANTILES for s in ("low", "high"))]
+    )
+    if frame.empty:
+        return pd.DataFrame(columns=[*keys, *SUMS, "estimated_cost", "cost_usd", *QUANTILES])
+    for column in [*SUMS, *(LONG + c for c in PRICED_TOKENS)]:
+        frame[column] = frame[column].astype("int64")
+    frame["cost_usd"] = _price(frame, day_snapshot)
+    frame = _interpolate(frame.drop(columns=[LONG + c for c in PRICED_TOKENS]))
+    return frame.sort_values(keys, ignore_index=True)
+
+
+def _price(frame: pd.DataFrame, day_snapshot: DaySnapshot) -> pd.Series:
+    """Exact cost per group: the standard rates on its standard-tier token sums plus
+    the long-context rates on its long-tier sums (cost is linear in the sums)."""
+    rows = day_snapshot.book.rows_for_day(day_snapshot.day)
+    cost = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    for model, index in frame.groupby("model_name").indices.items():
+        row = rows.get(model)
+        if row is None:
+            continue
+        part = frame.iloc[index]
+        # Python ints in object arrays: exact, and no int64 overflow on huge sums
+        long = [part[LONG + column].to_numpy(dtype=object) for column in PRICED_TOKENS]
+        everything = [part[column].to_numpy(dtype=object) for column in PRICED_TOKENS]
+        standard = [total - in_long for total, in_long in zip(everything, long, strict=True)]
+        values = [row.standard.to_usd(units) for units in row.standard.units(*standard)]
+        if row.long is not None:
+            long_costs = (row.long.to_usd(units) for units in row.long.units(*long))
+            values = [value + long_cost for value, long_cost in zip(values, long_costs, strict=True)]
+        cost.iloc[index] = values
+    return cost
+
+
+def level_percentiles(day_snapshot: DaySnapshot, keys: list[str]) -> pd.DataFrame:
+    """p50_ms and p95_ms per ``keys``, from the database's duration histogram."""
+    requests = day_snapshot.table.c
+    grouping = [*(requests[key] for key in keys), requests.request_duration_ms]
+    histogram = (
+        sa.select(*grouping, sa.func.count().label("requests")).group_by(*grouping).subquery("duration_histogram")
+    )
+    ranked = _ranked(histogram, keys, histogram.c.requests)
+    query = sa.select(*(ranked.c[key] for key in keys), *_percentile_bounds(ranked))
+    if keys:
+        query = query.group_by(*(ranked.c[key] for key in keys))
+    bounds = [f"{n}_{s}" for n in QUANTILES for s in ("low", "high")]
+    frame = pd.DataFrame(_tuples(day_snapshot, query), columns=[*keys, "ranked", *bounds])
+    frame = frame[frame["ranked"].notna()]
+    return _interpolate(frame) if not frame.empty else pd.DataFrame(columns=[*keys, *QUANTILES])
 
 
 def minute_tokens(day_snapshot: DaySnapshot) -> pd.DataFrame:
     """Tokens per (feature, model, plan, minute of day): every level's peak comes from it."""
     requests = day_snapshot.table.c
-    minute = (sa.extract("hour", requests.created_at) * 60 + sa.extract("minute", requests.created_at)).label("minute")
-    keys = [requests.feature_name, requests.model_name, requests.plan, minute]
-    query = sa.select(*keys, sa.func.sum(requests.total_tokens).label("total_tokens")).group_by(*keys)
-    frame = pd.DataFrame(day_snapshot.connection.execute(query).mappings().all())
-    if frame.empty:
-        return pd.DataFrame(columns=["feature_name", "model_name", "plan", "minute", "total_tokens"])
+    keys = [requests.feature_name, requests.model_name, requests.plan, requests.minute_of_day]
+    query = sa.select(*keys, sa.func.sum(requests.total_tokens)).group_by(*keys)
+    frame = pd.DataFrame(
+        _tuples(day_snapshot, query),
+        columns=["feature_name", "model_name", "plan", "minute", "total_tokens"],
+    )
     frame["minute"] = frame["minute"].astype(int)
     frame["total_tokens"] = frame["total_tokens"].astype("int64")
     return frame
@@ -131,39 +197,55 @@ def _peaks(minutes: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 def build_rollups(
     day: date,
     groups: pd.DataFrame,
-    stats: dict[str, pd.DataFrame],
+    percentiles: dict[str, pd.DataFrame],
     minutes: pd.DataFrame,
 ) -> dict[str, pd.DataFrame]:
-    """Every rollup table for ``day``, keyed by warehouse table name."""
-    tables: dict[str, pd.DataFrame] = {}
+    """Every rollup table for ``day``, keyed by warehouse table name.
+
+    ``groups`` is :func:`cost_groups`; ``percentiles`` holds each coarser level's
+    :func:`level_percentiles`. Sums and DAU of the coarser levels come from ``groups``.
+    """
+    if groups.empty:
+        return {}
+    columns = [*SUMS, "cost_usd"]  # cost_usd holds Decimals: pandas adds them exactly
+    tables = {"cost": groups[[*LEVELS["cost"], *columns, *QUANTILES]]}
     for level, keys in LEVELS.items():
-        if groups.empty:
+        if level == "cost":
             continue
-        columns = [*SUMS, "cost_usd"]  # cost_usd holds Decimals: pandas adds them exactly
-        table = (
-            groups.groupby(keys, dropna=False)[columns].sum().reset_index()
-            if keys
-            else pd.DataFrame([{column: groups[column].sum() for column in columns}])
-        )
-        table = table.merge(stats[level], on=keys) if keys else table.assign(**stats[level].iloc[0].to_dict())
-        if level != "cost":
-            table["failure_rate"] = (table["failures"] / table["requests"]).round(6)
-            peaks = _peaks(minutes, keys)
-            table = table.merge(peaks, on=keys) if keys else table.assign(**peaks.iloc[0].to_dict())
+        if keys:
+            by_keys = groups.groupby(keys, dropna=False)
+            table = by_keys[columns].sum().join(by_keys["user_id"].nunique().rename("dau")).reset_index()
+            table = table.merge(percentiles[level], on=keys).merge(_peaks(minutes, keys), on=keys)
         else:
-            table = table.drop(columns=["dau"])
+            table = pd.DataFrame(
+                [
+                    {
+                        **{column: groups[column].sum() for column in columns},
+                        "dau": groups["user_id"].nunique(),
+                        **percentiles[level].iloc[0].to_dict(),
+                        **_peaks(minutes, keys).iloc[0].to_dict(),
+                    }
+                ]
+            )
+        table["failure_rate"] = (table["failures"] / table["requests"]).round(6)
+        tables[level] = table
+    dated = {}
+    for level, table in tables.items():
+        table = table.copy()
         table.insert(0, "day", day)
-        tables[TABLES[level]] = table.sort_values(["day", *keys], ignore_index=True)
-    return tables
+        dated[TABLES[level]] = table.sort_values(["day", *LEVELS[level]], ignore_index=True)
+    return dated
 
 
-def rollups_of(day_snapshot: DaySnapshot, groups: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Query the statistics of every level on the snapshot and build the tables."""
-    stats = {level: duration_stats(day_snapshot, keys) for level, keys in LEVELS.items()}
-    return build_rollups(day_snapshot.day, groups, stats, minute_tokens(day_snapshot))
+def rollups_of(day_snapshot: DaySnapshot) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """The per-user groups (with the app's estimates, for reconciliation) and every
+    rollup table, from one snapshot."""
+    groups = cost_groups(day_snapshot)
+    percentiles = {level: level_percentiles(day_snapshot, keys) for level, keys in LEVELS.items() if level != "cost"}
+    return groups, build_rollups(day_snapshot.day, groups, percentiles, minute_tokens(day_snapshot))
 
 
-def compute_rollups(engine: Engine, book: PriceBook, day: date, groups: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def compute_rollups(engine: Engine, book: PriceBook, day: date) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """:func:`rollups_of` on a snapshot of its own."""
     with snapshot(engine, book, day) as day_snapshot:
-        return rollups_of(day_snapshot, groups)
+        return rollups_of(day_snapshot)

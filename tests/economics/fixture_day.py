@@ -55,19 +55,20 @@ PLANS = [
     {"user_id": 2, "plan": "pro", "valid_from": datetime(2026, 10, 1), "valid_to": None},
 ]
 
-# (user, feature, model, plan, tier): requests, failures, input, cached, output, total, cost
+# (user, feature, model, plan): requests, failures, input, cached, output, total, cost
 EXPECTED = {
     # gpt-4.1-mini from 2026-11-01: 0.00032 / 0.00008 / 0.00128 per 1k
     # r1+r2: (2800*0.00032 + 200*0.00008 + 1500*0.00128)/1000 = (0.896 + 0.016 + 1.92)/1000
-    (1, "chat", "gpt-4.1-mini", "free", "standard"): (2, 0, 3000, 200, 1500, 4500, "0.002832"),
+    (1, "chat", "gpt-4.1-mini", "free"): (2, 0, 3000, 200, 1500, 4500, "0.002832"),
     # r3: (0*0.00032 + 500*0.00008 + 100*0.00128)/1000 = (0.04 + 0.128)/1000
-    (1, "chat", "gpt-4.1-mini", "pro", "standard"): (1, 1, 500, 500, 100, 600, "0.000168"),
-    # r4 long rates 0.006 / 0.0006 / 0.0225: (200000*0.006 + 50000*0.0006 + 1000*0.0225)/1000
-    (2, "video-effects", "claude-sonnet-4", "pro", "long"): (1, 0, 250_000, 50_000, 1000, 251_000, "1.252500"),
-    # r5 standard 0.003 / 0.0003 / 0.015: (100000*0.003 + 2000*0.015)/1000 = 330/1000
-    (2, "video-effects", "claude-sonnet-4", "pro", "standard"): (1, 0, 100_000, 0, 2000, 102_000, "0.330000"),
+    (1, "chat", "gpt-4.1-mini", "pro"): (1, 1, 500, 500, 100, 600, "0.000168"),
+    # each request at its own tier:
+    # r4 long rates 0.006 / 0.0006 / 0.0225: (200000*0.006 + 50000*0.0006 + 1000*0.0225)/1000 = 1.2525
+    # r5 standard 0.003 / 0.0003 / 0.015: (100000*0.003 + 2000*0.015)/1000 = 0.33
+    # (the sums priced at one tier would give 0.96 standard or 1.8975 long: the tier split matters)
+    (2, "video-effects", "claude-sonnet-4", "pro"): (2, 0, 350_000, 50_000, 3000, 353_000, "1.582500"),
     # r6: 3000*0.00002/1000
-    (3, "search", "text-embedding-3-small", "none", "standard"): (1, 0, 3000, 0, 0, 3000, "0.000060"),
+    (3, "search", "text-embedding-3-small", "none"): (1, 0, 3000, 0, 0, 3000, "0.000060"),
 }
 
 

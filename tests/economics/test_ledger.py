@@ -3,16 +3,16 @@
 from datetime import date, datetime
 from decimal import Decimal
 
-from include.economics import ledger
+from include.economics import ledger, rollups
 from include.economics.prices import to_money
 from tests.economics.fixture_day import BOOK, DAY, EXPECTED, request
 
 
 def test_the_day_is_grouped_and_priced_exactly(ledger_db):
-    groups = ledger.day_groups(ledger_db, BOOK, DAY)
+    groups = rollups.compute_rollups(ledger_db, BOOK, DAY)[0]
 
     actual = {
-        (int(g.user_id), g.feature_name, g.model_name, g.plan, g.tier): (
+        (int(g.user_id), g.feature_name, g.model_name, g.plan): (
             g.requests,
             g.failures,
             g.input_tokens,
@@ -35,7 +35,7 @@ def test_a_day_is_priced_by_the_rows_in_effect_that_day(ledger_db):
             [request("old", 1, "chat", "gpt-4.1-mini", 2800, 200, 1500, datetime(2026, 10, 31, 9, 0))],
         )
 
-    [group] = ledger.day_groups(ledger_db, BOOK, date(2026, 10, 31)).itertuples()
+    [group] = rollups.compute_rollups(ledger_db, BOOK, date(2026, 10, 31))[0].itertuples()
 
     # the pre-November price 0.0004 / 0.0001 / 0.0016: (2600*0.0004 + 200*0.0001 + 1500*0.0016)/1000
     assert group.cost_usd == Decimal("0.00346")
@@ -48,23 +48,21 @@ def test_a_model_missing_from_the_catalogue_has_no_cost(ledger_db):
             [request("x", 3, "chat", "llama-9-unknown", 10, 0, 10, datetime(2026, 11, 5, 8, 0))],
         )
 
-    groups = ledger.day_groups(ledger_db, BOOK, DAY)
+    groups = rollups.compute_rollups(ledger_db, BOOK, DAY)[0]
 
     unknown = groups[groups["model_name"] == "llama-9-unknown"]
     assert list(unknown["cost_usd"]) == [None]
 
 
 def test_an_empty_day_is_an_empty_frame(ledger_db):
-    groups = ledger.day_groups(ledger_db, BOOK, date(2026, 1, 1))
+    groups = rollups.compute_rollups(ledger_db, BOOK, date(2026, 1, 1))[0]
 
     assert groups.empty
     assert "cost_usd" in groups.columns
 
 
 def test_every_rollup_level_has_percentiles_dau_and_peaks(ledger_db):
-    from include.economics import rollups
-
-    tables = rollups.compute_rollups(ledger_db, BOOK, DAY, ledger.day_groups(ledger_db, BOOK, DAY))
+    _, tables = rollups.compute_rollups(ledger_db, BOOK, DAY)
 
     def rows(table, keys, columns):
         frame = tables[table]

@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from include.economics import ledger, margin
+from include.economics import ledger, margin, rollups
 from include.economics.margin import Revenue
 from tests.economics.fixture_day import BOOK, DAY
 
@@ -49,7 +49,7 @@ def test_a_currency_without_a_rate_is_reported_not_guessed(ledger_db):
 
 
 def test_margin_per_plan_and_all_with_infra_allocated_by_ai_cost_share(ledger_db):
-    groups = ledger.day_groups(ledger_db, BOOK, DAY)
+    groups = rollups.compute_rollups(ledger_db, BOOK, DAY)[0]
     revenue = margin.revenue_by_plan(margin.day_revenue_groups(ledger_db, DAY), margin.fx_for_day(ledger_db, DAY))
 
     table = margin.margin_table(DAY, _ai_cost_by_plan(groups), revenue, D("10.00"))
@@ -79,7 +79,7 @@ def test_allocation_is_exact_and_ignores_plans_without_cost():
 
 
 def test_reconciliation_flags_the_long_context_underestimate(ledger_db):
-    result = margin.reconcile(ledger.day_groups(ledger_db, BOOK, DAY), threshold_pct=5)
+    result = margin.reconcile(rollups.compute_rollups(ledger_db, BOOK, DAY)[0], threshold_pct=5)
 
     # estimates: 0.000912 + 0.00192 + 0.000168 + 0.63 + 0.33 + 0.00006 = 0.96306 vs 1.58556
     assert (result.cost_usd, result.estimated_usd) == (D("1.585560"), D("0.963060"))

@@ -9,8 +9,7 @@ from tests.economics.fixture_day import BOOK, DAY, request
 
 
 def _gate(engine):
-    groups = ledger.day_groups(engine, BOOK, DAY)
-    tables = rollups.compute_rollups(engine, BOOK, DAY, groups)
+    groups, tables = rollups.compute_rollups(engine, BOOK, DAY)
     return quality.run_gate(
         engine,
         BOOK,
