@@ -8,6 +8,9 @@ a manifest (``bundles/<bundle_id>/manifest.json``) that references assets. The
 from __future__ import annotations
 
 MANIFEST_VERSION = 1
+#: The ``active_bundle`` value of a fleet without a bundle (workers skip the sync).
+NO_ACTIVE_BUNDLE = "none"
+BUNDLES = "bundles/"
 
 #: Asset kind -> directory (relative to the ComfyUI root) its files must land under.
 KIND_TARGET_DIRS: dict[str, str] = {
@@ -22,7 +25,15 @@ KIND_TARGET_DIRS: dict[str, str] = {
 
 
 def bundle_prefix(bundle_id: str) -> str:
-    return f"bundles/{bundle_id}"
+    return f"{BUNDLES}{bundle_id}"
+
+
+def bundle_id_of(prefix: str) -> str:
+    """The bundle id in an ``active_bundle`` value ``bundles/<bundle_id>``."""
+    bundle_id = prefix.strip().rstrip("/").removeprefix(BUNDLES)
+    if not bundle_id or "/" in bundle_id or bundle_id == prefix.strip().rstrip("/"):
+        raise ValueError(f"{prefix!r} is not a bundle prefix of the form {BUNDLES}<bundle_id>")
+    return bundle_id
 
 
 def manifest_key(prefix: str) -> str:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from gpu_worker import layout
+
 #: Fleet stages the platform knows. A stage scopes fleets, their secret and alarms.
 FLEET_STAGES: tuple[str, ...] = ("staging", "production")
 
@@ -19,7 +21,7 @@ FLEET_SLUG_PATTERN = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
 FLEET_SLUG_MAX_LENGTH = 40
 
 #: The value of ``active_bundle`` when a fleet has no bundle (workers skip the sync).
-NO_ACTIVE_BUNDLE = "none"
+NO_ACTIVE_BUNDLE = layout.NO_ACTIVE_BUNDLE
 
 #: The value CDK left in fleet secrets; a fleet with it can't register workers.
 UNSET_FLEET_SECRET = "CHANGE_ME_AFTER_DEPLOY"  # noqa: S105 - the public placeholder, not a secret
