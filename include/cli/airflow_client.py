@@ -192,6 +192,11 @@ class AirflowClient:
                 raise TimeoutError(f"run {run_id} of {dag_id} still {run.state} after {timeout:.0f}s")
             time.sleep(poll)
 
+    def respond(self, dag_id: str, run_id: str, task_id: str, chosen_options: list[str]) -> dict[str, Any]:
+        """Answer a human-in-the-loop task (e.g. ``["Approve"]`` on an approval)."""
+        path = f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}/taskInstances/{_quote(task_id)}/-1/hitlDetails"
+        return self._send("PATCH", path, {"chosen_options": chosen_options})
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         path = f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}/taskInstances?limit=1000"
         return self._send("GET", path)["task_instances"]

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from include import baseline
+from include import baseline, ssm_paths
 from include.cli.airflow_client import AirflowApiError, AirflowClient, DagRun
 from include.devstack import economics_demo
 from include.devstack.economics_demo import EconomicsDemo
@@ -54,6 +54,12 @@ def scenarios(economics: EconomicsDemo) -> list[Scenario]:
             conf={"fleet_stage": "staging", "fleet_slug": "gpu-default"},
             purpose="deploy blockers of the staging fleet",
             outputs=task_log_paths("check_deploy_blockers"),
+        ),
+        Scenario(
+            dag_id="gpu_ami_build_and_bake",
+            conf={"fleet_stage": "staging", "fleet_slug": "gpu-default", "mode": "bake"},
+            purpose="bake the active bundle into the staging fleet's AMI and promote it",
+            outputs=task_log_paths("check_bundle", "packer_build", "promote_ami", "apply_ami_retention"),
         ),
         Scenario(
             dag_id="ai_economics_daily",
@@ -126,11 +132,20 @@ def print_summary(stack: LocalStack, outcomes: list[Outcome], out=sys.stdout) ->
     out.write(f"\nService logs: {stack.logs_dir}\n")
 
 
+def activate_sample_bundle(aws_client: Callable[[str], Any], seeded: baseline.Baseline) -> None:
+    """What an admin does in Admin -> Assets: make the sample bundle each fleet's active one."""
+    for stage, slug in seeded.fleets:
+        aws_client("ssm").put_parameter(
+            Name=ssm_paths.active_bundle(stage, slug), Value=seeded.sample_bundle_prefix, Type="String", Overwrite=True
+        )
+
+
 def prepare_stack(stack: LocalStack, last_day: date) -> Callable[[Callable[[str], Any]], tuple]:
     """The seed step: the AWS baseline, then the economics data and its Airflow settings."""
 
     def seed(aws_client: Callable[[str], Any]) -> tuple:
         seeded = baseline.seed_baseline(aws_client)
+        activate_sample_bundle(aws_client, seeded)
         economics = economics_demo.prepare(stack.home / "economics", last_day, aws_client)
         stack.extra_env.update(economics.airflow_env(seeded.logs_bucket))
         stack.logs_bucket = seeded.logs_bucket

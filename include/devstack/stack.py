@@ -143,6 +143,10 @@ class LocalStack:
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.ports.trigger_logs),
                 "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
                 "AIRFLOW_CONN_AWS_DEFAULT": aws_connection_uri(self.moto_url),
+                # Packer can't launch an instance in the emulator: its test double registers
+                # the image instead; the operator runs it exactly as it runs packer
+                "AIRFLOW__BP__PACKER_BINARY": str(REPO_ROOT / "tests" / "doubles" / "packer"),
+                "PACKER_DOUBLE_PYTHON": sys.executable,
                 "AWS_EC2_METADATA_DISABLED": "true",
             }
         )

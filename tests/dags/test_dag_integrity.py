@@ -16,6 +16,7 @@ DAG_FILES = sorted(p.name for p in (REPO_ROOT / "dags").glob("*.py") if not p.na
 EXPECTED_MAX_ACTIVE_RUNS = {
     "platform_preflight": 4,  # read-only: concurrent checks are harmless
     "ai_economics_daily": 1,  # days replace warehouse rows and build on earlier days
+    "gpu_ami_build_and_bake": 1,  # one build at a time: the AMI pointer is never raced
 }
 
 

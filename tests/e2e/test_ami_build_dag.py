@@ -1,0 +1,98 @@
+"""gpu_ami_build_and_bake end to end: the real Airflow services, the emulator, and the
+packer test double the operator is pointed at by configuration."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from include import ssm_paths
+from include.cli.airflow_client import AirflowApiError
+
+pytestmark = pytest.mark.e2e
+
+DAG = "gpu_ami_build_and_bake"
+
+
+def _pointer(ssm, stage, slug):
+    return ssm.get_parameter(Name=ssm_paths.fleet_ami(stage, slug))["Parameter"]
+
+
+def test_a_staging_bake_builds_checks_promotes_and_applies_retention(stack, client):
+    ssm, ec2 = stack.aws_client()("ssm"), stack.aws_client()("ec2")
+    before = _pointer(ssm, "staging", "gpu-default")
+
+    run = client.trigger(DAG, {"fleet_stage": "staging", "fleet_slug": "gpu-default", "mode": "bake"})
+    run = client.wait_for_run(DAG, run.run_id, timeout=300, poll=1)
+
+    states = {ti["task_id"]: ti["state"] for ti in client.task_instances(DAG, run.run_id)}
+    assert run.state == "success", states
+    assert states["approve_promotion"] == "skipped"  # staging promotes directly
+    assert states["start_instance_refresh"] == "skipped"
+    after = _pointer(ssm, "staging", "gpu-default")
+    assert after["Value"] != before["Value"]
+    assert after["DataType"] == "aws:ec2:image"
+    [image] = ec2.describe_images(ImageIds=[after["Value"]])["Images"]
+    tags = {t["Key"]: t["Value"] for t in image["Tags"]}
+    assert tags["previous_ami"] == before["Value"]
+    assert (tags["fleet_stage"], tags["fleet_slug"], tags["airflow_run_id"]) == ("staging", "gpu-default", run.run_id)
+    assert tags["bundle_id"] != ssm_paths.NO_ACTIVE_BUNDLE
+    packer_log = list(client.task_log_lines(DAG, run.run_id, "packer_build", 1))
+    assert any(f"Packer built {after['Value']}" in line for line in packer_log), packer_log
+
+
+def test_a_bake_without_an_active_bundle_fails_before_packer_and_changes_nothing(stack, client):
+    ssm = stack.aws_client()("ssm")
+    name = ssm_paths.active_bundle("staging", "gpu-default")
+    active = ssm.get_parameter(Name=name)["Parameter"]["Value"]
+    ssm.put_parameter(Name=name, Value=ssm_paths.NO_ACTIVE_BUNDLE, Type="String", Overwrite=True)
+    before = _pointer(ssm, "staging", "gpu-default")
+    try:
+        run = client.trigger(DAG, {"fleet_stage": "staging", "fleet_slug": "gpu-default", "mode": "bake"})
+        run = client.wait_for_run(DAG, run.run_id, timeout=240, poll=1)
+    finally:
+        ssm.put_parameter(Name=name, Value=active, Type="String", Overwrite=True)
+
+    states = {ti["task_id"]: ti["state"] for ti in client.task_instances(DAG, run.run_id)}
+    assert run.state == "failed"
+    assert states["resolve_inputs"] == "failed"
+    assert states["packer_build"] == "upstream_failed"
+    assert _pointer(ssm, "staging", "gpu-default")["Version"] == before["Version"]
+    lines = list(client.task_log_lines(DAG, run.run_id, "resolve_inputs", 1))
+    assert any("there is nothing to bake" in line and "Nothing was built or changed" in line for line in lines)
+
+
+def test_bad_params_are_refused_by_the_schema(client):
+    with pytest.raises(AirflowApiError) as refused:
+        client.trigger(DAG, {"fleet_stage": "staging", "fleet_slug": "gpu-default", "mode": "rebuild-all"})
+    assert refused.value.status == 400
+
+
+def test_a_production_promotion_waits_for_approval_in_the_ui(stack, client):
+    ssm = stack.aws_client()("ssm")
+    staging_ami = _pointer(ssm, "staging", "gpu-default")["Value"]
+    ssm.put_parameter(
+        Name=ssm_paths.fleet_ami("production", "gpu-default"),
+        Value=staging_ami,
+        Type="String",
+        DataType="aws:ec2:image",
+        Overwrite=True,
+    )
+    conf = {"fleet_stage": "production", "fleet_slug": "gpu-default", "mode": "base"}
+
+    run = client.trigger(DAG, conf)
+    deadline = time.monotonic() + 240
+    while True:
+        try:
+            client.respond(DAG, run.run_id, "approve_promotion", ["Approve"])
+            break
+        except AirflowApiError:  # not waiting for input yet
+            assert time.monotonic() < deadline, "the approval never became available"
+            assert _pointer(ssm, "production", "gpu-default")["Value"] == staging_ami  # nothing promoted meanwhile
+            time.sleep(1)
+    run = client.wait_for_run(DAG, run.run_id, timeout=240, poll=1)
+
+    assert run.state == "success"
+    promoted = _pointer(ssm, "production", "gpu-default")["Value"]
+    assert promoted != staging_ami
