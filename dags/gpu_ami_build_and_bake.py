@@ -27,6 +27,7 @@ image + its active bundle), `base_and_bake` (both in one build). One run at a ti
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import pendulum
 from airflow.providers.standard.operators.hitl import ApprovalOperator
@@ -172,7 +173,7 @@ def gpu_ami_build_and_bake():
         return "promote_ami"
 
     @task(trigger_rule=TriggerRule.ONE_FAILED)
-    def restore_previous_ami(inputs: dict, params: dict | None = None, ti=None) -> str:
+    def restore_previous_ami(inputs: dict | None, params: dict | None = None, ti=None) -> str:
         """The refresh failed: point the fleet back at the AMI it had, if ours is still there."""
         from bp_aws.hooks.ssm_parameters import SsmParameterHook
 
@@ -198,6 +199,7 @@ def gpu_ami_build_and_bake():
         aws_conn_id=AWS,
         working_dir=str(ami_build.PACKER_DIR),
         variables=inputs["variables"],
+        multiple_outputs=True,  # ami_id, artifact_id, region: each its own XCom
     )
     wait_for_image = ImageAvailableSensor(
         task_id="wait_for_image",
@@ -218,7 +220,7 @@ def gpu_ami_build_and_bake():
             "`{{ ti.xcom_pull(task_ids='resolve_inputs')['ami_parameter'] }}`, bundle "
             "{{ ti.xcom_pull(task_ids='resolve_inputs')['bundle_id'] }}."
         ),
-        response_timeout=pendulum.duration(days=2),
+        response_timeout=timedelta(days=2),
     )
     promote = PutSsmParameterOperator(
         task_id="promote_ami",

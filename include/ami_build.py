@@ -218,14 +218,14 @@ def check_bundle(
 def restore_pointer(
     read: Callable[[str], dict[str, Any] | None],
     write: Callable[..., int],
-    inputs: dict[str, Any],
+    inputs: dict[str, Any] | None,
     promoted: dict[str, Any] | None,
 ) -> str:
     """Put the fleet's previous AMI back after a failed refresh - only if the pointer
     still holds the version this run wrote (anyone's later write wins)."""
+    if not inputs or not promoted or not promoted.get("changed"):
+        return "the AMI pointer was not changed by this run: nothing to restore"
     name, previous = inputs["ami_parameter"], inputs["current_ami"]
-    if not promoted or not promoted.get("changed"):
-        return f"{name} was not changed by this run: nothing to restore"
     if not previous:
         return f"{name} had no AMI before this run: nothing to restore to; it keeps the new image"
     current = read(name)
