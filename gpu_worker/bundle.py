@@ -220,7 +220,7 @@ def _validate(args: argparse.Namespace) -> int:
     source = args.manifest
     if source.startswith("s3://"):
         bucket, key = _s3_location(source)
-        text = _s3().get_object(Bucket=bucket, Key=key)["Body"].read()
+        text = _client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     else:
         text = Path(source).read_bytes()
     bundle = manifests.loads(text, source)
@@ -239,7 +239,7 @@ def _apply(args: argparse.Namespace) -> int:
     if prefix.strip() == NO_ACTIVE_BUNDLE:
         print("no active bundle for this fleet: nothing to install")
         return 0
-    result = Installer(_s3(), Path(args.root)).apply(bucket, prefix, record_baked=args.record_baked)
+    result = Installer(_client("s3"), Path(args.root)).apply(bucket, prefix, record_baked=args.record_baked)
     print(result.summary())
     return 0
 
@@ -263,10 +263,6 @@ def _client(service: str) -> Any:
     import boto3  # imported here: validate of a local file needs no AWS at all
 
     return boto3.client(service)
-
-
-def _s3() -> Any:
-    return _client("s3")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -138,9 +138,11 @@ def resolve_inputs(read: Callable[[str], dict[str, Any] | None], request: BuildR
         )
     if request.bakes_bundle:
         try:
-            inputs.bundle_id  # noqa: B018 - validates the prefix's shape
+            bundle_id_of(inputs.bundle_prefix)
         except ValueError as error:
-            raise MissingInputs(str(error)) from None
+            raise MissingInputs(
+                f"{ssm_paths.active_bundle(request.fleet_stage, request.fleet_slug)}: {error}"
+            ) from None
     if request.mode == "bake" and not inputs.current_ami:
         raise MissingInputs(
             f"mode=bake starts from the fleet's current image, but {request.ami_parameter} is not set: "

@@ -186,8 +186,8 @@ def _snapshot_table() -> sa.Table:
 class DaySnapshot:
     """The day's joined requests, copied once into a session-temporary table.
 
-    Every daily aggregate (sums, duration histograms, DAU, tokens per minute) reads
-    this copy instead of re-running the plan join over the ledger: on a million-row
+    Every daily aggregate (per-user sums and percentiles, duration histograms, tokens
+    per minute) reads this copy instead of re-running the plan join over the ledger: on a million-row
     MariaDB day that made the whole computation several times faster.
     """
 
