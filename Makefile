@@ -6,6 +6,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
+# cfn-lint and checkov pin versions Airflow conflicts with: they get their own venv
+IAC := $(VENV)/iac
+IAC_STAMP := $(IAC)/.installed-requirements
 
 .PHONY: help venv demo test test-fast lint up down bench clean
 
@@ -18,7 +21,13 @@ $(STAMP): requirements.txt
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $@
 
-venv: $(STAMP) ## Create .venv with the pinned requirements
+$(IAC_STAMP): tests/infra/requirements-iac.txt $(STAMP)
+	@test -x $(IAC)/bin/python || $(PYTHON) -m venv $(IAC)
+	@echo "Installing cfn-lint and checkov into $(IAC) (first run: about 30 seconds)"
+	@$(IAC)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/infra/requirements-iac.txt
+	@touch $@
+
+venv: $(STAMP) $(IAC_STAMP) ## Create .venv with the pinned requirements (and .venv/iac for the template linters)
 
 demo: venv ## Run the whole pipeline on the embedded local stack; exit 0 only if every run succeeded
 	@$(PY) -m include.devstack demo

@@ -39,9 +39,9 @@ from bp_aws.operators.ami import AmiRetentionOperator
 from bp_aws.operators.autoscaling import StartInstanceRefreshOperator
 from bp_aws.operators.packer import PackerBuildOperator
 from bp_aws.operators.ssm_parameters import PutSsmParameterOperator
-from bp_aws.params import aws_conn_id_param
+from bp_aws.params import aws_conn_id_param, fleet_slug_param, fleet_stage_param
 from bp_aws.sensors.ami import ImageAvailableSensor
-from include import ami_build, ssm_paths
+from include import ami_build
 
 log = logging.getLogger("bp.gpu_ami_build_and_bake")
 AWS = "{{ params.aws_conn_id }}"
@@ -56,21 +56,8 @@ AWS = "{{ params.aws_conn_id }}"
     tags=["platform", "ami", "packer"],
     default_args={"owner": "platform", "retries": 0},
     params={
-        "fleet_stage": Param(
-            "staging",
-            type="string",
-            enum=list(ssm_paths.FLEET_STAGES),
-            title="Fleet stage",
-            description="production promotions wait for an approval in the Airflow UI.",
-        ),
-        "fleet_slug": Param(
-            "gpu-default",
-            type="string",
-            pattern=ssm_paths.FLEET_SLUG_PATTERN,
-            maxLength=ssm_paths.FLEET_SLUG_MAX_LENGTH,
-            title="Fleet slug",
-            description="The fleet whose image is built, e.g. `gpu-default`.",
-        ),
+        "fleet_stage": fleet_stage_param("production promotions wait for an approval in the Airflow UI."),
+        "fleet_slug": fleet_slug_param("The fleet whose image is built, e.g. `gpu-default`."),
         "mode": Param(
             "bake",
             type="string",

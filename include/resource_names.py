@@ -19,3 +19,19 @@ def logs_bucket(account_id: str) -> str:
 def fleet_asg(fleet_stage: str, fleet_slug: str) -> str:
     """The fleet's Auto Scaling group (seed 004: ``asg-<fleet_stage>-<fleet_slug>``)."""
     return f"asg-{ssm_paths.check_fleet_stage(fleet_stage)}-{ssm_paths.check_fleet_slug(fleet_slug)}"
+
+
+#: Tag keys on every fleet resource: cost allocation, and how the scale-to-zero function
+#: recognizes its own stage's fleets (``gpu-shared.yaml`` passes the same keys to it).
+STAGE_TAG = "bp:stage"
+FLEET_TAG = "bp:fleet"
+
+
+def shared_stack(fleet_stage: str) -> str:
+    """The stage's scale-to-zero topic and function (seed 004's ``bp-gpu-shared``, per stage)."""
+    return f"bp-gpu-shared-{ssm_paths.check_fleet_stage(fleet_stage)}"
+
+
+def fleet_stack(fleet_stage: str, fleet_slug: str) -> str:
+    """One fleet's stack (seed 004: ``bp-gpu-fleet-<fleet_stage>-<fleet_slug>``)."""
+    return f"bp-gpu-fleet-{ssm_paths.check_fleet_stage(fleet_stage)}-{ssm_paths.check_fleet_slug(fleet_slug)}"

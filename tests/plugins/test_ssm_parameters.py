@@ -165,7 +165,7 @@ def test_the_deferrable_sensor_resumes_with_the_version(aws_http, platform):
 def test_the_deferrable_sensor_fails_when_the_condition_never_holds(aws_http, platform):
     sensor = _sensor(equals="bundles/never", deferrable=True, timeout=2, poke_interval=1)
 
-    with pytest.raises(AirflowException, match=f"SSM parameter {POINTER} did not meet the condition after 2 polls"):
+    with pytest.raises(AirflowException, match=rf"SSM parameter {POINTER} did not meet the condition after 2 poll"):
         resume(sensor)
 
 

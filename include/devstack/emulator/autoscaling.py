@@ -23,6 +23,8 @@ rule follows are quoted in tests/devstack/test_emulator_autoscaling.py.
   replaced instances replaced again from the previous configuration; it is refused
   (``IrreversibleInstanceRefresh``) without a desired configuration, with a launch
   template on ``$Latest``/``$Default``, or one whose ImageId is an SSM parameter.
+* A group created from a CloudFormation template keeps its ``CapacityRebalance``
+  ("Indicates whether Capacity Rebalancing is enabled"; moto's template parser drops it).
 * :func:`plan_failure` lets a test make a refresh fail at a percentage; with
   AutoRollback the failure rolls back instead of ending ``Failed``.
 """
@@ -35,7 +37,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from moto.autoscaling.exceptions import AutoscalingClientError
-from moto.autoscaling.models import AutoScalingBackend, autoscaling_backends
+from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup, autoscaling_backends
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult
 
@@ -322,7 +324,19 @@ def plan_failure(
     return refresh
 
 
+_create_group_from_template = FakeAutoScalingGroup.create_from_cloudformation_json.__func__
+
+
+def _create_group_keeping_rebalance(
+    cls: type, resource_name: str, cloudformation_json: dict[str, Any], *args: Any, **kwargs: Any
+) -> FakeAutoScalingGroup:
+    group = _create_group_from_template(cls, resource_name, cloudformation_json, *args, **kwargs)
+    group.capacity_rebalance = str(cloudformation_json["Properties"].get("CapacityRebalance", False)).lower() == "true"
+    return group
+
+
 def install() -> None:
+    FakeAutoScalingGroup.create_from_cloudformation_json = classmethod(_create_group_keeping_rebalance)
     for handler in (
         start_instance_refresh,
         describe_instance_refreshes,

@@ -29,7 +29,7 @@ from moto.autoscaling.models import autoscaling_backends
 from moto.cloudformation import parsing
 from moto.cloudformation.exceptions import ValidationError
 from moto.cloudformation.models import Change, CloudFormationBackend, Event, Stack
-from moto.cloudwatch.models import cloudwatch_backends
+from moto.cloudwatch.models import Dimension, Metric, MetricDataQuery, MetricStat, cloudwatch_backends
 from moto.core.common_models import CloudFormationModel
 from moto.s3.models import FakeBucket, s3_backends
 from moto.utilities.utils import get_partition
@@ -166,7 +166,8 @@ class AlarmResource(CloudFormationModel):
             threshold=float(properties["Threshold"]),
             statistic=properties.get("Statistic"),
             description=properties.get("AlarmDescription"),
-            dimensions=[{"name": d["Name"], "value": d["Value"]} for d in properties.get("Dimensions", [])],
+            dimensions=[{"Name": d["Name"], "Value": d["Value"]} for d in properties.get("Dimensions", [])],
+            metric_data_queries=_metric_data_queries(properties.get("Metrics")),
             alarm_actions=properties.get("AlarmActions", []),
             ok_actions=properties.get("OKActions", []),
             insufficient_data_actions=properties.get("InsufficientDataActions", []),
@@ -201,6 +202,39 @@ class AlarmResource(CloudFormationModel):
 
     def is_created(self) -> bool:
         return True
+
+
+def _metric_data_queries(metrics: list[dict[str, Any]] | None) -> list[MetricDataQuery] | None:
+    """An alarm's ``Metrics`` (metric math) in moto's own form, as its PutMetricAlarm builds them."""
+    if not metrics:
+        return None
+    queries = []
+    for metric in metrics:
+        stat = metric.get("MetricStat")
+        metric_stat = None
+        if stat:
+            watched = stat["Metric"]
+            metric_stat = MetricStat(
+                metric=Metric(
+                    metric_name=watched["MetricName"],
+                    namespace=watched["Namespace"],
+                    dimensions=[Dimension(d["Name"], d["Value"]) for d in watched.get("Dimensions", [])],
+                ),
+                period=stat["Period"],
+                stat=stat["Stat"],
+                unit=stat.get("Unit"),
+            )
+        queries.append(
+            MetricDataQuery(
+                query_id=metric["Id"],
+                label=metric.get("Label"),
+                period=metric.get("Period"),
+                return_data=metric.get("ReturnData"),
+                expression=metric.get("Expression"),
+                metric_stat=metric_stat,
+            )
+        )
+    return queries
 
 
 def _int(value: Any) -> int | None:

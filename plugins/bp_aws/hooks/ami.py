@@ -96,3 +96,11 @@ class AmiHook(AwsBaseHook):
                 for instance in reservation["Instances"]:
                     used.setdefault(instance["ImageId"], f"instance {instance['InstanceId']}")
         return used
+
+    def launch_template_image(self, template_id: str, version: str) -> str | None:
+        """The ImageId of a launch template version, as written (``resolve:ssm:...`` stays).
+
+        .. seealso:: EC2.Client.describe_launch_template_versions
+        """
+        versions = self.conn.describe_launch_template_versions(LaunchTemplateId=template_id, Versions=[version])
+        return versions["LaunchTemplateVersions"][0]["LaunchTemplateData"].get("ImageId")

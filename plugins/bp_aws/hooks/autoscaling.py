@@ -55,11 +55,10 @@ class AutoScalingHook(AwsBaseHook):
         }
 
     def describe_group(self, group_name: str) -> dict[str, Any]:
-        """.. seealso:: AutoScaling.Client.describe_auto_scaling_groups"""
-        groups = self.conn.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])["AutoScalingGroups"]
-        if not groups:
+        group = self.describe_group_or_none(group_name)
+        if group is None:
             raise AwsResourceNotFound("Auto Scaling group", group_name)
-        return groups[0]
+        return group
 
     def describe_instance_refreshes(self, group_name: str, refresh_id: str | None = None) -> list[dict[str, Any]]:
         """Newest first. .. seealso:: AutoScaling.Client.describe_instance_refreshes"""
@@ -100,6 +99,19 @@ class AutoScalingHook(AwsBaseHook):
         self.conn.set_desired_capacity(
             AutoScalingGroupName=group_name, DesiredCapacity=capacity, HonorCooldown=honor_cooldown
         )
+
+    def describe_group_or_none(self, group_name: str) -> dict[str, Any] | None:
+        """The group, or None when there is none by that name.
+
+        .. seealso:: AutoScaling.Client.describe_auto_scaling_groups
+        """
+        groups = self.conn.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])["AutoScalingGroups"]
+        return groups[0] if groups else None
+
+    def describe_policies(self, group_name: str) -> list[dict[str, Any]]:
+        """Every scaling policy of the group. .. seealso:: AutoScaling.Client.describe_policies"""
+        paginator = self.conn.get_paginator("describe_policies")
+        return [p for page in paginator.paginate(AutoScalingGroupName=group_name) for p in page["ScalingPolicies"]]
 
     def protected_instance_ids(self, group_name: str) -> list[str]:
         """Instances of the group that are protected from scale in."""

@@ -21,6 +21,13 @@ from include.tables import format_table
 
 BUSY_SUFFIX = "_IN_PROGRESS"
 COMPLETE = {"CREATE": "CREATE_COMPLETE", "UPDATE": "UPDATE_COMPLETE"}
+#: What CloudFormation undid, said after the failure, for the run's one-paragraph summary.
+ROLLED_BACK = {
+    "ROLLBACK_COMPLETE": ". CloudFormation rolled the create back: the stack holds no resources, "
+    "and the next run deletes it and creates it again.",
+    "UPDATE_ROLLBACK_COMPLETE": ". CloudFormation rolled the update back: the stack runs its previous "
+    "template and parameters.",
+}
 
 
 def change_set_table(change_set: dict[str, Any]) -> str:
@@ -75,7 +82,11 @@ class _StackWaitMixin:
             for e in reversed(recent or events)
             if e.get("ResourceStatusReason") and "FAILED" in e.get("ResourceStatus", "")
         )
-        raise StackDeployFailed(f"Stack {stack_name} {what} ended {status}" + (f": {reasons}" if reasons else ""))
+        raise StackDeployFailed(
+            f"Stack {stack_name} {what} ended {status}"
+            + (f": {reasons}" if reasons else "")
+            + ROLLED_BACK.get(status, "")
+        )
 
     _started_at: datetime | None = None
 

@@ -26,11 +26,15 @@ class SsmParameterSensor(AwsBaseSensor[SsmParameterHook]):
     :param pattern: wait until its whole value matches this regular expression. (templated)
     :param newer_than_version: wait until its version is greater than this. (templated)
     :param deferrable: wait in the triggerer. (default: ``operators.default_deferrable``)
+    :param max_wait_seconds: overrides ``timeout`` when rendered, so a DAG param can bound
+        the wait (``timeout`` itself can't be templated). (templated)
     :return: the parameter's version when the condition held.
     """
 
     aws_hook_class = SsmParameterHook
-    template_fields: Sequence[str] = aws_template_fields("name", "equals", "pattern", "newer_than_version")
+    template_fields: Sequence[str] = aws_template_fields(
+        "name", "equals", "pattern", "newer_than_version", "max_wait_seconds"
+    )
 
     def __init__(
         self,
@@ -42,6 +46,7 @@ class SsmParameterSensor(AwsBaseSensor[SsmParameterHook]):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poke_interval: float = 15,
         timeout: float = 1800,
+        max_wait_seconds: str | float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
@@ -49,6 +54,7 @@ class SsmParameterSensor(AwsBaseSensor[SsmParameterHook]):
         self.equals = equals
         self.pattern = pattern
         self.newer_than_version = newer_than_version
+        self.max_wait_seconds = max_wait_seconds
         self.deferrable = deferrable
         self._version: int | None = None
 
@@ -74,6 +80,8 @@ class SsmParameterSensor(AwsBaseSensor[SsmParameterHook]):
         return False
 
     def execute(self, context: Any) -> int | None:
+        if self.max_wait_seconds not in (None, "", "None"):
+            self.timeout = float(self.max_wait_seconds)
         if not self.deferrable or self.poke(context):
             super().execute(context)
             return self._version
@@ -88,7 +96,8 @@ class SsmParameterSensor(AwsBaseSensor[SsmParameterHook]):
                 **self._conditions(),
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
+            # a safety net: the trigger's own poll budget ends the wait first, with its message
+            timeout=timedelta(seconds=self.timeout + 2 * self.poke_interval),
         )
         return None  # not reached: defer() raises
 

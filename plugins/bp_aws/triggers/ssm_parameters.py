@@ -80,6 +80,7 @@ class SsmParameterTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        state = "not read"
         hook = SsmParameterHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
         async with await hook.get_async_conn() as client:
             for attempt in range(1, self.waiter_max_attempts + 1):
@@ -104,7 +105,8 @@ class SsmParameterTrigger(BaseTrigger):
                 "status": "error",
                 "name": self.name,
                 "message": (
-                    f"SSM parameter {self.name} did not meet the condition after {self.waiter_max_attempts} polls"
+                    f"SSM parameter {self.name} did not meet the condition after {self.waiter_max_attempts} "
+                    f"poll(s) over {(self.waiter_max_attempts - 1) * self.waiter_delay} s (last seen: {state})"
                 ),
             }
         )
