@@ -197,6 +197,14 @@ class AirflowClient:
         path = f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}/taskInstances/{_quote(task_id)}/-1/hitlDetails"
         return self._send("PATCH", path, {"chosen_options": chosen_options})
 
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        """What a task pushed (its return value by default), as JSON."""
+        path = (
+            f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}"
+            f"/taskInstances/{_quote(task_id)}/xcomEntries/{_quote(key)}?deserialize=true"
+        )
+        return self._send("GET", path)["value"]
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         path = f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}/taskInstances?limit=1000"
         return self._send("GET", path)["task_instances"]

@@ -62,6 +62,12 @@ def scenarios(economics: EconomicsDemo) -> list[Scenario]:
             outputs=task_log_paths("check_bundle", "packer_build", "promote_ami", "apply_ami_retention"),
         ),
         Scenario(
+            dag_id="gpu_fleet_provision",
+            conf={"fleet_stage": "staging", "fleet_slug": "gpu-default", "action": "apply"},
+            purpose="provision the staging fleet from its desired_config (shared + fleet stacks)",
+            outputs=task_log_paths("read_desired_config", "deploy_fleet_stack", "verify_fleet"),
+        ),
+        Scenario(
             dag_id="ai_economics_daily",
             conf={"day": last_day.isoformat()},
             purpose=f"AI cost and margin of {last_day} (with a planted token-burn anomaly)",

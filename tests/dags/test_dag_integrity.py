@@ -17,6 +17,7 @@ EXPECTED_MAX_ACTIVE_RUNS = {
     "platform_preflight": 4,  # read-only: concurrent checks are harmless
     "ai_economics_daily": 1,  # days replace warehouse rows and build on earlier days
     "gpu_ami_build_and_bake": 1,  # one build at a time: the AMI pointer is never raced
+    "gpu_fleet_provision": 1,  # a fleet's stacks are never changed by two runs at once
 }
 
 

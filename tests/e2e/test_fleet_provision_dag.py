@@ -1,0 +1,188 @@
+"""gpu_fleet_provision end to end: the real Airflow services and CloudFormation on the
+emulator. Each test provisions its own fleet, written into SSM as the admin UI would."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from include import resource_names, ssm_paths
+from include.cli.airflow_client import AirflowApiError
+
+pytestmark = pytest.mark.e2e
+
+DAG = "gpu_fleet_provision"
+CONFIG = {"template_slug": "sdxl-standard", "instance_types": ["g4dn.xlarge", "g5.xlarge"], "max_size": 2}
+
+
+def _create_fleet_in_admin_ui(aws, slug: str, config: dict | str, *, with_ami: bool = True) -> None:
+    ssm = aws("ssm")
+    value = config if isinstance(config, str) else json.dumps(config)
+    ssm.put_parameter(Name=ssm_paths.desired_config("staging", slug), Value=value, Type="String", Overwrite=True)
+    if with_ami:
+        image = ssm.get_parameter(Name=ssm_paths.fleet_ami("staging", "gpu-default"))["Parameter"]["Value"]
+        ssm.put_parameter(
+            Name=ssm_paths.fleet_ami("staging", slug),
+            Value=image,
+            Type="String",
+            DataType="aws:ec2:image",
+            Overwrite=True,
+        )
+
+
+def _run(client, slug: str, action: str = "apply", **conf):
+    run = client.trigger(DAG, {"fleet_stage": "staging", "fleet_slug": slug, "action": action, **conf})
+    return client.wait_for_run(DAG, run.run_id, timeout=300, poll=1)
+
+
+def _states(client, run) -> dict[str, str]:
+    return {ti["task_id"]: ti["state"] for ti in client.task_instances(DAG, run.run_id)}
+
+
+def _log(client, run, task_id: str) -> str:
+    return "\n".join(client.task_log_lines(DAG, run.run_id, task_id, 1))
+
+
+def _stack(aws, name: str) -> dict | None:
+    stacks = aws("cloudformation").list_stacks()["StackSummaries"]
+    live = [s for s in stacks if s["StackName"] == name and s["StackStatus"] != "DELETE_COMPLETE"]
+    return live[0] if live else None
+
+
+def _group(aws, slug: str) -> dict:
+    name = resource_names.fleet_asg("staging", slug)
+    return aws("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+
+
+def test_apply_creates_then_updates_then_is_a_no_op_then_destroy_needs_zero_and_approval(stack, client):
+    aws = stack.aws_client()
+    slug = "e2e-lifecycle"
+    fleet_stack = resource_names.fleet_stack("staging", slug)
+    _create_fleet_in_admin_ui(aws, slug, CONFIG)
+
+    created = _run(client, slug)
+    assert created.state == "success", _states(client, created)
+    assert _stack(aws, fleet_stack)["StackStatus"] == "CREATE_COMPLETE"
+    assert _stack(aws, resource_names.shared_stack("staging"))["StackStatus"] in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+    outputs = client.xcom(DAG, created.run_id, "deploy_fleet_stack")
+    assert outputs["AutoScalingGroupName"] == resource_names.fleet_asg("staging", slug)
+    assert outputs["QueueEmptyAlarmName"] == f"staging-{slug}-queue-empty"
+    assert client.xcom(DAG, created.run_id, "verify_fleet")["verified"] is True
+    assert _group(aws, slug)["MaxSize"] == 2
+    assert "Add     Group" in _log(client, created, "deploy_fleet_stack")
+
+    _create_fleet_in_admin_ui(aws, slug, {**CONFIG, "max_size": 3})
+    updated = _run(client, slug)
+    assert updated.state == "success", _states(client, updated)
+    assert _stack(aws, fleet_stack)["StackStatus"] == "UPDATE_COMPLETE"
+    assert _group(aws, slug)["MaxSize"] == 3
+    assert "Modify  Group" in _log(client, updated, "deploy_fleet_stack")
+
+    unchanged = _run(client, slug)
+    assert unchanged.state == "success", _states(client, unchanged)
+    assert "is already up to date" in _log(client, unchanged, "deploy_fleet_stack")
+    assert "is already up to date" in _log(client, unchanged, "deploy_shared_stack")
+
+    autoscaling = aws("autoscaling")
+    autoscaling.set_desired_capacity(AutoScalingGroupName=outputs["AutoScalingGroupName"], DesiredCapacity=1)
+    refused = _run(client, slug, "destroy")
+    assert refused.state == "failed"
+    assert _states(client, refused)["check_fleet_idle"] == "failed"
+    assert "is not at 0 (desired capacity is 1; 1 instance(s) still in the group" in _log(
+        client, refused, "check_fleet_idle"
+    )
+    assert _stack(aws, fleet_stack) is not None
+
+    autoscaling.set_desired_capacity(AutoScalingGroupName=outputs["AutoScalingGroupName"], DesiredCapacity=0)
+    run = client.trigger(DAG, {"fleet_stage": "staging", "fleet_slug": slug, "action": "destroy"})
+    deadline = time.monotonic() + 240
+    while _states(client, run).get("approve_destroy") != "awaiting_input":
+        assert time.monotonic() < deadline, "the destroy approval never became available"
+        time.sleep(1)
+    assert _stack(aws, fleet_stack) is not None  # nothing deleted before the approval
+    time.sleep(3)  # Airflow 3.3.2 races an answer given within a second of the pause
+    client.respond(DAG, run.run_id, "approve_destroy", ["Approve"])
+    destroyed = client.wait_for_run(DAG, run.run_id, timeout=240, poll=1)
+    assert destroyed.state == "success", _states(client, destroyed)
+    assert _stack(aws, fleet_stack) is None
+    assert (
+        autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[outputs["AutoScalingGroupName"]])[
+            "AutoScalingGroups"
+        ]
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ('{"template_slug": "sdxl-standard",', "is not valid JSON"),
+        ({**CONFIG, "template_slug": "sdxl-mega"}, "template_slug 'sdxl-mega' is not a fleet template"),
+        ({**CONFIG, "instance_types": ["p5.48xlarge"]}, "instance type p5.48xlarge is not allowed by template"),
+        ({**CONFIG, "max_size": 50}, "max_size 50 is out of bounds for template sdxl-standard (1..10)"),
+    ],
+    ids=["malformed-json", "unknown-template", "type-not-allowed", "max-size-out-of-bounds"],
+)
+def test_a_bad_desired_config_fails_with_one_message_before_any_stack_call(stack, client, config, message):
+    aws = stack.aws_client()
+    slug = "e2e-bad-config"
+    _create_fleet_in_admin_ui(aws, slug, config)
+
+    run = _run(client, slug)
+
+    states = _states(client, run)
+    assert run.state == "failed"
+    assert states["read_desired_config"] == "failed"
+    assert states["deploy_fleet_stack"] == "upstream_failed"
+    assert message in _log(client, run, "read_desired_config")
+    assert _stack(aws, resource_names.fleet_stack("staging", slug)) is None
+
+
+def test_a_fleet_without_an_ami_pointer_names_the_ami_dag(stack, client):
+    aws = stack.aws_client()
+    slug = "e2e-no-ami"
+    _create_fleet_in_admin_ui(aws, slug, CONFIG, with_ami=False)
+
+    run = _run(client, slug)
+
+    assert run.state == "failed"
+    assert _states(client, run)["check_ami_pointer"] == "failed"
+    log = _log(client, run, "check_ami_pointer")
+    assert "run the gpu_ami_build_and_bake DAG with fleet_stage=staging, fleet_slug=e2e-no-ami, mode=base" in log
+    assert _stack(aws, resource_names.fleet_stack("staging", slug)) is None
+
+
+def test_a_stack_that_rolls_back_fails_the_run_with_its_events(stack, client):
+    aws = stack.aws_client()
+    slug = "e2e-rollback"
+    _create_fleet_in_admin_ui(aws, slug, CONFIG)
+    # A log group left behind by hand: AWS refuses to create a second one by that name.
+    aws("logs").create_log_group(logGroupName=f"/gpu-workers/staging/{slug}")
+
+    run = _run(client, slug)
+
+    assert run.state == "failed"
+    assert _states(client, run)["deploy_fleet_stack"] == "failed"
+    log = _log(client, run, "deploy_fleet_stack")
+    assert "deployment ended ROLLBACK_COMPLETE: WorkerLogGroup CREATE_FAILED" in log
+    assert "CloudFormation rolled the create back" in log
+    assert _stack(aws, resource_names.fleet_stack("staging", slug))["StackStatus"] == "ROLLBACK_COMPLETE"
+
+
+def test_a_missing_desired_config_is_waited_for_then_refused(client):
+    run = _run(client, "e2e-never-created", config_wait_minutes=0)
+
+    assert run.state == "failed"
+    assert _states(client, run)["wait_for_desired_config"] == "failed"
+    name = ssm_paths.desired_config("staging", "e2e-never-created")
+    assert f"SSM parameter {name} did not meet the condition after 1 poll(s)" in _log(
+        client, run, "wait_for_desired_config"
+    )
+
+
+def test_bad_params_are_refused_by_the_schema(client):
+    with pytest.raises(AirflowApiError) as refused:
+        client.trigger(DAG, {"fleet_stage": "staging", "fleet_slug": "gpu-default", "action": "recreate"})
+    assert refused.value.status == 400
