@@ -177,3 +177,13 @@ def test_the_sensor_masks_a_secure_value_it_reads(aws_http, platform, capsys):
 
     assert redact(secret) == "***"
     assert secret not in capsys.readouterr().out
+
+
+def test_a_rendered_max_wait_bounds_the_deferred_wait(aws_http, platform):
+    """A DAG param bounds the wait through the templated max_wait_seconds ("0": one look)."""
+    name = ssm_paths.desired_config("staging", "never-created")
+    sensor = _sensor(name=name, deferrable=True, timeout=3600, poke_interval=5, max_wait_seconds="0")
+
+    with pytest.raises(AirflowException, match=rf"{name} did not meet the condition after 1 poll\(s\) over 0 s"):
+        resume(sensor)
+    assert sensor.timeout == 0

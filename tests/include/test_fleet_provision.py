@@ -1,0 +1,170 @@
+import pytest
+
+from include import fleet_provision, resource_names, ssm_paths
+from include.fleet_config import FleetConfig
+from include.fleet_provision import FleetRequest, InvalidRequest
+
+CONFIG = FleetConfig("sdxl-standard", ("g4dn.xlarge", "g5.xlarge"), 3, 300, 2.0, 15)
+REQUEST = FleetRequest("staging", "gpu-default", "apply", 0)
+
+
+def _params(**change):
+    return {
+        "fleet_stage": "staging",
+        "fleet_slug": "gpu-default",
+        "action": "apply",
+        "config_wait_minutes": 0,
+        **change,
+    }
+
+
+def test_a_request_names_its_stacks_group_and_parameters():
+    request = FleetRequest.from_params(_params(fleet_stage="production")).as_dict()
+
+    assert request["shared_stack"] == "bp-gpu-shared-production"
+    assert request["fleet_stack"] == "bp-gpu-fleet-production-gpu-default"
+    assert request["auto_scaling_group"] == "asg-production-gpu-default"
+    assert request["desired_config_parameter"] == ssm_paths.desired_config("production", "gpu-default")
+    assert request["apply_needs_approval"] is True
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"fleet_slug": "gpu; rm -rf /"}, "fleet_slug 'gpu; rm -rf /' must be lowercase letters"),
+        ({"fleet_slug": "$(curl evil)"}, "must be lowercase letters"),
+        ({"fleet_slug": "../../other"}, "must be lowercase letters"),
+        ({"fleet_stage": "prod"}, "fleet_stage 'prod' is not one of staging, production"),
+        ({"action": "recreate"}, "action 'recreate' is not one of apply, destroy"),
+        ({"config_wait_minutes": 121}, "config_wait_minutes must be a whole number from 0 to 120, got 121"),
+        ({"config_wait_minutes": True}, "config_wait_minutes must be a whole number"),
+    ],
+)
+def test_bad_params_are_refused_with_a_reason(change, message):
+    with pytest.raises(InvalidRequest, match=message.replace("(", r"\(").replace("$", r"\$")):
+        FleetRequest.from_params(_params(**change))
+
+
+def test_stack_parameters_fill_the_instance_type_slots_and_name_the_baselines_parameters():
+    parameters = fleet_provision.fleet_stack_parameters("staging", "gpu-default", CONFIG, "arn:topic")
+
+    assert [parameters[f"InstanceType{n}"] for n in range(1, 5)] == ["g4dn.xlarge", "g5.xlarge", "", ""]
+    assert (parameters["MaxSize"], parameters["BacklogTarget"], parameters["ScaleToZeroMinutes"]) == ("3", "2", "15")
+    assert parameters["PrivateSubnetIds"] == ssm_paths.private_subnet_ids()
+    assert parameters["AmiParameterName"] == ssm_paths.fleet_ami("staging", "gpu-default")
+    assert parameters["ScaleToZeroTopicArn"] == "arn:topic"
+
+
+def test_the_ami_pointer_must_exist_and_be_an_image():
+    assert fleet_provision.ami_pointer_problem({"DataType": "aws:ec2:image", "Value": "ami-1"}, REQUEST) is None
+    missing = fleet_provision.ami_pointer_problem(None, REQUEST)
+    assert missing.startswith("the fleet has no AMI pointer /bp/ami/fleets/staging/gpu-default: run the ")
+    assert "gpu_ami_build_and_bake DAG with fleet_stage=staging, fleet_slug=gpu-default, mode=base" in missing
+    text = fleet_provision.ami_pointer_problem({"DataType": "text", "Value": "ami-1"}, REQUEST)
+    assert "has DataType 'text', not aws:ec2:image" in text
+
+
+def test_a_fleet_may_be_destroyed_only_at_zero():
+    assert fleet_provision.destroy_blockers(None) == []
+    assert fleet_provision.destroy_blockers({"DesiredCapacity": 0, "Instances": []}) == []
+    busy = {"DesiredCapacity": 1, "Instances": [{"LifecycleState": "InService"}, {"LifecycleState": "Terminating"}]}
+    assert fleet_provision.destroy_blockers(busy) == [
+        "desired capacity is 1",
+        "2 instance(s) still in the group (InService, Terminating)",
+    ]
+
+
+# --- drift against a fleet deployed on the emulator ----------------------------------
+
+
+def _deploy(aws, name, template, parameters, tags):
+    cloudformation = aws("cloudformation")
+    cloudformation.create_change_set(
+        StackName=name,
+        ChangeSetName="create",
+        ChangeSetType="CREATE",
+        TemplateBody=template.read_text(),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+    )
+    cloudformation.execute_change_set(StackName=name, ChangeSetName="create")
+    stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE", cloudformation.describe_stack_events(StackName=name)
+    return {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+
+
+@pytest.fixture
+def deployed(aws, seeded):
+    package = fleet_provision.function_package()
+    aws("s3").put_object(Bucket=seeded.logs_bucket, Key=package.key, Body=package.body)
+    shared = _deploy(
+        aws,
+        resource_names.shared_stack("staging"),
+        fleet_provision.SHARED_TEMPLATE,
+        fleet_provision.shared_stack_parameters("staging", seeded.logs_bucket, package.key),
+        fleet_provision.stack_tags("staging"),
+    )
+    outputs = _deploy(
+        aws,
+        resource_names.fleet_stack("staging", "gpu-default"),
+        fleet_provision.FLEET_TEMPLATE,
+        fleet_provision.fleet_stack_parameters("staging", "gpu-default", CONFIG, shared["ScaleToZeroTopicArn"]),
+        fleet_provision.stack_tags("staging", "gpu-default"),
+    )
+    return shared, outputs
+
+
+def _drift(aws, shared, outputs, config=CONFIG):
+    autoscaling, group_name = aws("autoscaling"), outputs["AutoScalingGroupName"]
+    alarms = aws("cloudwatch").describe_alarms(
+        AlarmNames=[outputs["QueueEmptyAlarmName"], outputs["JobsWaitingAtZeroAlarmName"]]
+    )["MetricAlarms"]
+    by_name = {a["AlarmName"]: a for a in alarms}
+    version = aws("ec2").describe_launch_template_versions(
+        LaunchTemplateId=outputs["LaunchTemplateId"], Versions=[outputs["LaunchTemplateVersion"]]
+    )["LaunchTemplateVersions"][0]
+    return fleet_provision.fleet_drift(
+        config,
+        REQUEST,
+        group=autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])["AutoScalingGroups"][0],
+        policies=autoscaling.describe_policies(AutoScalingGroupName=group_name)["ScalingPolicies"],
+        alarms={key: by_name.get(outputs[key]) for key in ("QueueEmptyAlarmName", "JobsWaitingAtZeroAlarmName")},
+        image_id=version["LaunchTemplateData"]["ImageId"],
+        topic_arn=shared["ScaleToZeroTopicArn"],
+    )
+
+
+def test_a_freshly_deployed_fleet_matches_its_config(aws, deployed):
+    assert _drift(aws, *deployed) == []
+
+
+def test_drift_names_each_difference(aws, deployed):
+    shared, outputs = deployed
+    group_name = outputs["AutoScalingGroupName"]
+    tag = {"ResourceId": group_name, "ResourceType": "auto-scaling-group", "PropagateAtLaunch": True}
+    aws("autoscaling").create_or_update_tags(Tags=[{**tag, "Key": resource_names.FLEET_TAG, "Value": "other"}])
+    policies = aws("autoscaling").describe_policies(AutoScalingGroupName=group_name)["ScalingPolicies"]
+    tracking = next(p for p in policies if p["PolicyType"] == "TargetTrackingScaling")
+    aws("autoscaling").delete_policy(AutoScalingGroupName=group_name, PolicyName=tracking["PolicyName"])
+    aws("cloudwatch").delete_alarms(AlarmNames=[outputs["QueueEmptyAlarmName"]])
+
+    problems = _drift(aws, shared, outputs)
+
+    assert problems == [
+        "tag bp:fleet is 'other', expected 'gpu-default'",
+        "expected one target tracking policy, found 0",
+        "the queue-empty alarm is missing",
+    ]
+
+
+def test_a_config_the_stack_does_not_carry_is_drift(aws, deployed):
+    other = FleetConfig("sdxl-standard", ("g5.xlarge",), 3, 300, 4.0, 30)
+
+    problems = _drift(aws, *deployed, config=other)
+
+    assert problems == [
+        "instance types is ['g4dn.xlarge', 'g5.xlarge'], expected ['g5.xlarge']",
+        "backlog target is 2.0, expected 4.0",
+        "queue-empty alarm evaluation periods is 15, expected 30",
+    ]
