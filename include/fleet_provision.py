@@ -102,7 +102,7 @@ def function_package(source: Path = FUNCTION_SOURCE) -> FunctionPackage:
 
 def stack_tags(fleet_stage: str, fleet_slug: str | None = None) -> dict[str, str]:
     """Stack tags, which CloudFormation propagates to the resources (cost allocation)."""
-    tags = {resource_names.STAGE_TAG: fleet_stage, "bp:managed-by": "airflow/gpu_fleet_provision"}
+    tags = {resource_names.STAGE_TAG: fleet_stage, "managed-by": "airflow/gpu_fleet_provision"}
     if fleet_slug:
         tags[resource_names.FLEET_TAG] = fleet_slug
     return tags

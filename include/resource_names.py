@@ -21,10 +21,11 @@ def fleet_asg(fleet_stage: str, fleet_slug: str) -> str:
     return f"asg-{ssm_paths.check_fleet_stage(fleet_stage)}-{ssm_paths.check_fleet_slug(fleet_slug)}"
 
 
-#: Tag keys on every fleet resource: cost allocation, and how the scale-to-zero function
-#: recognizes its own stage's fleets (``gpu-shared.yaml`` passes the same keys to it).
-STAGE_TAG = "bp:stage"
-FLEET_TAG = "bp:fleet"
+#: Cost-allocation tag keys on every fleet resource. Cost Explorer groups the GPU cost by
+#: ``fleet`` (economics), and the scale-to-zero function recognizes its own stage's fleets
+#: by both (``gpu-shared.yaml`` passes the same keys to it).
+STAGE_TAG = "stage"
+FLEET_TAG = "fleet"
 
 
 def shared_stack(fleet_stage: str) -> str:

@@ -16,8 +16,10 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from include import resource_names
+
 SOURCES = ("cost_explorer", "estimate", "none")
-FLEET_TAG = "fleet"
+FLEET_TAG = resource_names.FLEET_TAG
 
 #: Fallback Spot prices per hour (us-east-1, USD), overridable by the Variable gpu_hourly_prices.
 DEFAULT_HOURLY_PRICES: dict[str, Decimal] = {

@@ -152,7 +152,7 @@ def test_drift_names_each_difference(aws, deployed):
     problems = _drift(aws, shared, outputs)
 
     assert problems == [
-        "tag bp:fleet is 'other', expected 'gpu-default'",
+        "tag fleet is 'other', expected 'gpu-default'",
         "expected one target tracking policy, found 0",
         "the queue-empty alarm is missing",
     ]

@@ -187,7 +187,7 @@ def test_the_scale_out_permissions_are_scoped_to_the_stage(shared_template):
     ]
     scale = next(s for s in statements if s["Sid"] == "ScaleOnlyThisStagesFleets")
 
-    assert scale["Condition"] == {"StringEquals": {"autoscaling:ResourceTag/bp:stage": {"Ref": "Stage"}}}
+    assert scale["Condition"] == {"StringEquals": {"autoscaling:ResourceTag/stage": {"Ref": "Stage"}}}
     assert [s["Sid"] for s in statements if s["Resource"] == "*"] == ["FindFleetGroupsByTag"]
 
 
