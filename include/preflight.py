@@ -9,7 +9,6 @@ list. It never writes anything and never returns a secret value.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -18,7 +17,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from gpu_worker import layout
-from include import ssm_paths
+from include import fleet_config, ssm_paths
 from include.tables import format_table
 
 ClientFactory = Callable[[str], Any]
@@ -206,12 +205,15 @@ def _check_desired_config(ssm: Any, stage: str, slug: str) -> Finding:
     if parameter is None:
         return Finding("desired_config", name, Severity.WARNING, "missing: the fleet can't be provisioned yet")
     try:
-        config = json.loads(parameter["Value"])
-    except json.JSONDecodeError as error:
-        return Finding("desired_config", name, Severity.CRITICAL, f"is not valid JSON ({error})")
-    if not isinstance(config, dict):
-        return Finding("desired_config", name, Severity.CRITICAL, f"is JSON {type(config).__name__}, not an object")
-    return Finding("desired_config", name, Severity.OK, "valid JSON object")
+        config = fleet_config.parse_desired_config(parameter["Value"], source=name)
+    except fleet_config.InvalidFleetConfig as error:
+        return Finding("desired_config", name, Severity.CRITICAL, "; ".join(error.problems))
+    return Finding(
+        "desired_config",
+        name,
+        Severity.OK,
+        f"valid: template {config.template_slug}, {', '.join(config.instance_types)}, max_size {config.max_size}",
+    )
 
 
 def _check_ami_pointer(ssm: Any, ec2: Any, stage: str, slug: str) -> Finding:

@@ -116,6 +116,17 @@ def test_a_desired_config_that_is_json_but_not_an_object_is_critical(aws, seeded
     ]
 
 
+def test_a_desired_config_the_fleet_templates_refuse_is_critical_with_every_reason(aws, seeded):
+    config = {"template_slug": "sdxl-standard", "instance_types": ["p5.48xlarge"], "max_size": 40}
+    _put(aws, ssm_paths.desired_config(STAGING, SLUG), json.dumps(config))
+
+    [(check, name, message)] = _critical(preflight.inspect_platform(aws))
+
+    assert (check, name) == ("desired_config", ssm_paths.desired_config(STAGING, SLUG))
+    assert message.startswith("instance type p5.48xlarge is not allowed by template sdxl-standard")
+    assert message.endswith("; max_size 40 is out of bounds for template sdxl-standard (1..10)")
+
+
 def test_a_missing_ami_pointer_is_a_warning_that_names_the_dag_to_run(aws, seeded):
     aws("ssm").delete_parameter(Name=ssm_paths.fleet_ami(STAGING, SLUG))
 
