@@ -10,7 +10,7 @@ Checks what the infrastructure review (seed 003) found blocking go-live, and rep
 | models bucket `/bp/models/bucket` | missing, or the bucket it names does not exist |
 | AMI pointer `/bp/ami/fleets/<stage>/<slug>` | names an image that is not `available` |
 | active bundle `/bp/fleets/<stage>/<slug>/active_bundle` | names a manifest that is not in the models bucket |
-| desired config `/bp/fleets/<stage>/<slug>/desired_config` | is not valid against the fleet templates (`include/fleet_templates.json`) |
+| desired config `/bp/fleets/<stage>/<slug>/desired_config` | is refused by the fleet templates |
 
 The run fails if anything is critical; warnings are reported and the run succeeds.
 It only reads: it is safe to run at any time, from the UI or from CI
