@@ -17,19 +17,37 @@ DAG = "gpu_fleet_provision"
 CONFIG = {"template_slug": "sdxl-standard", "instance_types": ["g4dn.xlarge", "g5.xlarge"], "max_size": 2}
 
 
-def _create_fleet_in_admin_ui(aws, slug: str, config: dict | str, *, with_ami: bool = True) -> None:
+@pytest.fixture
+def admin_ui(stack):
+    """Writes fleets into SSM as the admin UI does; removes them (and their stacks and
+    leftovers) afterwards, so the session's other end-to-end tests see the baseline."""
+    aws = stack.aws_client()
     ssm = aws("ssm")
-    value = config if isinstance(config, str) else json.dumps(config)
-    ssm.put_parameter(Name=ssm_paths.desired_config("staging", slug), Value=value, Type="String", Overwrite=True)
-    if with_ami:
-        image = ssm.get_parameter(Name=ssm_paths.fleet_ami("staging", "gpu-default"))["Parameter"]["Value"]
-        ssm.put_parameter(
-            Name=ssm_paths.fleet_ami("staging", slug),
-            Value=image,
-            Type="String",
-            DataType="aws:ec2:image",
-            Overwrite=True,
-        )
+    slugs: list[str] = []
+
+    def create_fleet(slug: str, config: dict | str, *, with_ami: bool = True) -> None:
+        slugs.append(slug)
+        value = config if isinstance(config, str) else json.dumps(config)
+        ssm.put_parameter(Name=ssm_paths.desired_config("staging", slug), Value=value, Type="String", Overwrite=True)
+        if with_ami:
+            image = ssm.get_parameter(Name=ssm_paths.fleet_ami("staging", "gpu-default"))["Parameter"]["Value"]
+            ssm.put_parameter(
+                Name=ssm_paths.fleet_ami("staging", slug),
+                Value=image,
+                Type="String",
+                DataType="aws:ec2:image",
+                Overwrite=True,
+            )
+
+    yield create_fleet
+    for slug in slugs:
+        names = [ssm_paths.desired_config("staging", slug), ssm_paths.fleet_ami("staging", slug)]
+        ssm.delete_parameters(Names=names)
+        stack_name = resource_names.fleet_stack("staging", slug)
+        if _stack(aws, stack_name):
+            aws("cloudformation").delete_stack(StackName=stack_name)
+        for group in aws("logs").describe_log_groups(logGroupNamePrefix=f"/gpu-workers/staging/{slug}")["logGroups"]:
+            aws("logs").delete_log_group(logGroupName=group["logGroupName"])
 
 
 def _run(client, slug: str, action: str = "apply", **conf):
@@ -56,11 +74,11 @@ def _group(aws, slug: str) -> dict:
     return aws("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
 
 
-def test_apply_creates_then_updates_then_is_a_no_op_then_destroy_needs_zero_and_approval(stack, client):
+def test_apply_creates_then_updates_then_is_a_no_op_then_destroy_needs_zero_and_approval(stack, client, admin_ui):
     aws = stack.aws_client()
     slug = "e2e-lifecycle"
     fleet_stack = resource_names.fleet_stack("staging", slug)
-    _create_fleet_in_admin_ui(aws, slug, CONFIG)
+    admin_ui(slug, CONFIG)
 
     created = _run(client, slug)
     assert created.state == "success", _states(client, created)
@@ -73,7 +91,7 @@ def test_apply_creates_then_updates_then_is_a_no_op_then_destroy_needs_zero_and_
     assert _group(aws, slug)["MaxSize"] == 2
     assert "Add     Group" in _log(client, created, "deploy_fleet_stack")
 
-    _create_fleet_in_admin_ui(aws, slug, {**CONFIG, "max_size": 3})
+    admin_ui(slug, {**CONFIG, "max_size": 3})
     updated = _run(client, slug)
     assert updated.state == "success", _states(client, updated)
     assert _stack(aws, fleet_stack)["StackStatus"] == "UPDATE_COMPLETE"
@@ -125,10 +143,10 @@ def test_apply_creates_then_updates_then_is_a_no_op_then_destroy_needs_zero_and_
     ],
     ids=["malformed-json", "unknown-template", "type-not-allowed", "max-size-out-of-bounds"],
 )
-def test_a_bad_desired_config_fails_with_one_message_before_any_stack_call(stack, client, config, message):
+def test_a_bad_desired_config_fails_with_one_message_before_any_stack_call(stack, client, admin_ui, config, message):
     aws = stack.aws_client()
     slug = "e2e-bad-config"
-    _create_fleet_in_admin_ui(aws, slug, config)
+    admin_ui(slug, config)
 
     run = _run(client, slug)
 
@@ -140,10 +158,10 @@ def test_a_bad_desired_config_fails_with_one_message_before_any_stack_call(stack
     assert _stack(aws, resource_names.fleet_stack("staging", slug)) is None
 
 
-def test_a_fleet_without_an_ami_pointer_names_the_ami_dag(stack, client):
+def test_a_fleet_without_an_ami_pointer_names_the_ami_dag(stack, client, admin_ui):
     aws = stack.aws_client()
     slug = "e2e-no-ami"
-    _create_fleet_in_admin_ui(aws, slug, CONFIG, with_ami=False)
+    admin_ui(slug, CONFIG, with_ami=False)
 
     run = _run(client, slug)
 
@@ -154,10 +172,10 @@ def test_a_fleet_without_an_ami_pointer_names_the_ami_dag(stack, client):
     assert _stack(aws, resource_names.fleet_stack("staging", slug)) is None
 
 
-def test_a_stack_that_rolls_back_fails_the_run_with_its_events(stack, client):
+def test_a_stack_that_rolls_back_fails_the_run_with_its_events(stack, client, admin_ui):
     aws = stack.aws_client()
     slug = "e2e-rollback"
-    _create_fleet_in_admin_ui(aws, slug, CONFIG)
+    admin_ui(slug, CONFIG)
     # A log group left behind by hand: AWS refuses to create a second one by that name.
     aws("logs").create_log_group(logGroupName=f"/gpu-workers/staging/{slug}")
 
