@@ -31,9 +31,8 @@ from datetime import timedelta
 
 import pendulum
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, TriggerRule, dag, task
 from airflow.sdk.exceptions import AirflowFailException
-from airflow.utils.trigger_rule import TriggerRule
 
 from bp_aws.operators.ami import AmiRetentionOperator
 from bp_aws.operators.autoscaling import StartInstanceRefreshOperator

@@ -7,6 +7,7 @@ ended as expected.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -31,6 +32,10 @@ class Scenario:
     outputs: Callable[[LocalStack, DagRun], list[str]] = field(default=lambda stack, run: [])
 
 
+#: A try's own log; a deferred try also leaves ``attempt=N.log.trigger.<id>.log`` beside it.
+_ATTEMPT_LOG = re.compile(r"attempt=(\d+)\.log")
+
+
 def task_log_paths(*task_ids: str) -> Callable[[LocalStack, DagRun], list[str]]:
     """The last attempt's log file of each task (Airflow's default log layout)."""
 
@@ -38,7 +43,10 @@ def task_log_paths(*task_ids: str) -> Callable[[LocalStack, DagRun], list[str]]:
         root = stack.airflow_home / "logs" / f"dag_id={run.dag_id}" / f"run_id={run.run_id}"
         found = []
         for task_id in task_ids:
-            attempts = sorted((root / f"task_id={task_id}").glob("attempt=*.log"))
+            attempts = sorted(
+                (p for p in (root / f"task_id={task_id}").glob("attempt=*.log") if _ATTEMPT_LOG.fullmatch(p.name)),
+                key=lambda p: int(_ATTEMPT_LOG.fullmatch(p.name)[1]),
+            )
             found.append(str(attempts[-1] if attempts else root / f"task_id={task_id}"))
         return found
 
