@@ -23,16 +23,16 @@ def admin_ui(stack):
     leftovers) afterwards, so the session's other end-to-end tests see the baseline."""
     aws = stack.aws_client()
     ssm = aws("ssm")
-    slugs: list[str] = []
+    fleets: list[tuple[str, str]] = []
 
-    def create_fleet(slug: str, config: dict | str, *, with_ami: bool = True) -> None:
-        slugs.append(slug)
+    def create_fleet(slug: str, config: dict | str, *, with_ami: bool = True, stage: str = "staging") -> None:
+        fleets.append((stage, slug))
         value = config if isinstance(config, str) else json.dumps(config)
-        ssm.put_parameter(Name=ssm_paths.desired_config("staging", slug), Value=value, Type="String", Overwrite=True)
+        ssm.put_parameter(Name=ssm_paths.desired_config(stage, slug), Value=value, Type="String", Overwrite=True)
         if with_ami:
             image = ssm.get_parameter(Name=ssm_paths.fleet_ami("staging", "gpu-default"))["Parameter"]["Value"]
             ssm.put_parameter(
-                Name=ssm_paths.fleet_ami("staging", slug),
+                Name=ssm_paths.fleet_ami(stage, slug),
                 Value=image,
                 Type="String",
                 DataType="aws:ec2:image",
@@ -40,19 +40,28 @@ def admin_ui(stack):
             )
 
     yield create_fleet
-    for slug in slugs:
-        names = [ssm_paths.desired_config("staging", slug), ssm_paths.fleet_ami("staging", slug)]
+    for stage, slug in fleets:
+        names = [ssm_paths.desired_config(stage, slug), ssm_paths.fleet_ami(stage, slug)]
         ssm.delete_parameters(Names=names)
-        stack_name = resource_names.fleet_stack("staging", slug)
+        stack_name = resource_names.fleet_stack(stage, slug)
         if _stack(aws, stack_name):
             aws("cloudformation").delete_stack(StackName=stack_name)
-        for group in aws("logs").describe_log_groups(logGroupNamePrefix=f"/gpu-workers/staging/{slug}")["logGroups"]:
+        for group in aws("logs").describe_log_groups(logGroupNamePrefix=f"/gpu-workers/{stage}/{slug}")["logGroups"]:
             aws("logs").delete_log_group(logGroupName=group["logGroupName"])
 
 
 def _run(client, slug: str, action: str = "apply", **conf):
     run = client.trigger(DAG, {"fleet_stage": "staging", "fleet_slug": slug, "action": action, **conf})
     return client.wait_for_run(DAG, run.run_id, timeout=300, poll=1)
+
+
+def _approve(client, run, task_id: str) -> None:
+    deadline = time.monotonic() + 240
+    while _states(client, run).get(task_id) != "awaiting_input":
+        assert time.monotonic() < deadline, f"{task_id} never asked for an approval"
+        time.sleep(1)
+    time.sleep(3)  # Airflow 3.3.2 races an answer given within a second of the pause
+    client.respond(DAG, run.run_id, task_id, ["Approve"])
 
 
 def _states(client, run) -> dict[str, str]:
@@ -115,13 +124,8 @@ def test_apply_creates_then_updates_then_is_a_no_op_then_destroy_needs_zero_and_
 
     autoscaling.set_desired_capacity(AutoScalingGroupName=outputs["AutoScalingGroupName"], DesiredCapacity=0)
     run = client.trigger(DAG, {"fleet_stage": "staging", "fleet_slug": slug, "action": "destroy"})
-    deadline = time.monotonic() + 240
-    while _states(client, run).get("approve_destroy") != "awaiting_input":
-        assert time.monotonic() < deadline, "the destroy approval never became available"
-        time.sleep(1)
-    assert _stack(aws, fleet_stack) is not None  # nothing deleted before the approval
-    time.sleep(3)  # Airflow 3.3.2 races an answer given within a second of the pause
-    client.respond(DAG, run.run_id, "approve_destroy", ["Approve"])
+    _approve(client, run, "approve_destroy")
+    assert _stack(aws, fleet_stack) is not None  # nothing was deleted before the approval
     destroyed = client.wait_for_run(DAG, run.run_id, timeout=240, poll=1)
     assert destroyed.state == "success", _states(client, destroyed)
     assert _stack(aws, fleet_stack) is None
@@ -130,6 +134,23 @@ def test_apply_creates_then_updates_then_is_a_no_op_then_destroy_needs_zero_and_
             "AutoScalingGroups"
         ]
         == []
+    )
+
+
+def test_a_production_apply_deploys_nothing_until_approved_in_the_ui(stack, client, admin_ui):
+    aws = stack.aws_client()
+    slug = "e2e-production"
+    admin_ui(slug, CONFIG, stage="production")
+
+    run = client.trigger(DAG, {"fleet_stage": "production", "fleet_slug": slug, "action": "apply"})
+    _approve(client, run, "approve_apply")
+    assert _stack(aws, resource_names.shared_stack("production")) is None  # nothing before the approval
+    run = client.wait_for_run(DAG, run.run_id, timeout=300, poll=1)
+
+    assert run.state == "success", _states(client, run)
+    assert _stack(aws, resource_names.fleet_stack("production", slug))["StackStatus"] == "CREATE_COMPLETE"
+    assert client.xcom(DAG, run.run_id, "deploy_shared_stack")["ScaleToZeroTopicArn"].endswith(
+        ":bp-gpu-scale-to-zero-production"
     )
 
 
