@@ -123,7 +123,7 @@ def gpu_ami_build_and_bake():
         try:
             bundle = ami_build.check_bundle(
                 lambda key: s3.get_key(key, bucket).get()["Body"].read(),
-                lambda key: s3.check_for_key(key, bucket),
+                lambda key: (s3.head_object(key, bucket) or {}).get("ContentLength"),
                 bucket,
                 inputs["bundle_prefix"],
             )

@@ -29,6 +29,8 @@ class Asset:
     sha256: str
     asset_s3_key: str
     target_path: str
+    #: Optional in manifest v1 (the seed's example omits it); checked against S3 when given.
+    size_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,9 @@ def problems_of(data: Any) -> list[str]:
             problems.append(f"{where}: sha256 must be 64 lowercase hex characters")
         elif kind in KIND_TARGET_DIRS and asset.get("asset_s3_key") != asset_key(kind, sha):
             problems.append(f"{where}: asset_s3_key must be {asset_key(kind, sha)}, not {asset.get('asset_s3_key')!r}")
+        size = asset.get("size_bytes")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+            problems.append(f"{where}: size_bytes must be a whole number of bytes, not {size!r}")
         if asset.get("action") not in ACTIONS:
             problems.append(f"{where}: action {asset.get('action')!r} is not supported (only copy)")
         target = asset.get("target_path")
@@ -116,7 +121,7 @@ def parse(data: Any, source: str) -> Manifest:
         bundle_id=data["bundle_id"],
         name=str(data.get("name", "")),
         assets=tuple(
-            Asset(a["kind"], a["sha256"], a["asset_s3_key"], str(PurePosixPath(a["target_path"])))
+            Asset(a["kind"], a["sha256"], a["asset_s3_key"], str(PurePosixPath(a["target_path"])), a.get("size_bytes"))
             for a in data["assets"]
         ),
     )

@@ -195,25 +195,31 @@ def tag_problems(tags: dict[str, str], expected: dict[str, str]) -> list[str]:
 
 
 def check_bundle(
-    read_object: Callable[[str], bytes], object_exists: Callable[[str], bool], bucket: str, prefix: str
+    read_object: Callable[[str], bytes], object_size: Callable[[str], int | None], bucket: str, prefix: str
 ) -> manifest.Manifest:
-    """The bundle's manifest, valid, with every asset present in the models bucket -
-    checked before any build instance is paid for. Raises :class:`MissingInputs`
-    listing every problem."""
+    """The bundle's manifest, valid, with every asset in the models bucket at the size the
+    manifest gives (HEAD only) - checked before a build instance is paid for or a fleet's
+    pointer moves. ``object_size`` is None for a missing key. Raises
+    :class:`MissingInputs` listing every problem."""
     key = manifest_key(prefix)
     source = f"s3://{bucket}/{key}"
-    if not object_exists(key):
-        raise MissingInputs(f"the active bundle's manifest {source} does not exist")
+    if object_size(key) is None:
+        raise MissingInputs(f"the bundle's manifest {source} does not exist")
     try:
         bundle = manifest.loads(read_object(key), source)
     except manifest.InvalidManifest as error:
         raise MissingInputs(f"{source} is not a valid manifest v1: " + "; ".join(error.problems)) from None
     problems = [] if bundle.bundle_id == bundle_id_of(prefix) else [f"bundle_id {bundle.bundle_id} is not {prefix}"]
-    problems += [
-        f"asset s3://{bucket}/{a.asset_s3_key} is missing" for a in bundle.assets if not object_exists(a.asset_s3_key)
-    ]
+    for asset in bundle.assets:
+        size = object_size(asset.asset_s3_key)
+        if size is None:
+            problems.append(f"asset s3://{bucket}/{asset.asset_s3_key} is missing")
+        elif asset.size_bytes is not None and size != asset.size_bytes:
+            problems.append(
+                f"asset s3://{bucket}/{asset.asset_s3_key} is {size} bytes, the manifest says {asset.size_bytes}"
+            )
     if problems:
-        raise MissingInputs(f"the bundle {prefix} can't be baked: " + "; ".join(problems))
+        raise MissingInputs(f"the bundle {prefix} is incomplete: " + "; ".join(problems))
     return bundle
 
 

@@ -159,6 +159,7 @@ MALICIOUS = {
     ),
     "an unknown kind": ([{**GOOD, "kind": "script"}], "kind 'script'"),
     "an action other than copy": ([{**GOOD, "action": "exec"}], "only copy"),
+    "a size that is not a byte count": ([{**GOOD, "size_bytes": -1}], "size_bytes must be a whole number of bytes"),
     "two assets on one target": ([GOOD, {**GOOD, "kind": "checkpoint"}], "also the target of assets[0]"),
     "the directory itself": ([{**GOOD, "target_path": "models/checkpoints/"}], "empty or '.' component"),
 }

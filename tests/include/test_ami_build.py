@@ -1,6 +1,7 @@
 """The build's decisions: request checks, SSM inputs, bundle checks, tag checks, restore."""
 
 import json
+import re
 
 import pytest
 
@@ -95,18 +96,27 @@ def test_nothing_to_bake_without_an_active_bundle():
         ami_build.resolve_inputs(_ssm(values), ami_build.BuildRequest.from_params(GOOD))
 
 
-def test_check_bundle_names_an_invalid_manifest_and_missing_assets():
+def _size_of(objects):
+    return lambda key: len(objects[key]) if key in objects else None
+
+
+def test_check_bundle_names_an_invalid_manifest_missing_assets_and_wrong_sizes():
     manifest = sample_manifest("b-7")
     objects = {"bundles/b-7/manifest.json": json.dumps(manifest).encode()}
-    objects.update({asset["asset_s3_key"]: b"x" for asset in manifest["assets"][1:]})
+    objects.update({asset["asset_s3_key"]: b"x" * asset["size_bytes"] for asset in manifest["assets"][1:]})
+    truncated = manifest["assets"][2]
+    objects[truncated["asset_s3_key"]] = b"x"
 
-    with pytest.raises(ami_build.MissingInputs, match=r"assets/checkpoint/[0-9a-f]{64} is missing"):
-        ami_build.check_bundle(objects.__getitem__, objects.__contains__, "bp-models-1", "bundles/b-7")
+    with pytest.raises(ami_build.MissingInputs) as incomplete:
+        ami_build.check_bundle(objects.__getitem__, _size_of(objects), "bp-models-1", "bundles/b-7")
+    message = str(incomplete.value)
+    assert re.search(r"assets/checkpoint/[0-9a-f]{64} is missing", message)
+    assert f"{truncated['asset_s3_key']} is 1 bytes, the manifest says {truncated['size_bytes']}" in message
 
     manifest["assets"][0]["target_path"] = "custom_nodes/evil.py"
     objects["bundles/b-7/manifest.json"] = json.dumps(manifest).encode()
     with pytest.raises(ami_build.MissingInputs, match="must land under models/checkpoints/"):
-        ami_build.check_bundle(objects.__getitem__, objects.__contains__, "bp-models-1", "bundles/b-7")
+        ami_build.check_bundle(objects.__getitem__, _size_of(objects), "bp-models-1", "bundles/b-7")
 
 
 def test_tag_problems_name_each_wrong_tag():

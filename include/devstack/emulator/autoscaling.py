@@ -25,6 +25,13 @@ rule follows are quoted in tests/devstack/test_emulator_autoscaling.py.
   template on ``$Latest``/``$Default``, or one whose ImageId is an SSM parameter.
 * A group created from a CloudFormation template keeps its ``CapacityRebalance``
   ("Indicates whether Capacity Rebalancing is enabled"; moto's template parser drops it).
+* Instances launch from what the launch template resolves to: an ImageId of
+  ``resolve:ssm:<parameter>`` is the parameter's value at launch ("Amazon EC2 resolves
+  the parameter ... when the instance is launched"; moto launches the literal string),
+  and a group with a mixed instances policy launches its first override's type.
+* A group tagged ``emulator:fail-refresh-at`` = ``<percentage>`` fails its next instance
+  refresh there, as :func:`plan_failure` does in-process: the demo and the end-to-end
+  tests reach the moto server only over HTTP.
 * :func:`plan_failure` lets a test make a refresh fail at a percentage; with
   AutoRollback the failure rolls back instead of ending ``Failed``.
 """
@@ -263,6 +270,10 @@ def start_instance_refresh(self: AutoScalingResponse) -> ActionResult:
         if desired and desired.get("LaunchTemplate") and previous:
             _apply_launch_template(backend, group, previous)
         raise AutoscalingClientError("ValidationError", f"AutoRollback is not supported: {reason}")
+    planned = next((t["Value"] for t in group.tags if t["Key"] == FAIL_REFRESH_TAG), None)
+    if planned is not None:
+        refresh.fail_at_percentage = int(planned)
+        refresh.failure_reason = "Instances failed to reach InService (planned by the emulator:fail-refresh-at tag)."
     _refreshes(backend).setdefault(group_name, []).insert(0, refresh)
     return ActionResult({"InstanceRefreshId": refresh.refresh_id})
 
@@ -325,6 +336,29 @@ def plan_failure(
 
 
 _create_group_from_template = FakeAutoScalingGroup.create_from_cloudformation_json.__func__
+_template_image_id = FakeAutoScalingGroup.image_id.fget
+_template_instance_type = FakeAutoScalingGroup.instance_type.fget
+SSM_IMAGE_PREFIX = "resolve:ssm:"
+FAIL_REFRESH_TAG = "emulator:fail-refresh-at"
+
+
+def _launched_image_id(group: FakeAutoScalingGroup) -> str:
+    image_id = _template_image_id(group)
+    if image_id and image_id.startswith(SSM_IMAGE_PREFIX):
+        from moto.ssm.models import ssm_backends
+
+        parameter = ssm_backends[group.account_id][group.region].get_parameter(image_id[len(SSM_IMAGE_PREFIX) :])
+        if parameter is not None:
+            return parameter.value
+    return image_id
+
+
+def _launched_instance_type(group: FakeAutoScalingGroup) -> str:
+    instance_type = _template_instance_type(group)
+    overrides = ((group.mixed_instances_policy or {}).get("LaunchTemplate") or {}).get("Overrides") or []
+    if not instance_type and overrides:
+        return overrides[0].get("InstanceType") or instance_type
+    return instance_type
 
 
 def _create_group_keeping_rebalance(
@@ -337,6 +371,8 @@ def _create_group_keeping_rebalance(
 
 def install() -> None:
     FakeAutoScalingGroup.create_from_cloudformation_json = classmethod(_create_group_keeping_rebalance)
+    FakeAutoScalingGroup.image_id = property(_launched_image_id)
+    FakeAutoScalingGroup.instance_type = property(_launched_instance_type)
     for handler in (
         start_instance_refresh,
         describe_instance_refreshes,
