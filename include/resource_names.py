@@ -36,3 +36,23 @@ def shared_stack(fleet_stage: str) -> str:
 def fleet_stack(fleet_stage: str, fleet_slug: str) -> str:
     """One fleet's stack (seed 004: ``bp-gpu-fleet-<fleet_stage>-<fleet_slug>``)."""
     return f"bp-gpu-fleet-{ssm_paths.check_fleet_stage(fleet_stage)}-{ssm_paths.check_fleet_slug(fleet_slug)}"
+
+
+def bundle_apply_document(fleet_stage: str) -> str:
+    """Run Command document installing a fleet's active bundle (``gpu-shared.yaml``)."""
+    return f"bp-bundle-apply-{ssm_paths.check_fleet_stage(fleet_stage)}"
+
+
+def bundle_status_document(fleet_stage: str) -> str:
+    """Run Command document printing a node's installed bundle as JSON (``gpu-shared.yaml``)."""
+    return f"bp-bundle-status-{ssm_paths.check_fleet_stage(fleet_stage)}"
+
+
+def rollout_audit_key(fleet_stage: str, fleet_slug: str, run_id: str) -> str:
+    """One immutable JSON-lines object per rollout in the logs bucket."""
+    return f"audit/rollouts/{fleet_stage}/{fleet_slug}/{run_id}.jsonl"
+
+
+def asset_sync_key(fleet_stage: str, fleet_slug: str, run_id: str, instance_id: str) -> str:
+    """Where a Run Command bundle apply's output is kept (seed 004: ``asset-sync/``)."""
+    return f"asset-sync/{fleet_stage}/{fleet_slug}/{run_id}/{instance_id}.json"

@@ -9,6 +9,7 @@ extension (:mod:`include.devstack.emulator`) loaded into the server process.
 from __future__ import annotations
 
 import argparse
+import importlib
 
 from moto.server import main as moto_main
 
@@ -19,8 +20,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--double",
+        action="append",
+        default=[],
+        help="module whose install() adds a stand-in for a system that can't run here (repeatable)",
+    )
     args = parser.parse_args(argv)
     emulator.install()
+    for module in args.double:
+        importlib.import_module(module).install()
     moto_main(["--host", args.host, "--port", str(args.port)])
 
 

@@ -172,7 +172,13 @@ class LocalStack:
         self.logs_dir.mkdir(parents=True)
         self.airflow_home.mkdir(parents=True)
         try:
-            self._spawn("moto", [sys.executable, "-m", "include.devstack.moto_server", "--port", str(self.ports.moto)])
+            self._spawn(
+                "moto",
+                [
+                    *(sys.executable, "-m", "include.devstack.moto_server", "--port", str(self.ports.moto)),
+                    *("--double", "tests.doubles.gpu_node"),  # the GPU nodes' bundle installer
+                ],
+            )
             self._wait_for_port("moto", self.ports.moto, timeout=60)
             seeded = seed(self.aws_client()) if seed else None
             migrate = subprocess.run(

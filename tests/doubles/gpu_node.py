@@ -1,0 +1,101 @@
+"""A stand-in for the bundle installer on GPU nodes, which runs on EC2 instances that
+can't boot here. It answers the Run Command documents of ``gpu-shared.yaml`` inside
+the emulator (loaded into the moto server by the local stack, or into a test's
+process), computing what the real ``gpu_worker.bundle`` CLI would print:
+
+* at launch a node installs what its fleet's ``active_bundle`` pointer named at that
+  moment (the ``bp-bundle-sync`` unit; its fleet comes from the instance's ``stage`` and
+  ``fleet`` tags);
+* ``bp-bundle-apply-<stage>`` installs the bundle the named pointer holds now; a prefix
+  whose manifest is not in the models bucket fails with exit 1, as the CLI does, and
+  the node keeps its previous bundle;
+* ``bp-bundle-status-<stage>`` prints ``status --json``.
+
+It never runs anything on the machine: it reads the emulator's SSM, S3 and EC2 state.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from moto.ec2.models import ec2_backends
+from moto.s3.models import s3_backends
+from moto.ssm.models import ssm_backends
+
+from gpu_worker import layout
+from include import resource_names, ssm_paths
+from include.devstack.emulator.ssm import CommandResult, program_command
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+
+#: Bundles installed by Run Command, by instance (boot installs are computed, not stored).
+_applied: dict[str, str] = {}
+
+
+def _tags(instance_id: str) -> dict[str, str]:
+    instance = ec2_backends[ACCOUNT][REGION].get_instance(instance_id)
+    return {tag["key"]: tag["value"] for tag in instance.get_tags()}
+
+
+def _launched_at(instance_id: str) -> datetime:
+    instance = ec2_backends[ACCOUNT][REGION].get_instance(instance_id)
+    return datetime.fromisoformat(instance.launch_time.replace("Z", "+00:00"))
+
+
+def _booted_with(instance_id: str) -> str:
+    """What the fleet's pointer held when the instance launched (``none`` outside a fleet)."""
+    tags = _tags(instance_id)
+    stage, fleet = tags.get(resource_names.STAGE_TAG), tags.get(resource_names.FLEET_TAG)
+    if not stage or not fleet:
+        return layout.NO_ACTIVE_BUNDLE
+    versions = ssm_backends[ACCOUNT][REGION]._parameters.get(ssm_paths.active_bundle(stage, fleet)) or []
+    launched = _launched_at(instance_id)
+    held = [v.value for v in versions if v.last_modified_date.replace(tzinfo=launched.tzinfo) <= launched]
+    return held[-1] if held else layout.NO_ACTIVE_BUNDLE
+
+
+def installed(instance_id: str) -> str:
+    return _applied.get(instance_id) or _booted_with(instance_id)
+
+
+def _parameter(name: str) -> str | None:
+    parameter = ssm_backends[ACCOUNT][REGION].get_parameter(name)
+    return parameter.value if parameter is not None else None
+
+
+def apply(instance_id: str, parameters: dict[str, list[str]]) -> CommandResult:
+    bucket = _parameter(parameters["bucketParameter"][0])
+    prefix = _parameter(parameters["prefixParameter"][0])
+    if prefix in (None, layout.NO_ACTIVE_BUNDLE):
+        return CommandResult(stdout="no active bundle for this fleet: nothing to install\n")
+    key = f"{prefix}/manifest.json"
+    objects = s3_backends[ACCOUNT]["global"].buckets[bucket].keys if bucket else {}
+    if key not in objects:
+        return CommandResult(
+            status="Failed",
+            response_code=1,
+            stderr=f"error: s3://{bucket}/{key} does not exist; nothing was changed, "
+            "the previous bundle is still installed\n",
+        )
+    if installed(instance_id) == prefix:
+        return CommandResult(stdout=f"bundle {layout.bundle_id_of(prefix)} is already active: nothing to do\n")
+    assets = json.loads(objects[key].value)["assets"]
+    _applied[instance_id] = prefix
+    return CommandResult(
+        stdout=f"bundle {layout.bundle_id_of(prefix)} active: {len(assets)} file(s) installed, 0 already in place, "
+        "0 of the previous bundle removed\n"
+    )
+
+
+def status(instance_id: str, parameters: dict[str, list[str]]) -> CommandResult:
+    prefix = installed(instance_id)
+    bundle_id = None if prefix == layout.NO_ACTIVE_BUNDLE else layout.bundle_id_of(prefix)
+    return CommandResult(stdout=json.dumps({"active_bundle_id": bundle_id, "baked_bundle_id": None}) + "\n")
+
+
+def install() -> None:
+    _applied.clear()
+    for stage in ssm_paths.FLEET_STAGES:
+        program_command(resource_names.bundle_apply_document(stage), apply)
+        program_command(resource_names.bundle_status_document(stage), status)
