@@ -40,7 +40,7 @@ from bp_aws.operators.packer import PackerBuildOperator
 from bp_aws.operators.ssm_parameters import PutSsmParameterOperator
 from bp_aws.params import aws_conn_id_param, fleet_slug_param, fleet_stage_param
 from bp_aws.sensors.ami import ImageAvailableSensor
-from include import ami_build
+from include import ami_build, pointers
 
 log = logging.getLogger("bp.gpu_ami_build_and_bake")
 AWS = "{{ params.aws_conn_id }}"
@@ -167,7 +167,7 @@ def gpu_ami_build_and_bake():
         hook = SsmParameterHook(aws_conn_id=params["aws_conn_id"])
         try:
             message = ami_build.restore_pointer(hook.get, hook.put, inputs, promoted)
-        except ami_build.PointerMoved as error:
+        except pointers.PointerMoved as error:
             raise AirflowFailException(str(error)) from error
         log.info(message)
         return message

@@ -23,7 +23,7 @@ from typing import Any
 
 from gpu_worker import manifest
 from gpu_worker.layout import NO_ACTIVE_BUNDLE, bundle_id_of, manifest_key
-from include import resource_names, ssm_paths
+from include import pointers, resource_names, ssm_paths
 
 MODES = ("base", "bake", "base_and_bake")
 #: An EC2 instance type: family, optional generation/attributes, size (g4dn.xlarge, g5.12xlarge).
@@ -33,10 +33,6 @@ PACKER_DIR = Path(__file__).resolve().parents[1] / "packer"
 
 class InvalidRequest(ValueError):
     """The DAG params are not a build that can run; nothing was called."""
-
-
-class PointerMoved(RuntimeError):
-    """The AMI pointer changed after this run wrote it: the run leaves it alone."""
 
 
 class MissingInputs(RuntimeError):
@@ -231,16 +227,14 @@ def restore_pointer(
 ) -> str:
     """Put the fleet's previous AMI back after a failed refresh - only if the pointer
     still holds the version this run wrote (anyone's later write wins)."""
-    if not inputs or not promoted or not promoted.get("changed"):
+    if not inputs:
         return "the AMI pointer was not changed by this run: nothing to restore"
-    name, previous = inputs["ami_parameter"], inputs["current_ami"]
-    if not previous:
-        return f"{name} had no AMI before this run: nothing to restore to; it keeps the new image"
-    current = read(name)
-    if current is None or current["Version"] != promoted["version"]:
-        raise PointerMoved(
-            f"{name} changed after this run promoted version {promoted['version']} "
-            f"(now {current['Version'] if current else 'gone'}): not restoring {previous}; check the fleet by hand"
-        )
-    version = write(name, previous, data_type="aws:ec2:image", overwrite=True)
-    return f"the instance refresh failed: {name} restored to {previous} (version {version})"
+    outcome = pointers.restore(
+        read,
+        write,
+        name=inputs["ami_parameter"],
+        previous=inputs["current_ami"],
+        written=promoted,
+        data_type="aws:ec2:image",
+    )
+    return f"the instance refresh failed: {outcome}"

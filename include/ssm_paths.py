@@ -86,6 +86,12 @@ def worker_security_group_id() -> str:
     return f"{ROOT}/network/worker_security_group_id"
 
 
+def asset_ops_secret() -> str:
+    """Secrets Manager secret (not SSM) shared with the backend's ops endpoint, which
+    verifies the signature of each rollout audit record (seed 004, "Secrets Reference")."""
+    return f"{ROOT}/asset-ops/secret"
+
+
 # --- per stage ----------------------------------------------------------------------
 
 
@@ -109,6 +115,12 @@ def fleet_root(fleet_stage: str, fleet_slug: str) -> str:
 def active_bundle(fleet_stage: str, fleet_slug: str) -> str:
     """Pointer to the fleet's bundle prefix (``bundles/<bundle_id>``) or ``none``."""
     return f"{_fleet(fleet_stage, fleet_slug)}/active_bundle"
+
+
+def rollout_lock(fleet_stage: str, fleet_slug: str) -> str:
+    """Held by the one bundle rollout of the fleet in progress (created without overwrite,
+    so a second rollout can't take it); holds that run's id."""
+    return f"{_fleet(fleet_stage, fleet_slug)}/rollout_lock"
 
 
 def desired_config(fleet_stage: str, fleet_slug: str) -> str:

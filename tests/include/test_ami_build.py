@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from include import ami_build, ssm_paths
+from include import ami_build, pointers, ssm_paths
 from include.baseline import sample_manifest
 
 GOOD = {
@@ -138,7 +138,7 @@ def test_restore_puts_the_previous_ami_back_only_over_its_own_write():
     assert writes == [("/p", "ami-old")]
     assert "restored to ami-old" in message
 
-    with pytest.raises(ami_build.PointerMoved, match="changed after this run"):
+    with pytest.raises(pointers.PointerMoved, match="changed after this run"):
         ami_build.restore_pointer(
             lambda n: {"Value": "ami-x", "Version": 7}, write, inputs, {"changed": True, "version": 5}
         )
