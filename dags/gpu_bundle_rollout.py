@@ -23,12 +23,14 @@ Replaces seed 004's hand runbook (activate in the admin UI → bake → roll the
    * `bake_and_refresh`: **bake_ami** runs `gpu_ami_build_and_bake` (bake mode) and
      waits for it, then the refresh;
 6. **roll_back** (on any failure): the pointer restored (only over this run's own
-   write), the refresh cancelled, the replaced nodes refreshed onto the restored bundle
-   (`auto_rollback`), a critical alert; the run ends failed with one paragraph saying
-   what failed and what was undone;
+   write), the refresh cancelled, the replaced nodes refreshed back onto the restored
+   bundle (`auto_rollback`; **wait_for_roll_back** waits in the triggerer), a critical
+   alert;
 7. **release_lock**, **record_audit**: one immutable JSON-lines record per rollout in
    `bp-logs-<account>/audit/rollouts/`, also POSTed (signed) to the backend's ops
-   endpoint when `[bp] asset_ops_api_url` is set.
+   endpoint when `[bp] asset_ops_api_url` is set;
+8. **rollout_outcome**: the run's verdict, failed with the rollback paragraph when
+   anything failed.
 """
 
 from __future__ import annotations
@@ -200,6 +202,15 @@ def gpu_bundle_rollout():
     fleet_verified = rollout_tasks.verify_fleet_bundle(request)
 
     undo = rollout_tasks.roll_back(request, current)
+    wait_back = InstanceRefreshSensor(
+        task_id="wait_for_roll_back",
+        aws_conn_id=AWS,
+        auto_scaling_group_name="{{ " + REQUEST + "['auto_scaling_group'] }}",
+        instance_refresh_id="{{ ti.xcom_pull(task_ids='roll_back')['back_refresh_id'] }}",
+        deferrable=True,
+        poke_interval=5,
+        timeout=6 * 3600,
+    )
     released = rollout_tasks.release_lock(request)
     audit = rollout_tasks.record_audit(request, current)
 
@@ -209,7 +220,8 @@ def gpu_bundle_rollout():
     bake >> has_instances >> start >> wait >> fleet_verified
     # every task after which the fleet may have changed: roll_back watches them all
     [move, confirm, apply_on_dev_node, dev_node_checked, bake, has_instances, start, wait, fleet_verified] >> undo
-    [undo, checked, lock] >> released >> audit
+    undo >> rollout_tasks.refreshing_back(undo) >> wait_back
+    [undo, wait_back, checked, lock] >> released >> audit >> rollout_tasks.rollout_outcome(request)
 
 
 gpu_bundle_rollout()

@@ -96,8 +96,10 @@ class Baseline:
         return layout.bundle_prefix(self.sample_bundle_id)
 
 
-def sample_bundle_id() -> str:
-    return str(uuid.uuid5(_SAMPLE_BUNDLE_NAMESPACE, "sample-bundle-v1"))
+def sample_bundle_id(release: str = "v1") -> str:
+    """The sample bundle's id; another ``release`` names another bundle of the same assets
+    (what an admin creates to roll out)."""
+    return str(uuid.uuid5(_SAMPLE_BUNDLE_NAMESPACE, f"sample-bundle-{release}"))
 
 
 def sample_manifest(bundle_id: str) -> dict[str, Any]:
@@ -142,7 +144,7 @@ def seed_baseline(
     vpc_id, subnet_ids, security_group_id = _ensure_network(ec2)
     base_ami_id = _ensure_base_ami(ec2)
     bundle_id = sample_bundle_id()
-    _upload_sample_bundle(s3, models_bucket, bundle_id)
+    upload_sample_bundle(s3, models_bucket, bundle_id)
 
     params = _Params(ssm)
     params.ensure(ssm_paths.models_bucket(), models_bucket)
@@ -282,7 +284,7 @@ def _first_zone(ec2: Any) -> str:
     return ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
 
 
-def _upload_sample_bundle(s3: Any, bucket: str, bundle_id: str) -> None:
+def upload_sample_bundle(s3: Any, bucket: str, bundle_id: str) -> None:
     for asset in SAMPLE_ASSETS:
         s3.put_object(Bucket=bucket, Key=layout.asset_key(asset.kind, asset.sha256), Body=asset.content)
     s3.put_object(

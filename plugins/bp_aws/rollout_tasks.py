@@ -201,8 +201,8 @@ def verify_fleet_bundle(request: dict, params: dict | None = None) -> str:
 @task(trigger_rule=TriggerRule.ONE_FAILED)
 def roll_back(
     request: dict, current: dict | None, params: dict | None = None, ti=None, run_id: str | None = None
-) -> None:
-    """Undo what this run changed, alert, and end the run with one paragraph."""
+) -> dict:
+    """Undo what this run changed and alert; ``rollout_outcome`` ends the run failed."""
     states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id]).get(run_id, {})
     failed = sorted(task_id for task_id, state in states.items() if state == "failed")
     undone: list[str] = []
@@ -220,11 +220,12 @@ def roll_back(
                 undone.append(outcome)
         except pointers.PointerMoved as error:
             undone.append(f"the pointer was NOT restored: {error}")
+    back_refresh_id = None
     refresh_id = ti.xcom_pull(task_ids="start_refresh")
     if refresh_id:
-        undone += _undo_refresh(request, current, refresh_id, params)
+        steps, back_refresh_id = _undo_refresh(request, current, refresh_id, params)
+        undone += steps
     paragraph = bundle_rollout.failure_summary(request, failed, undone)
-    ti.xcom_push(key="undone", value=undone)
     from bp_aws.notifiers.ops_alert import send_alert
 
     send_alert(
@@ -237,10 +238,13 @@ def roll_back(
         stage=request["fleet_stage"],
         aws_conn_id=params["aws_conn_id"],
     )
-    raise AirflowFailException(paragraph)
+    log.error(paragraph)
+    return {"undone": undone, "paragraph": paragraph, "back_refresh_id": back_refresh_id}
 
 
-def _undo_refresh(request: dict, current: dict | None, refresh_id: str, params: dict) -> list[str]:
+def _undo_refresh(request: dict, current: dict | None, refresh_id: str, params: dict) -> tuple[list[str], str | None]:
+    """Cancel this run's refresh; with auto_rollback, refresh the nodes it replaced back
+    onto the restored bundle (AWS can't roll back a refresh whose AMI comes from SSM)."""
     autoscaling = _autoscaling(params)
     group = request["auto_scaling_group"]
     undone = []
@@ -252,12 +256,18 @@ def _undo_refresh(request: dict, current: dict | None, refresh_id: str, params: 
         )
         undone.append(f"the instance refresh {refresh_id} was cancelled at {refresh.get('PercentageComplete', 0)}%")
     replaced = refresh is not None and (refresh.get("PercentageComplete") or 0) > 0
-    if request["auto_rollback"] and replaced and current and current["value"]:
-        again = autoscaling.start_instance_refresh(
-            group, bundle_rollout.refresh_preferences(request, current["warmup_seconds"])
-        )
-        undone.append(f"the replaced nodes are being refreshed back onto {current['value']} (instance refresh {again})")
-    return undone
+    if not (request["auto_rollback"] and replaced and current and current["value"]):
+        return undone, None
+    again = autoscaling.start_instance_refresh(
+        group, bundle_rollout.refresh_preferences(request, current["warmup_seconds"])
+    )
+    undone.append(f"the replaced nodes were refreshed back onto {current['value']} (instance refresh {again})")
+    return undone, again
+
+
+@task.short_circuit(ignore_downstream_trigger_rules=False)
+def refreshing_back(rolled_back: dict) -> bool:
+    return bool(rolled_back["back_refresh_id"])
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE)
@@ -290,7 +300,7 @@ def record_audit(request: dict, current: dict | None, params: dict | None = None
         started_at=dag_run.start_date.isoformat() if dag_run.start_date else "",
         ended_at=datetime.now(UTC).isoformat(),
         task_states=states,
-        rolled_back=ti.xcom_pull(task_ids="roll_back", key="undone") or [],
+        rolled_back=(ti.xcom_pull(task_ids="roll_back") or {}).get("undone", []),
     )
     body = (json.dumps(record, sort_keys=True) + "\n").encode()
     s3 = S3Hook(aws_conn_id=params["aws_conn_id"])
@@ -305,6 +315,20 @@ def record_audit(request: dict, current: dict | None, params: dict | None = None
         log.info("s3://%s/%s was already written by an earlier try: it stays as it is", bucket, key)
     _post_to_backend(body, params)
     return f"s3://{bucket}/{key}"
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE)
+def rollout_outcome(request: dict, ti=None, run_id: str | None = None) -> str:
+    """The run's verdict, as its last task: Airflow judges a run by its leaves, and the
+    bookkeeping before this one succeeds even when the rollout did not."""
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id]).get(run_id, {})
+    failed = sorted(task_id for task_id, state in states.items() if state in ("failed", "upstream_failed"))
+    if failed:
+        rolled_back = ti.xcom_pull(task_ids="roll_back") or {}
+        raise AirflowFailException(rolled_back.get("paragraph") or bundle_rollout.failure_summary(request, failed, []))
+    message = f"bundle {request['bundle_id']} is live on {request['fleet_stage']}/{request['fleet_slug']}"
+    log.info("%s (%s)", message, request["strategy"])
+    return message
 
 
 def _post_to_backend(body: bytes, params: dict) -> None:

@@ -17,7 +17,7 @@ It never runs anything on the machine: it reads the emulator's SSM, S3 and EC2 s
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
 from moto.ec2.models import ec2_backends
 from moto.s3.models import s3_backends
@@ -39,8 +39,10 @@ def _tags(instance_id: str) -> dict[str, str]:
 
 
 def _launched_at(instance_id: str) -> datetime:
-    instance = ec2_backends[ACCOUNT][REGION].get_instance(instance_id)
-    return datetime.fromisoformat(instance.launch_time.replace("Z", "+00:00"))
+    launched = ec2_backends[ACCOUNT][REGION].get_instance(instance_id).launch_time
+    if isinstance(launched, str):
+        return datetime.fromisoformat(launched.replace("Z", "+00:00"))
+    return launched if launched.tzinfo else launched.replace(tzinfo=UTC)
 
 
 def _booted_with(instance_id: str) -> str:
@@ -51,8 +53,12 @@ def _booted_with(instance_id: str) -> str:
         return layout.NO_ACTIVE_BUNDLE
     versions = ssm_backends[ACCOUNT][REGION]._parameters.get(ssm_paths.active_bundle(stage, fleet)) or []
     launched = _launched_at(instance_id)
-    held = [v.value for v in versions if v.last_modified_date.replace(tzinfo=launched.tzinfo) <= launched]
+    held = [v.value for v in versions if _utc(v.last_modified_date) <= launched]
     return held[-1] if held else layout.NO_ACTIVE_BUNDLE
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def installed(instance_id: str) -> str:

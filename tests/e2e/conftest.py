@@ -32,7 +32,13 @@ def economics(stack_and_seed):
 @pytest.fixture(scope="session")
 def client(stack):
     client = stack.client()
-    for dag_id in ("platform_preflight", "ai_economics_daily", "gpu_ami_build_and_bake", "gpu_fleet_provision"):
+    for dag_id in (
+        "platform_preflight",
+        "ai_economics_daily",
+        "gpu_ami_build_and_bake",
+        "gpu_fleet_provision",
+        "gpu_bundle_rollout",
+    ):
         wait_for_dag(client, dag_id)
         client.set_paused(dag_id, False)
     return client

@@ -271,7 +271,8 @@ def start_instance_refresh(self: AutoScalingResponse) -> ActionResult:
             _apply_launch_template(backend, group, previous)
         raise AutoscalingClientError("ValidationError", f"AutoRollback is not supported: {reason}")
     planned = next((t["Value"] for t in group.tags if t["Key"] == FAIL_REFRESH_TAG), None)
-    if planned is not None:
+    if planned is not None:  # once: the tag goes, so a rollback's own refresh can succeed
+        group.tags = [t for t in group.tags if t["Key"] != FAIL_REFRESH_TAG]
         refresh.fail_at_percentage = int(planned)
         refresh.failure_reason = "Instances failed to reach InService (planned by the emulator:fail-refresh-at tag)."
     _refreshes(backend).setdefault(group_name, []).insert(0, refresh)

@@ -1,4 +1,6 @@
-"""SSM behaviour moto lacks: ``aws:ec2:image`` validation and Run Command results.
+"""SSM behaviour moto lacks: ``aws:ec2:image`` validation, Run Command results, and
+ListCommandInvocations (moto raises NotImplementedError; the provider's Run Command
+trigger starts with it).
 
 ``aws:ec2:image`` parameters: moto stores any value.
 
@@ -20,9 +22,11 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+from moto.core.responses import ActionResult
 from moto.ec2.models import ec2_backends
 from moto.ssm.exceptions import ParameterAlreadyExists
 from moto.ssm.models import SimpleSystemManagerBackend, ssm_backends
+from moto.ssm.responses import SimpleSystemManagerResponse
 
 AMI_ID = re.compile(r"^ami-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
 
@@ -133,6 +137,44 @@ def send_command(self: SimpleSystemManagerBackend, *args: Any, **kwargs: Any) ->
     return command
 
 
+_INVOCATION_FIELDS = (
+    "CommandId",
+    "InstanceId",
+    "Comment",
+    "DocumentName",
+    "Status",
+    "StatusDetails",
+    "StandardOutputUrl",
+)
+
+
+def list_command_invocations(self: SimpleSystemManagerResponse) -> ActionResult:
+    """ListCommandInvocations: "An invocation is copy of a command sent to a specific
+    managed node", one per instance; CommandPlugins (with the output) only with Details."""
+    command_id = self._get_param("CommandId")
+    instance_id = self._get_param("InstanceId")
+    commands = [self.ssm_backend.get_command_by_id(command_id)] if command_id else self.ssm_backend._commands
+    invocations = []
+    for command in commands:
+        for invocation in command.invocations:
+            if instance_id and invocation["InstanceId"] != instance_id:
+                continue
+            entry = {key: invocation[key] for key in _INVOCATION_FIELDS if key in invocation}
+            entry["RequestedDateTime"] = command.requested_date_time.isoformat()
+            if self._get_param("Details"):
+                entry["CommandPlugins"] = [
+                    {
+                        "Name": invocation["PluginName"],
+                        "Status": invocation["Status"],
+                        "ResponseCode": invocation["ResponseCode"],
+                        "Output": invocation["StandardOutputContent"],
+                    }
+                ]
+            invocations.append(entry)
+    return ActionResult({"CommandInvocations": invocations})
+
+
 def install() -> None:
+    SimpleSystemManagerResponse.list_command_invocations = list_command_invocations
     SimpleSystemManagerBackend.put_parameter = put_parameter
     SimpleSystemManagerBackend.send_command = send_command

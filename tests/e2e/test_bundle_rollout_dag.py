@@ -1,0 +1,247 @@
+"""gpu_bundle_rollout end to end: the real Airflow services, the emulator (ASG, instance
+refreshes, Run Command) and the GPU node double answering the bundle documents."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gpu_worker import layout
+from include import baseline, resource_names, ssm_paths
+from include.cli.airflow_client import AirflowApiError
+
+pytestmark = pytest.mark.e2e
+
+DAG = "gpu_bundle_rollout"
+STAGE = "staging"
+CONFIG = {"template_slug": "sdxl-standard", "instance_types": ["g4dn.xlarge"], "max_size": 4, "warmup_seconds": 60}
+
+
+def _states(client, run) -> dict[str, str]:
+    return {ti["task_id"]: ti["state"] for ti in client.task_instances(DAG, run.run_id)}
+
+
+def _log(client, run, task_id: str) -> str:
+    return "\n".join(client.task_log_lines(DAG, run.run_id, task_id, 1))
+
+
+def _rollout(client, slug: str, bundle_id: str, strategy: str, **conf):
+    run = client.trigger(
+        DAG, {"fleet_stage": STAGE, "fleet_slug": slug, "bundle_id": bundle_id, "strategy": strategy, **conf}
+    )
+    return client.wait_for_run(DAG, run.run_id, timeout=300, poll=1)
+
+
+def _pointer(aws, slug: str) -> dict:
+    return aws("ssm").get_parameter(Name=ssm_paths.active_bundle(STAGE, slug))["Parameter"]
+
+
+def _audit(aws, slug: str, run) -> dict:
+    bucket = resource_names.logs_bucket("123456789012")
+    key = resource_names.rollout_audit_key(STAGE, slug, run.run_id)
+    return json.loads(aws("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+@pytest.fixture(scope="module")
+def bundles(stack):
+    """Two releases of the sample bundle in the models bucket (an admin's uploads)."""
+    aws = stack.aws_client()
+    bucket = resource_names.models_bucket("123456789012")
+    ids = [baseline.sample_bundle_id(release) for release in ("v1", "v2")]
+    for bundle_id in ids:
+        baseline.upload_sample_bundle(aws("s3"), bucket, bundle_id)
+    return ids
+
+
+@pytest.fixture(scope="module")
+def fleet(stack, client, bundles):
+    """The fleet e2e-rollout, provisioned by gpu_fleet_provision, on bundle v1."""
+    aws = stack.aws_client()
+    ssm = aws("ssm")
+    slug = "e2e-rollout"
+    image = ssm.get_parameter(Name=ssm_paths.fleet_ami(STAGE, "gpu-default"))["Parameter"]["Value"]
+    ssm.put_parameter(Name=ssm_paths.desired_config(STAGE, slug), Value=json.dumps(CONFIG), Type="String")
+    ssm.put_parameter(Name=ssm_paths.fleet_ami(STAGE, slug), Value=image, Type="String", DataType="aws:ec2:image")
+    ssm.put_parameter(Name=ssm_paths.active_bundle(STAGE, slug), Value=layout.bundle_prefix(bundles[0]), Type="String")
+    client.set_paused("gpu_fleet_provision", False)
+    run = client.trigger("gpu_fleet_provision", {"fleet_stage": STAGE, "fleet_slug": slug, "action": "apply"})
+    assert client.wait_for_run("gpu_fleet_provision", run.run_id, timeout=300, poll=1).state == "success"
+    yield slug
+    group = resource_names.fleet_asg(STAGE, slug)
+    aws("autoscaling").set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=0)
+    aws("cloudformation").delete_stack(StackName=resource_names.fleet_stack(STAGE, slug))
+    names = [
+        ssm_paths.desired_config(STAGE, slug),
+        ssm_paths.fleet_ami(STAGE, slug),
+        ssm_paths.active_bundle(STAGE, slug),
+    ]
+    ssm.delete_parameters(Names=names)
+
+
+def _scale(aws, slug: str, capacity: int) -> list[str]:
+    group = resource_names.fleet_asg(STAGE, slug)
+    aws("autoscaling").set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=capacity)
+    found = aws("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]
+    return [i["InstanceId"] for i in found["Instances"]]
+
+
+def _set_pointer(aws, slug: str, bundle_id: str) -> None:
+    aws("ssm").put_parameter(
+        Name=ssm_paths.active_bundle(STAGE, slug), Value=layout.bundle_prefix(bundle_id), Type="String", Overwrite=True
+    )
+
+
+def test_pointer_only_moves_the_pointer_and_leaves_one_audit_record(stack, client, fleet, bundles):
+    aws = stack.aws_client()
+    _scale(aws, fleet, 0)
+    _set_pointer(aws, fleet, bundles[0])
+
+    run = _rollout(client, fleet, bundles[1], "pointer_only")
+
+    assert run.state == "success", _states(client, run)
+    assert _pointer(aws, fleet)["Value"] == layout.bundle_prefix(bundles[1])
+    states = _states(client, run)
+    assert states["start_refresh"] == "skipped"
+    assert states["apply_on_dev_node"] == "skipped"
+    record = _audit(aws, fleet, run)
+    assert (record["from_bundle"], record["to_bundle"]) == (
+        layout.bundle_prefix(bundles[0]),
+        layout.bundle_prefix(bundles[1]),
+    )
+    assert (record["result"], record["strategy"], record["triggered_by"]) == ("success", "pointer_only", "admin")
+    with pytest.raises(aws("ssm").exceptions.ParameterNotFound):
+        aws("ssm").get_parameter(Name=ssm_paths.rollout_lock(STAGE, fleet))
+
+
+def test_a_refresh_on_an_empty_fleet_stops_after_the_pointer(stack, client, fleet, bundles):
+    aws = stack.aws_client()
+    _scale(aws, fleet, 0)
+    _set_pointer(aws, fleet, bundles[0])
+
+    run = _rollout(client, fleet, bundles[1], "refresh")
+
+    states = _states(client, run)
+    assert run.state == "success", states
+    assert states["fleet_has_instances"] == "success"
+    assert (states["start_refresh"], states["verify_fleet_bundle"]) == ("skipped", "skipped")
+    assert "instances that scale from zero boot with" in _log(client, run, "fleet_has_instances")
+    assert _pointer(aws, fleet)["Value"] == layout.bundle_prefix(bundles[1])
+
+
+def test_a_refresh_replaces_every_node_and_checks_each_runs_the_new_bundle(stack, client, fleet, bundles):
+    aws = stack.aws_client()
+    _scale(aws, fleet, 0)
+    _set_pointer(aws, fleet, bundles[0])
+    before = _scale(aws, fleet, 2)  # booted with v1
+
+    run = _rollout(client, fleet, bundles[1], "refresh", checkpoint_percentages=[50, 100])
+
+    assert run.state == "success", _states(client, run)
+    after = _scale(aws, fleet, 2)
+    assert len(after) == 2
+    assert not set(after) & set(before)
+    verified = _log(client, run, "verify_fleet_bundle")
+    assert f"2 node(s) report bundle {bundles[1]}" in verified
+    assert "InProgress" in _log(client, run, "wait_for_refresh")
+
+
+def test_a_failed_refresh_restores_the_pointer_and_refreshes_the_nodes_back(stack, client, fleet, bundles):
+    aws = stack.aws_client()
+    _scale(aws, fleet, 0)
+    _set_pointer(aws, fleet, bundles[0])
+    _scale(aws, fleet, 2)
+    group = resource_names.fleet_asg(STAGE, fleet)
+    tag = {"ResourceId": group, "ResourceType": "auto-scaling-group", "Key": "emulator:fail-refresh-at"}
+    aws("autoscaling").create_or_update_tags(Tags=[{**tag, "Value": "50", "PropagateAtLaunch": False}])
+    run = _rollout(client, fleet, bundles[1], "refresh")  # the emulator drops the tag as it plans the failure
+
+    states = _states(client, run)
+    assert run.state == "failed"
+    assert states["wait_for_refresh"] == "failed"
+    assert (states["roll_back"], states["wait_for_roll_back"], states["release_lock"]) == ("success",) * 3
+    assert states["rollout_outcome"] == "failed"
+    assert _pointer(aws, fleet)["Value"] == layout.bundle_prefix(bundles[0])
+    paragraph = _log(client, run, "rollout_outcome")
+    assert f"Rollout of bundle {bundles[1]} to staging/{fleet} (refresh) failed in wait_for_refresh." in paragraph
+    assert f"{ssm_paths.active_bundle(STAGE, fleet)} restored to {layout.bundle_prefix(bundles[0])}" in paragraph
+    assert f"The replaced nodes were refreshed back onto {layout.bundle_prefix(bundles[0])}" in paragraph
+    group_now = aws("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]
+    assert len(group_now["Instances"]) == 2
+    record = _audit(aws, fleet, run)
+    assert record["result"] == "failed"
+    assert len(record["rolled_back"]) == 2
+
+
+def test_a_second_rollout_of_the_same_fleet_is_refused(stack, client, fleet, bundles):
+    aws = stack.aws_client()
+    _scale(aws, fleet, 0)
+    _set_pointer(aws, fleet, bundles[0])
+    _scale(aws, fleet, 2)
+    conf = {"fleet_stage": STAGE, "fleet_slug": fleet, "bundle_id": bundles[1], "strategy": "refresh"}
+    first, second = client.trigger(DAG, conf), client.trigger(DAG, conf)
+
+    runs = [client.wait_for_run(DAG, r.run_id, timeout=300, poll=1) for r in (first, second)]
+
+    assert sorted(r.state for r in runs) == ["failed", "success"]
+    refused = next(r for r in runs if r.state == "failed")
+    assert _states(client, refused)["acquire_lock"] == "failed"
+    assert _states(client, refused)["move_pointer"] == "upstream_failed"
+    assert "Refused: rollout" in _log(client, refused, "acquire_lock")
+
+
+def test_a_manifest_with_a_missing_asset_is_refused_before_the_pointer_moves(stack, client, fleet, bundles):
+    aws = stack.aws_client()
+    broken = baseline.sample_bundle_id("broken")
+    manifest = baseline.sample_manifest(broken)
+    manifest["assets"][0]["asset_s3_key"] = manifest["assets"][0]["asset_s3_key"][:-8] + "00000000"
+    manifest["assets"][0]["sha256"] = manifest["assets"][0]["asset_s3_key"].rsplit("/", 1)[1]
+    aws("s3").put_object(
+        Bucket=resource_names.models_bucket("123456789012"),
+        Key=layout.manifest_key(layout.bundle_prefix(broken)),
+        Body=json.dumps(manifest).encode(),
+    )
+    before = _pointer(aws, fleet)
+
+    run = _rollout(client, fleet, broken, "refresh")
+
+    assert run.state == "failed"
+    assert _states(client, run)["check_bundle"] == "failed"
+    assert "is missing" in _log(client, run, "check_bundle")
+    assert _pointer(aws, fleet)["Version"] == before["Version"]
+
+
+def test_dev_node_installs_through_run_command_and_keeps_the_output(stack, client, fleet, bundles):
+    aws = stack.aws_client()
+    _set_pointer(aws, fleet, bundles[0])
+    ec2 = aws("ec2")
+    image = aws("ssm").get_parameter(Name=ssm_paths.fleet_ami(STAGE, "gpu-default"))["Parameter"]["Value"]
+    instance = ec2.run_instances(ImageId=image, InstanceType="g5.xlarge", MinCount=1, MaxCount=1)["Instances"][0][
+        "InstanceId"
+    ]
+
+    run = _rollout(client, fleet, bundles[1], "dev_node", instance_id=instance)
+
+    assert run.state == "success", _states(client, run)
+    assert f"{instance} runs bundle {bundles[1]}" in _log(client, run, "check_dev_node")
+    key = resource_names.asset_sync_key(STAGE, fleet, run.run_id, instance)
+    output = json.loads(aws("s3").get_object(Bucket=resource_names.logs_bucket("123456789012"), Key=key)["Body"].read())
+    assert output["status"] == "Success"
+    assert f"bundle {bundles[1]} active" in output["stdout"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"fleet_slug": "gpu; rm -rf /"},
+        {"bundle_id": "$(reboot)"},
+        {"bundle_id": "../../etc"},
+        {"strategy": "dev_node", "instance_id": "i-0123456789abcdef0; reboot"},
+    ],
+    ids=["slug", "bundle-subshell", "bundle-traversal", "instance"],
+)
+def test_injection_strings_are_refused_before_any_task_runs(client, change):
+    conf = {"fleet_stage": STAGE, "fleet_slug": "gpu-default", "bundle_id": "b-1", "strategy": "pointer_only"}
+    with pytest.raises(AirflowApiError) as refused:
+        client.trigger(DAG, {**conf, **change})
+    assert refused.value.status == 400
