@@ -8,6 +8,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
+from include import ssm_paths
 from include.devstack.emulator import autoscaling as emulated_asg
 from include.devstack.emulator import ssm as emulated_ssm
 
@@ -376,3 +377,66 @@ def test_skip_matching_leaves_instances_already_on_the_desired_configuration(aws
     final = _until_done(aws, again)
     assert (final["Status"], final["InstancesToUpdate"], final["PercentageComplete"]) == ("Successful", 0, 100)
     assert _images(aws) == on_v2 == {group["new_image"]}
+
+
+def test_list_command_invocations_gives_one_per_instance(aws, seeded):
+    """ListCommandInvocations: "An invocation is copy of a command sent to a specific
+    managed node"; "Details: If true, CommandPlugins includes ... the plugin output"."""
+    instances = aws("ec2").run_instances(ImageId=seeded.base_ami_id, MinCount=2, MaxCount=2)["Instances"]
+    ids = sorted(i["InstanceId"] for i in instances)
+    emulated_ssm.program_command(
+        "AWS-RunShellScript", lambda instance_id, parameters: emulated_ssm.CommandResult(stdout=f"hi {instance_id}")
+    )
+    ssm = aws("ssm")
+    command = ssm.send_command(InstanceIds=ids, DocumentName="AWS-RunShellScript", Parameters={"commands": ["x"]})
+
+    listed = ssm.list_command_invocations(CommandId=command["Command"]["CommandId"], Details=True)
+
+    invocations = sorted(listed["CommandInvocations"], key=lambda i: i["InstanceId"])
+    assert [i["InstanceId"] for i in invocations] == ids
+    assert [i["CommandPlugins"][0]["Output"] for i in invocations] == [f"hi {i}" for i in ids]
+    one = ssm.list_command_invocations(CommandId=command["Command"]["CommandId"], InstanceId=ids[0])
+    assert [i["InstanceId"] for i in one["CommandInvocations"]] == [ids[0]]
+    assert "CommandPlugins" not in one["CommandInvocations"][0]
+
+
+def test_a_group_launches_the_image_its_ssm_parameter_names_at_launch(aws, seeded):
+    """EC2 launch templates: "you can specify a Systems Manager parameter instead of an AMI
+    ID ... resolve:ssm:parameter-name"; the value is resolved when the instance launches."""
+    ec2, ssm, autoscaling = aws("ec2"), aws("ssm"), aws("autoscaling")
+    pointer = ssm_paths.fleet_ami("staging", "lt")
+    ssm.put_parameter(Name=pointer, Value=seeded.base_ami_id, Type="String")
+    template = ec2.create_launch_template(
+        LaunchTemplateName="bp-resolve", LaunchTemplateData={"ImageId": f"resolve:ssm:{pointer}"}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="asg-resolve",
+        MinSize=0,
+        MaxSize=2,
+        DesiredCapacity=1,
+        MixedInstancesPolicy={
+            "LaunchTemplate": {
+                "LaunchTemplateSpecification": {"LaunchTemplateId": template, "Version": "1"},
+                "Overrides": [{"InstanceType": "g5.xlarge"}, {"InstanceType": "g4dn.xlarge"}],
+            }
+        },
+        VPCZoneIdentifier=seeded.private_subnet_ids[0],
+    )
+
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["asg-resolve"])["AutoScalingGroups"][0]
+    [instance] = ec2.describe_instances(InstanceIds=[group["Instances"][0]["InstanceId"]])["Reservations"][0][
+        "Instances"
+    ]
+    assert (instance["ImageId"], instance["InstanceType"]) == (seeded.base_ami_id, "g5.xlarge")
+
+
+def test_the_fail_refresh_tag_fails_the_next_refresh_only(aws, group):
+    """The HTTP form of plan_failure: the demo and end-to-end tests reach moto only over HTTP."""
+    tag = {"ResourceId": GROUP, "ResourceType": "auto-scaling-group", "Key": emulated_asg.FAIL_REFRESH_TAG}
+    aws("autoscaling").create_or_update_tags(Tags=[{**tag, "Value": "50", "PropagateAtLaunch": False}])
+    autoscaling = aws("autoscaling")
+
+    failing = autoscaling.start_instance_refresh(AutoScalingGroupName=GROUP)["InstanceRefreshId"]
+    assert _until_done(aws, failing)["Status"] == "Failed"
+    again = autoscaling.start_instance_refresh(AutoScalingGroupName=GROUP)["InstanceRefreshId"]
+    assert _until_done(aws, again)["Status"] == "Successful"

@@ -1,0 +1,119 @@
+import hashlib
+import hmac
+import json
+
+import pytest
+
+from include import bundle_rollout, ssm_paths
+from include.bundle_rollout import InvalidRequest, RolloutRequest
+
+GOOD = {"fleet_stage": "staging", "fleet_slug": "gpu-default", "bundle_id": "b-1", "strategy": "refresh"}
+
+
+def _request(**change):
+    return RolloutRequest.from_params({**GOOD, **change})
+
+
+def test_a_request_names_the_fleets_pointer_lock_group_and_documents():
+    request = _request(checkpoint_percentages=[50, 100]).as_dict()
+
+    assert request["bundle_prefix"] == "bundles/b-1"
+    assert request["pointer"] == ssm_paths.active_bundle("staging", "gpu-default")
+    assert request["lock"] == ssm_paths.rollout_lock("staging", "gpu-default")
+    assert (request["apply_document"], request["status_document"]) == (
+        "bp-bundle-apply-staging",
+        "bp-bundle-status-staging",
+    )
+    assert request["refreshes"] is True
+    assert (request["min_healthy_percentage"], request["auto_rollback"]) == (90, True)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"fleet_slug": "gpu; reboot"}, "fleet_slug 'gpu; reboot' must be lowercase"),
+        ({"bundle_id": "$(reboot)"}, "bundle_id '$(reboot)' must be 1-128 letters"),
+        ({"bundle_id": "../etc"}, "bundle_id '../etc' must be"),
+        ({"bundle_id": "a b"}, "bundle_id 'a b' must be"),
+        ({"strategy": "yolo"}, "strategy 'yolo' is not one of pointer_only, dev_node, refresh, bake_and_refresh"),
+        ({"strategy": "dev_node"}, "strategy dev_node needs an instance_id"),
+        ({"strategy": "dev_node", "instance_id": "i-0123456789abcdef0;reboot"}, "needs an instance_id"),
+        ({"instance_id": "i-0123456789abcdef0"}, "instance_id is only for strategy dev_node, not refresh"),
+        ({"min_healthy_percentage": 101}, "min_healthy_percentage must be a whole number from 0 to 100"),
+        ({"checkpoint_percentages": [50, 20, 100]}, "checkpoint_percentages must rise strictly"),
+        ({"checkpoint_percentages": [50]}, "and end at 100"),
+        ({"auto_rollback": "yes"}, "auto_rollback must be true or false"),
+    ],
+)
+def test_each_bad_param_is_refused_with_its_reason(change, message):
+    with pytest.raises(InvalidRequest) as refused:
+        _request(**change)
+    assert message in str(refused.value)
+
+
+def test_refresh_preferences_never_ask_aws_for_a_rollback_it_can_not_do():
+    preferences = bundle_rollout.refresh_preferences(_request(checkpoint_percentages=[50, 100]).as_dict(), 240)
+
+    assert preferences == {
+        "MinHealthyPercentage": 90,
+        "InstanceWarmup": 240,
+        "SkipMatching": False,
+        "AutoRollback": False,
+        "CheckpointPercentages": [50, 100],
+        "CheckpointDelay": 240,
+    }
+
+
+def test_node_reports_must_all_name_the_bundle():
+    def report(active, status="Success"):
+        return {"Status": status, "StandardOutputContent": json.dumps({"active_bundle_id": active})}
+
+    reports = {
+        "i-1": report("b-1"),
+        "i-2": report("b-0"),
+        "i-3": {"Status": "Failed", "StandardErrorContent": "venv missing\n"},
+        "i-4": {"Status": "Success", "StandardOutputContent": "active bundle: b-1"},
+        "i-5": report(None),
+    }
+
+    assert bundle_rollout.node_report_problems(reports, "b-1") == [
+        "i-2 reports bundle b-0, not b-1",
+        "i-3 did not report (Failed: venv missing)",
+        "i-4 answered something that is not the status JSON",
+        "i-5 reports bundle none, not b-1",
+    ]
+
+
+def test_the_failure_summary_is_one_paragraph_of_what_failed_and_what_was_undone():
+    request = _request().as_dict()
+    paragraph = bundle_rollout.failure_summary(
+        request,
+        ["wait_for_refresh"],
+        ["/p restored to bundles/b-0 (version 4)", "the refresh r-1 was cancelled at 50%"],
+    )
+
+    assert paragraph == (
+        "Rollout of bundle b-1 to staging/gpu-default (refresh) failed in wait_for_refresh. "
+        "/p restored to bundles/b-0 (version 4). The refresh r-1 was cancelled at 50%."
+    )
+    assert "\n" not in paragraph
+    assert bundle_rollout.failure_summary(request, ["check_bundle"], []).endswith("Nothing had changed.")
+
+
+def test_the_lock_names_its_run_and_a_damaged_lock_still_reads():
+    assert bundle_rollout.lock_holder(bundle_rollout.lock_value("run-1", "b-1")) == {
+        "run_id": "run-1",
+        "bundle_id": "b-1",
+    }
+    assert bundle_rollout.lock_holder("not json")["run_id"] == "?"
+
+
+def test_the_audit_signature_is_an_hmac_of_timestamp_and_body():
+    body = b'{"event": "bundle_rollout"}\n'
+
+    headers = bundle_rollout.signature_headers(body, "s3cret", 1_790_000_000)
+
+    expected = hmac.new(b"s3cret", b"1790000000." + body, hashlib.sha256).hexdigest()
+    assert headers["X-BP-Signature"] == f"sha256={expected}"
+    assert headers["X-BP-Timestamp"] == "1790000000"
+    assert bundle_rollout.signature_headers(body, "other", 1_790_000_000)["X-BP-Signature"] != headers["X-BP-Signature"]
