@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from include import baseline, ssm_paths
+from include import baseline, resource_names, ssm_paths
 from include.cli.airflow_client import AirflowApiError, AirflowClient, DagRun
 from include.devstack import economics_demo
 from include.devstack.economics_demo import EconomicsDemo
@@ -30,6 +30,8 @@ class Scenario:
     purpose: str
     #: Where a reader finds what the run produced, given the stack and the finished run.
     outputs: Callable[[LocalStack, DagRun], list[str]] = field(default=lambda stack, run: [])
+    #: What happens in the platform before the run (an admin's or the scaler's doing); says what it did.
+    before: Callable[[LocalStack], str] | None = None
 
 
 #: A try's own log; a deferred try also leaves ``attempt=N.log.trigger.<id>.log`` beside it.
@@ -76,6 +78,30 @@ def scenarios(economics: EconomicsDemo) -> list[Scenario]:
             outputs=task_log_paths("read_desired_config", "deploy_fleet_stack", "verify_fleet"),
         ),
         Scenario(
+            dag_id="gpu_bundle_rollout",
+            conf={
+                "fleet_stage": "staging",
+                "fleet_slug": "gpu-default",
+                "bundle_id": baseline.sample_bundle_id("v2"),
+                "strategy": "pointer_only",
+            },
+            purpose="point the staging fleet (at 0 instances) at bundle v2",
+            outputs=task_log_paths("check_bundle", "move_pointer", "record_audit"),
+        ),
+        Scenario(
+            dag_id="gpu_bundle_rollout",
+            conf={
+                "fleet_stage": "staging",
+                "fleet_slug": "gpu-default",
+                "bundle_id": baseline.sample_bundle_id("v3"),
+                "strategy": "refresh",
+                "checkpoint_percentages": [50, 100],
+            },
+            purpose="roll bundle v3 to the staging fleet's 2 nodes by instance refresh, verified on each node",
+            outputs=task_log_paths("wait_for_refresh", "verify_fleet_bundle", "record_audit"),
+            before=scale_staging_fleet,
+        ),
+        Scenario(
             dag_id="ai_economics_daily",
             conf={"day": last_day.isoformat()},
             purpose=f"AI cost and margin of {last_day} (with a planted token-burn anomaly)",
@@ -119,7 +145,9 @@ def wait_for_dag(client: AirflowClient, dag_id: str, timeout: float = 180) -> No
         time.sleep(1)
 
 
-def run_scenario(client: AirflowClient, scenario: Scenario, timeout: float = 900) -> Outcome:
+def run_scenario(client: AirflowClient, scenario: Scenario, stack: LocalStack, timeout: float = 900) -> Outcome:
+    if scenario.before is not None:
+        print(f"  {scenario.before(stack)}", flush=True)
     wait_for_dag(client, scenario.dag_id)
     client.set_paused(scenario.dag_id, False)
     run = client.trigger(scenario.dag_id, scenario.conf)
@@ -154,12 +182,26 @@ def activate_sample_bundle(aws_client: Callable[[str], Any], seeded: baseline.Ba
         )
 
 
+def scale_staging_fleet(stack: LocalStack, capacity: int = 2) -> str:
+    """What the 0 -> 1 -> N policies do when jobs arrive: the staging fleet gets nodes."""
+    group = resource_names.fleet_asg("staging", "gpu-default")
+    stack.aws_client()("autoscaling").set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=capacity)
+    return f"jobs arrived: {group} scaled to {capacity} nodes in the emulator"
+
+
+def upload_bundle_releases(aws_client: Callable[[str], Any], seeded: baseline.Baseline) -> None:
+    """What an admin does in Admin -> Assets: new bundles for the rollouts to ship."""
+    for release in ("v2", "v3"):
+        baseline.upload_sample_bundle(aws_client("s3"), seeded.models_bucket, baseline.sample_bundle_id(release))
+
+
 def prepare_stack(stack: LocalStack, last_day: date) -> Callable[[Callable[[str], Any]], tuple]:
     """The seed step: the AWS baseline, then the economics data and its Airflow settings."""
 
     def seed(aws_client: Callable[[str], Any]) -> tuple:
         seeded = baseline.seed_baseline(aws_client)
         activate_sample_bundle(aws_client, seeded)
+        upload_bundle_releases(aws_client, seeded)
         economics = economics_demo.prepare(stack.home / "economics", last_day, aws_client)
         stack.extra_env.update(economics.airflow_env(seeded.logs_bucket))
         stack.logs_bucket = seeded.logs_bucket
@@ -188,7 +230,7 @@ def main(home: Path = REPO_ROOT / ".local" / "demo") -> int:
         client = stack.client()
         for scenario in runs:
             try:
-                outcomes.append(run_scenario(client, scenario))
+                outcomes.append(run_scenario(client, scenario, stack))
             except (AirflowApiError, StackError, TimeoutError) as error:
                 outcomes.append(Outcome(scenario, None, str(error)))
         print_summary(stack, outcomes)
