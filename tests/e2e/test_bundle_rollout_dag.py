@@ -245,3 +245,23 @@ def test_injection_strings_are_refused_before_any_task_runs(client, change):
     with pytest.raises(AirflowApiError) as refused:
         client.trigger(DAG, {**conf, **change})
     assert refused.value.status == 400
+
+
+def test_bake_and_refresh_bakes_an_image_first_and_the_new_nodes_boot_it(stack, client, fleet, bundles):
+    aws = stack.aws_client()
+    _scale(aws, fleet, 0)
+    _set_pointer(aws, fleet, bundles[0])
+    _scale(aws, fleet, 1)
+    ami_before = aws("ssm").get_parameter(Name=ssm_paths.fleet_ami(STAGE, fleet))["Parameter"]["Value"]
+    client.set_paused("gpu_ami_build_and_bake", False)
+
+    run = _rollout(client, fleet, bundles[1], "bake_and_refresh")
+
+    assert run.state == "success", _states(client, run)
+    ami_after = aws("ssm").get_parameter(Name=ssm_paths.fleet_ami(STAGE, fleet))["Parameter"]["Value"]
+    assert ami_after != ami_before
+    [node] = _scale(aws, fleet, 1)
+    [instance] = aws("ec2").describe_instances(InstanceIds=[node])["Reservations"][0]["Instances"]
+    assert instance["ImageId"] == ami_after
+    [image] = aws("ec2").describe_images(ImageIds=[ami_after])["Images"]
+    assert {t["Key"]: t["Value"] for t in image["Tags"]}["bundle_id"] == bundles[1]
