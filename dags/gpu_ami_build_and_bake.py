@@ -116,17 +116,10 @@ def gpu_ami_build_and_bake():
         """Validate the manifest and find every asset, before paying for an instance."""
         if not ami_build.BuildRequest(**request).bakes_bundle:
             return "mode=base: no bundle to check"
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        from bp_aws.bundles import check_bundle_in_bucket
 
-        bucket = inputs["models_bucket"]
-        s3 = S3Hook(aws_conn_id=params["aws_conn_id"])
         try:
-            bundle = ami_build.check_bundle(
-                lambda key: s3.get_key(key, bucket).get()["Body"].read(),
-                lambda key: (s3.head_object(key, bucket) or {}).get("ContentLength"),
-                bucket,
-                inputs["bundle_prefix"],
-            )
+            bundle = check_bundle_in_bucket(params["aws_conn_id"], inputs["models_bucket"], inputs["bundle_prefix"])
         except ami_build.MissingInputs as error:
             raise AirflowFailException(f"{error}. Nothing was built or changed.") from error
         message = f"bundle {bundle.bundle_id} ({bundle.name}): {len(bundle.assets)} asset(s), all present"

@@ -110,7 +110,7 @@ def gpu_fleet_provision():
         from bp_aws.hooks.ssm_parameters import SsmParameterHook
 
         pointer = SsmParameterHook(aws_conn_id=params["aws_conn_id"]).get(request["ami_parameter"])
-        problem = fleet_provision.ami_pointer_problem(pointer, _request(request))
+        problem = fleet_provision.ami_pointer_problem(pointer, fleet_provision.FleetRequest.from_params(request))
         if problem:
             raise AirflowFailException(f"Can't provision the fleet: {problem}. Nothing was changed.")
         log.info("%s names %s", request["ami_parameter"], pointer["Value"])
@@ -163,7 +163,7 @@ def gpu_fleet_provision():
         found = AlarmHook(aws_conn_id=conn).describe_alarms([outputs[key] for key in alarm_keys])
         problems = fleet_provision.fleet_drift(
             fleet_config.FleetConfig.from_dict(config),
-            _request(request),
+            fleet_provision.FleetRequest.from_params(request),
             group=autoscaling.describe_group(group_name),
             policies=autoscaling.describe_policies(group_name),
             alarms={key: found.get(outputs[key]) for key in alarm_keys},
@@ -263,12 +263,6 @@ def gpu_fleet_provision():
         waiter_delay=10,
     )
     path >> idle >> approve_destroy >> delete_fleet
-
-
-def _request(request: dict) -> fleet_provision.FleetRequest:
-    return fleet_provision.FleetRequest(
-        request["fleet_stage"], request["fleet_slug"], request["action"], request["config_wait_minutes"]
-    )
 
 
 gpu_fleet_provision()

@@ -43,6 +43,11 @@ def _run_command(params: dict):
     return RunCommandHook(aws_conn_id=params["aws_conn_id"])
 
 
+def _task_states(ti: Any, run_id: str) -> dict[str, str]:
+    """task_id -> state of every task in this run, as the scheduler has them now."""
+    return ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id]).get(run_id, {})
+
+
 def _in_service(group: dict[str, Any]) -> list[str]:
     return sorted(i["InstanceId"] for i in group["Instances"] if i["LifecycleState"] == "InService")
 
@@ -51,17 +56,11 @@ def _in_service(group: dict[str, Any]) -> list[str]:
 def check_bundle(request: dict, params: dict | None = None) -> str:
     """The manifest is valid and every asset is in the bucket at its size, before the
     pointer moves."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from bp_aws.bundles import check_bundle_in_bucket
 
     bucket = _ssm(params).require(request["models_bucket_parameter"])["Value"]
-    s3 = S3Hook(aws_conn_id=params["aws_conn_id"])
     try:
-        bundle = ami_build.check_bundle(
-            lambda key: s3.get_key(key, bucket).get()["Body"].read(),
-            lambda key: (s3.head_object(key, bucket) or {}).get("ContentLength"),
-            bucket,
-            request["bundle_prefix"],
-        )
+        bundle = check_bundle_in_bucket(params["aws_conn_id"], bucket, request["bundle_prefix"])
     except ami_build.MissingInputs as error:
         raise AirflowFailException(f"Can't roll out: {error}. The pointer was not moved; nothing changed.") from None
     message = f"bundle {bundle.bundle_id} ({bundle.name}): {len(bundle.assets)} asset(s), all present at their size"
@@ -203,7 +202,7 @@ def roll_back(
     request: dict, current: dict | None, params: dict | None = None, ti=None, run_id: str | None = None
 ) -> dict:
     """Undo what this run changed and alert; ``rollout_outcome`` ends the run failed."""
-    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id]).get(run_id, {})
+    states = _task_states(ti, run_id)
     failed = sorted(task_id for task_id, state in states.items() if state == "failed")
     undone: list[str] = []
     if current is not None:
@@ -288,7 +287,7 @@ def record_audit(request: dict, current: dict | None, params: dict | None = None
     from botocore.exceptions import ClientError
 
     run_id = dag_run.run_id
-    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id]).get(run_id, {})
+    states = _task_states(ti, run_id)
     states = {task_id: state for task_id, state in sorted(states.items()) if task_id != ti.task_id}
     result = "failed" if any(state in ("failed", "upstream_failed") for state in states.values()) else "success"
     record = bundle_rollout.audit_record(
@@ -321,7 +320,7 @@ def record_audit(request: dict, current: dict | None, params: dict | None = None
 def rollout_outcome(request: dict, ti=None, run_id: str | None = None) -> str:
     """The run's verdict, as its last task: Airflow judges a run by its leaves, and the
     bookkeeping before this one succeeds even when the rollout did not."""
-    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id]).get(run_id, {})
+    states = _task_states(ti, run_id)
     failed = sorted(task_id for task_id, state in states.items() if state in ("failed", "upstream_failed"))
     if failed:
         rolled_back = ti.xcom_pull(task_ids="roll_back") or {}
