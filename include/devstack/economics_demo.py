@@ -2,24 +2,24 @@
 a month of earlier daily runs left it, the fleet metrics the cost estimate reads, and
 the Airflow connections and Variables that point ``ai_economics_daily`` at them.
 
-The warehouse history (the 28 days before the demo's last day) is written straight
-from the same rollup functions the DAG uses, without the gate - the demo's data is
-clean by construction - so the anomaly detector has a baseline; the last day itself
-is computed, gated and published by a real ``ai_economics_daily`` run.
+The warehouse history (the 28 days before the demo's last day) is computed, gated and
+published by the same function the DAG's tasks call, day after day, so the anomaly
+detector has a baseline and the weekly review pack has full weeks; the last day itself
+is computed by a real ``ai_economics_daily`` run.
 """
 
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from include.economics import anomalies, margin, rollups, synthetic, warehouse
+from include.economics import daily, infra_cost, synthetic, warehouse
 from include.economics.prices import PriceBook
 
 FLEET = {"stage": "staging", "slug": "gpu-default", "instance_type": "g4dn.xlarge"}
@@ -66,33 +66,61 @@ class EconomicsDemo:
         }
 
 
-def seed_history(
-    ledger_engine: sa.engine.Engine, warehouse_engine: sa.engine.Engine, book: PriceBook, days: list[date]
-) -> None:
-    for day in days:
-        _, tables = rollups.compute_rollups(ledger_engine, book, day)
-        revenue = margin.revenue_by_plan(
-            margin.day_revenue_groups(ledger_engine, day), margin.fx_for_day(ledger_engine, day)
+def fleet_hours(day: date) -> list[dict[str, float]]:
+    """The fleet's ADR-0005 metrics for each hour of ``day``: a busy afternoon, idle nights,
+    now and then a Spot reclamation. Deterministic per day."""
+    rng = random.Random(day.toordinal())  # noqa: S311 - demo data, not a secret
+    hours = []
+    for hour in range(24):
+        workers = 2 if 13 <= hour <= 20 else (1 if 8 <= hour <= 22 else 0)
+        if workers and day.weekday() < 5 and rng.random() < 0.15:
+            workers += 1  # a weekday burst
+        queue = rng.randint(0, 6) * workers
+        hours.append(
+            {
+                "ActiveWorkers": workers,
+                "QueueDepth": queue,
+                "ErrorRate": round(rng.uniform(0.2, 2.5), 2) if workers else 0.0,
+                "SpotInterruptionCount": 1 if workers and rng.random() < 0.04 else 0,
+            }
         )
-        costs = {row["plan"]: row["cost_usd"] for row in tables["ai_plan_daily"].to_dict("records")}
-        tables["ai_margin_daily"] = margin.margin_table(day, costs, revenue, Decimal(0))
-        tables["ai_anomalies"] = anomalies.anomalies_table([])
-        warehouse.publish(warehouse_engine, day, tables)
+    return hours
 
 
 def put_fleet_metrics(cloudwatch: Any, day: date) -> None:
-    """ActiveWorkers hourly for the fleet on ``day``: a busy afternoon, idle nights."""
+    """:func:`fleet_hours` of ``day`` into CloudWatch, at half past each hour."""
     dimensions = [{"Name": "FleetSlug", "Value": FLEET["slug"]}, {"Name": "Stage", "Value": FLEET["stage"]}]
     data = [
         {
-            "MetricName": "ActiveWorkers",
+            "MetricName": name,
             "Dimensions": dimensions,
             "Timestamp": datetime.combine(day, time(hour, 30), tzinfo=UTC),
-            "Value": 2 if 13 <= hour <= 20 else (1 if 8 <= hour <= 22 else 0),
+            "Value": value,
         }
-        for hour in range(24)
+        for hour, metrics in enumerate(fleet_hours(day))
+        for name, value in metrics.items()
     ]
     cloudwatch.put_metric_data(Namespace="ComfyUI/Workers", MetricData=data)
+
+
+def fleet_days(day: date) -> list[infra_cost.FleetDay]:
+    """What ``ai_economics_daily`` with ``infra_cost_source=estimate`` finds for the fleet on ``day``."""
+    hours = sum(metrics["ActiveWorkers"] for metrics in fleet_hours(day))
+    cost = infra_cost.estimate(
+        {FLEET["slug"]: hours}, {FLEET["slug"]: FLEET["instance_type"]}, infra_cost.DEFAULT_HOURLY_PRICES
+    )
+    return [infra_cost.FleetDay(FLEET["stage"], FLEET["slug"], float(hours), cost[FLEET["slug"]], "estimate")]
+
+
+def seed_history(
+    ledger_engine: sa.engine.Engine, warehouse_engine: sa.engine.Engine, book: PriceBook, days: list[date]
+) -> None:
+    """Publish ``days`` in order as the daily runs would have: computed, gated, with anomalies."""
+    for day in days:
+        result = daily.compute_day(ledger_engine, warehouse_engine, book, day, fleets=fleet_days(day))
+        if not result.gate.passed:
+            raise RuntimeError(f"the synthetic ledger fails the gate on {day}: {result.gate.paragraph()}")
+        warehouse.publish(warehouse_engine, day, result.tables)
 
 
 def prepare(folder: Path, last_day: date, aws_client: Any) -> EconomicsDemo:
@@ -104,7 +132,8 @@ def prepare(folder: Path, last_day: date, aws_client: Any) -> EconomicsDemo:
     counts = synthetic.generate(ledger_engine, window, book)
     warehouse_engine = sa.create_engine(f"sqlite:///{demo.warehouse_path}")
     seed_history(ledger_engine, warehouse_engine, book, window.dates()[-29:-1])
-    put_fleet_metrics(aws_client("cloudwatch"), last_day)
+    for day in window.dates()[-29:]:
+        put_fleet_metrics(aws_client("cloudwatch"), day)
     for stage in ("staging", "production"):
         aws_client("sns").create_topic(Name=f"bp-ops-alerts-{stage}")
     return replace(demo, counts=counts)

@@ -8,14 +8,14 @@ happens when the gate passed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
 
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from include.economics import anomalies, margin, quality, rollups, warehouse
+from include.economics import anomalies, infra_cost, margin, quality, rollups, warehouse
 from include.economics.prices import PriceBook
 
 
@@ -55,7 +55,7 @@ def compute_day(
     book: PriceBook,
     day: date,
     *,
-    infra_cost_usd: Decimal = Decimal(0),
+    fleets: Sequence[infra_cost.FleetDay] = (),
     rules: anomalies.Rules | None = None,
     reconcile_threshold_pct: float = 5.0,
 ) -> DayResult:
@@ -70,7 +70,9 @@ def compute_day(
     ai_cost_by_plan = {
         row["plan"]: row["cost_usd"] for row in plan_daily.to_dict("records") if row["cost_usd"] is not None
     }
-    tables["ai_margin_daily"] = margin.margin_table(day, ai_cost_by_plan, revenue, infra_cost_usd)
+    tables["ai_margin_daily"] = margin.margin_table(day, ai_cost_by_plan, revenue, infra_cost.total(fleets))
+    tables["ai_fleet_daily"] = infra_cost.fleet_table(day, fleets)
+    tables["ai_quality_daily"] = gate.table_rows(day)
     found = (
         anomalies.detect(day, tables, warehouse.history(warehouse_engine, day), rules or anomalies.Rules())
         if gate.passed

@@ -4,8 +4,9 @@ Parquet files (the data lake). Both are keyed by the day, so re-running overwrit
 InfluxDB: one measurement per table, points stamped at the day's 00:00 UTC, so a
 re-run writes the same series and timestamps and replaces the values. The per-user
 ``ai_cost_daily`` is left out on purpose: a user id as a tag is the unbounded
-cardinality seed 000's risk register warns about; dashboards read feature, model, plan
-and day totals.
+cardinality seed 000's risk register warns about; dashboards read feature, model, plan,
+fleet and day totals. ``ai_quality_daily`` is left out too: its expectation names carry
+the day's totals.
 
 Parquet: ``<prefix><table>/day=YYYY-MM-DD/part-0.parquet``, money as decimal128(18, 6).
 """
@@ -31,6 +32,7 @@ INFLUX_MEASUREMENTS = {
     "ai_plan_daily": ("ai_plan", ("plan",)),
     "ai_margin_daily": ("ai_margin", ("plan",)),
     "ai_anomalies": ("ai_anomaly", ("signal", "dimension", "severity")),
+    "ai_fleet_daily": ("ai_fleet", ("stage", "fleet")),
 }
 
 
@@ -64,6 +66,8 @@ def _arrow_type(column) -> pa.DataType:
     kind = column.type
     if isinstance(kind, warehouse.sa.Numeric) and not isinstance(kind, warehouse.sa.Float):
         return pa.decimal128(kind.precision, kind.scale)
+    if isinstance(kind, warehouse.sa.Boolean):
+        return pa.bool_()
     if isinstance(kind, warehouse.sa.Date):
         return pa.date32()
     if isinstance(kind, warehouse.sa.BigInteger | warehouse.sa.Integer):

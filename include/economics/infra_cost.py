@@ -11,10 +11,13 @@ Variable ``infra_cost_source``):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
+
+import pandas as pd
 
 from include import resource_names
 
@@ -29,6 +32,39 @@ DEFAULT_HOURLY_PRICES: dict[str, Decimal] = {
     "g5.2xlarge": Decimal("0.4850"),
     "g6.xlarge": Decimal("0.3616"),
 }
+
+
+@dataclass(frozen=True)
+class FleetDay:
+    """One fleet's day: what the margin carries for it, and the instance-hours behind it."""
+
+    stage: str
+    fleet: str
+    gpu_hours: float | None
+    cost_usd: Decimal
+    cost_source: str
+
+
+def total(fleets: Sequence[FleetDay]) -> Decimal:
+    return sum((f.cost_usd for f in fleets), Decimal(0))
+
+
+def fleet_table(day: date, fleets: Sequence[FleetDay]) -> pd.DataFrame:
+    """The ``ai_fleet_daily`` rows."""
+    return pd.DataFrame(
+        [
+            {
+                "day": day,
+                "stage": f.stage,
+                "fleet": f.fleet,
+                "gpu_hours": None if f.gpu_hours is None else round(f.gpu_hours, 6),
+                "cost_usd": f.cost_usd,
+                "cost_source": f.cost_source,
+            }
+            for f in fleets
+        ],
+        columns=["day", "stage", "fleet", "gpu_hours", "cost_usd", "cost_source"],
+    )
 
 
 def check_source(source: str) -> str:

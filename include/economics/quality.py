@@ -93,6 +93,24 @@ class GateResult:
         ]
         return f"The data-quality gate failed {len(parts)} critical expectation(s): " + "; ".join(parts) + "."
 
+    def table_rows(self, day: date) -> pd.DataFrame:
+        """The ``ai_quality_daily`` rows: one per expectation, with its verdict."""
+        return pd.DataFrame(
+            [
+                {
+                    "day": day,
+                    "suite": c.suite,
+                    "expectation": c.name[:200],
+                    "severity": c.severity,
+                    "passed": c.passed,
+                    "failed_rows": c.failed_rows,
+                    "examples": ", ".join(c.examples)[:500] or None,
+                }
+                for c in self.checks
+            ],
+            columns=["day", "suite", "expectation", "severity", "passed", "failed_rows", "examples"],
+        )
+
     def to_json(self) -> str:
         return json.dumps(self.validations, indent=2, default=str)
 

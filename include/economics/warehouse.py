@@ -86,6 +86,33 @@ ai_anomalies = sa.Table(
     sa.Column("severity", sa.String(10), nullable=False),
     sa.Index("ix_ai_anomalies_day", "day"),
 )
+#: The gate's verdict per expectation: a published day always has its rows (the weekly
+#: review's data-quality section reads them); a day whose gate failed has none.
+ai_quality_daily = sa.Table(
+    "ai_quality_daily",
+    metadata,
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("suite", sa.String(50), nullable=False),
+    sa.Column("expectation", sa.String(200), nullable=False),
+    sa.Column("severity", sa.String(10), nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("failed_rows", sa.BigInteger, nullable=False),
+    sa.Column("examples", sa.String(500)),
+    sa.Index("ix_ai_quality_daily_day", "day"),
+)
+#: GPU fleets' share of the day: instance-hours (CloudWatch ActiveWorkers) and the cost
+#: the margin carries, so the weekly review reads the same figures the margin used.
+ai_fleet_daily = sa.Table(
+    "ai_fleet_daily",
+    metadata,
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("stage", sa.String(50), nullable=False),
+    sa.Column("fleet", sa.String(100), nullable=False),
+    sa.Column("gpu_hours", sa.Float),
+    sa.Column("cost_usd", Money, nullable=False),
+    sa.Column("cost_source", sa.String(20), nullable=False),
+    sa.Index("ix_ai_fleet_daily_day", "day"),
+)
 TABLES: dict[str, sa.Table] = {table.name: table for table in metadata.sorted_tables}
 
 

@@ -75,23 +75,33 @@ class Settings:
         return self.output_dir / "ai_economics_daily" / day.isoformat()
 
 
-def _infra_cost(settings: Settings, day: date, aws_conn_id: str) -> Decimal:
+def _fleet_days(settings: Settings, day: date, aws_conn_id: str) -> list[infra_cost.FleetDay]:
+    """Each fleet's GPU-hours (CloudWatch) and the cost the margin carries for it (the source)."""
     from bp_aws.hooks.costs import CostExplorerHook, FleetMetricsHook
 
     source = settings.infra_cost_source
     if source == "none":
         log.info("GPU infrastructure cost: source 'none' (Variable infra_cost_source): margin excludes it")
-        return Decimal(0)
+        return []
+    metrics = FleetMetricsHook(aws_conn_id=aws_conn_id)
+    hours = {f["slug"]: metrics.instance_hours(day, f["stage"], f["slug"]) for f in settings.fleets}
     if source == "cost_explorer":
         by_fleet = CostExplorerHook(aws_conn_id=aws_conn_id).daily_cost_by_tag(day)
     else:
-        metrics = FleetMetricsHook(aws_conn_id=aws_conn_id)
-        hours = {f["slug"]: metrics.instance_hours(day, f["stage"], f["slug"]) for f in settings.fleets}
         types = {f["slug"]: f["instance_type"] for f in settings.fleets}
         by_fleet = infra_cost.estimate(hours, types, settings.gpu_hourly_prices)
-    total = sum(by_fleet.values(), Decimal(0))
-    log.info("GPU infrastructure cost from %s: %s (total %s USD)", source, by_fleet or "no fleet cost", total)
-    return total
+    stages = {f["slug"]: f["stage"] for f in settings.fleets}
+    fleets = [
+        infra_cost.FleetDay(stages.get(slug, ""), slug, hours.get(slug), by_fleet.get(slug, Decimal(0)), source)
+        for slug in sorted(set(hours) | set(by_fleet))
+    ]
+    log.info(
+        "GPU infrastructure cost from %s: %s (total %s USD)",
+        source,
+        {f.fleet: str(f.cost_usd) for f in fleets} or "no fleet cost",
+        infra_cost.total(fleets),
+    )
+    return fleets
 
 
 def compute(day: date, aws_conn_id: str) -> dict[str, Any]:
@@ -106,7 +116,7 @@ def compute(day: date, aws_conn_id: str) -> dict[str, Any]:
         engine_for(WAREHOUSE_CONN),
         book,
         day,
-        infra_cost_usd=_infra_cost(settings, day, aws_conn_id),
+        fleets=_fleet_days(settings, day, aws_conn_id),
         reconcile_threshold_pct=settings.reconcile_threshold_pct,
     )
     folder = settings.run_dir(day)

@@ -6,11 +6,15 @@ from decimal import Decimal
 
 import pyarrow.parquet as pq
 
-from include.economics import daily, exports, warehouse
+from include.economics import daily, exports, infra_cost, warehouse
 from include.economics.prices import DEFAULT_CATALOGUE, PriceBook
 from tests.economics.fixture_day import BOOK, DAY
 
 TABLES = list(warehouse.TABLES)
+FLEETS = [
+    infra_cost.FleetDay("staging", "gpu-default", 30.0, Decimal("6.768"), "estimate"),
+    infra_cost.FleetDay("production", "gpu-video", 10.0, Decimal("3.232"), "estimate"),
+]
 
 
 def _published(engine):
@@ -18,12 +22,12 @@ def _published(engine):
 
 
 def test_a_day_publishes_and_a_rerun_gives_identical_tables(ledger_db):
-    result = daily.compute_day(ledger_db, ledger_db, BOOK, DAY, infra_cost_usd=Decimal("10"))
+    result = daily.compute_day(ledger_db, ledger_db, BOOK, DAY, fleets=FLEETS)
     assert result.gate.passed
 
     written = warehouse.publish(ledger_db, DAY, result.tables)
     first = _published(ledger_db)
-    again = daily.compute_day(ledger_db, ledger_db, BOOK, DAY, infra_cost_usd=Decimal("10"))
+    again = daily.compute_day(ledger_db, ledger_db, BOOK, DAY, fleets=FLEETS)
     warehouse.publish(ledger_db, DAY, again.tables)
 
     assert _published(ledger_db) == first
@@ -32,6 +36,14 @@ def test_a_day_publishes_and_a_rerun_gives_identical_tables(ledger_db):
     [everything] = [r for r in first["ai_margin_daily"] if r["plan"] == "all"]
     assert (everything["ai_cost_usd"], everything["margin_usd"]) == (Decimal("1.585560"), Decimal("53.414440"))
     assert result.summary()["requests"] == 6
+    assert [(r["fleet"], r["gpu_hours"], r["cost_usd"]) for r in first["ai_fleet_daily"]] == [
+        ("gpu-default", 30.0, Decimal("6.768000")),
+        ("gpu-video", 10.0, Decimal("3.232000")),
+    ]
+    assert everything["infra_cost_usd"] == Decimal("10.000000")  # the fleets' sum
+    quality = first["ai_quality_daily"]
+    assert len(quality) == len(result.gate.checks) > 10
+    assert all(row["passed"] for row in quality if row["severity"] == "critical")
 
 
 def test_a_price_change_recomputes_the_day(ledger_db, tmp_path):
