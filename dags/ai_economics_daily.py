@@ -33,7 +33,7 @@ from airflow.sdk import Asset, Param, dag, task
 from bp_aws.notifiers.ops_alert import OpsAlertNotifier
 from bp_aws.params import aws_conn_id_param
 
-#: Updated when a day is published; the weekly review pack is scheduled on it. An "x-" scheme
+#: Updated when a day is published, for whatever schedules on fresh economics. An "x-" scheme
 #: is a custom one Airflow leaves as is (no provider lookup while the file is parsed).
 ECONOMICS = Asset(name="ai_economics_daily", uri="x-bp-warehouse://economics/ai_economics_daily")
 

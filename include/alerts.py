@@ -20,6 +20,8 @@ from typing import Any
 
 SEVERITIES = ("warning", "critical")
 DEFAULT_TOPIC = "bp-ops-alerts-{stage}"
+#: Where reports people read (the weekly review pack) are announced: ``[bp] report_topic``.
+DEFAULT_REPORT_TOPIC = "bp-reports"
 DIMENSION_ORDER = ("fleet", "feature", "model", "plan", "release")
 SNS_SUBJECT_LIMIT = 100
 

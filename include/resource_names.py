@@ -5,7 +5,12 @@ SSM parameter names live in :mod:`include.ssm_paths`; this module names the rest
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from include import ssm_paths
+
+if TYPE_CHECKING:
+    from include.economics.weekly import IsoWeek
 
 
 def models_bucket(account_id: str) -> str:
@@ -56,3 +61,8 @@ def rollout_audit_key(fleet_stage: str, fleet_slug: str, run_id: str) -> str:
 def asset_sync_key(fleet_stage: str, fleet_slug: str, run_id: str, instance_id: str) -> str:
     """Where a Run Command bundle apply's output is kept (seed 004: ``asset-sync/``)."""
     return f"asset-sync/{fleet_stage}/{fleet_slug}/{run_id}/{instance_id}.json"
+
+
+def weekly_report_key(week: IsoWeek, filename: str) -> str:
+    """Where a weekly review pack's file lives in the logs bucket."""
+    return f"reports/weekly/{week}/{filename}"

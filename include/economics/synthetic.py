@@ -3,9 +3,11 @@
 35 days ending on ``last_day`` with several plans, features and models, cached input,
 reasoning tokens, a long-context model, failures, weekday seasonality, a user who
 changes plan, revenue in USD and EUR (dated FX) with renewals, a refund and failed
-payments, a price change in the middle of the window (its own catalogue file), and a
+payments, a price change in the middle of the window (its own catalogue file), a
 planted token-burn anomaly on the last day (``video-effects`` caught in a retry loop
-after release ``2026.11.3``).
+after release ``2026.11.3``), and a planted regression for the weekly review:
+``image-gen`` moves to a slower, flakier provider region on the Monday of the last full
+ISO week, so that week's p95 latency and failure rate are worse than the week before.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sqlalchemy as sa
 
 from include.economics import ledger
 from include.economics.prices import COLUMNS, PriceBook
+from include.economics.weekly import IsoWeek
 
 PLANS = (("free", 0.55), ("basic", 0.27), ("pro", 0.14), ("team", 0.04))
 PLAN_PRICE_USD = {"basic": Decimal("9.00"), "pro": Decimal("29.00"), "team": Decimal("99.00")}
@@ -41,6 +44,8 @@ MEAN_MS = {
 }
 ERRORS = ("timeout", "rate_limited", "provider_5xx")
 ANOMALY_FEATURE, ANOMALY_RELEASE = "video-effects", "2026.11.3"
+REGRESSION_FEATURE = "image-gen"
+REGRESSION_SLOWDOWN, REGRESSION_FAILURE_RATE, FAILURE_RATE = 1.6, 0.07, 0.02
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,11 @@ class Window:
     @property
     def price_change_day(self) -> date:
         return self.first_day + timedelta(days=self.days // 2)
+
+    @property
+    def regression_start(self) -> date:
+        """The Monday of the last ISO week that is over by the day after ``last_day``."""
+        return IsoWeek.last_full_week_before(self.last_day + timedelta(days=1)).first_day
 
     def dates(self) -> list[date]:
         return [self.first_day + timedelta(days=k) for k in range(self.days)]
@@ -134,7 +144,10 @@ def generate(
                 inp, out = inp * 6, out * 5  # the planted token burn
             cached = int(inp * rng.choice((0, 0, 0.3, 0.6)))
             standard = book.row_for(model, day).standard
-            ok = rng.random() > 0.02
+            regressed = feature == REGRESSION_FEATURE and day >= window.regression_start
+            ok = rng.random() > (REGRESSION_FAILURE_RATE if regressed else FAILURE_RATE)
+            error_type = rng.choice(ERRORS)
+            duration = rng.lognormvariate(0, 0.4) * MEAN_MS[model] * (REGRESSION_SLOWDOWN if regressed else 1)
             requests.append(
                 {
                     "request_id": f"req-{day:%Y%m%d}-{number:08d}",
@@ -147,9 +160,9 @@ def generate(
                     "reasoning_tokens": int(out * 0.3) if model == "gpt-4.1" else None,
                     "total_tokens": inp + out,
                     "estimated_cost": standard.cost(inp, cached, out).quantize(Decimal("0.000001")),
-                    "request_duration_ms": int(rng.lognormvariate(0, 0.4) * MEAN_MS[model]),
+                    "request_duration_ms": int(duration),
                     "success": ok,
-                    "error_type": None if ok else rng.choice(ERRORS),
+                    "error_type": None if ok else error_type,
                     "release": release,
                     "created_at": datetime.combine(day, time.min) + timedelta(seconds=rng.randint(0, 86_399)),
                 }

@@ -19,6 +19,7 @@ EXPECTED_MAX_ACTIVE_RUNS = {
     "gpu_ami_build_and_bake": 1,  # one build at a time: the AMI pointer is never raced
     "gpu_fleet_provision": 1,  # a fleet's stacks are never changed by two runs at once
     "gpu_bundle_rollout": 4,  # fleets in parallel; a per-fleet lock refuses a second rollout of one fleet
+    "weekly_review_pack": 2,  # different weeks in parallel; a week rebuilds the same files
 }
 
 

@@ -68,3 +68,49 @@ def test_instance_hours_sum_the_hourly_active_workers(aws_http):
     )
 
     assert FleetMetricsHook().instance_hours(DAY, "staging", "gpu-default") == 8.0
+
+
+def test_daily_statistics_give_one_value_per_day_per_statistic(aws_http):
+    cloudwatch = aws_http("cloudwatch")
+    dimensions = [{"Name": "FleetSlug", "Value": "gpu-default"}, {"Name": "Stage", "Value": "staging"}]
+    points = {  # day -> hourly QueueDepth
+        date(2026, 11, 2): [0, 4, 8],
+        date(2026, 11, 3): [2, 2],
+        date(2026, 11, 9): [99],  # the day after the range
+    }
+    for day, values in points.items():
+        cloudwatch.put_metric_data(
+            Namespace="ComfyUI/Workers",
+            MetricData=[
+                {
+                    "MetricName": "QueueDepth",
+                    "Dimensions": dimensions,
+                    "Timestamp": datetime(day.year, day.month, day.day, hour, 30, tzinfo=UTC),
+                    "Value": value,
+                }
+                for hour, value in enumerate(values)
+            ],
+        )
+    cloudwatch.put_metric_data(  # another fleet's metric is not this fleet's
+        Namespace="ComfyUI/Workers",
+        MetricData=[
+            {
+                "MetricName": "QueueDepth",
+                "Dimensions": [{"Name": "FleetSlug", "Value": "gpu-video"}, {"Name": "Stage", "Value": "staging"}],
+                "Timestamp": datetime(2026, 11, 2, 5, tzinfo=UTC),
+                "Value": 500,
+            }
+        ],
+    )
+
+    found = FleetMetricsHook().daily_statistics(
+        date(2026, 11, 2),
+        date(2026, 11, 8),
+        "staging",
+        "gpu-default",
+        {"QueueDepth": ("Maximum", "Average"), "SpotInterruptionCount": ("Sum",)},
+    )
+
+    assert sorted(found[("QueueDepth", "Maximum")]) == [2.0, 8.0]
+    assert sorted(found[("QueueDepth", "Average")]) == [2.0, 4.0]
+    assert found[("SpotInterruptionCount", "Sum")] == []

@@ -74,7 +74,7 @@ def test_a_missing_topic_is_logged_and_never_raises(aws_http, platform, caplog):
     reached = send_alert(Alert(severity="critical", title="x"), stage="production")
 
     assert reached == []
-    assert "Alert topic bp-ops-alerts-production does not exist: the alert is only in this log" in caplog.text
+    assert "Topic bp-ops-alerts-production does not exist: the alert is only in this log" in caplog.text
 
 
 def test_a_bad_severity_fails_when_the_dag_is_parsed():

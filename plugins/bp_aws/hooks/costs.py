@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -39,13 +40,58 @@ class FleetMetricsHook(AwsBaseHook):
         kwargs["client_type"] = "cloudwatch"
         super().__init__(*args, **kwargs)
 
+    @staticmethod
+    def _dimensions(fleet_stage: str, fleet_slug: str) -> list[dict[str, str]]:
+        return [{"Name": "FleetSlug", "Value": fleet_slug}, {"Name": "Stage", "Value": fleet_stage}]
+
+    def daily_statistics(
+        self,
+        first_day: date,
+        last_day: date,
+        fleet_stage: str,
+        fleet_slug: str,
+        metrics: Mapping[str, Sequence[str]],
+    ) -> dict[tuple[str, str], list[float]]:
+        """(metric, statistic) -> one value per day that has data, from first_day to last_day
+        inclusive, in one paginated GetMetricData. .. seealso:: CloudWatch.Client.get_metric_data"""
+        queries, names = [], {}
+        for metric, statistics in metrics.items():
+            for statistic in statistics:
+                query_id = f"q{len(queries)}"
+                names[query_id] = (metric, statistic)
+                queries.append(
+                    {
+                        "Id": query_id,
+                        "MetricStat": {
+                            "Metric": {
+                                "Namespace": self.NAMESPACE,
+                                "MetricName": metric,
+                                "Dimensions": self._dimensions(fleet_stage, fleet_slug),
+                            },
+                            "Period": 86400,
+                            "Stat": statistic,
+                        },
+                        "ReturnData": True,
+                    }
+                )
+        found: dict[tuple[str, str], list[float]] = {name: [] for name in names.values()}
+        pages = self.conn.get_paginator("get_metric_data").paginate(
+            MetricDataQueries=queries,
+            StartTime=datetime.combine(first_day, time.min, tzinfo=UTC),
+            EndTime=datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=UTC),
+        )
+        for page in pages:
+            for result in page["MetricDataResults"]:
+                found[names[result["Id"]]].extend(float(value) for value in result["Values"])
+        return found
+
     def instance_hours(self, day: date, fleet_stage: str, fleet_slug: str) -> float:
         """Sum of the day's hourly averages of ActiveWorkers. .. seealso:: get_metric_statistics"""
         start = datetime.combine(day, time.min, tzinfo=UTC)
         response = self.conn.get_metric_statistics(
             Namespace=self.NAMESPACE,
             MetricName="ActiveWorkers",
-            Dimensions=[{"Name": "FleetSlug", "Value": fleet_slug}, {"Name": "Stage", "Value": fleet_stage}],
+            Dimensions=self._dimensions(fleet_stage, fleet_slug),
             StartTime=start,
             EndTime=start + timedelta(days=1),
             Period=3600,

@@ -9,7 +9,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import conf
 from airflow.sdk import BaseNotifier
 
-from include.alerts import DEFAULT_TOPIC, Alert, topics_for
+from include.alerts import DEFAULT_REPORT_TOPIC, DEFAULT_TOPIC, SNS_SUBJECT_LIMIT, Alert, topics_for
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +26,7 @@ def run_link(context: Any) -> str | None:
 
 
 def send_alert(alert: Alert, *, stage: str, aws_conn_id: str | None = "aws_default") -> list[str]:
-    """Log the alert, publish it to its topics; return the topic ARNs it reached.
-
-    A topic that does not exist or a failed publish is logged, never raised: an alert
-    must not turn a warning into a crash, nor hide the original failure.
-    """
+    """Log the alert, publish it to its topics; return the topic ARNs it reached."""
     level = logging.ERROR if alert.severity == "critical" else logging.WARNING
     log.log(level, "ALERT %s", alert.text())
     names = topics_for(
@@ -39,6 +35,23 @@ def send_alert(alert: Alert, *, stage: str, aws_conn_id: str | None = "aws_defau
         topic_template=conf.get("bp", "alert_topic", fallback=DEFAULT_TOPIC),
         routes_json=conf.get("bp", "alert_routes", fallback=""),
     )
+    return _publish(names, alert.text(), alert.subject, alert.attributes(), aws_conn_id, what="alert")
+
+
+def send_notice(subject: str, message: str, *, aws_conn_id: str | None = "aws_default") -> list[str]:
+    """Publish a report's notice (not an alert: nothing is wrong) to the ``[bp] report_topic``
+    topic, default ``bp-reports``; return the topic ARNs it reached. Never raises."""
+    log.info("NOTICE %s\n%s", subject, message)
+    topic = conf.get("bp", "report_topic", fallback=DEFAULT_REPORT_TOPIC)
+    return _publish([topic], message, subject[:SNS_SUBJECT_LIMIT], {}, aws_conn_id, what="notice")
+
+
+def _publish(
+    names: Sequence[str], message: str, subject: str, attributes: dict, aws_conn_id: str | None, *, what: str
+) -> list[str]:
+    """Publish to each existing topic of ``names``. A topic that does not exist or a failed
+    publish is logged, never raised: a notification must not turn a warning into a crash,
+    nor hide the original failure."""
     reached = []
     try:
         # imported here: DAG files build notifiers at parse time, which must stay cheap
@@ -53,14 +66,12 @@ def send_alert(alert: Alert, *, stage: str, aws_conn_id: str | None = "aws_defau
         for name in names:
             arn = existing.get(name)
             if arn is None:
-                log.error("Alert topic %s does not exist: the alert is only in this log", name)
+                log.error("Topic %s does not exist: the %s is only in this log", name, what)
                 continue
-            hook.publish_to_target(
-                target_arn=arn, message=alert.text(), subject=alert.subject, message_attributes=alert.attributes()
-            )
+            hook.publish_to_target(target_arn=arn, message=message, subject=subject, message_attributes=attributes)
             reached.append(arn)
-    except Exception as error:  # an alert path must never raise
-        log.error("Could not publish the alert to SNS (%s): it is only in this log", error)
+    except Exception as error:  # a notification path must never raise
+        log.error("Could not publish the %s to SNS (%s): it is only in this log", what, error)
     return reached
 
 

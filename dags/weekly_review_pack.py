@@ -1,0 +1,121 @@
+"""
+### Weekly review pack: the week's AI economics for product and finance
+
+Every Monday at 06:00 UTC, for the ISO week just over (or the `week` param, e.g.
+`2026-W44`), against the week before:
+
+1. **resolve_week** - the week to review; a malformed week or one not over is refused.
+2. **check_coverage** - which of its seven days `ai_economics_daily` has published;
+   the missing ones are named. With `require_all_days` the run stops here.
+3. **read_fleet_metrics** - CloudWatch `ComfyUI/Workers` over the week for each fleet
+   in Variable `economics_fleets`: queue depth, active workers, error rate, Spot
+   interruptions.
+4. **build_pack** - headline (AI cost, GPU infrastructure, revenue, margin, margin %,
+   requests, DAU, failure rate, p95 latency, each with its week-over-week change),
+   model mix, cost per feature and per plan (and per weekly user), regressions,
+   anomalies (did they persist?), GPU fleets, data quality, and the actions they call
+   for. Every figure comes from the warehouse tables; thresholds are Variable
+   `weekly_review_rules`. Writes one self-contained HTML page, its PDF, a Markdown
+   summary and `review.json` to `<economics_output_dir>/weekly_review_pack/<week>/`.
+5. **publish_pack** - uploads them to `s3://bp-logs-<account>/reports/weekly/<week>/`.
+6. **announce** - the summary with presigned links (7 days) to the `[bp] report_topic`
+   SNS topic (default `bp-reports`).
+
+Re-running a week rebuilds and replaces its pack.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+from bp_aws.notifiers.ops_alert import OpsAlertNotifier
+from bp_aws.params import aws_conn_id_param
+
+
+@dag(
+    schedule="0 6 * * 1",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=2,
+    doc_md=__doc__,
+    tags=["economics", "weekly", "finance", "report"],
+    default_args={
+        "owner": "data-finance",
+        "retries": 1,
+        "retry_delay": pendulum.duration(minutes=5),
+        "on_failure_callback": OpsAlertNotifier(
+            severity="warning",
+            title="weekly_review_pack failed",
+            stage="{{ var.value.get('economics_alert_stage', 'production') }}",
+        ),
+    },
+    params={
+        "week": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^\d{4}-W\d{2}$",
+            title="ISO week",
+            description="The week to review, e.g. 2026-W44 (empty: the ISO week before the run).",
+        ),
+        "require_all_days": Param(
+            False,
+            type="boolean",
+            title="Require all 7 days",
+            description="Fail instead of building a pack that says which days are missing.",
+        ),
+        "aws_conn_id": aws_conn_id_param("For CloudWatch, S3 and SNS."),
+    },
+)
+def weekly_review_pack():
+    @task(retries=0)
+    def resolve_week(params: dict | None = None, logical_date=None) -> str:
+        """Validate the request before the warehouse or AWS is touched."""
+        from bp_data.weekly_review import resolve_week
+
+        return str(resolve_week(params["week"], logical_date))
+
+    @task
+    def check_coverage(week: str, params: dict | None = None) -> dict:
+        from bp_data.weekly_review import check_coverage
+
+        from include.economics.weekly import IsoWeek
+
+        return check_coverage(IsoWeek.parse(week), params["require_all_days"])
+
+    @task
+    def read_fleet_metrics(coverage: dict, params: dict | None = None) -> dict:
+        from bp_data.weekly_review import fleet_metrics
+
+        from include.economics.weekly import IsoWeek
+
+        return fleet_metrics(IsoWeek.parse(coverage["week"]), params["aws_conn_id"])
+
+    @task
+    def build_pack(coverage: dict, metrics: dict) -> dict:
+        from bp_data.weekly_review import build_pack
+
+        from include.economics.weekly import IsoWeek
+
+        return build_pack(IsoWeek.parse(coverage["week"]), metrics)
+
+    @task
+    def publish_pack(built: dict, params: dict | None = None) -> dict:
+        from bp_data.weekly_review import publish_pack
+
+        return publish_pack(built, params["aws_conn_id"])
+
+    @task
+    def announce(built: dict, uploaded: dict, params: dict | None = None, dag_run=None) -> list[str]:
+        from bp_data.weekly_review import notify
+
+        from bp_aws.notifiers.ops_alert import run_link
+
+        return notify(built, uploaded, params["aws_conn_id"], run_link({"dag_run": dag_run}))
+
+    coverage = check_coverage(resolve_week())
+    built = build_pack(coverage, read_fleet_metrics(coverage))
+    announce(built, publish_pack(built))
+
+
+weekly_review_pack()
