@@ -9,8 +9,11 @@ STAMP := $(VENV)/.installed-requirements
 # cfn-lint and checkov pin versions Airflow conflicts with: they get their own venv
 IAC := $(VENV)/iac
 IAC_STAMP := $(IAC)/.installed-requirements
+# Debian's Chromium: the browser tests open the weekly review pack in it
+CHROMIUM ?= /usr/bin/chromium
+export BP_CHROMIUM := $(CHROMIUM)
 
-.PHONY: help venv demo test test-fast lint up down bench clean
+.PHONY: help venv browser demo test test-fast lint up down bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,6 +32,15 @@ $(IAC_STAMP): tests/infra/requirements-iac.txt $(STAMP)
 
 venv: $(STAMP) $(IAC_STAMP) ## Create .venv with the pinned requirements (and .venv/iac for the template linters)
 
+browser: ## Debian's chromium for the browser tests (apt-get install when missing)
+	@test -x $(CHROMIUM) || { \
+	  echo "Installing Debian's chromium for the browser tests (about 15 seconds)"; \
+	  command -v apt-get >/dev/null || { echo "no apt-get here: install Chromium and run make with CHROMIUM=/path/to/chromium" >&2; exit 1; }; \
+	  sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+	  || { $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; \
+	  test -x $(CHROMIUM); }
+
 demo: venv ## Run the whole pipeline on the embedded local stack; exit 0 only if every run succeeded
 	@$(PY) -m include.devstack demo
 
@@ -36,12 +48,12 @@ lint: venv ## ruff over the project
 	@$(PY) -m ruff check .
 
 # pytest exits 5 when it collected no test: that must never read as success.
-test: venv lint ## The whole test suite (what .ci/run runs)
+test: venv lint browser ## The whole test suite (what .ci/run runs)
 	@$(PY) -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: failing" >&2; exit 1; fi; \
 	exit $$rc
 
-test-fast: venv ## The suite without the end-to-end tests that start Airflow
+test-fast: venv browser ## The suite without the end-to-end tests that start Airflow
 	@$(PY) -m pytest -m "not e2e"
 
 up: venv ## Start the local stack and leave it running (prints the UI URL and credentials)

@@ -171,10 +171,12 @@ def notify(built: dict[str, Any], uploaded: dict[str, str], aws_conn_id: str, ru
     report topic's subscribers only, is masked in this task's log and is never an XCom.
     """
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from botocore.config import Config
 
     from bp_aws.notifiers.ops_alert import send_notice
 
-    s3 = S3Hook(aws_conn_id=aws_conn_id)
+    # Signature Version 4 (version 2 is deprecated); its links live 7 days at most
+    s3 = S3Hook(aws_conn_id=aws_conn_id, config=Config(signature_version="s3v4"))
     links = []
     for name, uri in uploaded.items():
         if not name.endswith((".html", ".pdf")):

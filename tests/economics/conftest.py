@@ -8,7 +8,9 @@ gets a database of its own, dropped afterwards.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
+from datetime import date
 
 import pytest
 import sqlalchemy as sa
@@ -55,3 +57,39 @@ def ledger_db(ledger_engine):
         connection.execute(ledger.revenue_events.insert(), fixture_day.REVENUE)
         connection.execute(ledger.fx_rates.insert(), fixture_day.FX)
     return ledger_engine
+
+
+#: A Monday: the review fixtures' last full ISO week is 2026-W47 (16 to 22 November).
+REVIEW_LAST_DAY = date(2026, 11, 23)
+REVIEW_FIRST_DAY = date(2026, 11, 2)
+
+
+@pytest.fixture(scope="session")
+def review_warehouse_file(tmp_path_factory):
+    """Three weeks (2026-W45 to W47) of the synthetic ledger, published day after day by
+    the same function the daily DAG calls, into a SQLite warehouse file."""
+    from include.devstack import economics_demo
+    from include.economics import synthetic
+    from include.economics.prices import PriceBook
+
+    folder = tmp_path_factory.mktemp("review")
+    window = synthetic.Window(REVIEW_LAST_DAY)
+    book = PriceBook.from_csv(synthetic.write_catalogue(folder / "prices.csv", window))
+    ledger_engine = sa.create_engine(f"sqlite:///{folder / 'ledger.db'}")
+    synthetic.generate(ledger_engine, window, book)
+    warehouse_engine = sa.create_engine(f"sqlite:///{folder / 'warehouse.db'}")
+    days = [day for day in window.dates() if REVIEW_FIRST_DAY <= day < REVIEW_LAST_DAY]
+    economics_demo.seed_history(ledger_engine, warehouse_engine, book, days)
+    ledger_engine.dispose()
+    warehouse_engine.dispose()
+    return folder / "warehouse.db"
+
+
+@pytest.fixture
+def review_warehouse(review_warehouse_file, tmp_path):
+    """A copy of the three weeks that a test may change."""
+    copy = tmp_path / "warehouse.db"
+    shutil.copyfile(review_warehouse_file, copy)
+    engine = sa.create_engine(f"sqlite:///{copy}")
+    yield engine
+    engine.dispose()

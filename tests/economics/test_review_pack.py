@@ -1,0 +1,122 @@
+"""The weekly review pack as its readers get it: the HTML page in a real browser (Debian's
+Chromium, headless), the PDF's pages, the Markdown summary.
+
+``make test`` installs Chromium (``make browser``); ``BP_CHROMIUM`` points elsewhere. The
+page's screenshot is kept in ``BP_TEST_ARTIFACTS`` (default ``.local/test-artifacts``).
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from include.economics import review_pack, warehouse, weekly
+from tests.economics.week_sums import week_sums
+
+W47 = weekly.IsoWeek(2026, 47)
+CHROMIUM = Path(os.environ.get("BP_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = Path(os.environ.get("BP_TEST_ARTIFACTS", Path(__file__).parents[2] / ".local" / "test-artifacts"))
+GENERATED = "2026-11-23 06:00 UTC"
+
+
+def _pack(engine, folder: Path) -> review_pack.Pack:
+    review = weekly.build_review(weekly.load_week(engine, W47), weekly.load_week(engine, W47.previous()))
+    return review_pack.write_pack(review, folder, GENERATED)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"Chromium is not at {CHROMIUM}: run `make browser` (or set BP_CHROMIUM)")
+    with sync_playwright() as playwright:
+        # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def _open(browser, html: Path):
+    """The page once loaded, with every console error and uncaught exception it raised."""
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("requestfailed", lambda request: errors.append(f"request failed: {request.url}"))
+    page.goto(html.as_uri(), wait_until="load")
+    return page, errors
+
+
+def test_the_page_loads_cleanly_with_every_chart_and_the_warehouse_sums(browser, review_warehouse, tmp_path):
+    pack = _pack(review_warehouse, tmp_path / "pack")
+    sums = week_sums(review_warehouse, W47)
+
+    page, errors = _open(browser, pack.html)
+
+    images = page.eval_on_selector_all(
+        "img", "imgs => imgs.map(i => ({src: i.src.slice(0, 22), ok: i.complete && i.naturalWidth > 0}))"
+    )
+    assert len(images) == 4  # daily, model mix, features, fleets
+    assert all(image["ok"] and image["src"] == "data:image/png;base64," for image in images), images
+    shown = {
+        metric: page.get_attribute(f'tr[data-metric="{metric}"] td[data-value]', "data-value")
+        for metric in ("ai_cost_usd", "infra_cost_usd", "revenue_usd", "margin_usd", "requests")
+    }
+    for money in ("ai_cost_usd", "infra_cost_usd", "revenue_usd", "margin_usd"):
+        assert Decimal(shown[money]) == pytest.approx(sums[money], abs=Decimal("0.000001")), money
+    assert int(shown["requests"]) == sums["requests"]
+    assert page.inner_text('tr[data-metric="requests"] td[data-value]') == f"{sums['requests']:,}"
+    assert page.inner_text("#coverage").startswith("All 7 days of 2026-W47 are in the warehouse.")
+    assert "p95 latency of feature:image-gen" in page.inner_text("#actions")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "weekly-review-2026-W47.png", full_page=True)
+    assert errors == []
+
+
+def test_the_page_needs_nothing_from_the_network(review_warehouse, tmp_path):
+    html = _pack(review_warehouse, tmp_path / "pack").html.read_text()
+
+    assert "http://" not in html
+    assert "https://" not in html
+    assert "<script" not in html
+
+
+def test_the_pdf_has_one_page_per_section_in_order(review_warehouse, tmp_path):
+    pdf = PdfReader(_pack(review_warehouse, tmp_path / "pack").pdf)
+
+    assert len(pdf.pages) == len(review_pack.SECTIONS) == 6
+    for number, (page, section) in enumerate(zip(pdf.pages, review_pack.SECTIONS, strict=True), start=1):
+        text = page.extract_text()
+        assert section in text, f"page {number} lacks {section!r}"
+        assert f"page {number} of 6" in text
+    assert "Weekly review 2026-W47" in pdf.pages[0].extract_text()
+
+
+def test_a_missing_day_is_said_in_the_headline_of_every_format(browser, review_warehouse, tmp_path):
+    missing = W47.first_day.replace(day=18)
+    with review_warehouse.begin() as connection:
+        for table in warehouse.TABLES.values():
+            connection.execute(table.delete().where(table.c.day == missing))
+    pack = _pack(review_warehouse, tmp_path / "pack")
+    said = "Only 6 of 7 days of 2026-W47 are in the warehouse: Wed 2026-11-18 is missing"
+
+    page, errors = _open(browser, pack.html)
+
+    assert page.inner_text("#coverage").startswith(said)
+    assert said in pack.markdown.read_text()
+    assert said in " ".join(PdfReader(pack.pdf).pages[0].extract_text().split())
+    assert errors == []
+
+
+def test_the_markdown_summary_has_the_headline_and_the_actions(review_warehouse, tmp_path):
+    markdown = _pack(review_warehouse, tmp_path / "pack").markdown.read_text()
+    sums = week_sums(review_warehouse, W47)
+
+    assert markdown.startswith("# Weekly review 2026-W47\n")
+    assert f"| Requests | {sums['requests']:,} |" in markdown
+    assert "## Actions\n1. **medium** Investigate the failure rate of feature:image-gen" in markdown

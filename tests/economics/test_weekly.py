@@ -1,0 +1,235 @@
+"""The weekly review's figures, against the warehouse they come from."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pandas as pd
+import pytest
+
+from include.devstack import economics_demo
+from include.economics import warehouse, weekly
+from tests.economics.week_sums import week_sums
+
+W47 = weekly.IsoWeek(2026, 47)
+MISSING = date(2026, 11, 18)
+
+
+def _review(engine, week=W47, **kwargs):
+    return weekly.build_review(weekly.load_week(engine, week), weekly.load_week(engine, week.previous()), **kwargs)
+
+
+def _drop_day(engine, day):
+    with engine.begin() as connection:
+        for table in warehouse.TABLES.values():
+            connection.execute(table.delete().where(table.c.day == day))
+
+
+@pytest.mark.parametrize(
+    ("text", "week"),
+    [("2026-W47", (2026, 47)), ("2026-W53", (2026, 53)), ("2027-W01", (2027, 1)), (" 2026-W01 ", (2026, 1))],
+)
+def test_an_iso_week_parses(text, week):
+    assert weekly.IsoWeek.parse(text) == weekly.IsoWeek(*week)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("2025-W53", "does not exist: 2025 has weeks W01 to W52"),
+        ("2026-W00", "does not exist"),
+        ("2026-47", "is not an ISO week like 2026-W44"),
+        ("2026-W47; rm -rf /", "is not an ISO week"),
+        ("", "is not an ISO week"),
+    ],
+)
+def test_a_bad_week_is_refused_with_the_reason(text, message):
+    with pytest.raises(weekly.InvalidWeek, match=message):
+        weekly.IsoWeek.parse(text)
+
+
+def test_weeks_know_their_days_and_the_last_full_week():
+    assert (W47.first_day, W47.last_day, str(W47)) == (date(2026, 11, 16), date(2026, 11, 22), "2026-W47")
+    assert W47.previous() == weekly.IsoWeek(2026, 46)
+    assert weekly.IsoWeek(2027, 1).previous() == weekly.IsoWeek(2026, 53)
+    assert weekly.IsoWeek.last_full_week_before(date(2026, 11, 23)) == W47  # the Monday run
+    assert weekly.IsoWeek.last_full_week_before(date(2026, 11, 22)) == weekly.IsoWeek(2026, 46)  # W47 not over
+    assert weekly.IsoWeek.last_full_week_before(date(2027, 1, 1)) == weekly.IsoWeek(2026, 52)
+
+
+def test_the_headline_is_the_warehouse_sums_of_the_week(review_warehouse):
+    review = _review(review_warehouse)
+    sums = week_sums(review_warehouse, W47)
+    micro = Decimal("0.000001")
+
+    assert review.coverage.complete
+    for money in ("ai_cost_usd", "infra_cost_usd", "revenue_usd", "margin_usd"):
+        assert review.metric(money).value == pytest.approx(sums[money], abs=micro), money
+    assert review.metric("requests").value == sums["requests"]
+    assert review.metric("failure_rate").value == pytest.approx(sums["failures"] / sums["requests"], abs=1e-6)
+    assert review.metric("dau").value == pytest.approx(sums["dau"], abs=0.05)
+    margin, revenue = review.metric("margin_usd").value, review.metric("revenue_usd").value
+    assert review.metric("margin_pct").value == (margin / revenue * 100).quantize(Decimal("0.01"))
+    # the plans add up to the whole (each day's plan rows are rounded on their own: a micro-dollar a day)
+    assert sum((p.cost_usd for p in review.plans), Decimal(0)) == pytest.approx(sums["ai_cost_usd"], abs=7 * micro)
+    assert sum(row.requests for row in review.model_mix) == sums["requests"]
+
+
+def test_the_week_over_week_change_uses_the_week_before(review_warehouse):
+    review = _review(review_warehouse)
+    requests = review.metric("requests")
+    before = week_sums(review_warehouse, W47.previous())["requests"]
+
+    assert requests.previous == before
+    assert requests.change == round((requests.value - before) / before * 100, 1)
+    failure_rate = review.metric("failure_rate")
+    assert failure_rate.change_unit == "pp"
+    assert failure_rate.change == round((failure_rate.value - failure_rate.previous) * 100, 2)
+    assert failure_rate.verdict == "worse"  # the planted image-gen regression
+
+
+def test_the_planted_regression_is_found_and_nothing_else(review_warehouse):
+    review = _review(review_warehouse)
+
+    found = {(r.dimension, r.metric) for r in review.regressions}
+    assert found == {
+        ("feature:image-gen", "failure_rate"),
+        ("feature:image-gen", "p95_ms"),
+        ("model:gemini-2.5-pro", "failure_rate"),
+        ("model:gemini-2.5-pro", "p95_ms"),
+    }
+    p95 = next(r for r in review.regressions if r.dimension == "feature:image-gen" and r.metric == "p95_ms")
+    assert p95.current / p95.previous > 1.4
+    assert any("p95 latency of feature:image-gen" in a.text for a in review.actions)
+
+
+def test_looser_rules_find_no_regression(review_warehouse):
+    rules = weekly.Rules.from_mapping({"failure_rate_pp": "20", "p95_pct": 100})
+
+    assert _review(review_warehouse, rules=rules).regressions == []
+    with pytest.raises(ValueError, match="unknown weekly review rule"):
+        weekly.Rules.from_mapping({"p99_pct": 5})
+
+
+def test_a_missing_day_is_named_and_left_out_of_the_totals(review_warehouse):
+    full = _review(review_warehouse)
+    _drop_day(review_warehouse, MISSING)
+
+    review = _review(review_warehouse)
+
+    assert review.coverage.missing == (MISSING,)
+    assert review.coverage.sentence() == (
+        "Only 6 of 7 days of 2026-W47 are in the warehouse: Wed 2026-11-18 is missing, "
+        "and the week's totals leave it out."
+    )
+    assert review.metric("requests").value == week_sums(review_warehouse, W47)["requests"]
+    assert review.metric("requests").value < full.metric("requests").value
+    assert review.actions[0].severity == "high"
+    assert review.actions[0].text.startswith("Re-run ai_economics_daily for 2026-11-18")
+    wednesday = next(q for q in review.quality_days if q.day == MISSING)
+    assert (wednesday.published, wednesday.checks) == (False, 0)
+
+
+def test_an_anomaly_flagged_on_two_days_persisted_and_is_open_at_week_end(review_warehouse):
+    rows = pd.DataFrame(
+        [
+            {
+                "day": day,
+                "signal": "cost",
+                "dimension": "feature:chat",
+                "value": Decimal(value),
+                "baseline": Decimal("4.0"),
+                "severity": severity,
+            }
+            for day, value, severity in (
+                (date(2026, 11, 20), "9.5", "warning"),
+                (date(2026, 11, 22), "31.0", "critical"),
+            )
+        ]
+    )
+    with review_warehouse.begin() as connection:
+        connection.execute(warehouse.ai_anomalies.insert(), warehouse.records(warehouse.ai_anomalies, rows))
+
+    [anomaly] = [a for a in _review(review_warehouse).anomalies if a.dimension == "feature:chat"]
+
+    assert anomaly.days == (date(2026, 11, 20), date(2026, 11, 22))
+    assert (anomaly.severity, anomaly.peak_value) == ("critical", Decimal("31.000000"))
+    assert anomaly.status == "persisted 2 days, still open at week end"
+
+
+def test_fleets_carry_the_margin_s_gpu_hours_and_cloudwatch_figures(review_warehouse):
+    hours = sum(m["ActiveWorkers"] for day in W47.days() for m in economics_demo.fleet_hours(day))
+    figures = weekly.fleet_week_figures(
+        {
+            ("QueueDepth", "Maximum"): [4, 12, 0],
+            ("QueueDepth", "Average"): [1.0, 2.0, 0.0],
+            ("ActiveWorkers", "Maximum"): [2, 3, 2],
+            ("ActiveWorkers", "Average"): [1.0, 1.5, 1.0],
+            ("ErrorRate", "Average"): [6.0, 7.0],
+            ("SpotInterruptionCount", "Sum"): [1, 0, 3],
+        }
+    )
+
+    [fleet] = _review(review_warehouse, fleet_metrics={"staging/gpu-default": figures}).fleets
+
+    assert (fleet.stage, fleet.fleet, fleet.gpu_hours) == ("staging", "gpu-default", hours)
+    assert fleet.cost_usd == Decimal(str(hours)) * Decimal("0.2256")  # the estimate's g4dn.xlarge price
+    assert (fleet.queue_depth_max, fleet.queue_depth_avg, fleet.spot_interruptions) == (12, 1.0, 4)
+    actions = " ".join(
+        a.text for a in _review(review_warehouse, fleet_metrics={"staging/gpu-default": figures}).actions
+    )
+    assert "lost 4 Spot instances" in actions
+    assert "failed 6.5% of its jobs" in actions
+    assert weekly.fleet_week_figures({})["spot_interruptions"] is None
+
+
+def test_every_published_day_has_its_gate_verdicts(review_warehouse):
+    review = _review(review_warehouse)
+
+    assert [q.published for q in review.quality_days] == [True] * 7
+    assert {q.checks for q in review.quality_days} == {29}
+
+
+def _cost_rows(day, users):
+    return pd.DataFrame(
+        [
+            {
+                "day": day,
+                "user_id": user,
+                "feature_name": feature,
+                "model_name": "gpt-4.1-mini",
+                "plan": "pro" if user % 2 else "free",
+                "requests": 1,
+                "failures": 0,
+                "input_tokens": 10,
+                "cached_input_tokens": 0,
+                "output_tokens": 5,
+                "total_tokens": 15,
+                "cost_usd": Decimal("0.001"),
+                "p50_ms": 100.0,
+                "p95_ms": 100.0,
+            }
+            for user, feature in users
+        ]
+    )
+
+
+def test_weekly_users_are_distinct_over_the_week_on_every_database(ledger_engine):
+    warehouse.metadata.create_all(ledger_engine)
+    with ledger_engine.begin() as connection:
+        for day, users in (
+            (date(2026, 11, 16), [(1, "chat"), (2, "chat"), (3, "search")]),
+            (date(2026, 11, 17), [(1, "chat"), (1, "search"), (4, "chat")]),
+            (date(2026, 11, 23), [(9, "chat")]),  # the week after
+        ):
+            connection.execute(
+                warehouse.ai_cost_daily.insert(), warehouse.records(warehouse.ai_cost_daily, _cost_rows(day, users))
+            )
+
+    tables = weekly.load_week(ledger_engine, W47)
+
+    assert tables.users == {"all": 4}
+    assert tables.users_by_feature == {"chat": 3, "search": 2}
+    assert tables.users_by_plan == {"pro": 2, "free": 2}
+    assert tables.coverage.published == ()  # no margin rows: no published day
