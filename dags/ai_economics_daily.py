@@ -25,25 +25,21 @@ Re-running a day replaces it everywhere. Backfill a range with
 
 from __future__ import annotations
 
-import os
-
 import pendulum
 from airflow.sdk import Asset, Param, dag, task
 
 from bp_aws.notifiers.ops_alert import OpsAlertNotifier
 from bp_aws.params import aws_conn_id_param
+from bp_data.schedule import ECONOMICS_START
 
 #: Updated when a day is published, for whatever schedules on fresh economics. An "x-" scheme
 #: is a custom one Airflow leaves as is (no provider lookup while the file is parsed).
 ECONOMICS = Asset(name="ai_economics_daily", uri="x-bp-warehouse://economics/ai_economics_daily")
 
-#: Where scheduled history begins (catchup runs every day since); a deployment setting.
-START = pendulum.parse(os.environ.get("BP_ECONOMICS_START_DATE", "2026-01-01"), tz="UTC")
-
 
 @dag(
     schedule="0 2 * * *",
-    start_date=START,
+    start_date=ECONOMICS_START,
     catchup=True,
     max_active_runs=1,
     doc_md=__doc__,
@@ -114,9 +110,8 @@ def ai_economics_daily():
 
     @task
     def send_alerts(computed: dict, params: dict | None = None, dag_run=None) -> int:
-        from bp_data.economics import send_alerts
-
         from bp_aws.notifiers.ops_alert import run_link
+        from bp_data.economics import send_alerts
 
         return send_alerts(computed, params["aws_conn_id"], run_link({"dag_run": dag_run}))
 

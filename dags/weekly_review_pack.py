@@ -31,11 +31,12 @@ from airflow.sdk import Param, dag, task
 
 from bp_aws.notifiers.ops_alert import OpsAlertNotifier
 from bp_aws.params import aws_conn_id_param
+from bp_data.schedule import ECONOMICS_START
 
 
 @dag(
     schedule="0 6 * * 1",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=ECONOMICS_START,
     catchup=False,
     max_active_runs=2,
     doc_md=__doc__,
@@ -78,7 +79,6 @@ def weekly_review_pack():
     @task
     def check_coverage(week: str, params: dict | None = None) -> dict:
         from bp_data.weekly_review import check_coverage
-
         from include.economics.weekly import IsoWeek
 
         return check_coverage(IsoWeek.parse(week), params["require_all_days"])
@@ -86,7 +86,6 @@ def weekly_review_pack():
     @task
     def read_fleet_metrics(coverage: dict, params: dict | None = None) -> dict:
         from bp_data.weekly_review import fleet_metrics
-
         from include.economics.weekly import IsoWeek
 
         return fleet_metrics(IsoWeek.parse(coverage["week"]), params["aws_conn_id"])
@@ -94,7 +93,6 @@ def weekly_review_pack():
     @task
     def build_pack(coverage: dict, metrics: dict) -> dict:
         from bp_data.weekly_review import build_pack
-
         from include.economics.weekly import IsoWeek
 
         return build_pack(IsoWeek.parse(coverage["week"]), metrics)
@@ -107,9 +105,8 @@ def weekly_review_pack():
 
     @task
     def announce(built: dict, uploaded: dict, params: dict | None = None, dag_run=None) -> list[str]:
-        from bp_data.weekly_review import notify
-
         from bp_aws.notifiers.ops_alert import run_link
+        from bp_data.weekly_review import notify
 
         return notify(built, uploaded, params["aws_conn_id"], run_link({"dag_run": dag_run}))
 

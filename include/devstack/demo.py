@@ -58,6 +58,7 @@ def task_log_paths(*task_ids: str) -> Callable[[LocalStack, DagRun], list[str]]:
 def scenarios(economics: EconomicsDemo) -> list[Scenario]:
     """The demo's runs, in order (each capability adds its own)."""
     last_day = economics.window.last_day
+    week = economics.window.review_week
     return [
         Scenario(
             dag_id="platform_preflight",
@@ -110,6 +111,16 @@ def scenarios(economics: EconomicsDemo) -> list[Scenario]:
                 f"warehouse {economics.warehouse_path}",
                 f"parquet s3://{stack.logs_bucket}/economics/<table>/day={last_day}/ (in the emulator)",
                 *task_log_paths("compute", "send_alerts")(stack, run),
+            ],
+        ),
+        Scenario(
+            dag_id="weekly_review_pack",
+            conf={"week": str(week)},
+            purpose=f"the weekly review pack of {week}, the last full week",
+            outputs=lambda stack, run: [
+                *(f"pack {path}" for path in sorted(economics.pack_dir(week).glob("weekly-review-*"))),
+                f"s3://{stack.logs_bucket}/reports/weekly/{week}/ (in the emulator; presigned links in the notice)",
+                *task_log_paths("build_pack", "announce")(stack, run),
             ],
         ),
     ]

@@ -19,8 +19,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from include.alerts import DEFAULT_REPORT_TOPIC
 from include.economics import daily, infra_cost, synthetic, warehouse
 from include.economics.prices import PriceBook
+from include.economics.weekly import IsoWeek
 
 FLEET = {"stage": "staging", "slug": "gpu-default", "instance_type": "g4dn.xlarge"}
 
@@ -49,6 +51,9 @@ class EconomicsDemo:
 
     def run_dir(self, day: date) -> Path:
         return self.output_dir / "ai_economics_daily" / day.isoformat()
+
+    def pack_dir(self, week: IsoWeek) -> Path:
+        return self.output_dir / "weekly_review_pack" / str(week)
 
     def airflow_env(self, logs_bucket: str) -> dict[str, str]:
         sqlite = lambda path: json.dumps({"conn_type": "sqlite", "host": str(path)})  # noqa: E731
@@ -136,4 +141,5 @@ def prepare(folder: Path, last_day: date, aws_client: Any) -> EconomicsDemo:
         put_fleet_metrics(aws_client("cloudwatch"), day)
     for stage in ("staging", "production"):
         aws_client("sns").create_topic(Name=f"bp-ops-alerts-{stage}")
+    aws_client("sns").create_topic(Name=DEFAULT_REPORT_TOPIC)
     return replace(demo, counts=counts)

@@ -62,9 +62,13 @@ class Window:
         return self.first_day + timedelta(days=self.days // 2)
 
     @property
+    def review_week(self) -> IsoWeek:
+        """The last ISO week over by the day after ``last_day``: the one a run that day reviews."""
+        return IsoWeek.last_full_week_before(self.last_day + timedelta(days=1))
+
+    @property
     def regression_start(self) -> date:
-        """The Monday of the last ISO week that is over by the day after ``last_day``."""
-        return IsoWeek.last_full_week_before(self.last_day + timedelta(days=1)).first_day
+        return self.review_week.first_day
 
     def dates(self) -> list[date]:
         return [self.first_day + timedelta(days=k) for k in range(self.days)]

@@ -38,6 +38,7 @@ def client(stack):
         "gpu_ami_build_and_bake",
         "gpu_fleet_provision",
         "gpu_bundle_rollout",
+        "weekly_review_pack",
     ):
         wait_for_dag(client, dag_id)
         client.set_paused(dag_id, False)

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
+
 from bp_data.economics import alerts_for, resolve_day
 from bp_data.engines import engine_for
 

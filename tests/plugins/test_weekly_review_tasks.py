@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from airflow.sdk.exceptions import AirflowFailException
-from bp_data import weekly_review
 
+from bp_data import weekly_review
 from include.economics import warehouse
 from include.economics.weekly import IsoWeek
 
