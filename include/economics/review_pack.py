@@ -20,7 +20,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from matplotlib.figure import Figure
 
-from include.economics.weekly import Metric, Review
+from include.economics.weekly import Metric, Regression, Review
 
 TEMPLATES = Path(__file__).with_name("templates")
 #: The PDF's pages, in order: each section of the page starts a new one.
@@ -85,6 +85,21 @@ def change(metric: Metric) -> str:
     return f"{metric.change:+.{2 if metric.change_unit == 'pp' else 1}f} {metric.change_unit}".replace(" %", "%")
 
 
+def points(value: float | None) -> str:
+    """A shift in percentage points; a shift that rounds to nothing shows no sign."""
+    if value is None:
+        return "n/a"
+    return "0.0 pp" if abs(value) < 0.05 else f"{value:+.1f} pp"
+
+
+def regression_value(regression: Regression, value: float) -> str:
+    if regression.metric == "failure_rate":
+        return f"{value * 100:.2f}%"
+    if regression.metric == "p95_ms":
+        return f"{value:,.0f} ms"
+    return usd(value, 5)
+
+
 def _environment() -> Environment:
     environment = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -93,7 +108,9 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    environment.filters.update(usd=usd, count=count, shown=shown, change=change)
+    environment.filters.update(
+        usd=usd, count=count, shown=shown, change=change, points=points, regression_value=regression_value
+    )
     return environment
 
 

@@ -237,12 +237,19 @@ class CostRow:
         return (self.cost_usd / self.users).quantize(Decimal("0.0001")) if self.users else None
 
 
+REGRESSION_LABELS = {"cost_per_request": "cost per request", "failure_rate": "failure rate", "p95_ms": "p95 latency"}
+
+
 @dataclass(frozen=True)
 class Regression:
     dimension: str  # feature:<name> / model:<name>
     metric: str  # cost_per_request / failure_rate / p95_ms
     previous: float
     current: float
+
+    @property
+    def label(self) -> str:
+        return REGRESSION_LABELS[self.metric]
 
     @property
     def change(self) -> str:
@@ -599,13 +606,11 @@ def _actions(review: Review, rules: Rules) -> list[Action]:
                     f"{rules.margin_floor_pct:g}% floor: review its price or its AI usage.",
                 )
             )
-    labels = {"cost_per_request": "cost per request", "failure_rate": "failure rate", "p95_ms": "p95 latency"}
     for regression in review.regressions:
         actions.append(
             Action(
                 "medium",
-                f"Investigate the {labels[regression.metric]} of {regression.dimension}: "
-                f"{regression.change} week over week.",
+                f"Investigate the {regression.label} of {regression.dimension}: {regression.change} week over week.",
             )
         )
     for anomaly in review.anomalies:
