@@ -17,6 +17,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from matplotlib.figure import Figure
 
@@ -135,9 +136,9 @@ def _daily_chart(review: Review) -> str:
     figure, axes = _figure()
     daily = review.daily
     labels = [f"{d:%a}\n{d:%d %b}" for d in daily["day"]]
-    ai = [float(v) if v is not None and v == v else 0.0 for v in daily["ai_cost_usd"]]
-    infra = [float(v) if v is not None and v == v else 0.0 for v in daily["infra_cost_usd"]]
-    revenue = [float(v) if v is not None and v == v else None for v in daily["revenue_usd"]]
+    ai = [0.0 if pd.isna(v) else float(v) for v in daily["ai_cost_usd"]]  # a missing day draws no bar
+    infra = [0.0 if pd.isna(v) else float(v) for v in daily["infra_cost_usd"]]
+    revenue = [None if pd.isna(v) else float(v) for v in daily["revenue_usd"]]
     axes.bar(labels, ai, color=COLOURS[0], label="AI cost")
     axes.bar(labels, infra, bottom=ai, color=COLOURS[1], label="GPU infrastructure")
     axes.plot(

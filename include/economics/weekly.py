@@ -43,6 +43,8 @@ WEEK_TABLES = (
     "ai_quality_daily",
     "ai_fleet_daily",
 )
+#: A published day always has its rows here (the margin's "all" row, even on a day without requests).
+COVERAGE_TABLE = "ai_margin_daily"
 _WEEK = re.compile(r"(\d{4})-W(\d{2})")
 
 
@@ -132,8 +134,13 @@ class WeekTables:
 
     @property
     def coverage(self) -> Coverage:
-        margin_days = self.frames["ai_margin_daily"]["day"]  # every published day has its "all" row
-        return Coverage(self.week, tuple(sorted(set(margin_days))))
+        return Coverage(self.week, tuple(sorted(set(self.frames[COVERAGE_TABLE]["day"]))))
+
+
+def coverage(engine: Engine, week: IsoWeek) -> Coverage:
+    """Which days of ``week`` are published, reading only :data:`COVERAGE_TABLE`."""
+    days = warehouse.read_days(engine, COVERAGE_TABLE, week.first_day, week.last_day)["day"]
+    return Coverage(week, tuple(sorted(set(days))))
 
 
 def _distinct_users(engine: Engine, first: date, last: date, key: str | None) -> dict[str, int]:

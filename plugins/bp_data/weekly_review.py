@@ -75,7 +75,7 @@ def check_coverage(week: weekly.IsoWeek, require_all_days: bool) -> dict[str, An
     from bp_data.engines import engine_for
 
     engine = engine_for(WAREHOUSE_CONN)
-    coverages = [weekly.load_week(engine, w).coverage for w in (week, week.previous())]
+    coverages = [weekly.coverage(engine, w) for w in (week, week.previous())]
     log.info(
         "Days in the warehouse (%s):\n%s",
         WAREHOUSE_CONN,
