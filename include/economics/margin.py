@@ -110,6 +110,11 @@ def allocate(total: Decimal, weights: Mapping[str, Decimal]) -> dict[str, Decima
     return {key: shares.get(key, ZERO) for key in weights}
 
 
+def margin_pct(margin: Decimal, revenue: Decimal) -> Decimal | None:
+    """Margin as a percentage of revenue, to the hundredth; None without revenue."""
+    return (margin / revenue * 100).quantize(Decimal("0.01")) if revenue else None
+
+
 def margin_table(
     day: date,
     ai_cost_by_plan: Mapping[str, Decimal],
@@ -136,7 +141,7 @@ def margin_table(
                 "ai_cost_usd": to_money(ai),
                 "infra_cost_usd": gpu,
                 "margin_usd": margin,
-                "margin_pct": (margin / to_money(income) * 100).quantize(Decimal("0.01")) if income else None,
+                "margin_pct": margin_pct(margin, to_money(income)),
             }
         )
     return pd.DataFrame(rows, dtype=object)

@@ -237,7 +237,7 @@ class CostRow:
 
     @property
     def cost_per_request(self) -> Decimal | None:
-        return (self.cost_usd / self.requests).quantize(Decimal("0.000001")) if self.requests else None
+        return _per_request(self.cost_usd, self.requests)
 
     @property
     def cost_per_user(self) -> Decimal | None:
@@ -367,6 +367,16 @@ class Review:
         return next(m for m in self.headline if m.key == key)
 
 
+def _per_request(cost: Decimal, requests: int) -> Decimal | None:
+    return (cost / requests).quantize(Decimal("0.000001")) if requests else None
+
+
+def _whole_platform(tables: WeekTables) -> pd.DataFrame:
+    """The margin table's ``all`` rows: the whole platform, day by day."""
+    margins = tables.frames["ai_margin_daily"]
+    return margins[margins["plan"] == margin.ALL_PLANS]
+
+
 def _money(values) -> Decimal:
     return sum((Decimal(v) for v in values if v is not None), ZERO)
 
@@ -380,8 +390,7 @@ def _weighted_p95(frame: pd.DataFrame) -> float | None:
 
 def _totals(tables: WeekTables) -> dict[str, float | Decimal | None]:
     usage = tables.frames["ai_usage_daily"]
-    everything = tables.frames["ai_margin_daily"]
-    everything = everything[everything["plan"] == margin.ALL_PLANS]
+    everything = _whole_platform(tables)
     requests = int(usage["requests"].sum()) if not usage.empty else 0
     revenue = _money(everything["revenue_usd"])
     margin_usd = _money(everything["margin_usd"])
@@ -390,7 +399,7 @@ def _totals(tables: WeekTables) -> dict[str, float | Decimal | None]:
         "infra_cost_usd": _money(everything["infra_cost_usd"]),
         "revenue_usd": revenue,
         "margin_usd": margin_usd,
-        "margin_pct": (margin_usd / revenue * 100).quantize(Decimal("0.01")) if revenue else None,
+        "margin_pct": margin.margin_pct(margin_usd, revenue),
         "requests": requests,
         "dau": round(float(usage["dau"].mean()), 1) if not usage.empty else None,
         "failure_rate": round(int(usage["failures"].sum()) / requests, 6) if requests else None,
@@ -419,8 +428,7 @@ def _headline(this: WeekTables, previous: WeekTables) -> list[Metric]:
 
 
 def _daily(tables: WeekTables) -> pd.DataFrame:
-    everything = tables.frames["ai_margin_daily"]
-    everything = everything[everything["plan"] == margin.ALL_PLANS]
+    everything = _whole_platform(tables)
     usage = tables.frames["ai_usage_daily"][["day", "requests"]]
     frame = pd.DataFrame({"day": tables.week.days()})
     frame = frame.merge(everything[["day", "ai_cost_usd", "infra_cost_usd", "revenue_usd", "margin_usd"]], how="left")
@@ -462,7 +470,7 @@ def _model_mix(this: WeekTables, previous: WeekTables) -> list[MixRow]:
 
 def _cost_per_request(sums: Mapping[str, tuple[int, Decimal]], name: str) -> Decimal | None:
     requests, cost = sums.get(name, (0, ZERO))
-    return (cost / requests).quantize(Decimal("0.000001")) if requests else None
+    return _per_request(cost, requests)
 
 
 def _features(this: WeekTables, previous: WeekTables) -> list[CostRow]:
@@ -492,7 +500,7 @@ def _plans(this: WeekTables, previous: WeekTables) -> list[CostRow]:
                 previous_cost_per_request=_cost_per_request(before, plan),
                 revenue_usd=revenue,
                 margin_usd=margin_usd,
-                margin_pct=(margin_usd / revenue * 100).quantize(Decimal("0.01")) if revenue else None,
+                margin_pct=margin.margin_pct(margin_usd, revenue),
             )
         )
     return sorted(rows, key=lambda row: row.revenue_usd or ZERO, reverse=True)

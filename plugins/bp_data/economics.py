@@ -26,6 +26,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from include.alerts import Alert
 from include.economics import daily, exports, infra_cost, warehouse
 from include.economics.prices import DEFAULT_CATALOGUE, PriceBook
+from include.economics.weekly import IsoWeek
 
 log = logging.getLogger("bp.economics")
 
@@ -73,6 +74,10 @@ class Settings:
 
     def run_dir(self, day: date) -> Path:
         return self.output_dir / "ai_economics_daily" / day.isoformat()
+
+    def pack_dir(self, week: IsoWeek) -> Path:
+        """The weekly review pack's folder of ``week``."""
+        return self.output_dir / "weekly_review_pack" / str(week)
 
 
 def _fleet_days(settings: Settings, day: date, aws_conn_id: str) -> list[infra_cost.FleetDay]:

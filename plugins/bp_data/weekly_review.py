@@ -37,15 +37,11 @@ CONTENT_TYPES = {
 }
 
 
-def pack_dir(week: weekly.IsoWeek) -> Path:
-    return Settings.load().output_dir / "weekly_review_pack" / str(week)
-
-
-def rules() -> weekly.Rules:
+def rules(settings: Settings) -> weekly.Rules:
     """Variable ``weekly_review_rules`` (JSON, any subset of the rules), with the margin
     floor of the daily alerts (Variable ``margin_floor_pct``) unless it sets its own."""
     overrides = json.loads(Variable.get("weekly_review_rules", default="{}"))
-    floor = {"margin_floor_pct": float(Settings.load().margin_floor_pct)}
+    floor = {"margin_floor_pct": float(settings.margin_floor_pct)}
     try:
         return weekly.Rules.from_mapping({**floor, **overrides})
     except (TypeError, ValueError) as error:
@@ -123,12 +119,13 @@ def build_pack(week: weekly.IsoWeek, metrics: dict[str, dict[str, Any]]) -> dict
     from bp_data.engines import engine_for
     from include.economics import review_pack
 
+    settings = Settings.load()
     engine = engine_for(WAREHOUSE_CONN)
     review = weekly.build_review(
-        weekly.load_week(engine, week), weekly.load_week(engine, week.previous()), metrics, rules()
+        weekly.load_week(engine, week), weekly.load_week(engine, week.previous()), metrics, rules(settings)
     )
     generated_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    pack = review_pack.write_pack(review, pack_dir(week), generated_at)
+    pack = review_pack.write_pack(review, settings.pack_dir(week), generated_at)
     log.info(
         "Headline of %s:\n%s",
         week,

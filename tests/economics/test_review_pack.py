@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from include.economics import review_pack, warehouse, weekly
-from tests.economics.week_sums import week_sums
+from include.economics import review_pack, weekly
+from tests.economics.week_sums import drop_day, week_sums
 
 W47 = weekly.IsoWeek(2026, 47)
 CHROMIUM = Path(os.environ.get("BP_CHROMIUM", "/usr/bin/chromium"))
@@ -99,9 +99,7 @@ def test_the_pdf_has_one_page_per_section_in_order(review_warehouse, tmp_path):
 
 def test_a_missing_day_is_said_in_the_headline_of_every_format(browser, review_warehouse, tmp_path):
     missing = W47.first_day.replace(day=18)
-    with review_warehouse.begin() as connection:
-        for table in warehouse.TABLES.values():
-            connection.execute(table.delete().where(table.c.day == missing))
+    drop_day(review_warehouse, missing)
     pack = _pack(review_warehouse, tmp_path / "pack")
     said = "Only 6 of 7 days of 2026-W47 are in the warehouse: Wed 2026-11-18 is missing"
 

@@ -10,7 +10,7 @@ import pytest
 
 from include.devstack import economics_demo
 from include.economics import warehouse, weekly
-from tests.economics.week_sums import week_sums
+from tests.economics.week_sums import drop_day, week_sums
 
 W47 = weekly.IsoWeek(2026, 47)
 MISSING = date(2026, 11, 18)
@@ -18,12 +18,6 @@ MISSING = date(2026, 11, 18)
 
 def _review(engine, week=W47, **kwargs):
     return weekly.build_review(weekly.load_week(engine, week), weekly.load_week(engine, week.previous()), **kwargs)
-
-
-def _drop_day(engine, day):
-    with engine.begin() as connection:
-        for table in warehouse.TABLES.values():
-            connection.execute(table.delete().where(table.c.day == day))
 
 
 @pytest.mark.parametrize(
@@ -114,7 +108,7 @@ def test_looser_rules_find_no_regression(review_warehouse):
 
 def test_a_missing_day_is_named_and_left_out_of_the_totals(review_warehouse):
     full = _review(review_warehouse)
-    _drop_day(review_warehouse, MISSING)
+    drop_day(review_warehouse, MISSING)
 
     review = _review(review_warehouse)
 

@@ -1,5 +1,6 @@
 """The week's headline figures summed straight from the warehouse in SQL, independently
-of :mod:`include.economics.weekly`: what the review and its pack are checked against."""
+of :mod:`include.economics.weekly`: what the review and its pack are checked against;
+and a day taken out of the warehouse, as a failed daily run leaves it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
+from include.economics import warehouse
 from include.economics.weekly import IsoWeek
 
 SUMS = {
@@ -32,3 +34,10 @@ def week_sums(engine: sa.engine.Engine, week: IsoWeek) -> dict[str, Decimal | in
             else:
                 found[name] = float(value) if name == "dau" else int(value)
     return found
+
+
+def drop_day(engine: sa.engine.Engine, day) -> None:
+    """Delete ``day`` from every warehouse table."""
+    with engine.begin() as connection:
+        for table in warehouse.TABLES.values():
+            connection.execute(table.delete().where(table.c.day == day))

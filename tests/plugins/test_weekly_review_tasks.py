@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from airflow.sdk.exceptions import AirflowFailException
 
 from bp_data import weekly_review
+from bp_data.economics import Settings
 from include.economics import warehouse
 from include.economics.weekly import IsoWeek
 
@@ -43,12 +44,12 @@ def test_the_rules_come_from_variables_and_a_bad_one_is_refused(monkeypatch):
     monkeypatch.setenv("AIRFLOW_VAR_MARGIN_FLOOR_PCT", "25")
     monkeypatch.setenv("AIRFLOW_VAR_WEEKLY_REVIEW_RULES", json.dumps({"p95_pct": 30}))
 
-    rules = weekly_review.rules()
+    rules = weekly_review.rules(Settings.load())
 
     assert (rules.p95_pct, rules.margin_floor_pct, rules.cost_per_request_pct) == (30.0, 25.0, 15.0)
     monkeypatch.setenv("AIRFLOW_VAR_WEEKLY_REVIEW_RULES", json.dumps({"p99": 30}))
     with pytest.raises(AirflowFailException, match="Variable weekly_review_rules is invalid: unknown"):
-        weekly_review.rules()
+        weekly_review.rules(Settings.load())
 
 
 @pytest.fixture
