@@ -18,10 +18,10 @@ export BP_CHROMIUM := $(CHROMIUM)
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "Installing requirements.txt into $(VENV) (first run: about 2 minutes)"
-	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@echo "Installing requirements-dev.txt into $(VENV) (first run: about 3 minutes)"
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
 $(IAC_STAMP): tests/infra/requirements-iac.txt $(STAMP)
@@ -42,10 +42,11 @@ browser: ## Debian's chromium for the browser tests (apt-get install when missin
 	  test -x $(CHROMIUM); }
 
 demo: venv ## Run the whole pipeline on the embedded local stack; exit 0 only if every run succeeded
-	@$(PY) -m include.devstack demo
+	@$(PY) -m devstack demo
 
-lint: venv ## ruff over the project
+lint: venv ## ruff over the project (lint and format)
 	@$(PY) -m ruff check .
+	@$(PY) -m ruff format --check --quiet .
 
 # pytest exits 5 when it collected no test: that must never read as success.
 test: venv lint browser ## The whole test suite (what .ci/run runs)
@@ -57,10 +58,10 @@ test-fast: venv browser ## The suite without the end-to-end tests that start Air
 	@$(PY) -m pytest -m "not e2e"
 
 up: venv ## Start the local stack and leave it running (prints the UI URL and credentials)
-	@$(PY) -m include.devstack up
+	@$(PY) -m devstack up
 
 down: venv ## Stop what `make up` started
-	@$(PY) -m include.devstack down
+	@$(PY) -m devstack down
 
 bench: venv ## Run the benchmarks in bench/
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

@@ -17,10 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from include import fleet_config
-from include.baseline import DEFAULT_DESIRED_CONFIG
+from devstack.baseline import DEFAULT_DESIRED_CONFIG
+from devstack.fleet_scaling_sim import Policy, simulate, synthetic_day
 from include.economics.infra_cost import DEFAULT_HOURLY_PRICES
-from include.fleet_scaling_sim import Policy, simulate, synthetic_day
+from include.fleets import config as fleet_config
 from include.tables import format_table
 
 BACKLOG_TARGETS = (1.0, 2.0, 4.0, 8.0)

@@ -27,11 +27,14 @@ import sqlalchemy as sa
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "plugins")]
 
-from include.economics import review_pack, warehouse, weekly  # noqa: E402
+from include.economics import review_pack, warehouse  # noqa: E402
+from include.economics.calendar import IsoWeek  # noqa: E402
+from include.economics.review import build_review  # noqa: E402
+from include.economics.week_reads import load_week  # noqa: E402
 from include.tables import format_table  # noqa: E402
 
 SERVER = os.environ.get("BP_BENCH_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306")
-WEEK = weekly.IsoWeek(2026, 47)
+WEEK = IsoWeek(2026, 47)
 MODELS = np.array(["gpt-4.1-mini", "gpt-4.1", "claude-sonnet-4", "gemini-2.5-pro", "text-embedding-3-small"])
 FEATURES = np.array(["chat", "video-effects", "image-gen", "search", "summarize", "agents", "translate", "voice"])
 PLANS = np.array(["free", "basic", "pro", "team"])
@@ -95,10 +98,10 @@ def fill(engine: sa.engine.Engine, rows: int) -> float:
 def timed(engine: sa.engine.Engine, folder: Path) -> dict[str, float]:
     seconds = {}
     started = time.perf_counter()
-    this, before = weekly.load_week(engine, WEEK), weekly.load_week(engine, WEEK.previous())
+    this, before = load_week(engine, WEEK), load_week(engine, WEEK.previous())
     seconds["read warehouse"] = time.perf_counter() - started
     started = time.perf_counter()
-    review = weekly.build_review(this, before)
+    review = build_review(this, before)
     seconds["review"] = time.perf_counter() - started
     started = time.perf_counter()
     review_pack.render_html(review, "bench")

@@ -26,15 +26,11 @@ Re-running a day replaces it everywhere. Backfill a range with
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Param, dag
 
 from bp_aws.notifiers.ops_alert import OpsAlertNotifier
-from bp_aws.params import aws_conn_id_param
-from bp_data.schedule import ECONOMICS_START
-
-#: Updated when a day is published, for whatever schedules on fresh economics. An "x-" scheme
-#: is a custom one Airflow leaves as is (no provider lookup while the file is parsed).
-ECONOMICS = Asset(name="ai_economics_daily", uri="x-bp-warehouse://economics/ai_economics_daily")
+from bp_tasks import ai_economics_daily as tasks
+from bp_tasks.params import ECONOMICS_START, aws_conn_id_param
 
 
 @dag(
@@ -66,58 +62,9 @@ ECONOMICS = Asset(name="ai_economics_daily", uri="x-bp-warehouse://economics/ai_
     },
 )
 def ai_economics_daily():
-    from pathlib import Path
-
-    @task
-    def resolve_day(params: dict | None = None, logical_date=None) -> str:
-        """Validate the request before any connection is opened."""
-        from bp_data.economics import resolve_day
-
-        return resolve_day(params["day"], logical_date).isoformat()
-
-    @task
-    def compute(day: str, params: dict | None = None) -> dict:
-        """Aggregate, price, gate. Fails, publishing nothing, when the gate fails."""
-        from datetime import date
-
-        from bp_data.economics import compute
-
-        return compute(date.fromisoformat(day), params["aws_conn_id"])
-
-    @task(outlets=[ECONOMICS])
-    def publish_warehouse(computed: dict) -> dict:
-        from datetime import date
-
-        from bp_data.economics import publish_warehouse
-
-        return publish_warehouse(date.fromisoformat(computed["day"]), Path(computed["output_dir"]))
-
-    @task
-    def export_s3(computed: dict, params: dict | None = None) -> list[str]:
-        from datetime import date
-
-        from bp_data.economics import export_s3
-
-        return export_s3(date.fromisoformat(computed["day"]), Path(computed["output_dir"]), params["aws_conn_id"])
-
-    @task
-    def export_influx(computed: dict) -> str:
-        from datetime import date
-
-        from bp_data.economics import export_influx
-
-        return export_influx(date.fromisoformat(computed["day"]), Path(computed["output_dir"]))
-
-    @task
-    def send_alerts(computed: dict, params: dict | None = None, dag_run=None) -> int:
-        from bp_aws.notifiers.ops_alert import run_link
-        from bp_data.economics import send_alerts
-
-        return send_alerts(computed, params["aws_conn_id"], run_link({"dag_run": dag_run}))
-
-    computed = compute(resolve_day())
-    published = publish_warehouse(computed)
-    published >> [export_s3(computed), export_influx(computed), send_alerts(computed)]
+    computed = tasks.compute(tasks.resolve_day())
+    published = tasks.publish_warehouse(computed)
+    published >> [tasks.export_s3(computed), tasks.export_influx(computed), tasks.send_alerts(computed)]
 
 
 ai_economics_daily()

@@ -19,21 +19,18 @@ It only reads: it is safe to run at any time, from the UI or from CI
 
 from __future__ import annotations
 
-import logging
-
 import pendulum
-from airflow.sdk import Param, dag, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import Param, dag
 
-from bp_aws.params import aws_conn_id_param
-from include import preflight, ssm_paths
-
-log = logging.getLogger("bp.platform_preflight")
+from bp_tasks import platform_preflight as tasks
+from bp_tasks.params import PLATFORM_START, aws_conn_id_param
+from include.naming import platform
+from include.naming.fleet import SLUG_MAX_LENGTH, SLUG_PATTERN
 
 
 @dag(
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=PLATFORM_START,
     catchup=False,
     max_active_runs=4,
     doc_md=__doc__,
@@ -43,15 +40,15 @@ log = logging.getLogger("bp.platform_preflight")
         "fleet_stage": Param(
             None,
             type=["null", "string"],
-            enum=[None, *ssm_paths.FLEET_STAGES],
+            enum=[None, *platform.STAGES],
             title="Fleet stage",
             description="Only check this stage (empty: every stage).",
         ),
         "fleet_slug": Param(
             None,
             type=["null", "string"],
-            pattern=ssm_paths.FLEET_SLUG_PATTERN,
-            maxLength=ssm_paths.FLEET_SLUG_MAX_LENGTH,
+            pattern=SLUG_PATTERN,
+            maxLength=SLUG_MAX_LENGTH,
             title="Fleet slug",
             description="Only check this fleet, e.g. `gpu-default` (empty: every fleet).",
         ),
@@ -59,38 +56,7 @@ log = logging.getLogger("bp.platform_preflight")
     },
 )
 def platform_preflight():
-    @task
-    def validate_request(params: dict | None = None) -> dict:
-        """Domain checks on the params, before any AWS call."""
-        try:
-            scope = preflight.Scope(params["fleet_stage"], params["fleet_slug"])
-        except ssm_paths.InvalidFleetName as error:
-            raise AirflowFailException(f"Invalid request: {error}. Nothing was checked.") from error
-        log.info("Checking stages %s, fleet %s", ", ".join(scope.stages), scope.fleet_slug or "(all)")
-        return {"fleet_stage": scope.fleet_stage, "fleet_slug": scope.fleet_slug}
-
-    @task
-    def check_deploy_blockers(scope: dict, params: dict | None = None) -> dict:
-        """Inspect the platform, log every finding as a table, fail on any critical one."""
-        from airflow.sdk.log import mask_secret
-
-        from bp_aws.clients import aws_client_factory
-
-        findings = preflight.inspect_platform(
-            aws_client_factory(params["aws_conn_id"]), preflight.Scope(**scope), on_secret=mask_secret
-        )
-        log.info("Preflight findings:\n%s", preflight.render_table(findings))
-        counts = {severity.value: 0 for severity in preflight.Severity}
-        for finding in findings:
-            counts[finding.severity.value] += 1
-        log.info("Preflight summary: %s", ", ".join(f"{n} {s}" for s, n in counts.items()))
-        try:
-            preflight.raise_for_critical(findings)
-        except preflight.PreflightFailed as error:
-            raise AirflowFailException(f"{error}. Nothing was changed: preflight only reads.") from error
-        return counts
-
-    check_deploy_blockers(validate_request())
+    tasks.check_deploy_blockers(tasks.validate_request())
 
 
 platform_preflight()

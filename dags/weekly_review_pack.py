@@ -27,11 +27,11 @@ Re-running a week rebuilds and replaces its pack.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag
 
 from bp_aws.notifiers.ops_alert import OpsAlertNotifier
-from bp_aws.params import aws_conn_id_param
-from bp_data.schedule import ECONOMICS_START
+from bp_tasks import weekly_review_pack as tasks
+from bp_tasks.params import ECONOMICS_START, aws_conn_id_param
 
 
 @dag(
@@ -69,50 +69,9 @@ from bp_data.schedule import ECONOMICS_START
     },
 )
 def weekly_review_pack():
-    @task(retries=0)
-    def resolve_week(params: dict | None = None, logical_date=None) -> str:
-        """Validate the request before the warehouse or AWS is touched."""
-        from bp_data.weekly_review import resolve_week
-
-        return str(resolve_week(params["week"], logical_date))
-
-    @task
-    def check_coverage(week: str, params: dict | None = None) -> dict:
-        from bp_data.weekly_review import check_coverage
-        from include.economics.weekly import IsoWeek
-
-        return check_coverage(IsoWeek.parse(week), params["require_all_days"])
-
-    @task
-    def read_fleet_metrics(coverage: dict, params: dict | None = None) -> dict:
-        from bp_data.weekly_review import fleet_metrics
-        from include.economics.weekly import IsoWeek
-
-        return fleet_metrics(IsoWeek.parse(coverage["week"]), params["aws_conn_id"])
-
-    @task
-    def build_pack(coverage: dict, metrics: dict) -> dict:
-        from bp_data.weekly_review import build_pack
-        from include.economics.weekly import IsoWeek
-
-        return build_pack(IsoWeek.parse(coverage["week"]), metrics)
-
-    @task
-    def publish_pack(built: dict, params: dict | None = None) -> dict:
-        from bp_data.weekly_review import publish_pack
-
-        return publish_pack(built, params["aws_conn_id"])
-
-    @task
-    def announce(built: dict, uploaded: dict, params: dict | None = None, dag_run=None) -> list[str]:
-        from bp_aws.notifiers.ops_alert import run_link
-        from bp_data.weekly_review import notify
-
-        return notify(built, uploaded, params["aws_conn_id"], run_link({"dag_run": dag_run}))
-
-    coverage = check_coverage(resolve_week())
-    built = build_pack(coverage, read_fleet_metrics(coverage))
-    announce(built, publish_pack(built))
+    coverage = tasks.check_coverage(tasks.resolve_week())
+    built = tasks.build_pack(coverage, tasks.read_fleet_metrics(coverage))
+    tasks.announce(built, tasks.publish_pack(built))
 
 
 weekly_review_pack()

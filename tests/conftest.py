@@ -39,7 +39,7 @@ def aws():
     import boto3
     from moto import mock_aws
 
-    from include.devstack import emulator
+    from devstack import emulator
 
     emulator.install()
     with mock_aws():
@@ -49,7 +49,7 @@ def aws():
 @pytest.fixture
 def seeded(aws):
     """The platform baseline seeded into the emulated account."""
-    from include.baseline import seed_baseline
+    from devstack.baseline import seed_baseline
 
     return seed_baseline(aws)
 

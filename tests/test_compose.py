@@ -52,7 +52,7 @@ def test_airflow_runs_celery_on_postgres_and_redis(compose):
 
 def test_the_airflow_image_gets_the_same_requirements():
     dockerfile = (REPO_ROOT / "infra" / "docker" / "airflow.Dockerfile").read_text()
-    base = re.search(r"^FROM apache/airflow:(\S+)-python(\S+)$", dockerfile, re.M)
+    base = re.search(r"^FROM apache/airflow:(\S+)-python(\S+) AS airflow$", dockerfile, re.M)
     assert base, "the image must build FROM the official apache/airflow image"
     assert base[1] == _pinned("apache-airflow")
     assert base[2] == "3.11"
@@ -76,5 +76,5 @@ def test_grafana_is_provisioned_with_the_influxdb_datasource(compose):
 def test_the_emulator_is_only_in_the_local_profile_and_loads_the_project_server(compose):
     moto = compose["services"]["moto"]
     assert moto["profiles"] == ["local"]
-    assert moto["entrypoint"][:3] == ["python", "-m", "include.devstack.moto_server"]
+    assert moto["entrypoint"][:3] == ["python", "-m", "devstack.moto_server"]
     assert all("profiles" not in service for name, service in compose["services"].items() if name != "moto")

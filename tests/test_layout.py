@@ -1,11 +1,30 @@
-"""What the project's layout promises: DAG files stay thin wiring, and production code
-never depends on the local stack or the emulator."""
+"""What docs/architecture.md promises, enforced: imports run one way (dags → task modules
+→ adapters → domain), production code never reaches the development tooling, and no
+file outgrows its budget."""
+
+from __future__ import annotations
 
 import ast
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PRODUCTION = ("dags", "plugins", "gpu_worker")
+PROJECT = {"dags", "bp_tasks", "bp_aws", "bp_data", "include", "gpu_worker", "devstack", "tests", "bench"}
+DEV_TOOLING = {"devstack", "tests", "bench", "moto", "pytest", "playwright"}
+
+#: Layer -> what it may import from the project (besides itself); third-party is free
+#: except where ``FORBIDDEN`` says otherwise.
+MAY_IMPORT = {
+    "dags": {"bp_tasks", "bp_aws", "include"},
+    "bp_tasks": {"bp_aws", "bp_data", "include", "gpu_worker"},
+    "bp_aws": {"include", "gpu_worker"},
+    "bp_data": {"include", "gpu_worker"},
+    "include": {"gpu_worker"},
+    "gpu_worker": set(),
+}
+#: The domain is plain Python: testable without Airflow, installable without it.
+FORBIDDEN = {"include": {"airflow"}, "gpu_worker": {"airflow"}}
+DAG_FILE_LINES = 150
+MODULE_LINES = 400
 
 
 def _imports(path: Path) -> set[str]:
@@ -13,38 +32,69 @@ def _imports(path: Path) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
     return names
 
 
-def _modules(*folders: str):
-    for folder in folders:
+def _layer(path: Path) -> str:
+    relative = path.relative_to(REPO_ROOT).parts
+    return relative[1] if relative[0] == "plugins" else relative[0]
+
+
+def _production_modules():
+    for folder in ("dags", "plugins", "include", "gpu_worker"):
         yield from (REPO_ROOT / folder).rglob("*.py")
 
 
-def test_production_code_never_imports_the_local_stack_or_the_emulator():
-    offenders = {
-        str(path.relative_to(REPO_ROOT)): sorted(
-            n for n in _imports(path) if n.startswith(("include.devstack", "moto"))
-        )
-        for path in [*_modules(*PRODUCTION), *(p for p in _modules("include") if "devstack" not in p.parts)]
-    }
-    assert {path: names for path, names in offenders.items() if names} == {}
+def test_imports_run_one_way_and_never_reach_the_development_tooling():
+    offenders = {}
+    for path in _production_modules():
+        layer = _layer(path)
+        allowed = MAY_IMPORT[layer] | {layer}
+        for name in _imports(path):
+            top = name.split(".")[0]
+            wrong_layer = top in PROJECT and top not in allowed
+            if wrong_layer or top in DEV_TOOLING or top in FORBIDDEN.get(layer, ()):
+                offenders.setdefault(str(path.relative_to(REPO_ROOT)), []).append(name)
+    assert offenders == {}
 
 
-def test_the_gpu_worker_package_stands_alone():
-    """It is installed on the instances without the Airflow project."""
-    offenders = {
-        str(path.relative_to(REPO_ROOT)): sorted(
-            n for n in _imports(path) if n.split(".")[0] in ("include", "bp_aws", "airflow")
-        )
-        for path in _modules("gpu_worker")
-    }
-    assert {path: names for path, names in offenders.items() if names} == {}
+def test_the_ci_client_needs_only_the_standard_library():
+    import sys
+
+    for path in (REPO_ROOT / "include" / "cli").glob("*.py"):
+        outside = {n for n in _imports(path) if n.split(".")[0] not in sys.stdlib_module_names | {"include"}}
+        assert outside == set(), path.name
 
 
-def test_dags_create_no_boto3_clients():
-    """AWS calls belong in hooks (plugins/), never in DAG files."""
-    offenders = [str(p.relative_to(REPO_ROOT)) for p in _modules("dags") if "boto3" in _imports(p)]
-    assert offenders == []
+def test_dag_files_are_wiring_and_create_no_clients_or_task_bodies():
+    for path in (REPO_ROOT / "dags").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        decorated = [
+            node.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef)
+            and any("task" in ast.unparse(decorator) for decorator in node.decorator_list)
+        ]
+        assert decorated == [], f"{path.name}: task bodies belong in plugins/bp_tasks/{path.name}"
+        assert "boto3" not in _imports(path)
+        assert (REPO_ROOT / "plugins" / "bp_tasks" / path.name).exists(), f"{path.name} has no task module"
+
+
+def test_files_stay_within_their_budget():
+    over = {}
+    for path in REPO_ROOT.glob("**/*.py"):
+        relative = path.relative_to(REPO_ROOT)
+        if relative.parts[0].startswith("."):
+            continue
+        lines = len(path.read_text().splitlines())
+        budget = DAG_FILE_LINES if relative.parts[0] == "dags" else MODULE_LINES
+        if lines > budget:
+            over[str(relative)] = lines
+    assert over == {}
+
+
+def test_the_provider_shaped_package_holds_only_provider_shaped_parts():
+    parts = {p.name for p in (REPO_ROOT / "plugins" / "bp_aws").iterdir() if not p.name.startswith("__")}
+    assert parts <= {"hooks", "operators", "sensors", "triggers", "waiters", "notifiers", "utils", "exceptions.py"}

@@ -19,10 +19,10 @@ from typing import Any
 
 import pandas as pd
 
-from include import resource_names
+from include.naming import platform
 
 SOURCES = ("cost_explorer", "estimate", "none")
-FLEET_TAG = resource_names.FLEET_TAG
+FLEET_TAG = platform.FLEET_TAG
 
 #: Fallback Spot prices per hour (us-east-1, USD), overridable by the Variable gpu_hourly_prices.
 DEFAULT_HOURLY_PRICES: dict[str, Decimal] = {

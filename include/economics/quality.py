@@ -131,28 +131,34 @@ def _context():
     return gx.get_context(mode="ephemeral", project_config=config)
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+def _sql(clause: sa.ClauseElement, dialect: sa.engine.Dialect) -> str:
+    """A clause as SQL text for GX, its values rendered by the database's own dialect
+    (quotes and backslashes escaped the way that database reads them)."""
+    return str(clause.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
 
-def _ledger_expectations(book: PriceBook, day: date) -> list[tuple[str, str, Any]]:
+def _day_bounds(window: DayWindow) -> tuple[sa.ColumnElement, sa.ColumnElement, sa.ColumnElement]:
+    """``created_at`` and the day's bounds as literals (``[start, end)``)."""
+    start, end = (sa.literal(moment.isoformat(sep=" ")) for moment in (window.start, window.end))
+    return sa.column("created_at"), start, end
+
+
+def _ledger_expectations(book: PriceBook, day: date, dialect: sa.engine.Dialect) -> list[tuple[str, str, Any]]:
     import great_expectations.expectations as gxe
 
     window = DayWindow(day)
-    start, end = window.start.isoformat(sep=" "), window.end.isoformat(sep=" ")
     priced = sorted(book.rows_for_day(day))
-    priced_sql = ", ".join(_literal(m) for m in priced) or "''"
 
-    def rows(description: str, where: str, severity: str = "critical"):
+    def rows(description: str, where: sa.ColumnElement, severity: str = "critical"):
+        query = sa.select(sa.column("request_id")).select_from(sa.table("{batch}")).where(where)
         return (
             description,
             severity,
-            gxe.UnexpectedRowsExpectation(
-                # our own fixed predicates; the only data spliced in is escaped by _literal()
-                unexpected_rows_query=f"SELECT request_id FROM {{batch}} WHERE {where}",  # noqa: S608
-                description=description,
-            ),
+            gxe.UnexpectedRowsExpectation(unexpected_rows_query=_sql(query, dialect), description=description),
         )
+
+    tokens = {name: sa.column(name) for name in ("input_tokens", "cached_input_tokens", "output_tokens")}
+    created, start, end = _day_bounds(window)
 
     return [
         *(
@@ -164,29 +170,27 @@ def _ledger_expectations(book: PriceBook, day: date) -> list[tuple[str, str, Any
             for column in (*TOKENS, "request_duration_ms")
         ),
         ("request_id is unique", "critical", gxe.ExpectColumnValuesToBeUnique(column="request_id")),
-        rows("cached_input_tokens <= input_tokens", "cached_input_tokens > input_tokens"),
-        rows("total_tokens == input_tokens + output_tokens", "total_tokens <> input_tokens + output_tokens"),
+        rows("cached_input_tokens <= input_tokens", tokens["cached_input_tokens"] > tokens["input_tokens"]),
         rows(
-            "created_at inside the day",
-            f"created_at IS NULL OR created_at < {_literal(start)} OR created_at >= {_literal(end)}",
+            "total_tokens == input_tokens + output_tokens",
+            sa.column("total_tokens") != tokens["input_tokens"] + tokens["output_tokens"],
         ),
-        rows("model_name in the price catalogue", f"model_name NOT IN ({priced_sql})"),
+        rows("created_at inside the day", sa.or_(created.is_(None), created < start, created >= end)),
+        rows("model_name in the price catalogue", sa.column("model_name").not_in(priced)),
         rows(
             "success and error_type agree",
-            "(success = TRUE AND error_type IS NOT NULL) OR (success = FALSE AND error_type IS NULL)",
+            sa.text("(success = TRUE AND error_type IS NOT NULL) OR (success = FALSE AND error_type IS NULL)"),
             "warning",
         ),
-        rows("reasoning_tokens <= output_tokens", "reasoning_tokens > output_tokens", "warning"),
+        rows("reasoning_tokens <= output_tokens", sa.column("reasoning_tokens") > tokens["output_tokens"], "warning"),
     ]
 
 
-def _day_query(day: date) -> str:
-    window = DayWindow(day)
-    table = ai_usage_logs.name
-    return (
-        f"SELECT * FROM {table} WHERE created_at >= {_literal(window.start.isoformat(sep=' '))} "  # noqa: S608
-        f"AND created_at < {_literal(window.end.isoformat(sep=' '))}"
-    )
+def _day_query(day: date, dialect: sa.engine.Dialect) -> str:
+    """The day's ledger rows, the query GX copies once into a temporary table."""
+    created, start, end = _day_bounds(DayWindow(day))
+    query = sa.select(sa.text("*")).select_from(ai_usage_logs).where(created >= start, created < end)
+    return _sql(query, dialect)
 
 
 def ledger_totals(engine: Engine, day: date) -> dict[str, int]:
@@ -264,13 +268,13 @@ def run_gate(
     source = context.data_sources.add_sql(
         name="ledger", connection_string=engine.url.render_as_string(hide_password=False), create_temp_table=True
     )
-    day_asset = source.add_query_asset(name="ledger_day", query=_day_query(day))
+    day_asset = source.add_query_asset(name="ledger_day", query=_day_query(day, engine.dialect))
     _validate(
         gate,
         context,
         "ledger",
         day_asset.add_batch_definition_whole_table("day"),
-        _ledger_expectations(book, day),
+        _ledger_expectations(book, day, engine.dialect),
         index_columns=["request_id"],
     )
 

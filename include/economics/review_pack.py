@@ -21,7 +21,7 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from matplotlib.figure import Figure
 
-from include.economics.weekly import Metric, Regression, Review
+from include.economics.review_model import Metric, Regression, Review
 
 TEMPLATES = Path(__file__).with_name("templates")
 #: The PDF's pages, in order: each section of the page starts a new one.

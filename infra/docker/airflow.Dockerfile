@@ -1,7 +1,8 @@
 # The Airflow image of the compose stack: the official image of the same Airflow
-# version, plus exactly the project's pinned requirements (tests/test_compose.py checks
-# that both stay in step with requirements.txt).
-FROM apache/airflow:3.3.2-python3.11
+# version, plus exactly the project's runtime requirements (tests/test_compose.py checks
+# that both stay in step with requirements.txt; tests/test_runtime_requirements.py that
+# they import every DAG and no development tool).
+FROM apache/airflow:3.3.2-python3.11 AS airflow
 
 # Pango and a font for WeasyPrint, which renders the weekly review pack's PDF
 USER root
@@ -14,3 +15,9 @@ COPY --chown=airflow:0 requirements.txt /opt/airflow/requirements.txt
 RUN pip install --no-cache-dir -r /opt/airflow/requirements.txt
 
 ENV PYTHONPATH=/opt/airflow:/opt/airflow/plugins
+
+# The AWS emulator of `docker compose --profile local` only: the development
+# requirements on top (moto and the test doubles); never what a deployment runs.
+FROM airflow AS emulator
+COPY --chown=airflow:0 requirements-dev.txt /opt/airflow/requirements-dev.txt
+RUN pip install --no-cache-dir -r /opt/airflow/requirements-dev.txt

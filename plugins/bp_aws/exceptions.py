@@ -6,6 +6,10 @@ from __future__ import annotations
 from airflow.sdk.exceptions import AirflowException
 
 
+class WaitEnded(AirflowException):
+    """A wait reached a failure state or ran out of attempts; the message says which."""
+
+
 class AwsResourceNotFound(AirflowException):
     """A named AWS resource (group, stack, parameter, image) does not exist."""
 
@@ -44,3 +48,7 @@ class ImageNotAvailable(AirflowException):
 
 class PackerBuildFailed(AirflowException):
     """``packer`` exited non-zero, timed out, or printed no artifact."""
+
+
+class ParameterConditionNotMet(AirflowException):
+    """An SSM parameter did not reach the value, pattern or version waited for in time."""

@@ -15,16 +15,22 @@ from airflow.sdk.exceptions import AirflowException
 DRIVERS = {"mysql": "mysql+pymysql", "postgres": "postgresql+psycopg2", "postgresql": "postgresql+psycopg2"}
 
 
+class UnsupportedConnection(AirflowException):
+    """A connection that can't become an engine: its type, or a SQLite one without a file."""
+
+
 def engine_for(conn_id: str) -> sa.engine.Engine:
     connection = BaseHook.get_connection(conn_id)
     kind = connection.conn_type
     if kind == "sqlite":
         path = connection.host or connection.schema
         if not path:
-            raise AirflowException(f"connection {conn_id!r} (sqlite) names no database file in its host")
+            raise UnsupportedConnection(f"connection {conn_id!r} (sqlite) names no database file in its host")
         return sa.create_engine(f"sqlite:///{path}")
     if kind not in DRIVERS:
-        raise AirflowException(f"connection {conn_id!r} is of type {kind!r}; use sqlite, mysql (MariaDB) or postgres")
+        raise UnsupportedConnection(
+            f"connection {conn_id!r} is of type {kind!r}; use sqlite, mysql (MariaDB) or postgres"
+        )
     url = sa.engine.URL.create(
         DRIVERS[kind],
         username=connection.login or None,

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
+from devstack.stack import REPO_ROOT, free_port
 from include.cli import trigger
-from include.devstack.stack import REPO_ROOT, free_port
 
 
 def _run(*argv):

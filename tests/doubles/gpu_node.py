@@ -23,9 +23,10 @@ from moto.ec2.models import ec2_backends
 from moto.s3.models import s3_backends
 from moto.ssm.models import ssm_backends
 
+from devstack.emulator.ssm import CommandResult, program_command
 from gpu_worker import layout
-from include import resource_names, ssm_paths
-from include.devstack.emulator.ssm import CommandResult, program_command
+from include.naming import platform
+from include.naming.fleet import Fleet
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 
@@ -48,10 +49,10 @@ def _launched_at(instance_id: str) -> datetime:
 def _booted_with(instance_id: str) -> str:
     """What the fleet's pointer held when the instance launched (``none`` outside a fleet)."""
     tags = _tags(instance_id)
-    stage, fleet = tags.get(resource_names.STAGE_TAG), tags.get(resource_names.FLEET_TAG)
+    stage, fleet = tags.get(platform.STAGE_TAG), tags.get(platform.FLEET_TAG)
     if not stage or not fleet:
         return layout.NO_ACTIVE_BUNDLE
-    versions = ssm_backends[ACCOUNT][REGION]._parameters.get(ssm_paths.active_bundle(stage, fleet)) or []
+    versions = ssm_backends[ACCOUNT][REGION]._parameters.get(Fleet(stage, fleet).active_bundle) or []
     launched = _launched_at(instance_id)
     held = [v.value for v in versions if _utc(v.last_modified_date) <= launched]
     return held[-1] if held else layout.NO_ACTIVE_BUNDLE
@@ -102,6 +103,6 @@ def status(instance_id: str, parameters: dict[str, list[str]]) -> CommandResult:
 
 def install() -> None:
     _applied.clear()
-    for stage in ssm_paths.FLEET_STAGES:
-        program_command(resource_names.bundle_apply_document(stage), apply)
-        program_command(resource_names.bundle_status_document(stage), status)
+    for stage in platform.STAGES:
+        program_command(platform.bundle_apply_document(stage), apply)
+        program_command(platform.bundle_status_document(stage), status)

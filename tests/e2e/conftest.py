@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from include.devstack.demo import prepare_stack, wait_for_dag
-from include.devstack.stack import LocalStack
+from devstack.demo import prepare_stack, wait_for_dag
+from devstack.stack import LocalStack
 
 
 @pytest.fixture(scope="session")

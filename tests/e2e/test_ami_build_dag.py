@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from include import ssm_paths
 from include.cli.airflow_client import AirflowApiError
+from include.naming import platform
+from include.naming.fleet import Fleet
 
 pytestmark = pytest.mark.e2e
 
@@ -16,7 +17,7 @@ DAG = "gpu_ami_build_and_bake"
 
 
 def _pointer(ssm, stage, slug):
-    return ssm.get_parameter(Name=ssm_paths.fleet_ami(stage, slug))["Parameter"]
+    return ssm.get_parameter(Name=Fleet(stage, slug).ami_pointer)["Parameter"]
 
 
 def _state(client, run_id, task_id):
@@ -41,16 +42,16 @@ def test_a_staging_bake_builds_checks_promotes_and_applies_retention(stack, clie
     tags = {t["Key"]: t["Value"] for t in image["Tags"]}
     assert tags["previous_ami"] == before["Value"]
     assert (tags["fleet_stage"], tags["fleet_slug"], tags["airflow_run_id"]) == ("staging", "gpu-default", run.run_id)
-    assert tags["bundle_id"] != ssm_paths.NO_ACTIVE_BUNDLE
+    assert tags["bundle_id"] != platform.NO_ACTIVE_BUNDLE
     packer_log = list(client.task_log_lines(DAG, run.run_id, "packer_build", 1))
     assert any(f"Packer built {after['Value']}" in line for line in packer_log), packer_log
 
 
 def test_a_bake_without_an_active_bundle_fails_before_packer_and_changes_nothing(stack, client):
     ssm = stack.aws_client()("ssm")
-    name = ssm_paths.active_bundle("staging", "gpu-default")
+    name = Fleet("staging", "gpu-default").active_bundle
     active = ssm.get_parameter(Name=name)["Parameter"]["Value"]
-    ssm.put_parameter(Name=name, Value=ssm_paths.NO_ACTIVE_BUNDLE, Type="String", Overwrite=True)
+    ssm.put_parameter(Name=name, Value=platform.NO_ACTIVE_BUNDLE, Type="String", Overwrite=True)
     before = _pointer(ssm, "staging", "gpu-default")
     try:
         run = client.trigger(DAG, {"fleet_stage": "staging", "fleet_slug": "gpu-default", "mode": "bake"})
@@ -77,7 +78,7 @@ def test_a_production_promotion_waits_for_approval_in_the_ui(stack, client):
     ssm = stack.aws_client()("ssm")
     staging_ami = _pointer(ssm, "staging", "gpu-default")["Value"]
     ssm.put_parameter(
-        Name=ssm_paths.fleet_ami("production", "gpu-default"),
+        Name=Fleet("production", "gpu-default").ami_pointer,
         Value=staging_ami,
         Type="String",
         DataType="aws:ec2:image",

@@ -7,9 +7,11 @@ import json
 
 import pytest
 
+from devstack import baseline
 from gpu_worker import layout
-from include import baseline, resource_names, ssm_paths
 from include.cli.airflow_client import AirflowApiError
+from include.naming import platform
+from include.naming.fleet import Fleet
 
 pytestmark = pytest.mark.e2e
 
@@ -34,12 +36,12 @@ def _rollout(client, slug: str, bundle_id: str, strategy: str, **conf):
 
 
 def _pointer(aws, slug: str) -> dict:
-    return aws("ssm").get_parameter(Name=ssm_paths.active_bundle(STAGE, slug))["Parameter"]
+    return aws("ssm").get_parameter(Name=Fleet(STAGE, slug).active_bundle)["Parameter"]
 
 
 def _audit(aws, slug: str, run) -> dict:
-    bucket = resource_names.logs_bucket("123456789012")
-    key = resource_names.rollout_audit_key(STAGE, slug, run.run_id)
+    bucket = platform.logs_bucket("123456789012")
+    key = Fleet(STAGE, slug).rollout_audit_key(run.run_id)
     return json.loads(aws("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
@@ -47,7 +49,7 @@ def _audit(aws, slug: str, run) -> dict:
 def bundles(stack):
     """Two releases of the sample bundle in the models bucket (an admin's uploads)."""
     aws = stack.aws_client()
-    bucket = resource_names.models_bucket("123456789012")
+    bucket = platform.models_bucket("123456789012")
     ids = [baseline.sample_bundle_id(release) for release in ("v1", "v2")]
     for bundle_id in ids:
         baseline.upload_sample_bundle(aws("s3"), bucket, bundle_id)
@@ -60,27 +62,27 @@ def fleet(stack, client, bundles):
     aws = stack.aws_client()
     ssm = aws("ssm")
     slug = "e2e-rollout"
-    image = ssm.get_parameter(Name=ssm_paths.fleet_ami(STAGE, "gpu-default"))["Parameter"]["Value"]
-    ssm.put_parameter(Name=ssm_paths.desired_config(STAGE, slug), Value=json.dumps(CONFIG), Type="String")
-    ssm.put_parameter(Name=ssm_paths.fleet_ami(STAGE, slug), Value=image, Type="String", DataType="aws:ec2:image")
-    ssm.put_parameter(Name=ssm_paths.active_bundle(STAGE, slug), Value=layout.bundle_prefix(bundles[0]), Type="String")
+    image = ssm.get_parameter(Name=Fleet(STAGE, "gpu-default").ami_pointer)["Parameter"]["Value"]
+    ssm.put_parameter(Name=Fleet(STAGE, slug).desired_config, Value=json.dumps(CONFIG), Type="String")
+    ssm.put_parameter(Name=Fleet(STAGE, slug).ami_pointer, Value=image, Type="String", DataType="aws:ec2:image")
+    ssm.put_parameter(Name=Fleet(STAGE, slug).active_bundle, Value=layout.bundle_prefix(bundles[0]), Type="String")
     client.set_paused("gpu_fleet_provision", False)
     run = client.trigger("gpu_fleet_provision", {"fleet_stage": STAGE, "fleet_slug": slug, "action": "apply"})
     assert client.wait_for_run("gpu_fleet_provision", run.run_id, timeout=300, poll=1).state == "success"
     yield slug
-    group = resource_names.fleet_asg(STAGE, slug)
+    group = Fleet(STAGE, slug).auto_scaling_group
     aws("autoscaling").set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=0)
-    aws("cloudformation").delete_stack(StackName=resource_names.fleet_stack(STAGE, slug))
+    aws("cloudformation").delete_stack(StackName=Fleet(STAGE, slug).fleet_stack)
     names = [
-        ssm_paths.desired_config(STAGE, slug),
-        ssm_paths.fleet_ami(STAGE, slug),
-        ssm_paths.active_bundle(STAGE, slug),
+        Fleet(STAGE, slug).desired_config,
+        Fleet(STAGE, slug).ami_pointer,
+        Fleet(STAGE, slug).active_bundle,
     ]
     ssm.delete_parameters(Names=names)
 
 
 def _scale(aws, slug: str, capacity: int) -> list[str]:
-    group = resource_names.fleet_asg(STAGE, slug)
+    group = Fleet(STAGE, slug).auto_scaling_group
     aws("autoscaling").set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=capacity)
     found = aws("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]
     return [i["InstanceId"] for i in found["Instances"]]
@@ -88,7 +90,7 @@ def _scale(aws, slug: str, capacity: int) -> list[str]:
 
 def _set_pointer(aws, slug: str, bundle_id: str) -> None:
     aws("ssm").put_parameter(
-        Name=ssm_paths.active_bundle(STAGE, slug), Value=layout.bundle_prefix(bundle_id), Type="String", Overwrite=True
+        Name=Fleet(STAGE, slug).active_bundle, Value=layout.bundle_prefix(bundle_id), Type="String", Overwrite=True
     )
 
 
@@ -111,7 +113,7 @@ def test_pointer_only_moves_the_pointer_and_leaves_one_audit_record(stack, clien
     )
     assert (record["result"], record["strategy"], record["triggered_by"]) == ("success", "pointer_only", "admin")
     with pytest.raises(aws("ssm").exceptions.ParameterNotFound):
-        aws("ssm").get_parameter(Name=ssm_paths.rollout_lock(STAGE, fleet))
+        aws("ssm").get_parameter(Name=Fleet(STAGE, fleet).lock)
 
 
 def test_a_refresh_on_an_empty_fleet_stops_after_the_pointer(stack, client, fleet, bundles):
@@ -151,7 +153,7 @@ def test_a_failed_refresh_restores_the_pointer_and_refreshes_the_nodes_back(stac
     _scale(aws, fleet, 0)
     _set_pointer(aws, fleet, bundles[0])
     _scale(aws, fleet, 2)
-    group = resource_names.fleet_asg(STAGE, fleet)
+    group = Fleet(STAGE, fleet).auto_scaling_group
     tag = {"ResourceId": group, "ResourceType": "auto-scaling-group", "Key": "emulator:fail-refresh-at"}
     aws("autoscaling").create_or_update_tags(Tags=[{**tag, "Value": "50", "PropagateAtLaunch": False}])
     run = _rollout(client, fleet, bundles[1], "refresh")  # the emulator drops the tag as it plans the failure
@@ -164,7 +166,7 @@ def test_a_failed_refresh_restores_the_pointer_and_refreshes_the_nodes_back(stac
     assert _pointer(aws, fleet)["Value"] == layout.bundle_prefix(bundles[0])
     paragraph = _log(client, run, "rollout_outcome")
     assert f"Rollout of bundle {bundles[1]} to staging/{fleet} (refresh) failed in wait_for_refresh." in paragraph
-    assert f"{ssm_paths.active_bundle(STAGE, fleet)} restored to {layout.bundle_prefix(bundles[0])}" in paragraph
+    assert f"{Fleet(STAGE, fleet).active_bundle} restored to {layout.bundle_prefix(bundles[0])}" in paragraph
     assert f"The replaced nodes were refreshed back onto {layout.bundle_prefix(bundles[0])}" in paragraph
     group_now = aws("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]
     assert len(group_now["Instances"]) == 2
@@ -197,7 +199,7 @@ def test_a_manifest_with_a_missing_asset_is_refused_before_the_pointer_moves(sta
     manifest["assets"][0]["asset_s3_key"] = manifest["assets"][0]["asset_s3_key"][:-8] + "00000000"
     manifest["assets"][0]["sha256"] = manifest["assets"][0]["asset_s3_key"].rsplit("/", 1)[1]
     aws("s3").put_object(
-        Bucket=resource_names.models_bucket("123456789012"),
+        Bucket=platform.models_bucket("123456789012"),
         Key=layout.manifest_key(layout.bundle_prefix(broken)),
         Body=json.dumps(manifest).encode(),
     )
@@ -215,7 +217,7 @@ def test_dev_node_installs_through_run_command_and_keeps_the_output(stack, clien
     aws = stack.aws_client()
     _set_pointer(aws, fleet, bundles[0])
     ec2 = aws("ec2")
-    image = aws("ssm").get_parameter(Name=ssm_paths.fleet_ami(STAGE, "gpu-default"))["Parameter"]["Value"]
+    image = aws("ssm").get_parameter(Name=Fleet(STAGE, "gpu-default").ami_pointer)["Parameter"]["Value"]
     instance = ec2.run_instances(ImageId=image, InstanceType="g5.xlarge", MinCount=1, MaxCount=1)["Instances"][0][
         "InstanceId"
     ]
@@ -224,8 +226,8 @@ def test_dev_node_installs_through_run_command_and_keeps_the_output(stack, clien
 
     assert run.state == "success", _states(client, run)
     assert f"{instance} runs bundle {bundles[1]}" in _log(client, run, "check_dev_node")
-    key = resource_names.asset_sync_key(STAGE, fleet, run.run_id, instance)
-    output = json.loads(aws("s3").get_object(Bucket=resource_names.logs_bucket("123456789012"), Key=key)["Body"].read())
+    key = Fleet(STAGE, fleet).asset_sync_key(run.run_id, instance)
+    output = json.loads(aws("s3").get_object(Bucket=platform.logs_bucket("123456789012"), Key=key)["Body"].read())
     assert output["status"] == "Success"
     assert f"bundle {bundles[1]} active" in output["stdout"]
 
@@ -252,13 +254,13 @@ def test_bake_and_refresh_bakes_an_image_first_and_the_new_nodes_boot_it(stack, 
     _scale(aws, fleet, 0)
     _set_pointer(aws, fleet, bundles[0])
     _scale(aws, fleet, 1)
-    ami_before = aws("ssm").get_parameter(Name=ssm_paths.fleet_ami(STAGE, fleet))["Parameter"]["Value"]
+    ami_before = aws("ssm").get_parameter(Name=Fleet(STAGE, fleet).ami_pointer)["Parameter"]["Value"]
     client.set_paused("gpu_ami_build_and_bake", False)
 
     run = _rollout(client, fleet, bundles[1], "bake_and_refresh")
 
     assert run.state == "success", _states(client, run)
-    ami_after = aws("ssm").get_parameter(Name=ssm_paths.fleet_ami(STAGE, fleet))["Parameter"]["Value"]
+    ami_after = aws("ssm").get_parameter(Name=Fleet(STAGE, fleet).ami_pointer)["Parameter"]["Value"]
     assert ami_after != ami_before
     [node] = _scale(aws, fleet, 1)
     [instance] = aws("ec2").describe_instances(InstanceIds=[node])["Reservations"][0]["Instances"]

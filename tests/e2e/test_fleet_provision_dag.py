@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from include import resource_names, ssm_paths
 from include.cli.airflow_client import AirflowApiError
+from include.naming import platform
+from include.naming.fleet import Fleet
 
 pytestmark = pytest.mark.e2e
 
@@ -28,11 +29,11 @@ def admin_ui(stack):
     def create_fleet(slug: str, config: dict | str, *, with_ami: bool = True, stage: str = "staging") -> None:
         fleets.append((stage, slug))
         value = config if isinstance(config, str) else json.dumps(config)
-        ssm.put_parameter(Name=ssm_paths.desired_config(stage, slug), Value=value, Type="String", Overwrite=True)
+        ssm.put_parameter(Name=Fleet(stage, slug).desired_config, Value=value, Type="String", Overwrite=True)
         if with_ami:
-            image = ssm.get_parameter(Name=ssm_paths.fleet_ami("staging", "gpu-default"))["Parameter"]["Value"]
+            image = ssm.get_parameter(Name=Fleet("staging", "gpu-default").ami_pointer)["Parameter"]["Value"]
             ssm.put_parameter(
-                Name=ssm_paths.fleet_ami(stage, slug),
+                Name=Fleet(stage, slug).ami_pointer,
                 Value=image,
                 Type="String",
                 DataType="aws:ec2:image",
@@ -41,9 +42,9 @@ def admin_ui(stack):
 
     yield create_fleet
     for stage, slug in fleets:
-        names = [ssm_paths.desired_config(stage, slug), ssm_paths.fleet_ami(stage, slug)]
+        names = [Fleet(stage, slug).desired_config, Fleet(stage, slug).ami_pointer]
         ssm.delete_parameters(Names=names)
-        stack_name = resource_names.fleet_stack(stage, slug)
+        stack_name = Fleet(stage, slug).fleet_stack
         if _stack(aws, stack_name):
             aws("cloudformation").delete_stack(StackName=stack_name)
         for group in aws("logs").describe_log_groups(logGroupNamePrefix=f"/gpu-workers/{stage}/{slug}")["logGroups"]:
@@ -79,22 +80,22 @@ def _stack(aws, name: str) -> dict | None:
 
 
 def _group(aws, slug: str) -> dict:
-    name = resource_names.fleet_asg("staging", slug)
+    name = Fleet("staging", slug).auto_scaling_group
     return aws("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
 
 
 def test_apply_creates_then_updates_then_is_a_no_op_then_destroy_needs_zero_and_approval(stack, client, admin_ui):
     aws = stack.aws_client()
     slug = "e2e-lifecycle"
-    fleet_stack = resource_names.fleet_stack("staging", slug)
+    fleet_stack = Fleet("staging", slug).fleet_stack
     admin_ui(slug, CONFIG)
 
     created = _run(client, slug)
     assert created.state == "success", _states(client, created)
     assert _stack(aws, fleet_stack)["StackStatus"] == "CREATE_COMPLETE"
-    assert _stack(aws, resource_names.shared_stack("staging"))["StackStatus"] in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+    assert _stack(aws, platform.shared_stack("staging"))["StackStatus"] in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
     outputs = client.xcom(DAG, created.run_id, "deploy_fleet_stack")
-    assert outputs["AutoScalingGroupName"] == resource_names.fleet_asg("staging", slug)
+    assert outputs["AutoScalingGroupName"] == Fleet("staging", slug).auto_scaling_group
     assert outputs["QueueEmptyAlarmName"] == f"staging-{slug}-queue-empty"
     assert client.xcom(DAG, created.run_id, "verify_fleet")["verified"] is True
     assert _group(aws, slug)["MaxSize"] == 2
@@ -144,11 +145,11 @@ def test_a_production_apply_deploys_nothing_until_approved_in_the_ui(stack, clie
 
     run = client.trigger(DAG, {"fleet_stage": "production", "fleet_slug": slug, "action": "apply"})
     _approve(client, run, "approve_apply")
-    assert _stack(aws, resource_names.shared_stack("production")) is None  # nothing before the approval
+    assert _stack(aws, platform.shared_stack("production")) is None  # nothing before the approval
     run = client.wait_for_run(DAG, run.run_id, timeout=300, poll=1)
 
     assert run.state == "success", _states(client, run)
-    assert _stack(aws, resource_names.fleet_stack("production", slug))["StackStatus"] == "CREATE_COMPLETE"
+    assert _stack(aws, Fleet("production", slug).fleet_stack)["StackStatus"] == "CREATE_COMPLETE"
     assert client.xcom(DAG, run.run_id, "deploy_shared_stack")["ScaleToZeroTopicArn"].endswith(
         ":bp-gpu-scale-to-zero-production"
     )
@@ -176,7 +177,7 @@ def test_a_bad_desired_config_fails_with_one_message_before_any_stack_call(stack
     assert states["read_desired_config"] == "failed"
     assert states["deploy_fleet_stack"] == "upstream_failed"
     assert message in _log(client, run, "read_desired_config")
-    assert _stack(aws, resource_names.fleet_stack("staging", slug)) is None
+    assert _stack(aws, Fleet("staging", slug).fleet_stack) is None
 
 
 def test_a_fleet_without_an_ami_pointer_names_the_ami_dag(stack, client, admin_ui):
@@ -190,7 +191,7 @@ def test_a_fleet_without_an_ami_pointer_names_the_ami_dag(stack, client, admin_u
     assert _states(client, run)["check_ami_pointer"] == "failed"
     log = _log(client, run, "check_ami_pointer")
     assert "run the gpu_ami_build_and_bake DAG with fleet_stage=staging, fleet_slug=e2e-no-ami, mode=base" in log
-    assert _stack(aws, resource_names.fleet_stack("staging", slug)) is None
+    assert _stack(aws, Fleet("staging", slug).fleet_stack) is None
 
 
 def test_a_stack_that_rolls_back_fails_the_run_with_its_events(stack, client, admin_ui):
@@ -207,7 +208,7 @@ def test_a_stack_that_rolls_back_fails_the_run_with_its_events(stack, client, ad
     log = _log(client, run, "deploy_fleet_stack")
     assert "deployment ended ROLLBACK_COMPLETE: WorkerLogGroup CREATE_FAILED" in log
     assert "CloudFormation rolled the create back" in log
-    assert _stack(aws, resource_names.fleet_stack("staging", slug))["StackStatus"] == "ROLLBACK_COMPLETE"
+    assert _stack(aws, Fleet("staging", slug).fleet_stack)["StackStatus"] == "ROLLBACK_COMPLETE"
 
 
 def test_a_missing_desired_config_is_waited_for_then_refused(client):
@@ -215,7 +216,7 @@ def test_a_missing_desired_config_is_waited_for_then_refused(client):
 
     assert run.state == "failed"
     assert _states(client, run)["wait_for_desired_config"] == "failed"
-    name = ssm_paths.desired_config("staging", "e2e-never-created")
+    name = Fleet("staging", "e2e-never-created").desired_config
     assert f"SSM parameter {name} did not meet the condition after 1 poll(s)" in _log(
         client, run, "wait_for_desired_config"
     )

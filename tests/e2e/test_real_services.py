@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from include import ssm_paths
+from devstack.stack import REPO_ROOT
 from include.cli.airflow_client import AirflowApiError
-from include.devstack.stack import REPO_ROOT
+from include.naming import platform
 
 pytestmark = pytest.mark.e2e
 
@@ -64,9 +64,9 @@ def test_the_ci_client_triggers_waits_and_reports_success(stack, client):
 
 def test_the_ci_client_prints_the_failing_task_log_and_exits_1(stack, client):
     ssm = stack.aws_client()("ssm")
-    name = ssm_paths.fleet_secret("staging")
+    name = platform.fleet_secret("staging")
     previous = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
-    ssm.put_parameter(Name=name, Value=ssm_paths.UNSET_FLEET_SECRET, Type="SecureString", Overwrite=True)
+    ssm.put_parameter(Name=name, Value=platform.UNSET_FLEET_SECRET, Type="SecureString", Overwrite=True)
     try:
         result = _cli(stack, "platform_preflight", "--conf", '{"fleet_stage": "staging"}', "--wait", "--poll", "1")
     finally:

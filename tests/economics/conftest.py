@@ -68,8 +68,7 @@ REVIEW_FIRST_DAY = date(2026, 11, 2)
 def review_warehouse_file(tmp_path_factory):
     """Three weeks (2026-W45 to W47) of the synthetic ledger, published day after day by
     the same function the daily DAG calls, into a SQLite warehouse file."""
-    from include.devstack import economics_demo
-    from include.economics import synthetic
+    from devstack import economics_demo, synthetic
     from include.economics.prices import PriceBook
 
     folder = tmp_path_factory.mktemp("review")

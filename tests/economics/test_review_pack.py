@@ -14,17 +14,20 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from include.economics import review_pack, weekly
+from include.economics import review_pack
+from include.economics.calendar import IsoWeek
+from include.economics.review import build_review
+from include.economics.week_reads import load_week
 from tests.economics.week_sums import drop_day, week_sums
 
-W47 = weekly.IsoWeek(2026, 47)
+W47 = IsoWeek(2026, 47)
 CHROMIUM = Path(os.environ.get("BP_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(os.environ.get("BP_TEST_ARTIFACTS", Path(__file__).parents[2] / ".local" / "test-artifacts"))
 GENERATED = "2026-11-23 06:00 UTC"
 
 
 def _pack(engine, folder: Path) -> review_pack.Pack:
-    review = weekly.build_review(weekly.load_week(engine, W47), weekly.load_week(engine, W47.previous()))
+    review = build_review(load_week(engine, W47), load_week(engine, W47.previous()))
     return review_pack.write_pack(review, folder, GENERATED)
 
 

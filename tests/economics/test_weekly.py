@@ -8,16 +8,20 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from include.devstack import economics_demo
-from include.economics import warehouse, weekly
+from devstack import economics_demo
+from include.economics import warehouse
+from include.economics.calendar import InvalidWeek, IsoWeek
+from include.economics.review import build_review, fleet_week_figures
+from include.economics.review_model import Rules
+from include.economics.week_reads import load_week
 from tests.economics.week_sums import drop_day, week_sums
 
-W47 = weekly.IsoWeek(2026, 47)
+W47 = IsoWeek(2026, 47)
 MISSING = date(2026, 11, 18)
 
 
 def _review(engine, week=W47, **kwargs):
-    return weekly.build_review(weekly.load_week(engine, week), weekly.load_week(engine, week.previous()), **kwargs)
+    return build_review(load_week(engine, week), load_week(engine, week.previous()), **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -25,7 +29,7 @@ def _review(engine, week=W47, **kwargs):
     [("2026-W47", (2026, 47)), ("2026-W53", (2026, 53)), ("2027-W01", (2027, 1)), (" 2026-W01 ", (2026, 1))],
 )
 def test_an_iso_week_parses(text, week):
-    assert weekly.IsoWeek.parse(text) == weekly.IsoWeek(*week)
+    assert IsoWeek.parse(text) == IsoWeek(*week)
 
 
 @pytest.mark.parametrize(
@@ -39,17 +43,17 @@ def test_an_iso_week_parses(text, week):
     ],
 )
 def test_a_bad_week_is_refused_with_the_reason(text, message):
-    with pytest.raises(weekly.InvalidWeek, match=message):
-        weekly.IsoWeek.parse(text)
+    with pytest.raises(InvalidWeek, match=message):
+        IsoWeek.parse(text)
 
 
 def test_weeks_know_their_days_and_the_last_full_week():
     assert (W47.first_day, W47.last_day, str(W47)) == (date(2026, 11, 16), date(2026, 11, 22), "2026-W47")
-    assert W47.previous() == weekly.IsoWeek(2026, 46)
-    assert weekly.IsoWeek(2027, 1).previous() == weekly.IsoWeek(2026, 53)
-    assert weekly.IsoWeek.last_full_week_before(date(2026, 11, 23)) == W47  # the Monday run
-    assert weekly.IsoWeek.last_full_week_before(date(2026, 11, 22)) == weekly.IsoWeek(2026, 46)  # W47 not over
-    assert weekly.IsoWeek.last_full_week_before(date(2027, 1, 1)) == weekly.IsoWeek(2026, 52)
+    assert W47.previous() == IsoWeek(2026, 46)
+    assert IsoWeek(2027, 1).previous() == IsoWeek(2026, 53)
+    assert IsoWeek.last_full_week_before(date(2026, 11, 23)) == W47  # the Monday run
+    assert IsoWeek.last_full_week_before(date(2026, 11, 22)) == IsoWeek(2026, 46)  # W47 not over
+    assert IsoWeek.last_full_week_before(date(2027, 1, 1)) == IsoWeek(2026, 52)
 
 
 def test_the_headline_is_the_warehouse_sums_of_the_week(review_warehouse):
@@ -99,11 +103,11 @@ def test_the_planted_regression_is_found_and_nothing_else(review_warehouse):
 
 
 def test_looser_rules_find_no_regression(review_warehouse):
-    rules = weekly.Rules.from_mapping({"failure_rate_pp": "20", "p95_pct": 100})
+    rules = Rules.from_mapping({"failure_rate_pp": "20", "p95_pct": 100})
 
     assert _review(review_warehouse, rules=rules).regressions == []
     with pytest.raises(ValueError, match="unknown weekly review rule"):
-        weekly.Rules.from_mapping({"p99_pct": 5})
+        Rules.from_mapping({"p99_pct": 5})
 
 
 def test_a_missing_day_is_named_and_left_out_of_the_totals(review_warehouse):
@@ -154,7 +158,7 @@ def test_an_anomaly_flagged_on_two_days_persisted_and_is_open_at_week_end(review
 
 def test_fleets_carry_the_margin_s_gpu_hours_and_cloudwatch_figures(review_warehouse):
     hours = sum(m["ActiveWorkers"] for day in W47.days() for m in economics_demo.fleet_hours(day))
-    figures = weekly.fleet_week_figures(
+    figures = fleet_week_figures(
         {
             ("QueueDepth", "Maximum"): [4, 12, 0],
             ("QueueDepth", "Average"): [1.0, 2.0, 0.0],
@@ -175,7 +179,7 @@ def test_fleets_carry_the_margin_s_gpu_hours_and_cloudwatch_figures(review_wareh
     )
     assert "lost 4 Spot instances" in actions
     assert "failed 6.5% of its jobs" in actions
-    assert weekly.fleet_week_figures({})["spot_interruptions"] is None
+    assert fleet_week_figures({})["spot_interruptions"] is None
 
 
 def test_every_published_day_has_its_gate_verdicts(review_warehouse):
@@ -221,7 +225,7 @@ def test_weekly_users_are_distinct_over_the_week_on_every_database(ledger_engine
                 warehouse.ai_cost_daily.insert(), warehouse.records(warehouse.ai_cost_daily, _cost_rows(day, users))
             )
 
-    tables = weekly.load_week(ledger_engine, W47)
+    tables = load_week(ledger_engine, W47)
 
     assert tables.users == {"all": 4}
     assert tables.users_by_feature == {"chat": 3, "search": 2}

@@ -9,7 +9,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from include.economics import warehouse
-from include.economics.weekly import IsoWeek
+from include.economics.calendar import IsoWeek
 
 SUMS = {
     "ai_cost_usd": "SELECT SUM(cost_usd) FROM ai_cost_daily WHERE day BETWEEN :first AND :last",

@@ -1,12 +1,11 @@
-"""The build's decisions: request checks, SSM inputs, bundle checks, tag checks, restore."""
-
-import json
-import re
+"""The build's decisions: request checks, SSM inputs, packer variables, tag checks."""
 
 import pytest
 
-from include import ami_build, pointers, ssm_paths
-from include.baseline import sample_manifest
+from include.amis import build as ami_build
+from include.errors import InvalidRequest
+from include.naming import platform
+from include.naming.fleet import Fleet
 
 GOOD = {
     "fleet_stage": "staging",
@@ -28,7 +27,7 @@ GOOD = {
     ],
 )
 def test_bad_requests_are_refused_with_a_clear_message(change, message):
-    with pytest.raises(ami_build.InvalidRequest, match=message):
+    with pytest.raises(InvalidRequest, match=message):
         ami_build.BuildRequest.from_params({**GOOD, **change})
 
 
@@ -42,10 +41,10 @@ def _ssm(values):
 
 
 PLATFORM = {
-    ssm_paths.models_bucket(): "bp-models-1",
-    ssm_paths.packer_instance_profile(): "bp-packer",
-    ssm_paths.active_bundle("staging", "gpu-default"): "bundles/b-7",
-    ssm_paths.fleet_ami("staging", "gpu-default"): "ami-0current",
+    platform.models_bucket_parameter(): "bp-models-1",
+    platform.packer_instance_profile(): "bp-packer",
+    Fleet("staging", "gpu-default").active_bundle: "bundles/b-7",
+    Fleet("staging", "gpu-default").ami_pointer: "ami-0current",
 }
 
 
@@ -73,15 +72,15 @@ def test_a_base_build_starts_from_ubuntu_without_a_bundle():
         request, ami_build.resolve_inputs(_ssm(PLATFORM), request), run_id="r", region="x"
     )
 
-    assert (variables["source_ami"], variables["models_s3_prefix"]) == ("", ssm_paths.NO_ACTIVE_BUNDLE)
+    assert (variables["source_ami"], variables["models_s3_prefix"]) == ("", platform.NO_ACTIVE_BUNDLE)
 
 
 @pytest.mark.parametrize(
     ("mode", "missing", "message"),
     [
-        ("bake", ssm_paths.active_bundle("staging", "gpu-default"), "is missing or empty"),
-        ("bake", ssm_paths.fleet_ami("staging", "gpu-default"), "build mode=base_and_bake first"),
-        ("base", ssm_paths.models_bucket(), "/bp/models/bucket is missing"),
+        ("bake", Fleet("staging", "gpu-default").active_bundle, "is missing or empty"),
+        ("bake", Fleet("staging", "gpu-default").ami_pointer, "build mode=base_and_bake first"),
+        ("base", platform.models_bucket_parameter(), "/bp/models/bucket is missing"),
     ],
 )
 def test_missing_inputs_are_named(mode, missing, message):
@@ -91,56 +90,12 @@ def test_missing_inputs_are_named(mode, missing, message):
 
 
 def test_nothing_to_bake_without_an_active_bundle():
-    values = {**PLATFORM, ssm_paths.active_bundle("staging", "gpu-default"): ssm_paths.NO_ACTIVE_BUNDLE}
+    values = {**PLATFORM, Fleet("staging", "gpu-default").active_bundle: platform.NO_ACTIVE_BUNDLE}
     with pytest.raises(ami_build.MissingInputs, match="there is nothing to bake"):
         ami_build.resolve_inputs(_ssm(values), ami_build.BuildRequest.from_params(GOOD))
-
-
-def _size_of(objects):
-    return lambda key: len(objects[key]) if key in objects else None
-
-
-def test_check_bundle_names_an_invalid_manifest_missing_assets_and_wrong_sizes():
-    manifest = sample_manifest("b-7")
-    objects = {"bundles/b-7/manifest.json": json.dumps(manifest).encode()}
-    objects.update({asset["asset_s3_key"]: b"x" * asset["size_bytes"] for asset in manifest["assets"][1:]})
-    truncated = manifest["assets"][2]
-    objects[truncated["asset_s3_key"]] = b"x"
-
-    with pytest.raises(ami_build.MissingInputs) as incomplete:
-        ami_build.check_bundle(objects.__getitem__, _size_of(objects), "bp-models-1", "bundles/b-7")
-    message = str(incomplete.value)
-    assert re.search(r"assets/checkpoint/[0-9a-f]{64} is missing", message)
-    assert f"{truncated['asset_s3_key']} is 1 bytes, the manifest says {truncated['size_bytes']}" in message
-
-    manifest["assets"][0]["target_path"] = "custom_nodes/evil.py"
-    objects["bundles/b-7/manifest.json"] = json.dumps(manifest).encode()
-    with pytest.raises(ami_build.MissingInputs, match="must land under models/checkpoints/"):
-        ami_build.check_bundle(objects.__getitem__, _size_of(objects), "bp-models-1", "bundles/b-7")
 
 
 def test_tag_problems_name_each_wrong_tag():
     assert ami_build.tag_problems({"fleet_slug": "x"}, {"fleet_slug": "x", "airflow_run_id": "r1"}) == [
         "tag airflow_run_id is None, expected 'r1'"
     ]
-
-
-def test_restore_puts_the_previous_ami_back_only_over_its_own_write():
-    inputs = {"ami_parameter": "/p", "current_ami": "ami-old"}
-    writes = []
-
-    def write(name, value, **kwargs):
-        writes.append((name, value))
-        return 6
-
-    ours = {"Value": "ami-new", "Version": 5}
-    message = ami_build.restore_pointer(lambda n: ours, write, inputs, {"changed": True, "version": 5})
-    assert writes == [("/p", "ami-old")]
-    assert "restored to ami-old" in message
-
-    with pytest.raises(pointers.PointerMoved, match="changed after this run"):
-        ami_build.restore_pointer(
-            lambda n: {"Value": "ami-x", "Version": 7}, write, inputs, {"changed": True, "version": 5}
-        )
-    assert "nothing to restore" in ami_build.restore_pointer(lambda n: ours, write, inputs, None)
-    assert len(writes) == 1

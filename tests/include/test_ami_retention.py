@@ -1,6 +1,6 @@
 import pytest
 
-from include.ami_retention import plan_retention
+from include.amis.retention import plan_retention
 
 
 def _image(image_id, created, snapshot=None):

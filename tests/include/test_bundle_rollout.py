@@ -4,8 +4,11 @@ import json
 
 import pytest
 
-from include import bundle_rollout, ssm_paths
-from include.bundle_rollout import InvalidRequest, RolloutRequest
+from include.errors import InvalidRequest
+from include.naming.fleet import Fleet
+from include.rollouts import audit, lock
+from include.rollouts import rollout as bundle_rollout
+from include.rollouts.rollout import RolloutRequest
 
 GOOD = {"fleet_stage": "staging", "fleet_slug": "gpu-default", "bundle_id": "b-1", "strategy": "refresh"}
 
@@ -17,15 +20,26 @@ def _request(**change):
 def test_a_request_names_the_fleets_pointer_lock_group_and_documents():
     request = _request(checkpoint_percentages=[50, 100]).as_dict()
 
-    assert request["bundle_prefix"] == "bundles/b-1"
-    assert request["pointer"] == ssm_paths.active_bundle("staging", "gpu-default")
-    assert request["lock"] == ssm_paths.rollout_lock("staging", "gpu-default")
+    assert request["pointer_value"] == "bundles/b-1"
+    assert request["active_bundle"] == Fleet("staging", "gpu-default").active_bundle
+    assert request["lock"] == Fleet("staging", "gpu-default").lock
     assert (request["apply_document"], request["status_document"]) == (
         "bp-bundle-apply-staging",
         "bp-bundle-status-staging",
     )
-    assert request["refreshes"] is True
     assert (request["min_healthy_percentage"], request["auto_rollback"]) == (90, True)
+    assert request["dev_node_command"] is None
+    assert RolloutRequest.from_params(request) == _request(checkpoint_percentages=[50, 100])
+
+
+def test_a_dev_node_command_passes_parameter_names_never_values():
+    command = _request(strategy="dev_node", instance_id="i-0123456789abcdef0").dev_node_command()
+
+    assert command["InstanceIds"] == ["i-0123456789abcdef0"]
+    assert command["Parameters"] == {
+        "bucketParameter": ["/bp/models/bucket"],
+        "prefixParameter": [Fleet("staging", "gpu-default").active_bundle],
+    }
 
 
 @pytest.mark.parametrize(
@@ -52,7 +66,7 @@ def test_each_bad_param_is_refused_with_its_reason(change, message):
 
 
 def test_refresh_preferences_never_ask_aws_for_a_rollback_it_can_not_do():
-    preferences = bundle_rollout.refresh_preferences(_request(checkpoint_percentages=[50, 100]).as_dict(), 240)
+    preferences = bundle_rollout.refresh_preferences(_request(checkpoint_percentages=[50, 100]), 240)
 
     assert preferences == {
         "MinHealthyPercentage": 90,
@@ -85,7 +99,7 @@ def test_node_reports_must_all_name_the_bundle():
 
 
 def test_the_failure_summary_is_one_paragraph_of_what_failed_and_what_was_undone():
-    request = _request().as_dict()
+    request = _request()
     paragraph = bundle_rollout.failure_summary(
         request,
         ["wait_for_refresh"],
@@ -101,19 +115,19 @@ def test_the_failure_summary_is_one_paragraph_of_what_failed_and_what_was_undone
 
 
 def test_the_lock_names_its_run_and_a_damaged_lock_still_reads():
-    assert bundle_rollout.lock_holder(bundle_rollout.lock_value("run-1", "b-1")) == {
+    assert lock.lock_holder(lock.lock_value("run-1", "b-1")) == {
         "run_id": "run-1",
         "bundle_id": "b-1",
     }
-    assert bundle_rollout.lock_holder("not json")["run_id"] == "?"
+    assert lock.lock_holder("not json")["run_id"] == "?"
 
 
 def test_the_audit_signature_is_an_hmac_of_timestamp_and_body():
     body = b'{"event": "bundle_rollout"}\n'
 
-    headers = bundle_rollout.signature_headers(body, "s3cret", 1_790_000_000)
+    headers = audit.signature_headers(body, "s3cret", 1_790_000_000)
 
     expected = hmac.new(b"s3cret", b"1790000000." + body, hashlib.sha256).hexdigest()
     assert headers["X-BP-Signature"] == f"sha256={expected}"
     assert headers["X-BP-Timestamp"] == "1790000000"
-    assert bundle_rollout.signature_headers(body, "other", 1_790_000_000)["X-BP-Signature"] != headers["X-BP-Signature"]
+    assert audit.signature_headers(body, "other", 1_790_000_000)["X-BP-Signature"] != headers["X-BP-Signature"]

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from include import fleet_config
-from include.fleet_config import FleetConfig, InvalidFleetConfig, parse_desired_config
+from include.fleets import config as fleet_config
+from include.fleets.config import FleetConfig, InvalidFleetConfig, parse_desired_config
 
 SOURCE = "/bp/fleets/staging/gpu-default/desired_config"
 
@@ -49,7 +49,7 @@ def test_a_full_config_keeps_its_values_and_its_instance_type_order():
 
 
 def test_the_baselines_config_is_valid():
-    from include.baseline import DEFAULT_DESIRED_CONFIG
+    from devstack.baseline import DEFAULT_DESIRED_CONFIG
 
     assert _parse(DEFAULT_DESIRED_CONFIG).max_size == DEFAULT_DESIRED_CONFIG["max_size"]
 

@@ -1,11 +1,14 @@
 import pytest
 
-from include import fleet_provision, resource_names, ssm_paths
-from include.fleet_config import FleetConfig
-from include.fleet_provision import FleetRequest, InvalidRequest
+from include.errors import InvalidRequest
+from include.fleets import provision as fleet_provision
+from include.fleets.config import FleetConfig
+from include.fleets.provision import FleetRequest
+from include.naming import platform
+from include.naming.fleet import Fleet
 
 CONFIG = FleetConfig("sdxl-standard", ("g4dn.xlarge", "g5.xlarge"), 3, 300, 2.0, 15)
-REQUEST = FleetRequest("staging", "gpu-default", "apply", 0)
+FLEET = Fleet("staging", "gpu-default")
 
 
 def _params(**change):
@@ -24,8 +27,9 @@ def test_a_request_names_its_stacks_group_and_parameters():
     assert request["shared_stack"] == "bp-gpu-shared-production"
     assert request["fleet_stack"] == "bp-gpu-fleet-production-gpu-default"
     assert request["auto_scaling_group"] == "asg-production-gpu-default"
-    assert request["desired_config_parameter"] == ssm_paths.desired_config("production", "gpu-default")
-    assert request["apply_needs_approval"] is True
+    assert request["desired_config"] == Fleet("production", "gpu-default").desired_config
+    assert (request["needs_approval"], request["config_wait_seconds"]) == (True, 0)
+    assert FleetRequest.from_params(request) == FleetRequest.from_params(_params(fleet_stage="production"))
 
 
 @pytest.mark.parametrize(
@@ -46,21 +50,21 @@ def test_bad_params_are_refused_with_a_reason(change, message):
 
 
 def test_stack_parameters_fill_the_instance_type_slots_and_name_the_baselines_parameters():
-    parameters = fleet_provision.fleet_stack_parameters("staging", "gpu-default", CONFIG, "arn:topic")
+    parameters = fleet_provision.fleet_stack_parameters(FLEET, CONFIG, "arn:topic")
 
     assert [parameters[f"InstanceType{n}"] for n in range(1, 5)] == ["g4dn.xlarge", "g5.xlarge", "", ""]
     assert (parameters["MaxSize"], parameters["BacklogTarget"], parameters["ScaleToZeroMinutes"]) == ("3", "2", "15")
-    assert parameters["PrivateSubnetIds"] == ssm_paths.private_subnet_ids()
-    assert parameters["AmiParameterName"] == ssm_paths.fleet_ami("staging", "gpu-default")
+    assert parameters["PrivateSubnetIds"] == platform.private_subnet_ids()
+    assert parameters["AmiParameterName"] == Fleet("staging", "gpu-default").ami_pointer
     assert parameters["ScaleToZeroTopicArn"] == "arn:topic"
 
 
 def test_the_ami_pointer_must_exist_and_be_an_image():
-    assert fleet_provision.ami_pointer_problem({"DataType": "aws:ec2:image", "Value": "ami-1"}, REQUEST) is None
-    missing = fleet_provision.ami_pointer_problem(None, REQUEST)
+    assert fleet_provision.ami_pointer_problem({"DataType": "aws:ec2:image", "Value": "ami-1"}, FLEET) is None
+    missing = fleet_provision.ami_pointer_problem(None, FLEET)
     assert missing.startswith("the fleet has no AMI pointer /bp/ami/fleets/staging/gpu-default: run the ")
     assert "gpu_ami_build_and_bake DAG with fleet_stage=staging, fleet_slug=gpu-default, mode=base" in missing
-    text = fleet_provision.ami_pointer_problem({"DataType": "text", "Value": "ami-1"}, REQUEST)
+    text = fleet_provision.ami_pointer_problem({"DataType": "text", "Value": "ami-1"}, FLEET)
     assert "has DataType 'text', not aws:ec2:image" in text
 
 
@@ -100,17 +104,17 @@ def deployed(aws, seeded):
     aws("s3").put_object(Bucket=seeded.logs_bucket, Key=package.key, Body=package.body)
     shared = _deploy(
         aws,
-        resource_names.shared_stack("staging"),
+        platform.shared_stack("staging"),
         fleet_provision.SHARED_TEMPLATE,
         fleet_provision.shared_stack_parameters("staging", seeded.logs_bucket, package.key),
-        fleet_provision.stack_tags("staging"),
+        fleet_provision.shared_stack_tags(FLEET),
     )
     outputs = _deploy(
         aws,
-        resource_names.fleet_stack("staging", "gpu-default"),
+        Fleet("staging", "gpu-default").fleet_stack,
         fleet_provision.FLEET_TEMPLATE,
-        fleet_provision.fleet_stack_parameters("staging", "gpu-default", CONFIG, shared["ScaleToZeroTopicArn"]),
-        fleet_provision.stack_tags("staging", "gpu-default"),
+        fleet_provision.fleet_stack_parameters(FLEET, CONFIG, shared["ScaleToZeroTopicArn"]),
+        fleet_provision.fleet_stack_tags(FLEET),
     )
     return shared, outputs
 
@@ -126,7 +130,7 @@ def _drift(aws, shared, outputs, config=CONFIG):
     )["LaunchTemplateVersions"][0]
     return fleet_provision.fleet_drift(
         config,
-        REQUEST,
+        FLEET,
         group=autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])["AutoScalingGroups"][0],
         policies=autoscaling.describe_policies(AutoScalingGroupName=group_name)["ScalingPolicies"],
         alarms={key: by_name.get(outputs[key]) for key in ("QueueEmptyAlarmName", "JobsWaitingAtZeroAlarmName")},
@@ -143,7 +147,7 @@ def test_drift_names_each_difference(aws, deployed):
     shared, outputs = deployed
     group_name = outputs["AutoScalingGroupName"]
     tag = {"ResourceId": group_name, "ResourceType": "auto-scaling-group", "PropagateAtLaunch": True}
-    aws("autoscaling").create_or_update_tags(Tags=[{**tag, "Key": resource_names.FLEET_TAG, "Value": "other"}])
+    aws("autoscaling").create_or_update_tags(Tags=[{**tag, "Key": platform.FLEET_TAG, "Value": "other"}])
     policies = aws("autoscaling").describe_policies(AutoScalingGroupName=group_name)["ScalingPolicies"]
     tracking = next(p for p in policies if p["PolicyType"] == "TargetTrackingScaling")
     aws("autoscaling").delete_policy(AutoScalingGroupName=group_name, PolicyName=tracking["PolicyName"])

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from include import packer_output
+from include.amis import packer_output
 
 
 def test_machine_readable_lines_are_parsed_with_escaped_commas():

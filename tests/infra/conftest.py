@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from include import fleet_provision
+from include.fleets import provision as fleet_provision
 
 
 class _CfnLoader(yaml.SafeLoader):

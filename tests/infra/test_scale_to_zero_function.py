@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from include import fleet_provision, resource_names
+from include.fleets import provision as fleet_provision
+from include.naming import platform
 
 GROUPS = {
     # name: (stage tag, fleet tag, desired capacity)
@@ -46,8 +47,8 @@ def groups(aws):
             LaunchTemplate={"LaunchTemplateId": template["LaunchTemplateId"], "Version": "1"},
             AvailabilityZones=["us-east-1a"],
             Tags=[
-                {"Key": resource_names.STAGE_TAG, "Value": stage, "PropagateAtLaunch": True},
-                {"Key": resource_names.FLEET_TAG, "Value": fleet, "PropagateAtLaunch": True},
+                {"Key": platform.STAGE_TAG, "Value": stage, "PropagateAtLaunch": True},
+                {"Key": platform.FLEET_TAG, "Value": fleet, "PropagateAtLaunch": True},
             ],
         )
     return autoscaling
@@ -110,9 +111,7 @@ def test_an_unknown_fleet_and_an_ok_transition_change_nothing(handler, groups):
 def test_a_group_named_like_a_fleet_but_not_tagged_as_one_is_left_alone(handler, groups):
     """The function finds fleets by their tags, never by a name it guesses."""
     groups.delete_tags(
-        Tags=[
-            {"ResourceId": "asg-staging-gpu-b", "ResourceType": "auto-scaling-group", "Key": resource_names.STAGE_TAG}
-        ]
+        Tags=[{"ResourceId": "asg-staging-gpu-b", "ResourceType": "auto-scaling-group", "Key": platform.STAGE_TAG}]
     )
 
     [outcome] = handler.handle(_sns_event("gpu-b", "staging"), None, groups)
@@ -132,5 +131,5 @@ def test_a_fleet_already_at_zero_is_a_no_op(handler, groups):
 
 def test_the_template_gives_the_function_the_projects_tag_keys(shared_template):
     environment = shared_template["Resources"]["ScaleToZeroFunction"]["Properties"]["Environment"]["Variables"]
-    assert environment["STAGE_TAG"] == resource_names.STAGE_TAG
-    assert environment["FLEET_TAG"] == resource_names.FLEET_TAG
+    assert environment["STAGE_TAG"] == platform.STAGE_TAG
+    assert environment["FLEET_TAG"] == platform.FLEET_TAG

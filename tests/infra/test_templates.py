@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from include import fleet_provision
-from include.fleet_config import FleetConfig
+from include.fleets import provision as fleet_provision
+from include.fleets.config import FleetConfig
+from include.naming.fleet import Fleet
 from tests.conftest import REPO_ROOT
 
 IAC_BIN = REPO_ROOT / ".venv" / "iac" / "bin"
@@ -91,7 +92,7 @@ def test_checkov_really_reads_the_templates(tmp_path):
 
 def test_the_fleet_stack_gets_every_parameter_it_declares_without_a_default(fleet_template):
     config = FleetConfig("sdxl-standard", ("g5.xlarge",), 2, 300, 2.0, 15)
-    given = fleet_provision.fleet_stack_parameters("staging", "gpu-default", config, "arn:aws:sns:topic")
+    given = fleet_provision.fleet_stack_parameters(Fleet("staging", "gpu-default"), config, "arn:aws:sns:topic")
     declared = fleet_template["Parameters"]
 
     assert set(given) <= set(declared)

@@ -10,7 +10,8 @@ from pathlib import Path
 import hcl2
 import pytest
 
-from include import ssm_paths
+from include.naming import platform
+from include.naming.fleet import SLUG_MAX_LENGTH, SLUG_PATTERN
 from tests.doubles.fake_packer import PROVENANCE
 
 PACKER = Path(__file__).resolve().parents[2] / "packer"
@@ -47,12 +48,12 @@ def test_variables_cover_what_the_dag_passes_and_validate_stage_and_slug(variabl
     assert "default" not in variables["fleet_stage"]
     assert "default" not in variables["fleet_slug"]
     stage_rule = variables["fleet_stage"]["validation"][0]["condition"]
-    assert all(f'\\"{stage}\\"' in stage_rule or f'"{stage}"' in stage_rule for stage in ssm_paths.FLEET_STAGES)
+    assert all(f'\\"{stage}\\"' in stage_rule or f'"{stage}"' in stage_rule for stage in platform.STAGES)
     slug_rule = variables["fleet_slug"]["validation"][0]["condition"]
     # the same pattern as the DAG's param and ssm_paths
-    assert ssm_paths.FLEET_SLUG_PATTERN in slug_rule.replace('\\"', '"')
-    assert str(ssm_paths.FLEET_SLUG_MAX_LENGTH) in slug_rule
-    assert _unquote(variables["models_s3_prefix"]["default"]) == ssm_paths.NO_ACTIVE_BUNDLE
+    assert SLUG_PATTERN in slug_rule.replace('\\"', '"')
+    assert str(SLUG_MAX_LENGTH) in slug_rule
+    assert _unquote(variables["models_s3_prefix"]["default"]) == platform.NO_ACTIVE_BUNDLE
 
 
 def test_the_amazon_plugin_is_required(template):

@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from include.devstack.stack import aws_connection_uri, emulator_client_factory, free_port
+from devstack.stack import aws_connection_uri, emulator_client_factory, free_port
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint():
     from moto.server import ThreadedMotoServer
 
-    from include.devstack import emulator
+    from devstack import emulator
 
     emulator.install()
     port = free_port()
@@ -39,8 +39,8 @@ def aws_http(moto_endpoint, monkeypatch):
 
 
 @pytest.fixture
-def platform(aws_http):
-    from include.baseline import seed_baseline
+def baseline(aws_http):
+    from devstack.baseline import seed_baseline
 
     return seed_baseline(aws_http)
 
@@ -103,12 +103,12 @@ class Fleet:
 
 
 @pytest.fixture
-def fleet(aws_http, platform) -> Fleet:
+def fleet(aws_http, baseline) -> Fleet:
     """asg-staging-gpu-default with 2 running instances on launch template version 1."""
     ec2, autoscaling = aws_http("ec2"), aws_http("autoscaling")
     template = ec2.create_launch_template(
         LaunchTemplateName="bp-staging-gpu-default",
-        LaunchTemplateData={"ImageId": platform.base_ami_id, "InstanceType": "g4dn.xlarge"},
+        LaunchTemplateData={"ImageId": baseline.base_ami_id, "InstanceType": "g4dn.xlarge"},
     )["LaunchTemplate"]
     autoscaling.create_auto_scaling_group(
         AutoScalingGroupName="asg-staging-gpu-default",
@@ -116,9 +116,9 @@ def fleet(aws_http, platform) -> Fleet:
         MaxSize=4,
         DesiredCapacity=2,
         LaunchTemplate={"LaunchTemplateId": template["LaunchTemplateId"], "Version": "1"},
-        VPCZoneIdentifier=",".join(platform.private_subnet_ids),
+        VPCZoneIdentifier=",".join(baseline.private_subnet_ids),
     )
-    return Fleet("asg-staging-gpu-default", template["LaunchTemplateId"], platform.base_ami_id)
+    return Fleet("asg-staging-gpu-default", template["LaunchTemplateId"], baseline.base_ami_id)
 
 
 def dump(value: Any) -> str:

@@ -6,10 +6,12 @@ from airflow.sdk.exceptions import TaskDeferred
 from bp_aws.exceptions import AwsResourceNotFound, ImageNotAvailable
 from bp_aws.operators.ami import AmiRetentionOperator, TagImageOperator
 from bp_aws.sensors.ami import ImageAvailableSensor
-from include import ssm_paths
+from include.naming.fleet import Fleet
 from tests.plugins.conftest import resume, run_trigger
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
+FLEET_TAGS = {"fleet_stage": "staging", "fleet_slug": "gpu-default"}
+POINTER = Fleet("staging", "gpu-default").ami_pointer
 
 
 def _backend_image(image_id):
@@ -41,7 +43,7 @@ def _sensor(image_id, **kwargs):
     return ImageAvailableSensor(task_id="ami", image_id=image_id, poke_interval=0, timeout=30, **kwargs)
 
 
-def test_the_sensor_waits_from_pending_to_available(aws_http, platform):
+def test_the_sensor_waits_from_pending_to_available(aws_http, baseline):
     image_id, _ = _register(aws_http, "baking")
     _backend_image(image_id).state = "pending"
     sensor = _sensor(image_id)
@@ -52,7 +54,7 @@ def test_the_sensor_waits_from_pending_to_available(aws_http, platform):
 
 
 @pytest.mark.parametrize("deferrable", [False, True])
-def test_a_failed_image_fails_the_sensor_with_its_reason(aws_http, platform, deferrable):
+def test_a_failed_image_fails_the_sensor_with_its_reason(aws_http, baseline, deferrable):
     image_id, _ = _register(aws_http, "broken")
     image = _backend_image(image_id)
     image.state = "failed"
@@ -63,7 +65,7 @@ def test_a_failed_image_fails_the_sensor_with_its_reason(aws_http, platform, def
         resume(sensor)
 
 
-def test_the_deferrable_sensor_resumes_when_the_image_is_available(aws_http, platform):
+def test_the_deferrable_sensor_resumes_when_the_image_is_available(aws_http, baseline):
     image_id, _ = _register(aws_http, "baking")
     _backend_image(image_id).state = "pending"
     sensor = _sensor(image_id, deferrable=True)
@@ -77,7 +79,7 @@ def test_the_deferrable_sensor_resumes_when_the_image_is_available(aws_http, pla
     assert sensor.execute_complete({}, event) == image_id
 
 
-def test_a_deregistered_image_is_named(aws_http, platform):
+def test_a_deregistered_image_is_named(aws_http, baseline):
     image_id, _ = _register(aws_http, "gone")
     aws_http("ec2").deregister_image(ImageId=image_id)
 
@@ -85,7 +87,7 @@ def test_a_deregistered_image_is_named(aws_http, platform):
         _sensor(image_id).poke({})
 
 
-def test_tagging_reaches_the_image_and_its_snapshots(aws_http, platform):
+def test_tagging_reaches_the_image_and_its_snapshots(aws_http, baseline):
     image_id, snapshot = _register(aws_http, "tagged")
 
     resources = TagImageOperator(task_id="tag", image_id=image_id, tags={"bundle_id": "b-1"}).execute({})
@@ -97,17 +99,17 @@ def test_tagging_reaches_the_image_and_its_snapshots(aws_http, platform):
     assert {t["ResourceId"] for t in tags} == {image_id, snapshot}
 
 
-def test_retention_keeps_newest_and_used_images_and_deletes_the_rest(aws_http, platform, capsys):
+def test_retention_keeps_newest_and_used_images_and_deletes_the_rest(aws_http, baseline, capsys):
     ec2, ssm = aws_http("ec2"), aws_http("ssm")
     images = {days: _register(aws_http, f"gpu-default-{days}", days_ago=days) for days in (1, 2, 3, 4, 5, 6)}
     other_fleet, _ = _register(aws_http, "other", slug="other-fleet", days_ago=30)
-    pointer = ssm_paths.fleet_ami("staging", "gpu-default")
+    pointer = Fleet("staging", "gpu-default").ami_pointer
     ssm.put_parameter(Name=pointer, Value=images[6][0], Type="String", DataType="aws:ec2:image", Overwrite=True)
     ec2.create_launch_template(LaunchTemplateName="old-template", LaunchTemplateData={"ImageId": images[5][0]})
     ec2.run_instances(ImageId=images[4][0], MinCount=1, MaxCount=1)
 
     dry = AmiRetentionOperator(
-        task_id="retain", fleet_stage="staging", fleet_slug="gpu-default", keep_newest=2, dry_run=True
+        task_id="retain", image_tags=FLEET_TAGS, pointer_parameter=POINTER, keep_newest=2, dry_run=True
     ).execute({})
     assert dry == {
         "kept": [images[1][0], images[2][0], images[4][0], images[5][0], images[6][0]],
@@ -124,7 +126,7 @@ def test_retention_keeps_newest_and_used_images_and_deletes_the_rest(aws_http, p
     )
 
     result = AmiRetentionOperator(
-        task_id="retain", fleet_stage="staging", fleet_slug="gpu-default", keep_newest=2
+        task_id="retain", image_tags=FLEET_TAGS, pointer_parameter=POINTER, keep_newest=2
     ).execute({})
 
     assert result["deleted"] == [images[3][0]]

@@ -9,7 +9,7 @@ from bp_aws.operators.autoscaling import (
     StopInstanceRefreshOperator,
 )
 from bp_aws.sensors.autoscaling import AsgCapacitySensor, InstanceRefreshSensor
-from include.devstack.emulator import autoscaling as emulated
+from devstack.emulator import autoscaling as emulated
 from tests.plugins.conftest import resume, run_trigger
 
 FAST = {"waiter_delay": 0, "waiter_max_attempts": 50}

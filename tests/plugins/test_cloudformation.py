@@ -10,8 +10,8 @@ TEMPLATE = Path(__file__).parent / "templates" / "fleet-mini.yaml"
 STACK = "bp-gpu-fleet-staging-mini"
 
 
-def _deploy(platform, **overrides):
-    parameters = {"SubnetId": platform.private_subnet_ids[0], "ImageId": platform.base_ami_id}
+def _deploy(baseline, **overrides):
+    parameters = {"SubnetId": baseline.private_subnet_ids[0], "ImageId": baseline.base_ami_id}
     parameters.update(overrides.pop("parameters", {}))
     return CloudFormationDeployOperator(
         task_id="deploy",
@@ -38,8 +38,8 @@ def _log_lines(capsys):
     return capsys.readouterr().out
 
 
-def test_create_logs_the_change_set_and_returns_the_outputs(aws_http, platform, capsys):
-    outputs = _deploy(platform).execute({})
+def test_create_logs_the_change_set_and_returns_the_outputs(aws_http, baseline, capsys):
+    outputs = _deploy(baseline).execute({})
 
     assert outputs == {"AutoScalingGroupName": "asg-staging-mini", "QueueEmptyAlarm": "staging-mini-queue-empty"}
     assert _stack(aws_http)["StackStatus"] == "CREATE_COMPLETE"
@@ -52,27 +52,27 @@ def test_create_logs_the_change_set_and_returns_the_outputs(aws_http, platform, 
     assert alarms[0]["Threshold"] == 0
 
 
-def test_a_changed_parameter_updates_and_an_unchanged_one_is_a_no_op(aws_http, platform, capsys):
-    _deploy(platform).execute({})
+def test_a_changed_parameter_updates_and_an_unchanged_one_is_a_no_op(aws_http, baseline, capsys):
+    _deploy(baseline).execute({})
     capsys.readouterr()
 
-    _deploy(platform, parameters={"MaxSize": 4}).execute({})
+    _deploy(baseline, parameters={"MaxSize": 4}).execute({})
     assert _stack(aws_http)["StackStatus"] == "UPDATE_COMPLETE"
     assert _max_size(aws_http) == 4
     assert "Modify  Group       AWS::AutoScaling::AutoScalingGroup  False" in _log_lines(capsys)
 
-    outputs = _deploy(platform, parameters={"MaxSize": 4}).execute({})
+    outputs = _deploy(baseline, parameters={"MaxSize": 4}).execute({})
     assert outputs["AutoScalingGroupName"] == "asg-staging-mini"
     assert "is already up to date: The submitted information didn't contain changes" in _log_lines(capsys)
     change_sets = aws_http("cloudformation").list_change_sets(StackName=STACK)["Summaries"]
     assert [c["Status"] for c in change_sets if c["Status"] == "FAILED"] == []
 
 
-def test_an_update_that_rolls_back_fails_with_the_stack_events(aws_http, platform):
-    _deploy(platform).execute({})
+def test_an_update_that_rolls_back_fails_with_the_stack_events(aws_http, baseline):
+    _deploy(baseline).execute({})
 
     with pytest.raises(StackDeployFailed) as failed:
-        _deploy(platform, parameters={"MaxSize": 3, "PolicyGroup": "asg-staging-missing"}).execute({})
+        _deploy(baseline, parameters={"MaxSize": 3, "PolicyGroup": "asg-staging-missing"}).execute({})
 
     message = str(failed.value)
     assert message.startswith(f"Stack {STACK} deployment ended UPDATE_ROLLBACK_COMPLETE")
@@ -81,28 +81,28 @@ def test_an_update_that_rolls_back_fails_with_the_stack_events(aws_http, platfor
     assert _max_size(aws_http) == 2, "the rollback restored the previous configuration"
 
 
-def test_a_failed_create_rolls_back_and_a_fixed_rerun_replaces_it(aws_http, platform, capsys):
+def test_a_failed_create_rolls_back_and_a_fixed_rerun_replaces_it(aws_http, baseline, capsys):
     with pytest.raises(StackDeployFailed, match="deployment ended ROLLBACK_COMPLETE: BacklogTracking CREATE_FAILED"):
-        _deploy(platform, parameters={"PolicyGroup": "asg-staging-missing"}).execute({})
+        _deploy(baseline, parameters={"PolicyGroup": "asg-staging-missing"}).execute({})
     assert _stack(aws_http)["StackStatus"] == "ROLLBACK_COMPLETE"
 
-    outputs = _deploy(platform).execute({})
+    outputs = _deploy(baseline).execute({})
 
     assert outputs["AutoScalingGroupName"] == "asg-staging-mini"
     assert _stack(aws_http)["StackStatus"] == "CREATE_COMPLETE"
     assert "ROLLBACK_COMPLETE from a failed create: deleting it first" in _log_lines(capsys)
 
 
-def test_the_deferrable_deploy_waits_in_a_trigger(aws_http, platform):
-    outputs = resume(_deploy(platform, deferrable=True))
+def test_the_deferrable_deploy_waits_in_a_trigger(aws_http, baseline):
+    outputs = resume(_deploy(baseline, deferrable=True))
 
     assert outputs["QueueEmptyAlarm"] == "staging-mini-queue-empty"
     assert _stack(aws_http)["StackStatus"] == "CREATE_COMPLETE"
 
 
 @pytest.mark.parametrize("deferrable", [False, True])
-def test_delete_removes_the_stack_and_its_resources(aws_http, platform, deferrable):
-    _deploy(platform).execute({})
+def test_delete_removes_the_stack_and_its_resources(aws_http, baseline, deferrable):
+    _deploy(baseline).execute({})
     operator = CloudFormationDeleteStackOperator(
         task_id="delete", stack_name=STACK, deferrable=deferrable, waiter_delay=0, waiter_max_attempts=10
     )
@@ -115,7 +115,7 @@ def test_delete_removes_the_stack_and_its_resources(aws_http, platform, deferrab
     assert STACK not in [s["StackName"] for s in stacks]
 
 
-def test_deleting_a_missing_stack_is_a_no_op(aws_http, platform, capsys):
+def test_deleting_a_missing_stack_is_a_no_op(aws_http, baseline, capsys):
     CloudFormationDeleteStackOperator(task_id="delete", stack_name="bp-gpu-fleet-staging-nope").execute({})
 
     assert "Stack bp-gpu-fleet-staging-nope does not exist: nothing to delete" in _log_lines(capsys)
@@ -126,7 +126,7 @@ def test_a_template_is_given_exactly_once():
         CloudFormationDeployOperator(task_id="d", stack_name=STACK)
 
 
-def test_a_missing_stack_is_named(aws_http, platform):
+def test_a_missing_stack_is_named(aws_http, baseline):
     from bp_aws.exceptions import AwsResourceNotFound
     from bp_aws.hooks.cloudformation import ChangeSetHook
 
@@ -134,7 +134,7 @@ def test_a_missing_stack_is_named(aws_http, platform):
         ChangeSetHook().require_stack("bp-gpu-fleet-staging-nope")
 
 
-def test_a_failed_delete_fails_with_the_stack_events(aws_http, platform):
+def test_a_failed_delete_fails_with_the_stack_events(aws_http, baseline):
     body = '{"Resources": {"Reports": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "bp-reports-mini"}}}}'
     CloudFormationDeployOperator(task_id="deploy", stack_name=STACK, template_body=body, waiter_delay=0).execute({})
     aws_http("s3").put_object(Bucket="bp-reports-mini", Key="reports/weekly/2026-W47/pack.html", Body=b"<html/>")

@@ -68,7 +68,7 @@ def test_a_warning_goes_only_to_the_ops_topic(aws_http, topics):
     assert _received(aws_http, topics["bp-ops-pager-staging"]) == []
 
 
-def test_a_missing_topic_is_logged_and_never_raises(aws_http, platform, caplog):
+def test_a_missing_topic_is_logged_and_never_raises(aws_http, baseline, caplog):
     from bp_aws.notifiers.ops_alert import send_alert
 
     reached = send_alert(Alert(severity="critical", title="x"), stage="production")

@@ -33,7 +33,7 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
-def test_a_build_returns_the_ami_and_streams_packer_output(aws_http, platform, packer_env, capsys):
+def test_a_build_returns_the_ami_and_streams_packer_output(aws_http, baseline, packer_env, capsys):
     result = _build(packer_env).execute({})
 
     image = aws_http("ec2").describe_images(ImageIds=[result["ami_id"]])["Images"][0]
@@ -48,14 +48,14 @@ def test_a_build_returns_the_ami_and_streams_packer_output(aws_http, platform, p
     assert "Installed plugin github.com/hashicorp/amazon" in log
 
 
-def test_without_a_manifest_the_artifact_line_names_the_ami(aws_http, platform, packer_env):
+def test_without_a_manifest_the_artifact_line_names_the_ami(aws_http, baseline, packer_env):
     result = _build(packer_env, manifest_file=None).execute({})
 
     assert result["ami_id"].startswith("ami-")
     aws_http("ec2").describe_images(ImageIds=[result["ami_id"]])
 
 
-def test_variables_are_data_never_shell(aws_http, platform, packer_env, tmp_path):
+def test_variables_are_data_never_shell(aws_http, baseline, packer_env, tmp_path):
     marker = tmp_path / "pwned"
     evil = f"$(touch {marker}); `touch {marker}` && rm -rf /"
 
@@ -66,14 +66,14 @@ def test_variables_are_data_never_shell(aws_http, platform, packer_env, tmp_path
     assert {t["Key"]: t["Value"] for t in image["Tags"]}["bundle_id"] == evil
 
 
-def test_a_failed_build_says_why(aws_http, platform, packer_env, monkeypatch):
+def test_a_failed_build_says_why(aws_http, baseline, packer_env, monkeypatch):
     monkeypatch.setenv("FAKE_PACKER_FAIL", "UnauthorizedOperation: not allowed to RunInstances")
 
     with pytest.raises(PackerBuildFailed, match=r"packer build exited with code 1: .*UnauthorizedOperation"):
         _build(packer_env).execute({})
 
 
-def test_a_missing_binary_is_one_clear_line(aws_http, platform, packer_env):
+def test_a_missing_binary_is_one_clear_line(aws_http, baseline, packer_env):
     with pytest.raises(PackerBuildFailed) as missing:
         _build(packer_env, packer_binary="/opt/nowhere/packer").execute({})
 
@@ -83,7 +83,7 @@ def test_a_missing_binary_is_one_clear_line(aws_http, platform, packer_env):
     )
 
 
-def test_a_build_past_its_timeout_is_killed_with_its_children(aws_http, platform, packer_env, monkeypatch):
+def test_a_build_past_its_timeout_is_killed_with_its_children(aws_http, baseline, packer_env, monkeypatch):
     pidfile = packer_env / "pids"
     monkeypatch.setenv("FAKE_PACKER_SLEEP", "60")
     monkeypatch.setenv("FAKE_PACKER_PIDFILE", str(pidfile))
@@ -96,7 +96,7 @@ def test_a_build_past_its_timeout_is_killed_with_its_children(aws_http, platform
     assert not any(_alive(int(pid)) for pid in pidfile.read_text().split())
 
 
-def test_on_kill_stops_the_whole_process_group(aws_http, platform, packer_env, monkeypatch):
+def test_on_kill_stops_the_whole_process_group(aws_http, baseline, packer_env, monkeypatch):
     pidfile = packer_env / "pids"
     monkeypatch.setenv("FAKE_PACKER_SLEEP", "60")
     monkeypatch.setenv("FAKE_PACKER_PIDFILE", str(pidfile))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from bp_aws import rollout_tasks
-from include import ssm_paths
+from bp_tasks import gpu_bundle_rollout
+from include.naming import platform
 from tests.doubles.ops_backend import OpsBackend
 
 BODY = b'{"event": "bundle_rollout", "run_id": "r-1"}\n'
@@ -13,15 +15,15 @@ BODY = b'{"event": "bundle_rollout", "run_id": "r-1"}\n'
 
 @pytest.fixture
 def backend(aws_http, monkeypatch):
-    aws_http("secretsmanager").create_secret(Name=ssm_paths.asset_ops_secret(), SecretString="asset-ops-s3cret")
+    aws_http("secretsmanager").create_secret(Name=platform.asset_ops_secret(), SecretString="asset-ops-s3cret")
     double = OpsBackend("asset-ops-s3cret")
-    monkeypatch.setenv("AIRFLOW__BP__ASSET_OPS_API_URL", double.url)
+    monkeypatch.setenv("AIRFLOW_CONN_BP_ASSET_OPS", json.dumps({"conn_type": "http", "host": double.url}))
     yield double
     double.stop()
 
 
 def test_the_record_is_posted_signed_with_the_asset_ops_secret(backend):
-    rollout_tasks._post_to_backend(BODY, {"aws_conn_id": "aws_default"})
+    gpu_bundle_rollout._post_to_backend(BODY, {"aws_conn_id": "aws_default"})
 
     assert backend.refused == []
     assert backend.accepted == [{"event": "bundle_rollout", "run_id": "r-1"}]
@@ -30,15 +32,15 @@ def test_the_record_is_posted_signed_with_the_asset_ops_secret(backend):
 def test_a_backend_that_refuses_the_signature_is_logged_not_raised(backend, caplog):
     backend.secret = "rotated"
 
-    rollout_tasks._post_to_backend(BODY, {"aws_conn_id": "aws_default"})
+    gpu_bundle_rollout._post_to_backend(BODY, {"aws_conn_id": "aws_default"})
 
     assert backend.refused == ["bad signature"]
-    assert "Could not POST the audit record to the backend (HTTP Error 401" in caplog.text
+    assert "Could not POST the audit record to the backend (401" in caplog.text
 
 
-def test_without_a_backend_url_nothing_is_posted(backend, monkeypatch):
-    monkeypatch.delenv("AIRFLOW__BP__ASSET_OPS_API_URL")
+def test_without_a_backend_connection_nothing_is_posted(backend, monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_BP_ASSET_OPS")
 
-    rollout_tasks._post_to_backend(BODY, {"aws_conn_id": "aws_default"})
+    gpu_bundle_rollout._post_to_backend(BODY, {"aws_conn_id": "aws_default"})
 
     assert (backend.accepted, backend.refused) == ([], [])

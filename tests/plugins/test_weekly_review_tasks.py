@@ -6,16 +6,17 @@ import json
 import urllib.request
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 from airflow.sdk.exceptions import AirflowFailException
 
-from bp_data import weekly_review
-from bp_data.economics import Settings
+from bp_tasks import weekly_review_pack as weekly_review
+from bp_tasks.economics_settings import Settings
 from include.economics import warehouse
-from include.economics.weekly import IsoWeek
+from include.economics.calendar import IsoWeek
 
 W47 = IsoWeek(2026, 47)
 
@@ -23,8 +24,8 @@ W47 = IsoWeek(2026, 47)
 def test_the_week_defaults_to_the_one_before_the_run():
     monday_run = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 
-    assert weekly_review.resolve_week(None, monday_run, today=date(2026, 11, 23)) == W47
-    assert weekly_review.resolve_week("2026-W44", None, today=date(2026, 11, 23)) == IsoWeek(2026, 44)
+    assert weekly_review.week_to_review(None, monday_run, today=date(2026, 11, 23)) == W47
+    assert weekly_review.week_to_review("2026-W44", None, today=date(2026, 11, 23)) == IsoWeek(2026, 44)
 
 
 @pytest.mark.parametrize(
@@ -37,7 +38,7 @@ def test_the_week_defaults_to_the_one_before_the_run():
 )
 def test_a_bad_week_fails_before_anything_is_read(requested, message):
     with pytest.raises(AirflowFailException, match=message.replace("(", "\\(").replace(")", "\\)")):
-        weekly_review.resolve_week(requested, None, today=date(2026, 11, 22))
+        weekly_review.week_to_review(requested, None, today=date(2026, 11, 22))
 
 
 def test_the_rules_come_from_variables_and_a_bad_one_is_refused(monkeypatch):
@@ -81,10 +82,13 @@ def six_day_warehouse(monkeypatch, tmp_path):
 
 
 def test_coverage_names_the_missing_day_and_strict_mode_refuses(six_day_warehouse):
-    assert weekly_review.check_coverage(W47, require_all_days=False) == {"week": "2026-W47", "missing": ["2026-11-18"]}
+    assert weekly_review.check_coverage.function(str(W47), params={"require_all_days": False}) == {
+        "week": "2026-W47",
+        "missing": ["2026-11-18"],
+    }
 
     with pytest.raises(AirflowFailException) as refused:
-        weekly_review.check_coverage(W47, require_all_days=True)
+        weekly_review.check_coverage.function(str(W47), params={"require_all_days": True})
 
     assert str(refused.value) == (
         "Only 6 of 7 days of 2026-W47 are in the warehouse: Wed 2026-11-18 is missing, and the week's totals "
@@ -93,7 +97,7 @@ def test_coverage_names_the_missing_day_and_strict_mode_refuses(six_day_warehous
     )
 
 
-def test_the_pack_is_uploaded_and_announced_with_links_that_open_it(aws_http, tmp_path):
+def test_the_pack_is_uploaded_and_announced_with_links_that_open_it(aws_http, tmp_path, monkeypatch):
     account = aws_http("sts").get_caller_identity()["Account"]
     aws_http("s3").create_bucket(Bucket=f"bp-logs-{account}")
     sns, sqs = aws_http("sns"), aws_http("sqs")
@@ -111,9 +115,12 @@ def test_the_pack_is_uploaded_and_announced_with_links_that_open_it(aws_http, tm
         "days_missing": ["2026-11-18"],
     }
 
-    uploaded = weekly_review.publish_pack(built, "aws_default")
-    uploaded_again = weekly_review.publish_pack(built, "aws_default")  # a re-run replaces, never duplicates
-    reached = weekly_review.notify(built, uploaded, "aws_default", "http://airflow/dags/weekly_review_pack/runs/r1")
+    aws = {"aws_conn_id": "aws_default"}
+    uploaded = weekly_review.publish_pack.function(built, params=aws)
+    uploaded_again = weekly_review.publish_pack.function(built, params=aws)  # a re-run replaces, never duplicates
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://airflow")
+    run = SimpleNamespace(dag_id="weekly_review_pack", run_id="r1")
+    reached = weekly_review.announce.function(built, uploaded, params=aws, dag_run=run)
 
     key = "reports/weekly/2026-W47/weekly-review-2026-W47.html"
     assert uploaded == uploaded_again
@@ -155,7 +162,7 @@ def test_fleet_metrics_read_each_configured_fleet(aws_http, monkeypatch):
         ],
     )
 
-    figures = weekly_review.fleet_metrics(W47, "aws_default")
+    figures = weekly_review.read_fleet_metrics.function({"week": str(W47)}, params={"aws_conn_id": "aws_default"})
 
     assert list(figures) == ["staging/gpu-default"]
     assert figures["staging/gpu-default"]["spot_interruptions"] == 3

@@ -64,13 +64,9 @@ class ChangeSetHook(CloudFormationHook):
 
     def describe_change_set(self, stack_name: str, change_set_name: str) -> dict[str, Any]:
         """The change set with every change (pages joined). .. seealso:: describe_change_set"""
-        kwargs = {"StackName": stack_name, "ChangeSetName": change_set_name}
-        change_set = self.conn.describe_change_set(**kwargs)
-        while change_set.get("NextToken"):
-            page = self.conn.describe_change_set(**kwargs, NextToken=change_set.pop("NextToken"))
-            change_set["Changes"].extend(page["Changes"])
-            change_set["NextToken"] = page.get("NextToken")
-        return change_set
+        paginator = self.conn.get_paginator("describe_change_set")
+        pages = list(paginator.paginate(StackName=stack_name, ChangeSetName=change_set_name))
+        return {**pages[0], "Changes": [change for page in pages for change in page.get("Changes", [])]}
 
     def execute_change_set(self, stack_name: str, change_set_name: str) -> None:
         """.. seealso:: CloudFormation.Client.execute_change_set"""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
@@ -19,6 +21,18 @@ class SsmParameterHook(AwsBaseHook):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["client_type"] = "ssm"
         super().__init__(*args, **kwargs)
+
+    @cached_property
+    def waiter_path(self) -> Path:
+        return Path(__file__).parents[1] / "waiters" / "ssm.json"
+
+    @staticmethod
+    def value_waiter_config(value: str) -> dict[str, Any]:
+        """``config_overrides`` for the ``parameter_holds_value`` waiter: success once the
+        parameter's value is ``value`` (the JSON file's acceptor is only a placeholder)."""
+        return {
+            "acceptors": [{"matcher": "path", "argument": "Parameter.Value", "expected": value, "state": "success"}]
+        }
 
     def get(self, name: str, *, decrypt: bool = False) -> dict[str, Any] | None:
         """The parameter (Name, Type, Value, Version, DataType, ...) or None if absent.

@@ -8,6 +8,8 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import conf
 from airflow.sdk import BaseNotifier
+from airflow.sdk.exceptions import AirflowException
+from botocore.exceptions import BotoCoreError, ClientError
 
 from include.alerts import DEFAULT_REPORT_TOPIC, DEFAULT_TOPIC, SNS_SUBJECT_LIMIT, Alert, topics_for
 
@@ -70,7 +72,7 @@ def _publish(
                 continue
             hook.publish_to_target(target_arn=arn, message=message, subject=subject, message_attributes=attributes)
             reached.append(arn)
-    except Exception as error:  # a notification path must never raise
+    except (ClientError, BotoCoreError, AirflowException) as error:  # AWS said no, or no connection
         log.error("Could not publish the %s to SNS (%s): it is only in this log", what, error)
     return reached
 

@@ -10,7 +10,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
 from bp_aws.hooks.ami import AmiHook
 from bp_aws.hooks.ssm_parameters import SsmParameterHook
-from include import ami_retention, ssm_paths
+from include.amis import retention as ami_retention
 from include.tables import format_table
 
 
@@ -39,48 +39,52 @@ class TagImageOperator(AwsBaseOperator[AmiHook]):
 
 
 class AmiRetentionOperator(AwsBaseOperator[AmiHook]):
-    """Per fleet, keep the newest N AMIs and every AMI still in use (the fleet's SSM
-    pointer, any launch template version, any existing instance); deregister the rest
-    and delete their snapshots. ``dry_run`` only lists what it would delete.
+    """Among the images carrying ``image_tags`` (one fleet's), keep the newest N and every
+    image still in use (the SSM pointer ``pointer_parameter``, any launch template
+    version, any existing instance); deregister the rest and delete their snapshots.
+    ``dry_run`` only lists what it would delete.
 
-    :param fleet_stage: the fleet's stage. (templated)
-    :param fleet_slug: the fleet's slug. (templated)
+    :param image_tags: the tags that select the images, e.g. a fleet's provenance tags. (templated)
+    :param pointer_parameter: an SSM parameter naming an image that must be kept. (templated)
     :param keep_newest: newest images always kept. (default: 3)
     :param dry_run: decide and log, delete nothing. (default: False)
     :return: ``{"kept": [...], "deleted": [...], "dry_run": bool}``
     """
 
     aws_hook_class = AmiHook
-    template_fields: Sequence[str] = aws_template_fields("fleet_stage", "fleet_slug", "keep_newest", "dry_run")
+    template_fields: Sequence[str] = aws_template_fields("image_tags", "pointer_parameter", "keep_newest", "dry_run")
 
     def __init__(
-        self, *, fleet_stage: str, fleet_slug: str, keep_newest: int = 3, dry_run: bool = False, **kwargs: Any
+        self,
+        *,
+        image_tags: dict[str, str],
+        pointer_parameter: str | None = None,
+        keep_newest: int = 3,
+        dry_run: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.fleet_stage = fleet_stage
-        self.fleet_slug = fleet_slug
+        self.image_tags = image_tags
+        self.pointer_parameter = pointer_parameter
         self.keep_newest = keep_newest
         self.dry_run = dry_run
 
     def _in_use(self) -> dict[str, str]:
         in_use = {**self.hook.images_of_instances(), **self.hook.images_in_launch_templates()}
-        pointer_name = ssm_paths.fleet_ami(self.fleet_stage, self.fleet_slug)
-        ssm = SsmParameterHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify)
-        pointer = ssm.get(pointer_name)
-        if pointer:
-            in_use[pointer["Value"]] = f"SSM pointer {pointer_name}"
+        if self.pointer_parameter:
+            ssm = SsmParameterHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify)
+            pointer = ssm.get(self.pointer_parameter)
+            if pointer:
+                in_use[pointer["Value"]] = f"SSM pointer {self.pointer_parameter}"
         return in_use
 
     def execute(self, context: Any) -> dict[str, Any]:
-        images = self.hook.images_tagged(
-            {ami_retention.FLEET_STAGE_TAG: self.fleet_stage, ami_retention.FLEET_SLUG_TAG: self.fleet_slug}
-        )
+        images = self.hook.images_tagged(self.image_tags)
         plan = ami_retention.plan_retention(images, keep_newest=int(self.keep_newest), in_use=self._in_use())
         verb = "would delete" if self.dry_run else "deletes"
         self.log.info(
-            "AMI retention for %s/%s (%s %d of %d):\n%s",
-            self.fleet_stage,
-            self.fleet_slug,
+            "AMI retention for the images tagged %s (%s %d of %d):\n%s",
+            self.image_tags,
             verb,
             len(plan.to_delete),
             len(plan.decisions),

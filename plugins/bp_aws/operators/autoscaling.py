@@ -11,11 +11,11 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
 from botocore.exceptions import ClientError
 
-from bp_aws.exceptions import CapacityNotReached, InstanceRefreshConflict, InstanceRefreshFailed
+from bp_aws.exceptions import CapacityNotReached, InstanceRefreshConflict, InstanceRefreshFailed, WaitEnded
 from bp_aws.hooks.autoscaling import AutoScalingHook
 from bp_aws.sensors.autoscaling import describe_refresh
 from bp_aws.triggers.autoscaling import GroupCapacityTrigger, InstanceRefreshTrigger
-from bp_aws.waiting import connection_kwargs, defer_or_wait
+from bp_aws.utils.waiting import connection_kwargs, defer_or_wait
 
 #: Instance refresh preferences this operator passes through (AWS RefreshPreferences).
 REFRESH_PREFERENCES = (
@@ -49,7 +49,7 @@ class _RefreshWaitMixin:
         )
         try:
             defer_or_wait(self, trigger, method_name)
-        except Exception as error:  # the waiter's error types vary; the verdict below names the state
+        except WaitEnded as error:
             [refresh] = self.hook.describe_instance_refreshes(group, refresh_id)
             raise InstanceRefreshFailed(f"{describe_refresh(refresh)}: {error}") from None
 
@@ -276,7 +276,7 @@ class SetDesiredCapacityOperator(AwsBaseOperator[AutoScalingHook]):
         )
         try:
             defer_or_wait(self, trigger, "execute_complete")
-        except Exception as error:  # the waiter's error types vary; say which group and target
+        except WaitEnded as error:
             raise CapacityNotReached(
                 f"Auto Scaling group {group} did not reach {capacity} instance(s): {error}"
             ) from None

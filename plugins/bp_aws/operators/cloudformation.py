@@ -12,11 +12,12 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
+from botocore.exceptions import WaiterError
 
-from bp_aws.exceptions import StackDeployFailed
+from bp_aws.exceptions import StackDeployFailed, WaitEnded
 from bp_aws.hooks.cloudformation import NO_CHANGE_REASONS, ChangeSetHook
 from bp_aws.triggers.cloudformation import StackCompleteTrigger
-from bp_aws.waiting import connection_kwargs, defer_or_wait
+from bp_aws.utils.waiting import connection_kwargs, defer_or_wait
 from include.tables import format_table
 
 BUSY_SUFFIX = "_IN_PROGRESS"
@@ -68,8 +69,8 @@ class _StackWaitMixin:
         )
         try:
             defer_or_wait(self, trigger, method_name)
-        except Exception as error:  # the verdict comes from the stack's own state and events
-            self.log.info("Waiting on %s ended: %s", stack_name, error)
+        except WaitEnded as error:  # the verdict comes from the stack's own state and events
+            self.log.warning("Waiting on %s ended: %s", stack_name, error)
 
     def _raise_with_events(self, stack_name: str, what: str, status: str) -> None:
         events = self.hook.stack_events(stack_name)
@@ -184,7 +185,7 @@ class CloudFormationDeployOperator(_StackWaitMixin, AwsBaseOperator[ChangeSetHoo
                 ChangeSetName=name,
                 WaiterConfig={"Delay": min(self.waiter_delay, 5) or 1, "MaxAttempts": 120},
             )
-        except Exception as error:  # FAILED change sets are judged below, by their reason
+        except WaiterError as error:  # FAILED change sets are judged below, by their reason
             self.log.info("Change set %s did not become CREATE_COMPLETE: %s", name, error)
         change_set = self.hook.describe_change_set(self.stack_name, name)
         if change_set["Status"] == "FAILED":

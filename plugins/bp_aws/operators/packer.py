@@ -19,7 +19,7 @@ from airflow.sdk.log import mask_secret
 
 from bp_aws.exceptions import PackerBuildFailed
 from bp_aws.hooks.ami import AmiHook
-from include import packer_output
+from include.amis import packer_output
 
 
 def configured_packer_binary() -> str:

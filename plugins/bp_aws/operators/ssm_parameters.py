@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk.log import mask_secret
+from botocore.exceptions import WaiterError
 
 from bp_aws.exceptions import ParameterVersionConflict, ParameterWriteRejected
 from bp_aws.hooks.ssm_parameters import SsmParameterHook
+from bp_aws.utils.waiting import optional_int, poll_attempts
 
 
 class PutSsmParameterOperator(AwsBaseOperator[SsmParameterHook]):
@@ -82,7 +83,7 @@ class PutSsmParameterOperator(AwsBaseOperator[SsmParameterHook]):
     def execute(self, context: Any) -> dict[str, Any]:
         if self._secure:
             mask_secret(self.value, self.name)
-        expected = None if self.expected_version in (None, "", "None") else int(self.expected_version)
+        expected = optional_int(self.expected_version)
         current = self.hook.get(self.name, decrypt=self._secure)
         if current and self._secure:
             mask_secret(current["Value"], self.name)
@@ -147,18 +148,20 @@ class PutSsmParameterOperator(AwsBaseOperator[SsmParameterHook]):
         return f" (version {version} written by {who} at {when})"
 
     def _wait_for_image_validation(self, version: int, previous: dict | None) -> None:
-        deadline = time.monotonic() + self.image_validation_timeout
-        while True:
-            current = self.hook.get(self.name)
-            if current and current["Version"] >= version and current["Value"] == self.value:
-                return
-            if time.monotonic() > deadline:
-                still = (
-                    f"still holds {previous['Value']} (version {previous['Version']})" if previous else "does not exist"
-                )
-                raise ParameterWriteRejected(
-                    f"AWS accepted {self.value} for {self.name} but its asynchronous aws:ec2:image validation "
-                    f"rejected it (the image must exist and be available in this account and region); "
-                    f"the parameter {still}."
-                )
-            time.sleep(1)
+        """AWS validates an ``aws:ec2:image`` value after answering the write: wait until
+        the parameter reads back as written, or say that AWS dropped it."""
+        waiter = self.hook.get_waiter(
+            "parameter_holds_value", config_overrides=self.hook.value_waiter_config(self.value)
+        )
+        try:
+            waiter.wait(
+                Name=self.name,
+                WaiterConfig={"Delay": 1, "MaxAttempts": poll_attempts(self.image_validation_timeout, 1)},
+            )
+        except WaiterError:
+            still = f"still holds {previous['Value']} (version {previous['Version']})" if previous else "does not exist"
+            raise ParameterWriteRejected(
+                f"AWS accepted {self.value} for {self.name} (version {version}) but its asynchronous aws:ec2:image "
+                f"validation rejected it (the image must exist and be available in this account and region); "
+                f"the parameter {still}."
+            ) from None

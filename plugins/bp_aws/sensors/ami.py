@@ -14,7 +14,7 @@ from airflow.providers.common.compat.sdk import conf
 from bp_aws.exceptions import ImageNotAvailable
 from bp_aws.hooks.ami import AmiHook
 from bp_aws.triggers.ami import ImageAvailableTrigger
-from bp_aws.waiting import connection_kwargs
+from bp_aws.utils.waiting import connection_kwargs, poll_attempts
 
 
 class ImageAvailableSensor(AwsBaseSensor[AmiHook]):
@@ -67,7 +67,7 @@ class ImageAvailableSensor(AwsBaseSensor[AmiHook]):
             trigger=ImageAvailableTrigger(
                 image_id=self.image_id,
                 waiter_delay=int(self.poke_interval),
-                waiter_max_attempts=max(1, int(self.timeout // max(self.poke_interval, 1))),
+                waiter_max_attempts=poll_attempts(self.timeout, self.poke_interval),
                 **connection_kwargs(self),
             ),
             method_name="execute_complete",

@@ -15,7 +15,7 @@ from airflow.providers.common.compat.sdk import conf
 from bp_aws.exceptions import CapacityNotReached, InstanceRefreshFailed
 from bp_aws.hooks.autoscaling import ACTIVE_REFRESH_STATES, AutoScalingHook, capacity_expression
 from bp_aws.triggers.autoscaling import GroupCapacityTrigger, InstanceRefreshTrigger
-from bp_aws.waiting import connection_kwargs
+from bp_aws.utils.waiting import connection_kwargs, optional_int, poll_attempts
 
 
 def describe_refresh(refresh: dict[str, Any]) -> str:
@@ -26,10 +26,6 @@ def describe_refresh(refresh: dict[str, Any]) -> str:
         f"{refresh.get('InstancesToUpdate', '?')} instance(s) to update"
         + (f" ({refresh['StatusReason']})" if refresh.get("StatusReason") else "")
     )
-
-
-def _attempts(timeout: float, interval: float) -> int:
-    return max(1, int(timeout // max(interval, 1)))
 
 
 class InstanceRefreshSensor(AwsBaseSensor[AutoScalingHook]):
@@ -103,7 +99,7 @@ class InstanceRefreshSensor(AwsBaseSensor[AutoScalingHook]):
                 auto_scaling_group_name=self.auto_scaling_group_name,
                 instance_refresh_id=self.instance_refresh_id,
                 waiter_delay=int(self.poke_interval),
-                waiter_max_attempts=_attempts(self.timeout, self.poke_interval),
+                waiter_max_attempts=poll_attempts(self.timeout, self.poke_interval),
                 **connection_kwargs(self),
             ),
             method_name="execute_complete",
@@ -148,7 +144,7 @@ class AsgCapacitySensor(AwsBaseSensor[AutoScalingHook]):
         self.deferrable = deferrable
 
     def _target(self) -> int | None:
-        return None if self.capacity in (None, "", "None") else int(self.capacity)
+        return optional_int(self.capacity)
 
     def poke(self, context: Any) -> bool:
         group = self.hook.describe_group(self.auto_scaling_group_name)
@@ -171,7 +167,7 @@ class AsgCapacitySensor(AwsBaseSensor[AutoScalingHook]):
                 auto_scaling_group_name=self.auto_scaling_group_name,
                 capacity=self._target(),
                 waiter_delay=int(self.poke_interval),
-                waiter_max_attempts=_attempts(self.timeout, self.poke_interval),
+                waiter_max_attempts=poll_attempts(self.timeout, self.poke_interval),
                 **connection_kwargs(self),
             ),
             method_name="execute_complete",

@@ -11,11 +11,12 @@ from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
-from airflow.sdk.exceptions import AirflowException
 from airflow.sdk.log import mask_secret
 
+from bp_aws.exceptions import ParameterConditionNotMet
 from bp_aws.hooks.ssm_parameters import SsmParameterHook
 from bp_aws.triggers.ssm_parameters import SsmParameterTrigger, parameter_condition
+from bp_aws.utils.waiting import connection_kwargs, optional_int, poll_attempts
 
 
 class SsmParameterSensor(AwsBaseSensor[SsmParameterHook]):
@@ -59,8 +60,11 @@ class SsmParameterSensor(AwsBaseSensor[SsmParameterHook]):
         self._version: int | None = None
 
     def _conditions(self) -> dict[str, Any]:
-        newer = None if self.newer_than_version in (None, "", "None") else int(self.newer_than_version)
-        return {"equals": self.equals, "pattern": self.pattern, "newer_than_version": newer}
+        return {
+            "equals": self.equals,
+            "pattern": self.pattern,
+            "newer_than_version": optional_int(self.newer_than_version),
+        }
 
     def poke(self, context: Any) -> bool:
         # Only decrypt what a condition has to read; mask it before anything is logged.
@@ -80,7 +84,7 @@ class SsmParameterSensor(AwsBaseSensor[SsmParameterHook]):
         return False
 
     def execute(self, context: Any) -> int | None:
-        if self.max_wait_seconds not in (None, "", "None"):
+        if optional_int(self.max_wait_seconds) is not None:
             self.timeout = float(self.max_wait_seconds)
         if not self.deferrable or self.poke(context):
             super().execute(context)
@@ -90,9 +94,8 @@ class SsmParameterSensor(AwsBaseSensor[SsmParameterHook]):
                 name=self.name,
                 decrypt=self.equals is not None or self.pattern is not None,
                 waiter_delay=int(self.poke_interval),
-                waiter_max_attempts=max(1, int(self.timeout // max(self.poke_interval, 1))),
-                aws_conn_id=self.aws_conn_id,
-                region_name=self.region_name,
+                waiter_max_attempts=poll_attempts(self.timeout, self.poke_interval),
+                **connection_kwargs(self),
                 **self._conditions(),
             ),
             method_name="execute_complete",
@@ -104,6 +107,6 @@ class SsmParameterSensor(AwsBaseSensor[SsmParameterHook]):
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> int:
         event = validate_execute_complete_event(event)
         if event["status"] != "success":
-            raise AirflowException(event["message"])
+            raise ParameterConditionNotMet(event["message"])
         self.log.info("SSM parameter %s is as wanted at version %s", self.name, event["version"])
         return event["version"]

@@ -51,6 +51,8 @@ class SsmParameterTrigger(BaseTrigger):
         waiter_max_attempts: int = 120,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict | None = None,
     ) -> None:
         super().__init__()
         self.name = name
@@ -62,6 +64,8 @@ class SsmParameterTrigger(BaseTrigger):
         self.waiter_max_attempts = waiter_max_attempts
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
+        self.verify = verify
+        self.botocore_config = botocore_config
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -76,12 +80,19 @@ class SsmParameterTrigger(BaseTrigger):
                 "waiter_max_attempts": self.waiter_max_attempts,
                 "aws_conn_id": self.aws_conn_id,
                 "region_name": self.region_name,
+                "verify": self.verify,
+                "botocore_config": self.botocore_config,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         state = "not read"
-        hook = SsmParameterHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        hook = SsmParameterHook(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            verify=self.verify,
+            config=self.botocore_config,
+        )
         async with await hook.get_async_conn() as client:
             for attempt in range(1, self.waiter_max_attempts + 1):
                 try:

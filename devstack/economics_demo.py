@@ -1,0 +1,146 @@
+"""The economics part of the local stack: a month of synthetic ledger, the warehouse as
+a month of earlier daily runs left it, the fleet metrics the cost estimate reads, and
+the Airflow connections and Variables that point ``ai_economics_daily`` at them.
+
+The warehouse history (the 28 days before the demo's last day) is computed, gated and
+published by the same function the DAG's tasks call, day after day, so the anomaly
+detector has a baseline and the weekly review pack has full weeks; the last day itself
+is computed by a real ``ai_economics_daily`` run.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from devstack import synthetic
+from include.alerts import DEFAULT_REPORT_TOPIC
+from include.economics import daily, infra_cost, warehouse
+from include.economics.calendar import IsoWeek
+from include.economics.prices import PriceBook
+
+FLEET = {"stage": "staging", "slug": "gpu-default", "instance_type": "g4dn.xlarge"}
+
+
+@dataclass(frozen=True)
+class EconomicsDemo:
+    folder: Path
+    window: synthetic.Window
+    counts: dict[str, int]
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.folder / "ledger.db"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.folder / "warehouse.db"
+
+    @property
+    def catalogue_path(self) -> Path:
+        return self.folder / "price_catalogue.csv"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.folder / "outputs"
+
+    def run_dir(self, day: date) -> Path:
+        return self.output_dir / "ai_economics_daily" / day.isoformat()
+
+    def pack_dir(self, week: IsoWeek) -> Path:
+        return self.output_dir / "weekly_review_pack" / str(week)
+
+    def airflow_env(self, logs_bucket: str) -> dict[str, str]:
+        sqlite = lambda path: json.dumps({"conn_type": "sqlite", "host": str(path)})  # noqa: E731
+        return {
+            "AIRFLOW_CONN_AI_LEDGER": sqlite(self.ledger_path),
+            "AIRFLOW_CONN_AI_WAREHOUSE": sqlite(self.warehouse_path),
+            "AIRFLOW_VAR_AI_PRICE_CATALOGUE": str(self.catalogue_path),
+            "AIRFLOW_VAR_ECONOMICS_S3_URI": f"s3://{logs_bucket}/economics/",
+            "AIRFLOW_VAR_ECONOMICS_OUTPUT_DIR": str(self.output_dir),
+            "AIRFLOW_VAR_INFRA_COST_SOURCE": "estimate",
+            "AIRFLOW_VAR_ECONOMICS_FLEETS": json.dumps([FLEET]),
+            "AIRFLOW_VAR_ECONOMICS_ALERT_STAGE": "staging",
+            # scheduled history starts tomorrow: unpausing the DAG in the demo creates no catchup runs
+            "BP_ECONOMICS_START_DATE": (datetime.now(UTC).date() + timedelta(days=1)).isoformat(),
+        }
+
+
+def fleet_hours(day: date) -> list[dict[str, float]]:
+    """The fleet's ADR-0005 metrics for each hour of ``day``: a busy afternoon, idle nights,
+    now and then a Spot reclamation. Deterministic per day."""
+    rng = random.Random(day.toordinal())  # noqa: S311 - demo data, not a secret
+    hours = []
+    for hour in range(24):
+        workers = 2 if 13 <= hour <= 20 else (1 if 8 <= hour <= 22 else 0)
+        if workers and day.weekday() < 5 and rng.random() < 0.15:
+            workers += 1  # a weekday burst
+        queue = rng.randint(0, 6) * workers
+        hours.append(
+            {
+                "ActiveWorkers": workers,
+                "QueueDepth": queue,
+                "ErrorRate": round(rng.uniform(0.2, 2.5), 2) if workers else 0.0,
+                "SpotInterruptionCount": 1 if workers and rng.random() < 0.04 else 0,
+            }
+        )
+    return hours
+
+
+def put_fleet_metrics(cloudwatch: Any, day: date) -> None:
+    """:func:`fleet_hours` of ``day`` into CloudWatch, at half past each hour."""
+    dimensions = [{"Name": "FleetSlug", "Value": FLEET["slug"]}, {"Name": "Stage", "Value": FLEET["stage"]}]
+    data = [
+        {
+            "MetricName": name,
+            "Dimensions": dimensions,
+            "Timestamp": datetime.combine(day, time(hour, 30), tzinfo=UTC),
+            "Value": value,
+        }
+        for hour, metrics in enumerate(fleet_hours(day))
+        for name, value in metrics.items()
+    ]
+    cloudwatch.put_metric_data(Namespace="ComfyUI/Workers", MetricData=data)
+
+
+def fleet_days(day: date) -> list[infra_cost.FleetDay]:
+    """What ``ai_economics_daily`` with ``infra_cost_source=estimate`` finds for the fleet on ``day``."""
+    hours = sum(metrics["ActiveWorkers"] for metrics in fleet_hours(day))
+    cost = infra_cost.estimate(
+        {FLEET["slug"]: hours}, {FLEET["slug"]: FLEET["instance_type"]}, infra_cost.DEFAULT_HOURLY_PRICES
+    )
+    return [infra_cost.FleetDay(FLEET["stage"], FLEET["slug"], float(hours), cost[FLEET["slug"]], "estimate")]
+
+
+def seed_history(
+    ledger_engine: sa.engine.Engine, warehouse_engine: sa.engine.Engine, book: PriceBook, days: list[date]
+) -> None:
+    """Publish ``days`` in order as the daily runs would have: computed, gated, with anomalies."""
+    for day in days:
+        result = daily.compute_day(ledger_engine, warehouse_engine, book, day, fleets=fleet_days(day))
+        if not result.gate.passed:
+            raise RuntimeError(f"the synthetic ledger fails the gate on {day}: {result.gate.paragraph()}")
+        warehouse.publish(warehouse_engine, day, result.tables)
+
+
+def prepare(folder: Path, last_day: date, aws_client: Any) -> EconomicsDemo:
+    folder.mkdir(parents=True, exist_ok=True)
+    window = synthetic.Window(last_day)
+    demo = EconomicsDemo(folder, window, {})
+    book = PriceBook.from_csv(synthetic.write_catalogue(demo.catalogue_path, window))
+    ledger_engine = sa.create_engine(f"sqlite:///{demo.ledger_path}")
+    counts = synthetic.generate(ledger_engine, window, book)
+    warehouse_engine = sa.create_engine(f"sqlite:///{demo.warehouse_path}")
+    seed_history(ledger_engine, warehouse_engine, book, window.dates()[-29:-1])
+    for day in window.dates()[-29:]:
+        put_fleet_metrics(aws_client("cloudwatch"), day)
+    for stage in ("staging", "production"):
+        aws_client("sns").create_topic(Name=f"bp-ops-alerts-{stage}")
+    aws_client("sns").create_topic(Name=DEFAULT_REPORT_TOPIC)
+    return replace(demo, counts=counts)

@@ -1,0 +1,21 @@
+"""An extension layer over moto's own backends that gives the calls moto lacks their
+documented AWS behaviour. Loaded by the in-process tests (``tests/conftest.py``) and
+by the demo's moto server (``devstack.moto_server``); production code never
+imports it.
+"""
+
+from __future__ import annotations
+
+from devstack.emulator import autoscaling, cloudformation, ssm
+
+_installed = False
+
+
+def install() -> None:
+    """Patch moto once per process; safe to call again."""
+    global _installed
+    if not _installed:
+        autoscaling.install()
+        cloudformation.install()
+        ssm.install()
+        _installed = True

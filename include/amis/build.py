@@ -1,0 +1,178 @@
+"""What the ``gpu_ami_build_and_bake`` DAG decides, as plain Python.
+
+It replaces two workflows (seed 004): ``build-ami.yml`` built a base image from Ubuntu,
+``bake-ami.yml`` baked the fleet's active bundle into its current image, resolving the
+models bucket, the active bundle and the Packer instance profile from SSM. Here one
+request names the fleet and a mode:
+
+* ``base``: Ubuntu 22.04 + driver + ComfyUI + worker, no bundle;
+* ``bake``: the fleet's current image + its active bundle;
+* ``base_and_bake``: a fresh base with the active bundle, in one build.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from gpu_worker.layout import NO_ACTIVE_BUNDLE, bundle_id_of, bundle_prefix
+from include import approvals
+from include.amis import retention
+from include.errors import InvalidRequest
+from include.naming import platform
+from include.naming.fleet import Fleet
+
+MODES = ("base", "bake", "base_and_bake")
+#: An EC2 instance type: family, optional generation/attributes, size (g4dn.xlarge, g5.12xlarge).
+INSTANCE_TYPE_PATTERN = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
+PACKER_DIR = Path(__file__).resolve().parents[2] / "packer"
+#: The DAG that builds a fleet's images (and creates its AMI pointer with mode=base).
+DAG_ID = "gpu_ami_build_and_bake"
+
+
+class MissingInputs(RuntimeError):
+    """The platform lacks something the build needs (an SSM value or an image)."""
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    fleet: Fleet
+    mode: str
+    instance_type: str
+    start_instance_refresh: bool
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> BuildRequest:
+        fleet = Fleet.of(params)
+        mode = params.get("mode")
+        if mode not in MODES:
+            raise InvalidRequest(f"mode {mode!r} is not one of {', '.join(MODES)}")
+        instance_type = params.get("instance_type")
+        if not isinstance(instance_type, str) or not re.fullmatch(INSTANCE_TYPE_PATTERN, instance_type):
+            raise InvalidRequest(f"instance_type {instance_type!r} is not an EC2 instance type like g4dn.xlarge")
+        refresh = params.get("start_instance_refresh")
+        if not isinstance(refresh, bool):
+            raise InvalidRequest(f"start_instance_refresh must be true or false, not {refresh!r}")
+        return cls(fleet, mode, instance_type, refresh)
+
+    @property
+    def bakes_bundle(self) -> bool:
+        return self.mode != "base"
+
+    @property
+    def needs_approval(self) -> bool:
+        return approvals.needs_approval(self.fleet.stage)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The request and the fleet's names, for XCom (rebuilt with :meth:`from_params`)."""
+        return {
+            **self.fleet.names(),
+            "mode": self.mode,
+            "instance_type": self.instance_type,
+            "start_instance_refresh": self.start_instance_refresh,
+            "needs_approval": self.needs_approval,
+            "image_tags": {retention.FLEET_STAGE_TAG: self.fleet.stage, retention.FLEET_SLUG_TAG: self.fleet.slug},
+        }
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """What SSM said, read once at the start of the run."""
+
+    models_bucket: str
+    #: the active bundle baked in; None for mode=base
+    bundle_id: str | None
+    instance_profile: str
+    current_ami: str | None
+    current_ami_version: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_inputs(read: Callable[[str], dict[str, Any] | None], request: BuildRequest) -> BuildInputs:
+    """Read the build's inputs from SSM the way bake-ami.yml did; ``read`` returns a
+    parameter (``Value``, ``Version``) or None."""
+
+    def value(name: str) -> str:
+        parameter = read(name)
+        if parameter is None or not parameter["Value"].strip():
+            raise MissingInputs(f"SSM parameter {name} is missing or empty")
+        return parameter["Value"].strip()
+
+    fleet = request.fleet
+    current = read(fleet.ami_pointer)
+    bundle_id = None
+    if request.bakes_bundle:
+        pointer = value(fleet.active_bundle)
+        if pointer == NO_ACTIVE_BUNDLE:
+            raise MissingInputs(
+                f"{fleet} has no active bundle ({fleet.active_bundle} is {NO_ACTIVE_BUNDLE!r}): "
+                "there is nothing to bake; activate a bundle or build mode=base"
+            )
+        try:
+            bundle_id = bundle_id_of(pointer)
+        except ValueError as error:
+            raise MissingInputs(f"{fleet.active_bundle}: {error}") from None
+    inputs = BuildInputs(
+        models_bucket=value(platform.models_bucket_parameter()),
+        bundle_id=bundle_id,
+        instance_profile=value(platform.packer_instance_profile()),
+        current_ami=current["Value"] if current else None,
+        current_ami_version=current["Version"] if current else 0,
+    )
+    if request.mode == "bake" and not inputs.current_ami:
+        raise MissingInputs(
+            f"mode=bake starts from the fleet's current image, but {fleet.ami_pointer} is not set: "
+            "build mode=base_and_bake first"
+        )
+    return inputs
+
+
+def git_sha() -> str:
+    """The commit the DAGs run from: ``BP_GIT_SHA`` (set by the image build), else git."""
+    if os.environ.get("BP_GIT_SHA"):
+        return os.environ["BP_GIT_SHA"]
+    git = shutil.which("git")
+    if git is None:
+        return "unknown"
+    result = subprocess.run(
+        [git, "rev-parse", "--short=12", "HEAD"], cwd=PACKER_DIR, capture_output=True, text=True, check=False
+    )
+    return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
+def packer_variables(request: BuildRequest, inputs: BuildInputs, *, run_id: str, region: str) -> dict[str, str]:
+    """The ``-var`` values for ``packer/comfyui-worker.pkr.hcl``."""
+    return {
+        "aws_region": region,
+        "fleet_stage": request.fleet.stage,
+        "fleet_slug": request.fleet.slug,
+        "instance_type": request.instance_type,
+        "source_ami": inputs.current_ami if request.mode == "bake" and inputs.current_ami else "",
+        "iam_instance_profile": inputs.instance_profile,
+        "models_s3_bucket": inputs.models_bucket,
+        "models_s3_prefix": bundle_prefix(inputs.bundle_id) if inputs.bundle_id else NO_ACTIVE_BUNDLE,
+        "bundle_id": inputs.bundle_id or NO_ACTIVE_BUNDLE,
+        "git_sha": git_sha(),
+        "airflow_run_id": run_id,
+    }
+
+
+def expected_tags(variables: dict[str, str]) -> dict[str, str]:
+    """The provenance tags the template puts on the image, from the variables it got."""
+    return {key: variables[key] for key in ("fleet_stage", "fleet_slug", "bundle_id", "airflow_run_id")}
+
+
+def tag_problems(tags: dict[str, str], expected: dict[str, str]) -> list[str]:
+    return [
+        f"tag {key} is {tags.get(key)!r}, expected {value!r}"
+        for key, value in expected.items()
+        if tags.get(key) != value
+    ]

@@ -1,0 +1,82 @@
+"""What the week's review asks people to do, derived from its figures and the rules."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from include.economics.review_model import Action, Review, Rules
+
+
+def actions(review: Review, rules: Rules) -> list[Action]:
+    actions = []
+    if review.coverage.missing:
+        days = ", ".join(d.isoformat() for d in review.coverage.missing)
+        actions.append(
+            Action(
+                "high",
+                f"Re-run ai_economics_daily for {days} (a failed gate or a run that never ran): "
+                "this week's totals leave those days out.",
+            )
+        )
+    for plan in review.plans:
+        if plan.margin_pct is not None and plan.margin_pct < Decimal(str(rules.margin_floor_pct)):
+            actions.append(
+                Action(
+                    "high",
+                    f"Plan {plan.name} ran at a {plan.margin_pct}% margin, under the "
+                    f"{rules.margin_floor_pct:g}% floor: review its price or its AI usage.",
+                )
+            )
+    for regression in review.regressions:
+        actions.append(
+            Action(
+                "medium",
+                f"Investigate the {regression.label} of {regression.dimension}: {regression.change} week over week.",
+            )
+        )
+    for anomaly in review.anomalies:
+        if len(anomaly.days) > 1 or anomaly.open_at_week_end:
+            actions.append(
+                Action(
+                    "high" if anomaly.severity == "critical" else "medium",
+                    f"The {anomaly.signal} anomaly on {anomaly.dimension} {anomaly.status}: find its cause "
+                    "(release, retry loop, new customer) or raise its baseline.",
+                )
+            )
+    for row in review.model_mix:
+        if row.cost_shift_pp is not None and abs(row.cost_shift_pp) >= rules.mix_shift_pp:
+            actions.append(
+                Action(
+                    "low",
+                    f"{row.model}'s share of AI cost moved {row.cost_shift_pp:+.1f} pp: confirm the "
+                    "routing change was intended.",
+                )
+            )
+    for fleet in review.fleets:
+        name = f"{fleet.stage}/{fleet.fleet}"
+        if fleet.spot_interruptions is not None and fleet.spot_interruptions >= rules.spot_interruptions:
+            actions.append(
+                Action(
+                    "medium",
+                    f"Fleet {name} lost {fleet.spot_interruptions} Spot instances: widen its "
+                    "instance types or Availability Zones.",
+                )
+            )
+        if fleet.error_rate_avg is not None and fleet.error_rate_avg >= rules.fleet_error_rate_pct:
+            actions.append(
+                Action(
+                    "high",
+                    f"Fleet {name} failed {fleet.error_rate_avg:.1f}% of its jobs on average: check its workers' logs.",
+                )
+            )
+    for finding in review.quality_findings:
+        if finding.days >= rules.recurring_warning_days:
+            actions.append(
+                Action(
+                    "low",
+                    f"The data-quality check '{finding.expectation}' warned on {finding.days} days "
+                    f"({finding.failed_rows} rows): fix it at the source.",
+                )
+            )
+    order = {"high": 0, "medium": 1, "low": 2}
+    return sorted(actions, key=lambda a: order[a.severity])

@@ -1,0 +1,1 @@
+"""GPU fleets: the templates catalogue and desired_config, provisioning, deploy blockers."""

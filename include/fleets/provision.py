@@ -1,0 +1,221 @@
+"""Provisioning a GPU fleet: the request, the stacks' inputs, and the checks around them.
+
+Replaces the provision-gpu-fleet and apply-gpu-fleet-config workflows (seed 004). A
+fleet is two stacks: the stage's shared scale-to-zero stack (``gpu-shared.yaml``) and
+the fleet's own (``gpu-fleet.yaml``), deployed from the desired_config the admin UI
+wrote. Plain Python: the DAG ``gpu_fleet_provision`` wires it to the AWS hooks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from include import approvals
+from include.amis.build import DAG_ID as AMI_DAG
+from include.errors import InvalidRequest
+from include.fleets.config import FleetConfig
+from include.naming import platform
+from include.naming.fleet import Fleet
+
+INFRA_DIR = Path(__file__).resolve().parents[2] / "infra"
+SHARED_TEMPLATE = INFRA_DIR / "cloudformation" / "gpu-shared.yaml"
+FLEET_TEMPLATE = INFRA_DIR / "cloudformation" / "gpu-fleet.yaml"
+FUNCTION_SOURCE = INFRA_DIR / "lambda" / "scale_to_zero"
+
+ACTIONS = ("apply", "destroy")
+#: How long an apply may wait for the admin UI to write desired_config (0: don't wait).
+CONFIG_WAIT_MINUTES_BOUNDS = (0, 120)
+#: The fleet stack's instance-type slots (``InstanceType1..4``).
+INSTANCE_TYPE_SLOTS = 4
+#: Zip entries get this timestamp, so the same source always packages to the same bytes.
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class FleetRequest:
+    fleet: Fleet
+    action: str
+    config_wait_minutes: int
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> FleetRequest:
+        fleet = Fleet.of(params)
+        action = params.get("action")
+        if action not in ACTIONS:
+            raise InvalidRequest(f"action {action!r} is not one of {', '.join(ACTIONS)}")
+        wait = params.get("config_wait_minutes", 0)
+        low, high = CONFIG_WAIT_MINUTES_BOUNDS
+        if isinstance(wait, bool) or not isinstance(wait, int) or not low <= wait <= high:
+            raise InvalidRequest(f"config_wait_minutes must be a whole number from {low} to {high}, got {wait!r}")
+        return cls(fleet, action, wait)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The request and the fleet's names, for XCom (rebuilt with :meth:`from_params`)."""
+        return {
+            **self.fleet.names(),
+            "action": self.action,
+            "config_wait_minutes": self.config_wait_minutes,
+            "config_wait_seconds": self.config_wait_minutes * 60,
+            "needs_approval": approvals.needs_approval(self.fleet.stage),
+        }
+
+
+@dataclass(frozen=True)
+class FunctionPackage:
+    """The scale-to-zero function's zip, addressed by its content."""
+
+    body: bytes
+    sha256: str
+
+    @property
+    def key(self) -> str:
+        return f"artifacts/lambda/scale-to-zero/{self.sha256}.zip"
+
+
+def function_package(source: Path = FUNCTION_SOURCE) -> FunctionPackage:
+    """Zip the function's Python files byte-for-byte reproducibly: unchanged code keeps
+    its S3 key, so the shared stack's change set is empty; changed code gets a new key,
+    which is what makes CloudFormation redeploy the function."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(source.glob("*.py")):
+            entry = zipfile.ZipInfo(path.name, date_time=_ZIP_EPOCH)
+            entry.external_attr = 0o644 << 16
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(entry, path.read_bytes())
+    body = buffer.getvalue()
+    return FunctionPackage(body, hashlib.sha256(body).hexdigest())
+
+
+MANAGED_BY = {"managed-by": "airflow/gpu_fleet_provision"}
+
+
+def shared_stack_tags(fleet: Fleet) -> dict[str, str]:
+    """The stage's shared stack: tagged with the stage only (it serves every fleet of it)."""
+    return {platform.STAGE_TAG: fleet.stage, **MANAGED_BY}
+
+
+def fleet_stack_tags(fleet: Fleet) -> dict[str, str]:
+    """Stack tags, which CloudFormation propagates to the resources (cost allocation)."""
+    return {**fleet.tags, **MANAGED_BY}
+
+
+def shared_stack_parameters(fleet_stage: str, code_bucket: str, code_key: str) -> dict[str, str]:
+    return {"Stage": fleet_stage, "CodeBucket": code_bucket, "CodeKey": code_key}
+
+
+def fleet_stack_parameters(fleet: Fleet, config: FleetConfig, scale_to_zero_topic_arn: str) -> dict[str, str]:
+    """The fleet stack's parameters. Subnets, security group and bucket are passed as the
+    *names* of the baseline's SSM parameters: CloudFormation resolves them at deploy time."""
+    slots = list(config.instance_types) + [""] * (INSTANCE_TYPE_SLOTS - len(config.instance_types))
+    return {
+        "Stage": fleet.stage,
+        "FleetSlug": fleet.slug,
+        "TemplateSlug": config.template_slug,
+        **{f"InstanceType{number}": value for number, value in enumerate(slots, start=1)},
+        "MaxSize": str(config.max_size),
+        "WarmupSeconds": str(config.warmup_seconds),
+        "BacklogTarget": f"{config.backlog_target:g}",
+        "ScaleToZeroMinutes": str(config.scale_to_zero_minutes),
+        "ScaleToZeroTopicArn": scale_to_zero_topic_arn,
+        "AmiParameterName": fleet.ami_pointer,
+        "FleetParameterPath": fleet.root,
+        "ActiveBundleParameterName": fleet.active_bundle,
+        "ModelsBucketParameterName": platform.models_bucket_parameter(),
+        "FleetSecretParameterName": fleet.fleet_secret,
+        "ModelsBucket": platform.models_bucket_parameter(),
+        "PrivateSubnetIds": platform.private_subnet_ids(),
+        "WorkerSecurityGroupId": platform.worker_security_group_id(),
+    }
+
+
+def ami_pointer_problem(pointer: dict[str, Any] | None, fleet: Fleet) -> str | None:
+    """Why the fleet's launch template could not resolve its image, or None."""
+    name = fleet.ami_pointer
+    run_ami_dag = f"run the {AMI_DAG} DAG with fleet_stage={fleet.stage}, fleet_slug={fleet.slug}, mode=base first"
+    if pointer is None:
+        return f"the fleet has no AMI pointer {name}: {run_ami_dag}"
+    if pointer.get("DataType") != "aws:ec2:image":
+        return f"{name} has DataType {pointer.get('DataType')!r}, not aws:ec2:image: {run_ami_dag}"
+    return None
+
+
+def fleet_drift(
+    config: FleetConfig,
+    fleet: Fleet,
+    *,
+    group: dict[str, Any],
+    policies: list[dict[str, Any]],
+    alarms: dict[str, dict[str, Any]],
+    image_id: str,
+    topic_arn: str,
+) -> list[str]:
+    """Every way the deployed fleet differs from its config (empty: it matches).
+
+    ``alarms`` maps the stack's alarm outputs (``QueueEmptyAlarmName``,
+    ``JobsWaitingAtZeroAlarmName``) to DescribeAlarms entries (None when missing).
+    """
+    problems = []
+
+    def expect(what: str, actual: Any, wanted: Any) -> None:
+        if actual != wanted:
+            problems.append(f"{what} is {actual!r}, expected {wanted!r}")
+
+    expect("MinSize", group["MinSize"], 0)
+    expect("MaxSize", group["MaxSize"], config.max_size)
+    mixed = group.get("MixedInstancesPolicy") or {}
+    overrides = (mixed.get("LaunchTemplate") or {}).get("Overrides") or []
+    expect("instance types", [o.get("InstanceType") for o in overrides], list(config.instance_types))
+    distribution = mixed.get("InstancesDistribution") or {}
+    expect("on-demand base capacity", distribution.get("OnDemandBaseCapacity"), 0)
+    expect("on-demand percentage", distribution.get("OnDemandPercentageAboveBaseCapacity"), 0)
+    expect("Spot allocation strategy", distribution.get("SpotAllocationStrategy"), "price-capacity-optimized")
+    expect("capacity rebalance", group.get("CapacityRebalance"), True)
+    expect("new instances protected from scale in", group.get("NewInstancesProtectedFromScaleIn"), False)
+    expect("launch template image", image_id, f"resolve:ssm:{fleet.ami_pointer}")
+    tags = {tag["Key"]: tag["Value"] for tag in group.get("Tags", [])}
+    for key, value in fleet.tags.items():
+        expect(f"tag {key}", tags.get(key), value)
+
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for policy in policies:
+        by_type.setdefault(policy["PolicyType"], []).append(policy)
+    tracking = by_type.get("TargetTrackingScaling", [])
+    if len(tracking) != 1:
+        problems.append(f"expected one target tracking policy, found {len(tracking)}")
+    else:
+        expect("backlog target", tracking[0]["TargetTrackingConfiguration"]["TargetValue"], config.backlog_target)
+    steps = by_type.get("StepScaling", [])
+    if len(steps) != 1:
+        problems.append(f"expected one step scaling policy (0 -> 1), found {len(steps)}")
+
+    queue_empty = alarms.get("QueueEmptyAlarmName")
+    if queue_empty is None:
+        problems.append("the queue-empty alarm is missing")
+    else:
+        expect("queue-empty alarm evaluation periods", queue_empty["EvaluationPeriods"], config.scale_to_zero_minutes)
+        expect("queue-empty alarm actions", queue_empty["AlarmActions"], [topic_arn])
+    waiting = alarms.get("JobsWaitingAtZeroAlarmName")
+    if waiting is None:
+        problems.append("the jobs-waiting-at-zero alarm is missing")
+    elif len(steps) == 1:
+        expect("jobs-waiting-at-zero alarm actions", waiting["AlarmActions"], [steps[0]["PolicyARN"]])
+    return problems
+
+
+def destroy_blockers(group: dict[str, Any] | None) -> list[str]:
+    """Why the fleet can't be destroyed now (empty: it is at 0 and may go)."""
+    if group is None:
+        return []
+    problems = []
+    if group["DesiredCapacity"]:
+        problems.append(f"desired capacity is {group['DesiredCapacity']}")
+    if group["Instances"]:
+        states = sorted({i["LifecycleState"] for i in group["Instances"]})
+        problems.append(f"{len(group['Instances'])} instance(s) still in the group ({', '.join(states)})")
+    return problems

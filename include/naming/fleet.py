@@ -1,0 +1,157 @@
+"""A GPU fleet: one immutable value, validated once, that owns every name derived from it.
+
+A fleet is a ``(stage, slug)`` pair. Its SSM parameters live under
+``/bp/fleets/<stage>/<slug>/`` and its AMI pointer at ``/bp/ami/fleets/<stage>/<slug>``
+(seed 004); its AWS resources are named ``asg-<stage>-<slug>`` and
+``bp-gpu-fleet-<stage>-<slug>``. Tasks hand a fleet to each other as
+:meth:`Fleet.names` (XCom-friendly) and rebuild it with :meth:`Fleet.of`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from include.errors import InvalidRequest
+from include.naming import platform
+
+#: A fleet slug as the admin UI creates it: lowercase words joined by single hyphens.
+SLUG_PATTERN = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
+SLUG_MAX_LENGTH = 40
+
+_SLUG = re.compile(SLUG_PATTERN)
+_FLEET_LEAF = re.compile(
+    rf"^{re.escape(platform.FLEETS_ROOT)}/(?P<stage>[^/]+)/(?P<slug>[^/]+)/(?:active_bundle|desired_config)$"
+)
+
+
+def check_slug(slug: object) -> str:
+    if not isinstance(slug, str) or len(slug) > SLUG_MAX_LENGTH or not _SLUG.fullmatch(slug):
+        raise InvalidRequest(
+            f"fleet_slug {slug!r} must be lowercase letters, digits and single "
+            f"hyphens, start with a letter, at most {SLUG_MAX_LENGTH} characters"
+        )
+    return slug
+
+
+@dataclass(frozen=True)
+class Fleet:
+    stage: str
+    slug: str
+
+    def __post_init__(self) -> None:
+        platform.check_stage(self.stage)
+        check_slug(self.slug)
+
+    @classmethod
+    def of(cls, value: dict[str, Any]) -> Fleet:
+        """The fleet named by params or by :meth:`names` (``fleet_stage``, ``fleet_slug``)."""
+        return cls(value.get("fleet_stage"), value.get("fleet_slug"))
+
+    @classmethod
+    def from_parameter_name(cls, name: str) -> Fleet | None:
+        """The fleet a per-fleet parameter belongs to, or None for any other name
+        (fleets are discovered from a GetParametersByPath listing of a stage)."""
+        match = _FLEET_LEAF.match(name)
+        if not match:
+            return None
+        try:
+            return cls(match["stage"], match["slug"])
+        except InvalidRequest:
+            return None
+
+    def __str__(self) -> str:
+        return f"{self.stage}/{self.slug}"
+
+    # --- SSM parameters ---------------------------------------------------------------
+
+    @property
+    def root(self) -> str:
+        return f"{platform.stage_root(self.stage)}/{self.slug}"
+
+    @property
+    def active_bundle(self) -> str:
+        """Pointer to the fleet's bundle prefix (``bundles/<bundle_id>``) or ``none``."""
+        return f"{self.root}/active_bundle"
+
+    @property
+    def desired_config(self) -> str:
+        """JSON the admin UI writes when a fleet is created or edited."""
+        return f"{self.root}/desired_config"
+
+    @property
+    def lock(self) -> str:
+        """Held by the one run that changes the fleet (created without overwrite); holds
+        that run's id."""
+        return f"{self.root}/rollout_lock"
+
+    @property
+    def ami_pointer(self) -> str:
+        """The fleet's promoted AMI (DataType ``aws:ec2:image``); launch templates resolve it."""
+        return f"{platform.ROOT}/ami/fleets/{self.stage}/{self.slug}"
+
+    @property
+    def fleet_secret(self) -> str:
+        return platform.fleet_secret(self.stage)
+
+    # --- AWS resources ----------------------------------------------------------------
+
+    @property
+    def auto_scaling_group(self) -> str:
+        """The fleet's Auto Scaling group (seed 004: ``asg-<fleet_stage>-<fleet_slug>``)."""
+        return f"asg-{self.stage}-{self.slug}"
+
+    @property
+    def fleet_stack(self) -> str:
+        """The fleet's stack (seed 004: ``bp-gpu-fleet-<fleet_stage>-<fleet_slug>``)."""
+        return f"bp-gpu-fleet-{self.stage}-{self.slug}"
+
+    @property
+    def shared_stack(self) -> str:
+        return platform.shared_stack(self.stage)
+
+    @property
+    def apply_document(self) -> str:
+        return platform.bundle_apply_document(self.stage)
+
+    @property
+    def status_document(self) -> str:
+        return platform.bundle_status_document(self.stage)
+
+    @property
+    def log_group(self) -> str:
+        """Per stage and slug: two stages may share a slug (seed 003's topic collision)."""
+        return f"/gpu-workers/{self.stage}/{self.slug}"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The cost-allocation tags of the fleet's resources."""
+        return {platform.STAGE_TAG: self.stage, platform.FLEET_TAG: self.slug}
+
+    # --- what the DAGs keep in the logs bucket ---------------------------------------
+
+    def rollout_audit_key(self, run_id: str) -> str:
+        """One immutable JSON-lines object per rollout."""
+        return f"audit/rollouts/{self.stage}/{self.slug}/{run_id}.jsonl"
+
+    def asset_sync_key(self, run_id: str, instance_id: str) -> str:
+        """Where a Run Command bundle apply's output is kept (seed 004: ``asset-sync/``)."""
+        return f"asset-sync/{self.stage}/{self.slug}/{run_id}/{instance_id}.json"
+
+    def names(self) -> dict[str, str]:
+        """The fleet and every name derived from it, for XCom and for task logs."""
+        return {
+            "fleet_stage": self.stage,
+            "fleet_slug": self.slug,
+            "active_bundle": self.active_bundle,
+            "desired_config": self.desired_config,
+            "lock": self.lock,
+            "ami_pointer": self.ami_pointer,
+            "auto_scaling_group": self.auto_scaling_group,
+            "fleet_stack": self.fleet_stack,
+            "shared_stack": self.shared_stack,
+            "apply_document": self.apply_document,
+            "status_document": self.status_document,
+            "models_bucket_parameter": platform.models_bucket_parameter(),
+        }

@@ -1,0 +1,114 @@
+"""Names that belong to the platform or to a whole stage, not to one fleet.
+
+SSM names follow the current infrastructure README (seed 004, "Secrets Reference");
+buckets are named by account (``bp-models-<account>``, ``bp-logs-<account>``).
+"""
+
+from __future__ import annotations
+
+from gpu_worker import layout
+from include.errors import InvalidRequest
+
+#: Fleet stages the platform knows. A stage scopes fleets, their secret and alarms.
+STAGES: tuple[str, ...] = ("staging", "production")
+
+#: The value of ``active_bundle`` when a fleet has no bundle (workers skip the sync).
+NO_ACTIVE_BUNDLE = layout.NO_ACTIVE_BUNDLE
+#: The value CDK left in fleet secrets; a fleet with it can't register workers.
+UNSET_FLEET_SECRET = "CHANGE_ME_AFTER_DEPLOY"  # noqa: S105 - the public placeholder, not a secret
+
+ROOT = "/bp"
+FLEETS_ROOT = f"{ROOT}/fleets"
+
+#: Cost-allocation tag keys on every fleet resource. Cost Explorer groups the GPU cost by
+#: ``fleet`` (economics), and the scale-to-zero function recognizes its own stage's fleets
+#: by both (``gpu-shared.yaml`` passes the same keys to it).
+STAGE_TAG = "stage"
+FLEET_TAG = "fleet"
+
+
+def check_stage(stage: object) -> str:
+    if stage not in STAGES:
+        raise InvalidRequest(f"fleet_stage {stage!r} is not one of {', '.join(STAGES)}")
+    return str(stage)
+
+
+# --- platform-wide SSM parameters ---------------------------------------------------
+
+
+def models_bucket_parameter() -> str:
+    """Holds the name of the S3 bucket with content-addressed assets and bundle manifests."""
+    return f"{ROOT}/models/bucket"
+
+
+def packer_instance_profile() -> str:
+    """Instance profile Packer attaches to its build instance (bake reads the bucket)."""
+    return f"{ROOT}/packer/instance_profile"
+
+
+def redis_endpoint() -> str:
+    return f"{ROOT}/redis/endpoint"
+
+
+def vpc_id() -> str:
+    """VPC of the GPU fleets, published by the network baseline for the fleet stacks."""
+    return f"{ROOT}/network/vpc_id"
+
+
+def private_subnet_ids() -> str:
+    """StringList of the private subnets GPU workers launch into."""
+    return f"{ROOT}/network/private_subnet_ids"
+
+
+def worker_security_group_id() -> str:
+    return f"{ROOT}/network/worker_security_group_id"
+
+
+def asset_ops_secret() -> str:
+    """Secrets Manager secret (not SSM) shared with the backend's ops endpoint, which
+    verifies the signature of each rollout audit record (seed 004, "Secrets Reference")."""
+    return f"{ROOT}/asset-ops/secret"
+
+
+# --- per stage ----------------------------------------------------------------------
+
+
+def stage_root(stage: str) -> str:
+    """Prefix of everything one stage's fleets own (used for GetParametersByPath)."""
+    return f"{FLEETS_ROOT}/{check_stage(stage)}"
+
+
+def fleet_secret(stage: str) -> str:
+    """SecureString shared by the backend and the stage's workers for registration."""
+    return f"{stage_root(stage)}/fleet-secret"
+
+
+def shared_stack(stage: str) -> str:
+    """The stage's scale-to-zero topic and function (seed 004's ``bp-gpu-shared``, per stage)."""
+    return f"bp-gpu-shared-{check_stage(stage)}"
+
+
+def bundle_apply_document(stage: str) -> str:
+    """Run Command document installing a fleet's active bundle (``gpu-shared.yaml``)."""
+    return f"bp-bundle-apply-{check_stage(stage)}"
+
+
+def bundle_status_document(stage: str) -> str:
+    """Run Command document printing a node's installed bundle as JSON (``gpu-shared.yaml``)."""
+    return f"bp-bundle-status-{check_stage(stage)}"
+
+
+# --- buckets and what the DAGs keep in them -------------------------------------------
+
+
+def models_bucket(account_id: str) -> str:
+    return f"bp-models-{account_id}"
+
+
+def logs_bucket(account_id: str) -> str:
+    return f"bp-logs-{account_id}"
+
+
+def weekly_report_key(week: str, filename: str) -> str:
+    """Where a weekly review pack's file lives in the logs bucket (``week``: ``2026-W44``)."""
+    return f"reports/weekly/{week}/{filename}"

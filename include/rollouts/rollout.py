@@ -1,0 +1,153 @@
+"""Rolling a model bundle out to a fleet: the request, the refresh, node reports and the
+rollback summary.
+
+Replaces seed 004's hand runbook (activate in the admin UI → bake → roll the ASG) and
+``apply-comfyui-bundle.yml``. Plain Python: ``bp_tasks.gpu_bundle_rollout`` wires it to
+the AWS hooks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from gpu_worker import layout, manifest
+from include.errors import InvalidRequest
+from include.naming import platform
+from include.naming.fleet import Fleet
+
+STRATEGIES = ("pointer_only", "dev_node", "refresh", "bake_and_refresh")
+REFRESHING = ("refresh", "bake_and_refresh")
+INSTANCE_ID_PATTERN = r"^i-[0-9a-f]{8}(?:[0-9a-f]{9})?$"
+BUNDLE_ID_PATTERN = f"^{manifest.BUNDLE_ID.pattern}$"
+
+_INSTANCE_ID = re.compile(INSTANCE_ID_PATTERN)
+
+
+@dataclass(frozen=True)
+class RolloutRequest:
+    fleet: Fleet
+    bundle_id: str
+    strategy: str
+    instance_id: str | None
+    min_healthy_percentage: int
+    checkpoint_percentages: tuple[int, ...]
+    auto_rollback: bool
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> RolloutRequest:
+        fleet = Fleet.of(params)
+        bundle_id = params.get("bundle_id")
+        if not isinstance(bundle_id, str) or not manifest.BUNDLE_ID.fullmatch(bundle_id):
+            raise InvalidRequest(f"bundle_id {bundle_id!r} must be 1-128 letters, digits, '.', '_' or '-'")
+        strategy = params.get("strategy")
+        if strategy not in STRATEGIES:
+            raise InvalidRequest(f"strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
+        instance_id = params.get("instance_id") or None
+        if strategy == "dev_node":
+            if not isinstance(instance_id, str) or not _INSTANCE_ID.fullmatch(instance_id):
+                raise InvalidRequest(
+                    f"strategy dev_node needs an instance_id like i-0123456789abcdef0, got {instance_id!r}"
+                )
+        elif instance_id is not None:
+            raise InvalidRequest(f"instance_id is only for strategy dev_node, not {strategy}")
+        healthy = params.get("min_healthy_percentage", 90)
+        if isinstance(healthy, bool) or not isinstance(healthy, int) or not 0 <= healthy <= 100:
+            raise InvalidRequest(f"min_healthy_percentage must be a whole number from 0 to 100, got {healthy!r}")
+        checkpoints = params.get("checkpoint_percentages") or []
+        if (
+            not isinstance(checkpoints, list)
+            or any(isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= 100 for c in checkpoints)
+            or checkpoints != sorted(set(checkpoints))
+            or (checkpoints and checkpoints[-1] != 100)
+        ):
+            raise InvalidRequest(
+                f"checkpoint_percentages must rise strictly from 1 to 100 and end at 100, got {checkpoints!r}"
+            )
+        auto_rollback = params.get("auto_rollback", True)
+        if not isinstance(auto_rollback, bool):
+            raise InvalidRequest(f"auto_rollback must be true or false, got {auto_rollback!r}")
+        return cls(fleet, bundle_id, strategy, instance_id, healthy, tuple(checkpoints), auto_rollback)
+
+    @property
+    def pointer_value(self) -> str:
+        """What the fleet's ``active_bundle`` pointer holds once the bundle is live."""
+        return layout.bundle_prefix(self.bundle_id)
+
+    def dev_node_command(self) -> dict[str, Any] | None:
+        """SendCommand arguments of the fleet's apply document on the dev node. Its
+        parameters are the *names* of SSM parameters (checked by SSM against the
+        document's allowedPattern): no text from the trigger form reaches a shell."""
+        if self.instance_id is None:
+            return None
+        return {
+            "InstanceIds": [self.instance_id],
+            "Parameters": {
+                "bucketParameter": [platform.models_bucket_parameter()],
+                "prefixParameter": [self.fleet.active_bundle],
+            },
+            "Comment": f"gpu_bundle_rollout of bundle {self.bundle_id}"[:100],
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """The request and the fleet's names, for XCom (rebuilt with :meth:`from_params`)."""
+        return {
+            **self.fleet.names(),
+            "bundle_id": self.bundle_id,
+            "strategy": self.strategy,
+            "instance_id": self.instance_id,
+            "min_healthy_percentage": self.min_healthy_percentage,
+            "checkpoint_percentages": list(self.checkpoint_percentages),
+            "auto_rollback": self.auto_rollback,
+            "pointer_value": self.pointer_value,
+            "dev_node_command": self.dev_node_command(),
+        }
+
+
+def refresh_preferences(request: RolloutRequest, warmup_seconds: int) -> dict[str, Any]:
+    """StartInstanceRefresh preferences. AWS can't roll a refresh back when the launch
+    template resolves its AMI from SSM (ours does), so AutoRollback stays off and the
+    rollout rolls back itself: pointer restored, refresh cancelled, replaced nodes
+    refreshed again onto the restored bundle."""
+    preferences: dict[str, Any] = {
+        "MinHealthyPercentage": request.min_healthy_percentage,
+        "InstanceWarmup": warmup_seconds,
+        "SkipMatching": False,
+        "AutoRollback": False,
+    }
+    if request.checkpoint_percentages:
+        preferences["CheckpointPercentages"] = list(request.checkpoint_percentages)
+        preferences["CheckpointDelay"] = warmup_seconds
+    return preferences
+
+
+def node_report_problems(reports: dict[str, dict[str, Any]], bundle_id: str) -> list[str]:
+    """``reports``: GetCommandInvocation results of the status document, by instance.
+    Every node must have answered and must report ``bundle_id`` as active."""
+    problems = []
+    for instance_id, invocation in sorted(reports.items()):
+        if invocation.get("Status") != "Success":
+            problems.append(
+                f"{instance_id} did not report ({invocation.get('Status')}: "
+                f"{(invocation.get('StandardErrorContent') or '').strip() or 'no output'})"
+            )
+            continue
+        try:
+            active = json.loads(invocation.get("StandardOutputContent") or "{}").get("active_bundle_id")
+        except (json.JSONDecodeError, AttributeError):
+            problems.append(f"{instance_id} answered something that is not the status JSON")
+            continue
+        if active != bundle_id:
+            problems.append(f"{instance_id} reports bundle {active or 'none'}, not {bundle_id}")
+    return problems
+
+
+def failure_summary(request: RolloutRequest, failed_tasks: list[str], undone: list[str]) -> str:
+    """The one paragraph a failed rollout ends with: what failed, what was rolled back."""
+    what = ", ".join(failed_tasks) or "an upstream task"
+    rolled_back = " ".join(f"{step[0].upper()}{step[1:]}." for step in undone) or "Nothing had changed."
+    return (
+        f"Rollout of bundle {request.bundle_id} to {request.fleet} ({request.strategy}) failed in {what}. {rolled_back}"
+    )

@@ -1,0 +1,1 @@
+"""Helpers of the bp_aws building blocks (the provider keeps the same in ``utils/``)."""

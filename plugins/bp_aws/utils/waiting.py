@@ -1,0 +1,64 @@
+"""The provider's one shape for a long operation, written once: defer to a trigger, or
+(non-deferrable) run the very same waiter, with the same settings, in this worker.
+
+The trigger object is the single description of the wait - waiter, arguments, delay,
+attempts, failure and status messages - so the two modes can't drift apart. Here too:
+the two small conversions every wait needs (poll attempts from a timeout, and a
+templated number that may have rendered as nothing).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.amazon.aws.exceptions import WaiterMaxAttemptsError, WaiterTerminalFailure
+from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
+from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
+
+from bp_aws.exceptions import WaitEnded
+
+#: What a template renders for "no value" (None, an empty field, or ``{{ None }}``).
+_NOTHING = (None, "", "None")
+
+
+def optional_int(value: Any) -> int | None:
+    """A templated integer field, or None when it rendered as nothing."""
+    return None if value in _NOTHING else int(value)
+
+
+def poll_attempts(timeout: float, interval: float) -> int:
+    """How many polls ``interval`` seconds apart fit in ``timeout`` (at least one)."""
+    return max(1, int(float(timeout) // max(float(interval), 1)))
+
+
+def connection_kwargs(task: Any) -> dict[str, Any]:
+    """What a trigger needs to build the same hook as the task that defers to it."""
+    return {
+        "aws_conn_id": task.aws_conn_id,
+        "region_name": task.region_name,
+        "verify": task.verify,
+        "botocore_config": task.botocore_config,
+    }
+
+
+def defer_or_wait(task: Any, trigger: AwsBaseWaiterTrigger, method_name: str) -> None:
+    """Defer ``task`` to ``trigger`` (resuming in ``method_name``), or wait here.
+
+    Waiting here raises :class:`~bp_aws.exceptions.WaitEnded` when the waiter reaches a
+    failure state or runs out of attempts; an API error (access denied, a bad request)
+    is not a wait that ended and propagates as it is. Callers judge the final state.
+    """
+    if task.deferrable:
+        task.defer(trigger=trigger, method_name=method_name)
+    try:
+        wait(
+            waiter=task.hook.get_waiter(trigger.waiter_name, config_overrides=trigger.waiter_config_overrides),
+            waiter_delay=trigger.waiter_delay,
+            waiter_max_attempts=trigger.attempts,
+            args=trigger.waiter_args,
+            failure_message=trigger.failure_message,
+            status_message=trigger.status_message,
+            status_args=trigger.status_queries,
+        )
+    except (WaiterTerminalFailure, WaiterMaxAttemptsError) as error:
+        raise WaitEnded(str(error)) from error

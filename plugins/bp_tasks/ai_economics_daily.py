@@ -1,0 +1,219 @@
+"""Task bodies of ``ai_economics_daily``, with Airflow's Variables, connections and
+hooks; the economics itself is in :mod:`include.economics`.
+
+Tasks hand each other the day's tables as Parquet files in the run's output folder
+(``<economics_output_dir>/ai_economics_daily/<day>/``), never through XCom.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Asset, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from bp_tasks.economics_settings import LEDGER_CONN, WAREHOUSE_CONN, Settings
+
+log = logging.getLogger("bp.economics")
+
+#: Updated when a day is published, for whatever schedules on fresh economics. An "x-" scheme
+#: is a custom one Airflow leaves as is (no provider lookup while the file is parsed).
+ECONOMICS = Asset(name="ai_economics_daily", uri="x-bp-warehouse://economics/ai_economics_daily")
+
+
+def day_to_compute(requested: str | None, logical_date: Any, today: date | None = None) -> date:
+    """The ``day`` param, else the day before the scheduled run; it must be over (UTC)."""
+    if requested:
+        try:
+            day = date.fromisoformat(requested)
+        except ValueError:
+            raise AirflowFailException(f"day {requested!r} is not a YYYY-MM-DD date. Nothing was computed.") from None
+    else:
+        day = logical_date.date() - timedelta(days=1)
+    if day >= (today or datetime.now(UTC).date()):
+        raise AirflowFailException(
+            f"day {day} is not over yet (UTC): only past days can be computed. Nothing was computed."
+        )
+    return day
+
+
+def _fleet_days(settings: Settings, day: date, aws_conn_id: str) -> list:
+    """Each fleet's GPU-hours (CloudWatch) and the cost the margin carries for it (the source)."""
+    from decimal import Decimal
+
+    from bp_aws.hooks.costs import CostExplorerHook, FleetMetricsHook
+    from include.economics import infra_cost
+
+    source = settings.infra_cost_source
+    if source == "none":
+        log.info("GPU infrastructure cost: source 'none' (Variable infra_cost_source): margin excludes it")
+        return []
+    metrics = FleetMetricsHook(aws_conn_id=aws_conn_id)
+    hours = {f["slug"]: metrics.instance_hours(day, f["stage"], f["slug"]) for f in settings.fleets}
+    if source == "cost_explorer":
+        by_fleet = CostExplorerHook(aws_conn_id=aws_conn_id).daily_cost_by_tag(day)
+    else:
+        types = {f["slug"]: f["instance_type"] for f in settings.fleets}
+        by_fleet = infra_cost.estimate(hours, types, settings.gpu_hourly_prices)
+    stages = {f["slug"]: f["stage"] for f in settings.fleets}
+    fleets = [
+        infra_cost.FleetDay(stages.get(slug, ""), slug, hours.get(slug), by_fleet.get(slug, Decimal(0)), source)
+        for slug in sorted(set(hours) | set(by_fleet))
+    ]
+    log.info(
+        "GPU infrastructure cost from %s: %s (total %s USD)",
+        source,
+        {f.fleet: str(f.cost_usd) for f in fleets} or "no fleet cost",
+        infra_cost.total(fleets),
+    )
+    return fleets
+
+
+def load_tables(folder: Path, names: Iterable[str] | None = None) -> dict:
+    """The run folder's tables; only ``names`` when given (the per-user table can be large)."""
+    import pyarrow.parquet as pq
+
+    from include.economics import warehouse
+
+    wanted = set(warehouse.TABLES if names is None else names)
+    return {
+        path.stem: pq.read_table(path).to_pandas()
+        for path in sorted((folder / "tables").glob("*.parquet"))
+        if path.stem in wanted
+    }
+
+
+@task
+def resolve_day(params: dict | None = None, logical_date=None) -> str:
+    """Validate the request before any connection is opened."""
+    return day_to_compute(params["day"], logical_date).isoformat()
+
+
+@task
+def compute(day: str, params: dict | None = None) -> dict:
+    """Aggregate, price, gate; write the tables to the run folder; fail, publishing
+    nothing, when the gate fails."""
+    from bp_data.engines import engine_for
+    from include.economics import daily, exports
+    from include.economics.prices import PriceBook
+
+    the_day = date.fromisoformat(day)
+    settings = Settings.load()
+    book = PriceBook.from_csv(settings.price_catalogue)
+    log.info("Prices from %s; ledger %s, warehouse %s", settings.price_catalogue, LEDGER_CONN, WAREHOUSE_CONN)
+    result = daily.compute_day(
+        engine_for(LEDGER_CONN),
+        engine_for(WAREHOUSE_CONN),
+        book,
+        the_day,
+        fleets=_fleet_days(settings, the_day, params["aws_conn_id"]),
+        reconcile_threshold_pct=settings.reconcile_threshold_pct,
+    )
+    folder = settings.run_dir(the_day)
+    (folder / "tables").mkdir(parents=True, exist_ok=True)
+    (folder / "gx_validation.json").write_text(result.gate.to_json())
+    log.info("Data-quality gate for %s:\n%s", the_day, result.gate.table())
+    if not result.gate.passed:
+        raise AirflowFailException(
+            f"{result.gate.paragraph()} Nothing was published; "
+            f"the validation result is in {folder / 'gx_validation.json'}."
+        )
+    for name, frame in result.tables.items():
+        (folder / "tables" / f"{name}.parquet").write_bytes(exports.parquet_bytes(name, frame))
+    rec = result.reconciliation
+    summary = {
+        **result.summary(),
+        "output_dir": str(folder),
+        "gate_warnings": [
+            f"{w.name}: {w.failed_rows} row(s), e.g. {', '.join(w.examples)}" for w in result.gate.warnings
+        ],
+        "anomalies": [a.__dict__ | {"day": a.day.isoformat()} for a in result.anomalies],
+        "reconciliation": {
+            "cost_usd": str(rec.cost_usd),
+            "estimated_usd": str(rec.estimated_usd),
+            "drift_pct": rec.drift_pct,
+            "warning": rec.warning,
+            "worst_models": [[m, str(c), str(e), d] for m, c, e, d in rec.worst_models],
+        },
+        "failed_payments": result.revenue.failed_payments,
+    }
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    log.info("Computed %s: %s", the_day, json.dumps(result.summary(), default=str))
+    return summary
+
+
+@task(outlets=[ECONOMICS])
+def publish_warehouse(computed: dict) -> dict:
+    from bp_data.engines import engine_for
+    from include.economics import warehouse
+
+    day = date.fromisoformat(computed["day"])
+    written = warehouse.publish(engine_for(WAREHOUSE_CONN), day, load_tables(Path(computed["output_dir"])))
+    log.info("Replaced %s in the warehouse (%s): %s", day, WAREHOUSE_CONN, written)
+    return written
+
+
+@task
+def export_s3(computed: dict, params: dict | None = None) -> list[str]:
+    settings = Settings.load()
+    if not settings.s3_uri:
+        log.info("Variable economics_s3_uri is not set: no Parquet export to S3")
+        return []
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from include.economics import exports
+
+    day, folder = date.fromisoformat(computed["day"]), Path(computed["output_dir"])
+    bucket, _, prefix = settings.s3_uri.removeprefix("s3://").partition("/")
+    hook = S3Hook(aws_conn_id=params["aws_conn_id"])
+    keys = []
+    for path in sorted((folder / "tables").glob("*.parquet")):
+        key = exports.parquet_key(prefix, path.stem, day)
+        hook.load_bytes(path.read_bytes(), key=key, bucket_name=bucket, replace=True)
+        keys.append(f"s3://{bucket}/{key}")
+    log.info("Exported %d Parquet file(s) under s3://%s/%s", len(keys), bucket, prefix)
+    return keys
+
+
+@task
+def export_influx(computed: dict) -> str:
+    from bp_data.influx import write_points
+    from include.economics import exports
+
+    settings = Settings.load()
+    day, folder = date.fromisoformat(computed["day"]), Path(computed["output_dir"])
+    tables = load_tables(folder, exports.INFLUX_MEASUREMENTS)
+    points = exports.influx_points(day, tables)
+    if write_points(points, bucket=settings.influx_bucket):
+        log.info("Wrote %d point(s) to InfluxDB bucket %s, stamped %s", len(points), settings.influx_bucket, day)
+        return f"influxdb:{settings.influx_bucket}"
+    path = folder / "economics.lp"
+    path.write_text(exports.line_protocol(day, tables))
+    log.info("No InfluxDB connection (influxdb_default): wrote %d point(s) as line protocol to %s", len(points), path)
+    return str(path)
+
+
+@task
+def send_alerts(computed: dict, params: dict | None = None, dag_run=None) -> int:
+    import pandas as pd
+
+    from bp_aws.notifiers.ops_alert import run_link, send_alert
+    from include.alerts import Alert
+    from include.economics.day_alerts import alerts_for
+
+    settings = Settings.load()
+    link = run_link({"dag_run": dag_run})
+    tables = load_tables(Path(computed["output_dir"]), ["ai_margin_daily"])
+    margin_rows = tables.get("ai_margin_daily", pd.DataFrame()).to_dict("records")
+    found = alerts_for(computed, margin_rows, settings.margin_floor_pct)
+    for alert in found:
+        send_alert(
+            Alert(**{**alert.__dict__, "link": link}), stage=settings.alert_stage, aws_conn_id=params["aws_conn_id"]
+        )
+    log.info("%d alert(s) for %s", len(found), computed["day"])
+    return len(found)

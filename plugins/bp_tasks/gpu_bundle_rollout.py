@@ -1,0 +1,374 @@
+"""Task bodies of ``gpu_bundle_rollout``: AWS calls through the project's hooks,
+decisions in :mod:`include.rollouts`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.sdk import TriggerRule, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from bp_tasks.common import FAILED_STATES, check_bundle_in_bucket, task_states, validated
+from include.rollouts import lock as fleet_lock
+from include.rollouts import pointers
+from include.rollouts.rollout import RolloutRequest, failure_summary, node_report_problems, refresh_preferences
+
+log = logging.getLogger("bp.gpu_bundle_rollout")
+
+#: A held lock whose run is in one of these states refuses a second rollout.
+LIVE_RUN_STATES = ("queued", "running")
+#: Warmup for a fleet without a desired_config (seed 004's instance refresh example).
+DEFAULT_WARMUP_SECONDS = 300
+UNCHANGED = "The pointer was not moved; nothing changed."
+
+
+def _rollout(request: dict) -> RolloutRequest:
+    return RolloutRequest.from_params(request)
+
+
+def _ssm(params: dict):
+    from bp_aws.hooks.ssm_parameters import SsmParameterHook
+
+    return SsmParameterHook(aws_conn_id=params["aws_conn_id"])
+
+
+def _autoscaling(params: dict):
+    from bp_aws.hooks.autoscaling import AutoScalingHook
+
+    return AutoScalingHook(aws_conn_id=params["aws_conn_id"])
+
+
+def _run_command(params: dict):
+    from bp_aws.hooks.run_command import RunCommandHook
+
+    return RunCommandHook(aws_conn_id=params["aws_conn_id"])
+
+
+def _in_service(group: dict[str, Any]) -> list[str]:
+    return sorted(i["InstanceId"] for i in group["Instances"] if i["LifecycleState"] == "InService")
+
+
+@task
+def validate_request(params: dict | None = None) -> dict:
+    """Domain checks on the params, before any AWS call."""
+    request = validated(RolloutRequest.from_params, params, "Nothing was changed.")
+    log.info("Rollout request for %s: %s", request.fleet, request.as_dict())
+    return request.as_dict()
+
+
+@task
+def check_bundle(request: dict, params: dict | None = None) -> str:
+    """The manifest is valid and every asset is in the bucket at its size, before the
+    pointer moves."""
+    bucket = _ssm(params).require(request["models_bucket_parameter"])["Value"]
+    bundle = check_bundle_in_bucket(params["aws_conn_id"], bucket, request["bundle_id"], f"Can't roll out. {UNCHANGED}")
+    message = f"bundle {bundle.bundle_id} ({bundle.name}): {len(bundle.assets)} asset(s), all present at their size"
+    log.info(message)
+    return message
+
+
+@task
+def acquire_lock(request: dict, params: dict | None = None, run_id: str | None = None, ti=None) -> str:
+    """Create the fleet's lock (SSM refuses to create an existing parameter); a lock left
+    by a run that has ended is taken over."""
+    from airflow.sdk.exceptions import AirflowRuntimeError
+    from botocore.exceptions import ClientError
+
+    ssm = _ssm(params)
+    value = fleet_lock.lock_value(run_id, request["bundle_id"])
+    try:
+        ssm.conn.put_parameter(Name=request["lock"], Value=value, Type="String", Overwrite=False)
+        log.info("Holding %s for this rollout", request["lock"])
+        return request["lock"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ParameterAlreadyExists":
+            raise
+    holder = fleet_lock.lock_holder(ssm.require(request["lock"])["Value"])
+    if holder.get("run_id") == run_id:
+        log.info("This run already holds %s (a cleared task ran again)", request["lock"])
+        return request["lock"]
+    try:
+        state = ti.get_dagrun_state(dag_id=ti.dag_id, run_id=holder["run_id"])
+    except AirflowRuntimeError:  # the holder run is gone (deleted): the lock is stale
+        state = "gone"
+    if state in LIVE_RUN_STATES:
+        raise AirflowFailException(
+            f"Refused: rollout {holder['run_id']} (bundle {holder.get('bundle_id')}) is {state} on "
+            f"{request['fleet_stage']}/{request['fleet_slug']}. One rollout per fleet at a time; this run "
+            "changed nothing. Run again when it has ended."
+        )
+    log.warning("Taking over %s from run %s, which is %s", request["lock"], holder["run_id"], state)
+    ssm.conn.put_parameter(Name=request["lock"], Value=value, Type="String", Overwrite=True)
+    return request["lock"]
+
+
+@task
+def read_pointer(request: dict, params: dict | None = None) -> dict:
+    """The fleet's current bundle (kept for the rollback) and its warmup."""
+    from include.fleets import config as fleet_config
+
+    ssm = _ssm(params)
+    pointer = ssm.get(request["active_bundle"])
+    config = ssm.get(request["desired_config"])
+    warmup = DEFAULT_WARMUP_SECONDS
+    if config is not None:
+        try:
+            warmup = fleet_config.parse_desired_config(config["Value"], source=config["Name"]).warmup_seconds
+        except fleet_config.InvalidFleetConfig as error:
+            log.warning("%s; using a warmup of %s s", error, warmup)
+    current = {
+        "value": pointer["Value"] if pointer else None,
+        "version": pointer["Version"] if pointer else 0,
+        "warmup_seconds": warmup,
+    }
+    log.info("%s holds %s (version %s)", request["active_bundle"], current["value"], current["version"])
+    return current
+
+
+@task.branch
+def strategy_path(request: dict) -> list[str]:
+    if request["strategy"] == "pointer_only":
+        log.info("pointer_only: nodes install %s at their next boot", request["pointer_value"])
+        return []
+    return {"dev_node": ["apply_on_dev_node"], "refresh": ["fleet_has_instances"], "bake_and_refresh": ["bake_ami"]}[
+        request["strategy"]
+    ]
+
+
+@task
+def check_dev_node(request: dict, command_id: str, params: dict | None = None, run_id: str | None = None) -> str:
+    """Keep the installer's output in the logs bucket, then ask the node what it runs."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from include.naming import platform
+
+    rollout = _rollout(request)
+    instance = rollout.instance_id
+    invocation = _run_command(params).invocations(command_id, [instance])[instance]
+    s3 = S3Hook(aws_conn_id=params["aws_conn_id"])
+    bucket = platform.logs_bucket(s3.account_id)
+    key = rollout.fleet.asset_sync_key(run_id, instance)
+    output = {
+        "command_id": command_id,
+        "instance_id": instance,
+        "status": invocation.get("Status"),
+        "stdout": invocation.get("StandardOutputContent", ""),
+        "stderr": invocation.get("StandardErrorContent", ""),
+    }
+    s3.load_string(json.dumps(output, indent=2), key, bucket, replace=True)
+    log.info(
+        "Installer output on %s (%s) kept at s3://%s/%s:\n%s", instance, output["status"], bucket, key, output["stdout"]
+    )
+    _require_bundle(request, [instance], params)
+    return f"{instance} runs bundle {rollout.bundle_id}"
+
+
+def _require_bundle(request: dict, instance_ids: list[str], params: dict) -> None:
+    reports = _run_command(params).run_and_collect(request["status_document"], instance_ids, comment="bundle status")
+    problems = node_report_problems(reports, request["bundle_id"])
+    if problems:
+        raise AirflowFailException(f"Nodes do not run bundle {request['bundle_id']}: {'; '.join(problems)}")
+    log.info("%d node(s) report bundle %s: %s", len(instance_ids), request["bundle_id"], ", ".join(instance_ids))
+
+
+@task.short_circuit(ignore_downstream_trigger_rules=False, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+def fleet_has_instances(request: dict, params: dict | None = None) -> bool:
+    group = _autoscaling(params).describe_group_or_none(request["auto_scaling_group"])
+    if group is None:
+        raise AirflowFailException(
+            f"{request['auto_scaling_group']} does not exist: provision the fleet with gpu_fleet_provision first"
+        )
+    if not group["Instances"]:
+        log.info(
+            "%s has no instances: nothing to refresh; instances that scale from zero boot with %s",
+            request["auto_scaling_group"],
+            request["pointer_value"],
+        )
+        return False
+    return True
+
+
+@task
+def refresh_preferences_of(request: dict, current: dict) -> dict:
+    return refresh_preferences(_rollout(request), current["warmup_seconds"])
+
+
+@task
+def verify_fleet_bundle(request: dict, params: dict | None = None) -> str:
+    """Every InService node must report the new bundle."""
+    instances = _in_service(_autoscaling(params).describe_group(request["auto_scaling_group"]))
+    _require_bundle(request, instances, params)
+    return f"{len(instances)} node(s) run bundle {request['bundle_id']}"
+
+
+@task(trigger_rule=TriggerRule.ONE_FAILED)
+def roll_back(
+    request: dict, current: dict | None, params: dict | None = None, ti=None, run_id: str | None = None
+) -> dict:
+    """Undo what this run changed and alert; ``rollout_outcome`` ends the run failed."""
+    from bp_aws.notifiers.ops_alert import send_alert
+    from include.alerts import Alert
+
+    rollout = _rollout(request)
+    failed = sorted(task_id for task_id, state in task_states(ti, run_id).items() if state == "failed")
+    undone: list[str] = []
+    if current is not None:
+        ssm = _ssm(params)
+        try:
+            outcome = pointers.restore(
+                ssm.get,
+                ssm.put,
+                name=request["active_bundle"],
+                previous=current["value"],
+                written=ti.xcom_pull(task_ids="move_pointer"),
+            )
+            if "restored" in outcome:
+                undone.append(outcome)
+        except pointers.PointerMoved as error:
+            undone.append(f"the pointer was NOT restored: {error}")
+    back_refresh_id = None
+    refresh_id = ti.xcom_pull(task_ids="start_refresh")
+    if refresh_id:
+        steps, back_refresh_id = _undo_refresh(rollout, current, refresh_id, params)
+        undone += steps
+    paragraph = failure_summary(rollout, failed, undone)
+    send_alert(
+        Alert(
+            severity="critical",
+            title=f"Bundle rollout failed on {rollout.fleet}",
+            dimensions={"fleet": rollout.fleet.slug},
+            detail=paragraph,
+        ),
+        stage=rollout.fleet.stage,
+        aws_conn_id=params["aws_conn_id"],
+    )
+    log.error(paragraph)
+    return {"undone": undone, "paragraph": paragraph, "back_refresh_id": back_refresh_id}
+
+
+def _undo_refresh(
+    rollout: RolloutRequest, current: dict | None, refresh_id: str, params: dict
+) -> tuple[list[str], str | None]:
+    """Cancel this run's refresh; with auto_rollback, refresh the nodes it replaced back
+    onto the restored bundle (AWS can't roll back a refresh whose AMI comes from SSM)."""
+    autoscaling = _autoscaling(params)
+    group = rollout.fleet.auto_scaling_group
+    undone = []
+    refresh = next(iter(autoscaling.describe_instance_refreshes(group, refresh_id)), None)
+    if refresh and refresh["Status"] in ("Pending", "InProgress", "Baking"):
+        autoscaling.cancel_instance_refresh(group)
+        autoscaling.get_waiter("instance_refresh_ended").wait(
+            AutoScalingGroupName=group, InstanceRefreshIds=[refresh_id], WaiterConfig={"Delay": 2, "MaxAttempts": 150}
+        )
+        undone.append(f"the instance refresh {refresh_id} was cancelled at {refresh.get('PercentageComplete', 0)}%")
+    replaced = refresh is not None and (refresh.get("PercentageComplete") or 0) > 0
+    if not (rollout.auto_rollback and replaced and current and current["value"]):
+        return undone, None
+    again = autoscaling.start_instance_refresh(group, refresh_preferences(rollout, current["warmup_seconds"]))
+    undone.append(f"the replaced nodes were refreshed back onto {current['value']} (instance refresh {again})")
+    return undone, again
+
+
+@task.short_circuit(ignore_downstream_trigger_rules=False)
+def refreshing_back(rolled_back: dict) -> bool:
+    return bool(rolled_back["back_refresh_id"])
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE)
+def release_lock(request: dict, params: dict | None = None, run_id: str | None = None) -> str:
+    """Delete the lock if this run holds it (never another run's)."""
+    ssm = _ssm(params)
+    lock = ssm.get(request["lock"])
+    if lock is None or fleet_lock.lock_holder(lock["Value"]).get("run_id") != run_id:
+        return "this run holds no lock"
+    ssm.conn.delete_parameter(Name=request["lock"])
+    return f"released {request['lock']}"
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE)
+def record_audit(request: dict, current: dict | None, params: dict | None = None, ti=None, dag_run=None) -> str:
+    """One immutable record per rollout: written once (If-None-Match), never replaced."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from botocore.exceptions import ClientError
+
+    from include.naming import platform
+    from include.rollouts.audit import audit_record
+
+    rollout = _rollout(request)
+    run_id = dag_run.run_id
+    states = {task_id: state for task_id, state in sorted(task_states(ti, run_id).items()) if task_id != ti.task_id}
+    result = "failed" if any(state in FAILED_STATES for state in states.values()) else "success"
+    record = audit_record(
+        rollout,
+        run_id=run_id,
+        triggered_by=dag_run.triggering_user_name,
+        from_bundle=current["value"] if current else None,
+        result=result,
+        started_at=dag_run.start_date.isoformat() if dag_run.start_date else "",
+        ended_at=datetime.now(UTC).isoformat(),
+        task_states=states,
+        rolled_back=(ti.xcom_pull(task_ids="roll_back") or {}).get("undone", []),
+    )
+    body = (json.dumps(record, sort_keys=True) + "\n").encode()
+    s3 = S3Hook(aws_conn_id=params["aws_conn_id"])
+    bucket = platform.logs_bucket(s3.account_id)
+    key = rollout.fleet.rollout_audit_key(run_id)
+    try:
+        s3.conn.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*", ContentType="application/x-ndjson")
+        log.info("Audit record s3://%s/%s: %s", bucket, key, body.decode().strip())
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in ("PreconditionFailed", "ConditionalRequestConflict"):
+            raise
+        log.info("s3://%s/%s was already written by an earlier try: it stays as it is", bucket, key)
+    _post_to_backend(body, params)
+    return f"s3://{bucket}/{key}"
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE)
+def rollout_outcome(request: dict, ti=None, run_id: str | None = None) -> str:
+    """The run's verdict, as its last task: Airflow judges a run by its leaves, and the
+    bookkeeping before this one succeeds even when the rollout did not."""
+    failed = sorted(task_id for task_id, state in task_states(ti, run_id).items() if state in FAILED_STATES)
+    if failed:
+        rolled_back = ti.xcom_pull(task_ids="roll_back") or {}
+        raise AirflowFailException(rolled_back.get("paragraph") or failure_summary(_rollout(request), failed, []))
+    message = f"bundle {request['bundle_id']} is live on {request['fleet_stage']}/{request['fleet_slug']}"
+    log.info("%s (%s)", message, request["strategy"])
+    return message
+
+
+#: The http connection of the backend's ops endpoint (seed 004's audit logging).
+ASSET_OPS_CONN = "bp_asset_ops"
+ASSET_OPS_ENDPOINT = "/ops/comfyui-assets/sync-logs"
+
+
+def _post_to_backend(body: bytes, params: dict) -> None:
+    """POST the record to the backend, signed with the asset-ops secret, through the http
+    connection ``bp_asset_ops`` (none configured: the S3 record only). A failure is
+    logged, not raised: the S3 record is the one that counts."""
+    from airflow.providers.amazon.aws.hooks.secrets_manager import SecretsManagerHook
+    from airflow.providers.http.hooks.http import HttpHook
+    from airflow.sdk.exceptions import AirflowException, AirflowNotFoundException
+    from airflow.sdk.log import mask_secret
+    from requests.exceptions import RequestException
+
+    from include.naming import platform
+    from include.rollouts.audit import signature_headers
+
+    hook = HttpHook(method="POST", http_conn_id=ASSET_OPS_CONN)
+    try:
+        hook.get_connection(ASSET_OPS_CONN)
+    except AirflowNotFoundException:
+        log.info("No %s connection: the audit record is in S3 only", ASSET_OPS_CONN)
+        return
+    secret = SecretsManagerHook(aws_conn_id=params["aws_conn_id"]).get_secret(platform.asset_ops_secret())
+    mask_secret(secret)
+    headers = signature_headers(body, secret, int(datetime.now(UTC).timestamp()))
+    try:
+        response = hook.run(ASSET_OPS_ENDPOINT, data=body, headers=headers, extra_options={"timeout": 10})
+        log.info("Audit record POSTed to the backend: HTTP %s", response.status_code)
+    except (RequestException, AirflowException) as error:
+        log.warning("Could not POST the audit record to the backend (%s); it is in S3", error)

@@ -1,0 +1,164 @@
+"""Task bodies of ``gpu_fleet_provision``: the config read and judged, the AMI pointer
+checked, the function packaged, the deployed fleet verified, the destroy guarded."""
+
+from __future__ import annotations
+
+import logging
+
+from airflow.sdk import TriggerRule, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from bp_tasks.common import validated
+from include.fleets import config as fleet_config
+from include.fleets import provision
+from include.naming.fleet import Fleet
+
+log = logging.getLogger("bp.gpu_fleet_provision")
+UNCHANGED = "Nothing was changed."
+#: The stack outputs that name the fleet's alarms, checked after every deploy.
+ALARM_OUTPUTS = ("QueueEmptyAlarmName", "JobsWaitingAtZeroAlarmName")
+
+
+@task
+def validate_request(params: dict | None = None) -> dict:
+    """Domain checks on the params, before any AWS call."""
+    request = validated(provision.FleetRequest.from_params, params, UNCHANGED)
+    log.info("Request for %s: %s", request.fleet, request.as_dict())
+    return request.as_dict()
+
+
+@task.branch
+def action_path(request: dict) -> str:
+    return "wait_for_desired_config" if request["action"] == "apply" else "check_fleet_idle"
+
+
+@task
+def read_desired_config(request: dict, params: dict | None = None) -> dict:
+    """Parse and validate the config against the templates catalogue."""
+    from bp_aws.hooks.ssm_parameters import SsmParameterHook
+
+    name = request["desired_config"]
+    parameter = SsmParameterHook(aws_conn_id=params["aws_conn_id"]).require(name)
+    try:
+        config = fleet_config.parse_desired_config(parameter["Value"], source=name)
+    except fleet_config.InvalidFleetConfig as error:
+        raise AirflowFailException(f"{error}. Fix it in the admin UI and run again; {UNCHANGED.lower()}") from None
+    log.info("desired_config version %s: %s", parameter["Version"], config.as_dict())
+    return config.as_dict()
+
+
+@task
+def check_ami_pointer(request: dict, params: dict | None = None) -> str:
+    from bp_aws.hooks.ssm_parameters import SsmParameterHook
+
+    pointer = SsmParameterHook(aws_conn_id=params["aws_conn_id"]).get(request["ami_pointer"])
+    problem = provision.ami_pointer_problem(pointer, Fleet.of(request))
+    if problem:
+        raise AirflowFailException(f"Can't provision the fleet: {problem}. {UNCHANGED}")
+    log.info("%s names %s", request["ami_pointer"], pointer["Value"])
+    return pointer["Value"]
+
+
+@task.branch
+def approval_path(request: dict) -> str:
+    if request["needs_approval"]:
+        log.info("Production fleet: waiting for an approval in the Airflow UI")
+        return "approve_apply"
+    return "package_function"
+
+
+@task
+def apply_question(request: dict, config: dict) -> str:
+    """What the approver of a production apply reads."""
+    return (
+        f"Stack **{request['fleet_stack']}** would be created or updated from `{request['desired_config']}`: "
+        f"{config}. The change set is logged by deploy_fleet_stack."
+    )
+
+
+@task
+def destroy_question(request: dict) -> str:
+    """What the approver of a destroy reads."""
+    return (
+        f"Stack **{request['fleet_stack']}** and everything in it (ASG, launch template, alarms, worker role, "
+        "log group) would be deleted. The ASG is at 0 instances."
+    )
+
+
+@task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+def package_function(request: dict, params: dict | None = None) -> dict:
+    """Upload the scale-to-zero function's zip under a key named by its sha256."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from include.naming import platform
+
+    s3 = S3Hook(aws_conn_id=params["aws_conn_id"])
+    bucket = platform.logs_bucket(s3.account_id)
+    package = provision.function_package()
+    if s3.check_for_key(package.key, bucket):
+        log.info("s3://%s/%s is already there", bucket, package.key)
+    else:
+        s3.load_bytes(package.body, package.key, bucket)
+        log.info("Uploaded s3://%s/%s (%d bytes)", bucket, package.key, len(package.body))
+    return provision.shared_stack_parameters(request["fleet_stage"], bucket, package.key)
+
+
+@task
+def stack_tags(request: dict) -> dict:
+    """The shared and the fleet stack's tags (CloudFormation propagates them)."""
+    fleet = Fleet.of(request)
+    return {"shared": provision.shared_stack_tags(fleet), "fleet": provision.fleet_stack_tags(fleet)}
+
+
+@task
+def fleet_stack_parameters(request: dict, config: dict, shared: dict) -> dict:
+    return provision.fleet_stack_parameters(
+        Fleet.of(request), fleet_config.FleetConfig.from_dict(config), shared["ScaleToZeroTopicArn"]
+    )
+
+
+@task
+def verify_fleet(request: dict, config: dict, shared: dict, outputs: dict, params: dict | None = None) -> dict:
+    """The deployed ASG, policies and alarms must say what the config says."""
+    from bp_aws.hooks.ami import AmiHook
+    from bp_aws.hooks.autoscaling import AutoScalingHook
+    from bp_aws.hooks.cloudwatch import AlarmHook
+
+    conn = params["aws_conn_id"]
+    autoscaling = AutoScalingHook(aws_conn_id=conn)
+    group_name = outputs["AutoScalingGroupName"]
+    found = AlarmHook(aws_conn_id=conn).describe_alarms([outputs[key] for key in ALARM_OUTPUTS])
+    problems = provision.fleet_drift(
+        fleet_config.FleetConfig.from_dict(config),
+        Fleet.of(request),
+        group=autoscaling.describe_group(group_name),
+        policies=autoscaling.describe_policies(group_name),
+        alarms={key: found.get(outputs[key]) for key in ALARM_OUTPUTS},
+        image_id=AmiHook(aws_conn_id=conn).launch_template_image(
+            outputs["LaunchTemplateId"], outputs["LaunchTemplateVersion"]
+        ),
+        topic_arn=shared["ScaleToZeroTopicArn"],
+    )
+    if problems:
+        raise AirflowFailException(
+            f"Stack {request['fleet_stack']} deployed, but the fleet does not match its config: "
+            f"{'; '.join(problems)}. Nothing was rolled back; run again or inspect the stack."
+        )
+    log.info("Fleet %s matches its config: %s", group_name, config)
+    return {**outputs, "verified": True}
+
+
+@task
+def check_fleet_idle(request: dict, params: dict | None = None) -> str:
+    """Destroying a fleet with instances would kill running jobs: it must be at 0 first."""
+    from bp_aws.hooks.autoscaling import AutoScalingHook
+
+    group = AutoScalingHook(aws_conn_id=params["aws_conn_id"]).describe_group_or_none(request["auto_scaling_group"])
+    blockers = provision.destroy_blockers(group)
+    if blockers:
+        raise AirflowFailException(
+            f"Can't destroy {request['fleet_stack']}: {request['auto_scaling_group']} is not at 0 "
+            f"({'; '.join(blockers)}). Let it scale to zero (or set its desired capacity to 0) "
+            f"and run again; {UNCHANGED.lower()}"
+        )
+    return "no instances" if group else "no Auto Scaling group"
