@@ -49,13 +49,16 @@ lint: venv ## ruff over the project (lint and format)
 	@$(PY) -m ruff format --check --quiet .
 
 # pytest exits 5 when it collected no test: that must never read as success.
+# Two xdist workers: one runs the end-to-end tests (they mostly wait on Airflow), the
+# other the unit tests beside them (tests/e2e/conftest.py keeps the e2e tests together).
+TEST_WORKERS ?= 2
 test: venv lint browser ## The whole test suite (what .ci/run runs)
-	@$(PY) -m pytest; rc=$$?; \
+	@$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: failing" >&2; exit 1; fi; \
 	exit $$rc
 
 test-fast: venv browser ## The suite without the end-to-end tests that start Airflow
-	@$(PY) -m pytest -m "not e2e"
+	@$(PY) -m pytest -n 2 -m "not e2e"
 
 up: venv ## Start the local stack and leave it running (prints the UI URL and credentials)
 	@$(PY) -m devstack up

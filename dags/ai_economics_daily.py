@@ -25,7 +25,6 @@ Re-running a day replaces it everywhere. Backfill a range with
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import Param, dag
 
 from bp_aws.notifiers.ops_alert import OpsAlertNotifier
@@ -43,7 +42,6 @@ from bp_tasks.params import ECONOMICS_START, aws_conn_id_param
     default_args={
         "owner": "data-finance",
         "retries": 2,
-        "retry_delay": pendulum.duration(minutes=5),
         "on_failure_callback": OpsAlertNotifier(
             severity="critical",
             title="ai_economics_daily failed",

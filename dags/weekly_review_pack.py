@@ -26,7 +26,6 @@ Re-running a week rebuilds and replaces its pack.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import Param, dag
 
 from bp_aws.notifiers.ops_alert import OpsAlertNotifier
@@ -44,7 +43,6 @@ from bp_tasks.params import ECONOMICS_START, aws_conn_id_param
     default_args={
         "owner": "data-finance",
         "retries": 1,
-        "retry_delay": pendulum.duration(minutes=5),
         "on_failure_callback": OpsAlertNotifier(
             severity="warning",
             title="weekly_review_pack failed",

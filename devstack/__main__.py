@@ -1,62 +1,163 @@
-"""``python -m devstack demo|up|down``: what ``make demo``, ``make up`` and
-``make down`` run."""
+"""``python -m devstack demo|up|down``: what ``make demo``, ``make up`` and ``make down``
+run. ``BP_EXECUTOR=celery`` runs either on the CeleryExecutor with two workers.
+
+``up`` starts ``python -m devstack serve`` in a session of its own: it starts the stack,
+keeps it supervised (a component that dies is restarted) until ``make down`` asks it to
+stop, and reports its state in ``.local/up.json``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import signal
+import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from devstack import demo
-from devstack.stack import REPO_ROOT, LocalStack, StackError
+from devstack.processes import alive, stop_process_groups
+from devstack.scenarios import prepare_stack
+from devstack.services import ServiceUnavailable
+from devstack.stack import REPO_ROOT, LocalStack, StackError, executor_from_environment
 
 UP_HOME = REPO_ROOT / ".local" / "up"
+UP_STATE = REPO_ROOT / ".local" / "up.json"
+UP_LOG = REPO_ROOT / ".local" / "up.log"
+#: The stack starts in about a minute; seeding and migrating take the rest.
+UP_TIMEOUT = 600
 
 
-def up() -> int:
-    running = LocalStack.running_state(UP_HOME)
-    if running:
-        print(f"The stack is already up at {running['api_url']}; run 'make down' first.")
-        return 0
-    stack = LocalStack(UP_HOME)
+def _read_state() -> dict[str, Any] | None:
     try:
-        seeded, _ = stack.start(seed=demo.prepare_stack(stack, datetime.now(UTC).date() - timedelta(days=1)))
-    except StackError as error:
-        print(f"error: the local stack did not start: {error}", file=sys.stderr)
-        return 1
-    print(
-        f"""
-The local stack is up (baseline seeded in account {seeded.account_id}).
+        return json.loads(UP_STATE.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
 
-  Airflow UI   {stack.api_url}
+
+def _write_state(**state: Any) -> None:
+    UP_STATE.write_text(json.dumps(state, indent=2))
+
+
+def _banner(state: dict[str, Any]) -> str:
+    url, password = state["api_url"], state["password"]
+    return f"""
+The local stack is up: {state["engine"]} (baseline seeded in account {state["account"]}).
+
+  Airflow UI   {url}
   user         admin
-  password     {stack.admin_password()}
-  AWS emulator {stack.moto_url}  (connection aws_default points at it)
-  logs         {stack.logs_dir}
+  password     {password}
+  AWS emulator {state["moto_url"]}  (connection aws_default points at it)
+  logs         {state["logs"]} (task logs: {state["task_logs"]} in the emulator)
 
 Trigger from the UI, or from a shell:
-  AIRFLOW_API_URL={stack.api_url} AIRFLOW_USERNAME=admin AIRFLOW_PASSWORD='{stack.admin_password()}' \\
-    .venv/bin/python -m include.cli.trigger platform_preflight --unpause --wait
+  export AIRFLOW_API_URL={url} AIRFLOW_USERNAME=admin AIRFLOW_PASSWORD='{password}'
+  .venv/bin/python -m include.cli.trigger platform_preflight --wait
   (ai_economics_daily has a month of synthetic ledger up to yesterday: trigger it with {{"day": "YYYY-MM-DD"}})
 
 Stop everything with: make down"""
+
+
+def up() -> int:
+    state = _read_state()
+    if state and alive(state["serve_pid"]):
+        if state["status"] == "ready":
+            print(f"The stack is already up; 'make down' stops it.{_banner(state)}")
+            return 0
+        print(f"The stack is still starting (pid {state['serve_pid']}); its log: {UP_LOG}")
+        return 1
+    UP_LOG.parent.mkdir(parents=True, exist_ok=True)
+    UP_STATE.unlink(missing_ok=True)
+    with open(UP_LOG, "wb") as log:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "devstack", "serve"],
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    print(f"Starting the local stack (log: {UP_LOG}) ...", flush=True)
+    deadline = time.monotonic() + UP_TIMEOUT
+    while time.monotonic() < deadline:
+        state = _read_state()
+        if state and state["status"] == "ready":
+            print(_banner(state))
+            return 0
+        if state and state["status"] == "failed":
+            print(f"error: the local stack did not start: {state['error']}", file=sys.stderr)
+            return 1
+        if serve.poll() is not None:
+            print(f"error: the local stack exited with code {serve.returncode}; see {UP_LOG}", file=sys.stderr)
+            return 1
+        time.sleep(1)
+    print(f"error: the local stack was not up within {UP_TIMEOUT}s; see {UP_LOG}", file=sys.stderr)
+    return 1
+
+
+def serve() -> int:
+    """Start the stack, keep it supervised, stop it on SIGTERM (``make down``)."""
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    _write_state(serve_pid=os.getpid(), status="starting")
+    try:
+        stack = LocalStack(UP_HOME, executor=executor_from_environment(), restart=True, on_event=print)
+        seeded, _ = stack.start(seed=prepare_stack(stack, datetime.now(UTC).date() - timedelta(days=1)))
+    except (StackError, ServiceUnavailable) as error:
+        _write_state(serve_pid=os.getpid(), status="failed", error=str(error))
+        return 1
+    _write_state(
+        serve_pid=os.getpid(),
+        status="ready",
+        engine=stack.describe(),
+        account=seeded.account_id,
+        api_url=stack.api_url,
+        password=stack.admin_password(),
+        moto_url=stack.moto_url,
+        logs=str(stack.logs_dir),
+        task_logs=stack.remote_log_folder,
+        pids=[c.process.pid for c in stack.components.values() if c.process],
     )
+    print(f"The stack is up: {stack.describe()}", flush=True)
+    stopping.wait()
+    stack.stop()
+    UP_STATE.unlink(missing_ok=True)
     return 0
 
 
 def down() -> int:
-    if LocalStack.stop_from_state(UP_HOME):
-        print("The local stack is stopped.")
-    else:
+    state = _read_state()
+    if not state or not alive(state["serve_pid"]):
         print("No local stack is running.")
+        UP_STATE.unlink(missing_ok=True)
+        return 0
+    os.kill(state["serve_pid"], signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and alive(state["serve_pid"]):
+        time.sleep(0.5)
+    stop_process_groups([state["serve_pid"], *state.get("pids", [])], grace=5)  # whatever is left
+    UP_STATE.unlink(missing_ok=True)
+    print("The local stack is stopped.")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
-    parser.add_argument("command", choices=("demo", "up", "down"))
-    command = parser.parse_args(argv).command
-    return {"demo": demo.main, "up": up, "down": down}[command]()
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=("demo", "up", "down", "serve"))
+    parser.add_argument("--home", type=Path, help="the demo's folder (default .local/demo)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "demo":
+            return demo.main(args.home) if args.home else demo.main()
+        return {"up": up, "down": down, "serve": serve}[args.command]()
+    except (StackError, ServiceUnavailable) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

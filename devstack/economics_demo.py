@@ -22,7 +22,6 @@ import sqlalchemy as sa
 from devstack import synthetic
 from include.alerts import DEFAULT_REPORT_TOPIC
 from include.economics import daily, infra_cost, warehouse
-from include.economics.calendar import IsoWeek
 from include.economics.prices import PriceBook
 
 FLEET = {"stage": "staging", "slug": "gpu-default", "instance_type": "g4dn.xlarge"}
@@ -30,46 +29,55 @@ FLEET = {"stage": "staging", "slug": "gpu-default", "instance_type": "g4dn.xlarg
 
 @dataclass(frozen=True)
 class EconomicsDemo:
+    """Where the demo's economics data lives: SQLite files on one machine, PostgreSQL
+    databases (and the catalogue in the emulator's S3) when workers are separate hosts."""
+
     folder: Path
     window: synthetic.Window
     counts: dict[str, int]
-
-    @property
-    def ledger_path(self) -> Path:
-        return self.folder / "ledger.db"
-
-    @property
-    def warehouse_path(self) -> Path:
-        return self.folder / "warehouse.db"
+    ledger_url: str
+    warehouse_url: str
+    #: the ``ai_price_catalogue`` Variable: a local path, or a URI every worker can read
+    catalogue: str
 
     @property
     def catalogue_path(self) -> Path:
         return self.folder / "price_catalogue.csv"
 
-    @property
-    def output_dir(self) -> Path:
-        return self.folder / "outputs"
+    def ledger_engine(self) -> sa.engine.Engine:
+        return sa.create_engine(self.ledger_url)
 
-    def run_dir(self, day: date) -> Path:
-        return self.output_dir / "ai_economics_daily" / day.isoformat()
+    def warehouse_engine(self) -> sa.engine.Engine:
+        return sa.create_engine(self.warehouse_url)
 
-    def pack_dir(self, week: IsoWeek) -> Path:
-        return self.output_dir / "weekly_review_pack" / str(week)
-
-    def airflow_env(self, logs_bucket: str) -> dict[str, str]:
-        sqlite = lambda path: json.dumps({"conn_type": "sqlite", "host": str(path)})  # noqa: E731
+    def airflow_env(self) -> dict[str, str]:
         return {
-            "AIRFLOW_CONN_AI_LEDGER": sqlite(self.ledger_path),
-            "AIRFLOW_CONN_AI_WAREHOUSE": sqlite(self.warehouse_path),
-            "AIRFLOW_VAR_AI_PRICE_CATALOGUE": str(self.catalogue_path),
-            "AIRFLOW_VAR_ECONOMICS_S3_URI": f"s3://{logs_bucket}/economics/",
-            "AIRFLOW_VAR_ECONOMICS_OUTPUT_DIR": str(self.output_dir),
+            "AIRFLOW_CONN_AI_LEDGER": _connection(self.ledger_url),
+            "AIRFLOW_CONN_AI_WAREHOUSE": _connection(self.warehouse_url),
+            "AIRFLOW_VAR_AI_PRICE_CATALOGUE": self.catalogue,
             "AIRFLOW_VAR_INFRA_COST_SOURCE": "estimate",
             "AIRFLOW_VAR_ECONOMICS_FLEETS": json.dumps([FLEET]),
             "AIRFLOW_VAR_ECONOMICS_ALERT_STAGE": "staging",
             # scheduled history starts tomorrow: unpausing the DAG in the demo creates no catchup runs
             "BP_ECONOMICS_START_DATE": (datetime.now(UTC).date() + timedelta(days=1)).isoformat(),
         }
+
+
+def _connection(url: str) -> str:
+    """An Airflow connection (JSON form) for a SQLAlchemy URL of SQLite or PostgreSQL."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return json.dumps({"conn_type": "sqlite", "host": parsed.database})
+    return json.dumps(
+        {
+            "conn_type": "postgres",
+            "host": parsed.host,
+            "port": parsed.port,
+            "login": parsed.username,
+            "password": parsed.password,
+            "schema": parsed.database,
+        }
+    )
 
 
 def fleet_hours(day: date) -> list[dict[str, float]]:
@@ -129,15 +137,38 @@ def seed_history(
         warehouse.publish(warehouse_engine, day, result.tables)
 
 
-def prepare(folder: Path, last_day: date, aws_client: Any) -> EconomicsDemo:
+def prepare(
+    folder: Path,
+    last_day: date,
+    aws_client: Any,
+    *,
+    ledger_url: str | None = None,
+    warehouse_url: str | None = None,
+    catalogue_uri: str | None = None,
+) -> EconomicsDemo:
+    """Generate the ledger, publish the warehouse history, put the fleet metrics. The
+    databases default to SQLite files in ``folder``; ``catalogue_uri`` (an
+    ``s3://bucket/key``) puts the price catalogue where every worker reads it."""
     folder.mkdir(parents=True, exist_ok=True)
     window = synthetic.Window(last_day)
-    demo = EconomicsDemo(folder, window, {})
-    book = PriceBook.from_csv(synthetic.write_catalogue(demo.catalogue_path, window))
-    ledger_engine = sa.create_engine(f"sqlite:///{demo.ledger_path}")
+    catalogue_path = synthetic.write_catalogue(folder / "price_catalogue.csv", window)
+    catalogue = str(catalogue_path)
+    if catalogue_uri:
+        bucket, _, key = catalogue_uri.removeprefix("s3://").partition("/")
+        aws_client("s3").put_object(Bucket=bucket, Key=key, Body=catalogue_path.read_bytes())
+        catalogue = f"s3://aws_default@{bucket}/{key}"
+    demo = EconomicsDemo(
+        folder,
+        window,
+        {},
+        ledger_url or f"sqlite:///{folder / 'ledger.db'}",
+        warehouse_url or f"sqlite:///{folder / 'warehouse.db'}",
+        catalogue,
+    )
+    book = PriceBook.from_csv(catalogue_path)
+    ledger_engine = demo.ledger_engine()
     counts = synthetic.generate(ledger_engine, window, book)
-    warehouse_engine = sa.create_engine(f"sqlite:///{demo.warehouse_path}")
-    seed_history(ledger_engine, warehouse_engine, book, window.dates()[-29:-1])
+    seed_history(ledger_engine, demo.warehouse_engine(), book, window.dates()[-29:-1])
     for day in window.dates()[-29:]:
         put_fleet_metrics(aws_client("cloudwatch"), day)
     for stage in ("staging", "production"):

@@ -1,20 +1,20 @@
-"""Start and stop the local stack: the moto server and the real Airflow services.
+"""Start and stop the local stack: the moto server and the real Airflow services, on
+PostgreSQL, with the LocalExecutor (one machine) or the CeleryExecutor (two workers with
+homes and temporary folders of their own, on Redis, as two hosts would have).
 
 Measured facts this follows (shared/notes/airflow-local.md): components run ``airflow``
 from PATH, so the venv's ``bin`` goes first; the api-server listens on a free port and
-``core.execution_api_server_url`` follows it; the log servers get free ports too;
+``core.execution_api_server_url`` follows it; each log server gets a free port;
 parallelism stays small; every component runs in its own session and is stopped by
-process group (a plain SIGTERM to one process leaves workers behind); readiness is
-``GET /api/v2/monitor/health``, never a sleep.
+process group; readiness is ``GET /api/v2/monitor/health``, never a sleep; two workers
+on one host need a ``hostname_callable`` each to report distinct hostnames.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devstack import services
+from devstack.processes import Component, StackError, Supervisor, alive, stop_process_groups, tail
 from include.cli.airflow_client import AirflowApiError, AirflowClient
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -31,19 +33,27 @@ AIRFLOW_BIN = str(Path(sys.executable).parent / "airflow")
 ADMIN_USER = "admin"
 REGION = "us-east-1"
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+EXECUTORS = ("local", "celery")
+WORKERS = ("w1", "w2")
 STATE_FILE = "stack.json"
 #: moto accepts any credentials; these are the ones its documentation uses.
 EMULATOR_KEY_ID = EMULATOR_SECRET = "testing"  # noqa: S105
 
-
-class StackError(Exception):
-    """The stack could not start; the message says which component and shows its log tail."""
+__all__ = ["LocalStack", "StackError", "executor_from_environment", "free_port"]
 
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def executor_from_environment() -> str:
+    """``BP_EXECUTOR`` (``local``, the default, or ``celery``)."""
+    executor = os.environ.get("BP_EXECUTOR", "local").strip().lower() or "local"
+    if executor not in EXECUTORS:
+        raise StackError(f"BP_EXECUTOR={executor!r} is not one of {', '.join(EXECUTORS)}")
+    return executor
 
 
 def aws_connection_uri(endpoint_url: str) -> str:
@@ -72,31 +82,41 @@ def emulator_client_factory(endpoint_url: str) -> Callable[[str], Any]:
 class Ports:
     api: int
     moto: int
-    worker_logs: int
     trigger_logs: int
+    worker_logs: dict[str, int]
 
     @classmethod
     def pick(cls) -> Ports:
-        return cls(free_port(), free_port(), free_port(), free_port())
+        return cls(free_port(), free_port(), free_port(), {name: free_port() for name in ("scheduler", *WORKERS)})
 
 
 class LocalStack:
-    """One stack under ``home`` (its AIRFLOW_HOME, logs and state file)."""
+    """One stack under ``home`` (its AIRFLOW_HOME, logs, storage and state file)."""
 
     def __init__(
         self,
         home: Path,
         *,
+        executor: str = "local",
         ports: Ports | None = None,
         extra_env: dict[str, str] | None = None,
         parallelism: int = 4,
+        restart: bool = False,
+        on_event: Callable[[str], None] = lambda message: None,
     ) -> None:
+        if executor not in EXECUTORS:
+            raise StackError(f"executor {executor!r} is not one of {', '.join(EXECUTORS)}")
         self.home = home.resolve()
+        self.executor = executor
         self.ports = ports or Ports.pick()
         self.extra_env = dict(extra_env or {})
         self.parallelism = parallelism
-        self.processes: dict[str, subprocess.Popen] = {}
-        #: set by the seed step: where the stack's logs and exports land
+        self.components: dict[str, Component] = {}
+        self.supervisor = Supervisor(self.components, restart=restart, on_event=on_event)
+        self.postgres: services.Postgres | None = None
+        self.database_url = ""
+        self.redis_url = ""
+        #: set by the seed step: the emulated account's logs bucket (storage and task logs)
         self.logs_bucket = ""
 
     # --- addresses and settings ---------------------------------------------------
@@ -117,12 +137,34 @@ class LocalStack:
     def logs_dir(self) -> Path:
         return self.home / "services"
 
+    @property
+    def celery(self) -> bool:
+        return self.executor == "celery"
+
+    @property
+    def queue(self) -> str:
+        """The Celery queue of this stack's tasks: stacks sharing one Redis keep apart."""
+        return services.database_name(self.home).replace("bp_stack_", "bp-")
+
+    @property
+    def storage_base(self) -> str:
+        """Where tasks hand each other files: a folder of the one machine, or (on Celery,
+        workers with disks of their own) the emulator's logs bucket, as a deployment."""
+        if self.celery:
+            return f"s3://aws_default@{self.logs_bucket}/airflow/storage"
+        return f"file://{self.home / 'storage'}"
+
+    @property
+    def remote_log_folder(self) -> str:
+        return f"s3://{self.logs_bucket}/airflow/logs"
+
     def env(self) -> dict[str, str]:
+        """What every component gets; workers add their own name, home and tmp."""
         venv_bin = str(Path(sys.executable).parent)
         env = {
             key: value
             for key, value in os.environ.items()
-            if not key.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "AWS_"))
+            if not key.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "AWS_", "BP_"))
         }
         env.update(
             {
@@ -132,16 +174,21 @@ class LocalStack:
                 "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if self.celery else "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+                # a failed try is retried after seconds here; deployments keep Airflow's 5 minutes
+                "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url,
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__PORT": str(self.ports.api),
                 "AIRFLOW__API__BASE_URL": self.api_url,
-                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.ports.worker_logs),
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.ports.worker_logs["scheduler"]),
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.ports.trigger_logs),
                 "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
+                # a worker killed mid-task is noticed in a minute, not five
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "45",
                 "AIRFLOW_CONN_AWS_DEFAULT": aws_connection_uri(self.moto_url),
                 # Packer can't launch an instance in the emulator: its test double registers
                 # the image instead; the operator runs it exactly as it runs packer
@@ -150,8 +197,39 @@ class LocalStack:
                 "AWS_EC2_METADATA_DISABLED": "true",
             }
         )
+        if self.logs_bucket:
+            env.update(
+                {
+                    "AIRFLOW__BP__OBJECT_STORAGE_BASE": self.storage_base,
+                    "AIRFLOW__LOGGING__REMOTE_LOGGING": "True",
+                    "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER": self.remote_log_folder,
+                    "AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID": "aws_default",
+                }
+            )
+        if self.celery:
+            env.update(
+                {
+                    "AIRFLOW__CELERY__BROKER_URL": self.redis_url,
+                    "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.database_url,
+                    "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+                    "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
+                }
+            )
         env.update(self.extra_env)
         return env
+
+    def worker_env(self, name: str) -> dict[str, str]:
+        """A Celery worker as a host of its own: its home, its temporary folder, its name."""
+        home = self.home / "workers" / name
+        (home / "tmp").mkdir(parents=True, exist_ok=True)
+        return {
+            **self.env(),
+            "AIRFLOW_HOME": str(home),
+            "TMPDIR": str(home / "tmp"),
+            "BP_WORKER_NAME": name,
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "devstack.hostnames.worker_name",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.ports.worker_logs[name]),
+        }
 
     def admin_password(self) -> str:
         generated = self.airflow_home / "simple_auth_manager_passwords.json.generated"
@@ -163,15 +241,27 @@ class LocalStack:
     def aws_client(self) -> Callable[[str], Any]:
         return emulator_client_factory(self.moto_url)
 
+    def describe(self) -> str:
+        """One line for the demo and ``make up``: the engine it runs on."""
+        database = "embedded PostgreSQL" if self.postgres and self.postgres.embedded else "PostgreSQL"
+        if self.celery:
+            return f"CeleryExecutor with {len(WORKERS)} workers ({', '.join(WORKERS)}) on {database} and Redis"
+        return f"LocalExecutor on {database}"
+
     # --- lifecycle ---------------------------------------------------------------
 
     def start(self, *, seed: Callable[[Callable[[str], Any]], Any] | None = None, timeout: float = 240) -> Any:
-        """Start the emulator, seed it, migrate the DB, start Airflow; return the seed's result."""
+        """Check the servers, start the emulator and seed it, migrate the DB, start Airflow;
+        return the seed's result. Nothing is left running if any step fails."""
         if self.home.exists():
             shutil.rmtree(self.home)
         self.logs_dir.mkdir(parents=True)
         self.airflow_home.mkdir(parents=True)
         try:
+            # servers first: a missing one is one line, before anything was started
+            self.redis_url = services.redis_url() if self.celery else ""
+            self.postgres = services.postgres(self.home, allow_embedded=not self.celery)
+            self.database_url = self.postgres.recreate(services.database_name(self.home))
             self._spawn(
                 "moto",
                 [
@@ -185,34 +275,35 @@ class LocalStack:
                 [AIRFLOW_BIN, "db", "migrate"], env=self.env(), cwd=self.home, capture_output=True, text=True
             )
             if migrate.returncode != 0:
-                raise StackError(f"airflow db migrate failed:\n{_tail(migrate.stdout + migrate.stderr)}")
+                raise StackError(f"airflow db migrate failed:\n{tail(migrate.stdout + migrate.stderr)}")
             for component in AIRFLOW_COMPONENTS:
                 self._spawn(component, [AIRFLOW_BIN, component])
+            if self.celery:
+                for name in WORKERS:
+                    command = [AIRFLOW_BIN, "celery", "worker", "--queues", self.queue, "--celery-hostname"]
+                    self._spawn(f"worker-{name}", [*command, f"{name}@%h"], self.worker_env(name))
             self._write_state()
             self._wait_healthy(timeout)
+            self.supervisor.start()
         except BaseException:
             self.stop()
             raise
         return seeded
 
-    def stop(self, grace: float = 20) -> None:
-        _stop_process_groups({name: p.pid for name, p in self.processes.items()}, grace)
-        for process in self.processes.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=1)
-        self.processes.clear()
-        (self.home / STATE_FILE).unlink(missing_ok=True)
+    def check(self) -> None:
+        """Raise :class:`StackError` with its log if a component died (and stayed dead)."""
+        self.supervisor.check()
 
-    @classmethod
-    def stop_from_state(cls, home: Path, grace: float = 20) -> bool:
-        """Stop a stack another process left running (``make down``); False if none."""
-        state_file = home.resolve() / STATE_FILE
-        if not state_file.exists():
-            return False
-        state = json.loads(state_file.read_text())
-        _stop_process_groups(state["pids"], grace)
-        state_file.unlink()
-        return True
+    def stop(self, grace: float = 20) -> None:
+        self.supervisor.stop()
+        stop_process_groups([c.process.pid for c in self.components.values() if c.process], grace)
+        for component in self.components.values():
+            if component.process is not None:
+                component.process.wait(timeout=5)
+        self.components.clear()
+        if self.postgres is not None:
+            self.postgres.drop_created()
+        (self.home / STATE_FILE).unlink(missing_ok=True)
 
     @classmethod
     def running_state(cls, home: Path) -> dict[str, Any] | None:
@@ -220,36 +311,19 @@ class LocalStack:
         if not state_file.exists():
             return None
         state = json.loads(state_file.read_text())
-        return state if any(_alive(pid) for pid in state["pids"].values()) else None
+        return state if any(alive(pid) for pid in state["pids"].values()) else None
 
     # --- helpers -----------------------------------------------------------------
 
-    def _spawn(self, name: str, command: list[str]) -> None:
-        log_file = open(self.logs_dir / f"{name}.log", "wb")  # noqa: SIM115 - the child keeps it
-        self.processes[name] = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=self.env(),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        log_file.close()
-
-    def _check_alive(self) -> None:
-        for name, process in self.processes.items():
-            if process.poll() is not None:
-                log_path = self.logs_dir / f"{name}.log"
-                raise StackError(
-                    f"{name} exited with code {process.returncode}; last lines of {log_path}:\n"
-                    + _tail(log_path.read_text(errors="replace"))
-                )
+    def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
+        component = Component(name, command, env or self.env(), REPO_ROOT, self.logs_dir / f"{name}.log")
+        component.start()
+        self.components[name] = component
 
     def _wait_for_port(self, name: str, port: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self._check_alive()
+            self.supervisor.check()
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
                 if sock.connect_ex(("127.0.0.1", port)) == 0:
                     return
@@ -261,7 +335,7 @@ class LocalStack:
         deadline = time.monotonic() + timeout
         health: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            self._check_alive()
+            self.supervisor.check()
             try:
                 health = client.health()
             except AirflowApiError:
@@ -277,36 +351,9 @@ class LocalStack:
 
     def _write_state(self) -> None:
         state = {
-            "pids": {name: process.pid for name, process in self.processes.items()},
+            "pids": {name: c.process.pid for name, c in self.components.items() if c.process},
             "api_url": self.api_url,
             "moto_url": self.moto_url,
+            "executor": self.executor,
         }
         (self.home / STATE_FILE).write_text(json.dumps(state, indent=2))
-
-
-def _alive(pid: int) -> bool:
-    """Whether anything of the process group led by ``pid`` still runs."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)  # reap the leader if it is our exited child
-    try:
-        os.killpg(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
-def _stop_process_groups(pids: dict[str, int], grace: float) -> None:
-    """SIGTERM every group, wait up to ``grace`` seconds, then SIGKILL what is left."""
-    for pid in pids.values():
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_alive(pid) for pid in pids.values()):
-        time.sleep(0.2)
-    for pid in pids.values():
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-
-
-def _tail(text: str, lines: int = 30) -> str:
-    return "\n".join(text.splitlines()[-lines:])

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TEST_HOME = REPO_ROOT / ".local" / "pytest"
+#: one home per xdist worker: Airflow writes its airflow.cfg there on first import
+TEST_HOME = REPO_ROOT / ".local" / "pytest" / os.environ.get("PYTEST_XDIST_WORKER", "main")
 ARTIFACTS = REPO_ROOT / ".local" / "test-artifacts"
 
 os.environ.update(

@@ -78,3 +78,57 @@ def test_the_emulator_is_only_in_the_local_profile_and_loads_the_project_server(
     assert moto["profiles"] == ["local"]
     assert moto["entrypoint"][:3] == ["python", "-m", "devstack.moto_server"]
     assert all("profiles" not in service for name, service in compose["services"].items() if name != "moto")
+
+
+# --- hardening: no public default secret, loopback ports, shared storage and logs -------
+
+_INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?P<op>:?[-?])?(?P<rest>[^}]*)\}")
+_SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET")
+
+
+def hardening_problems(text: str) -> list[str]:
+    """Every way the compose file falls short of the hardening rules (empty: none)."""
+    problems = []
+    for match in _INTERPOLATION.finditer(text):
+        if _SECRET_NAME.search(match["name"]) and match["op"] != ":?":
+            problems.append(f"secret {match['name']} is not required (${{{match['name']}:?...}})")
+    services = yaml.safe_load(text)["services"]
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            if not str(port).startswith(("${BP_BIND_ADDRESS:-127.0.0.1}:", "127.0.0.1:")):
+                problems.append(f"{name} publishes {port} on every interface")
+    for name in AIRFLOW_SERVICES:
+        env = services[name]["environment"]
+        if not str(env.get("AIRFLOW__BP__OBJECT_STORAGE_BASE", "")).startswith("${BP_OBJECT_STORAGE_BASE:?"):
+            problems.append(f"{name} has no required object-storage base")
+        if str(env.get("AIRFLOW__LOGGING__REMOTE_LOGGING")).lower() != "true":
+            problems.append(f"{name} does not log remotely")
+    return problems
+
+
+def test_every_secret_is_required_ports_are_loopback_and_storage_is_shared():
+    assert hardening_problems((REPO_ROOT / "docker-compose.yaml").read_text()) == []
+
+
+@pytest.mark.parametrize(
+    ("weaken", "problem"),
+    [
+        (("${AIRFLOW_JWT_SECRET:?set AIRFLOW_JWT_SECRET in .env}", "${AIRFLOW_JWT_SECRET:-change-me}"), "JWT"),
+        (("${AIRFLOW_FERNET_KEY:?", "${AIRFLOW_FERNET_KEY:-}${UNUSED:?"), "FERNET"),
+        (('"${BP_BIND_ADDRESS:-127.0.0.1}:3000:3000"', '"3000:3000"'), "grafana publishes 3000:3000"),
+        (('AIRFLOW__LOGGING__REMOTE_LOGGING: "true"', 'AIRFLOW__LOGGING__REMOTE_LOGGING: "false"'), "remotely"),
+    ],
+)
+def test_a_copy_with_a_default_put_back_fails(weaken, problem):
+    text = (REPO_ROOT / "docker-compose.yaml").read_text()
+    assert weaken[0] in text
+    problems = hardening_problems(text.replace(weaken[0], weaken[1], 1))
+    assert any(problem in line for line in problems), problems
+
+
+def test_the_env_example_names_every_required_variable():
+    required = {
+        m["name"] for m in _INTERPOLATION.finditer((REPO_ROOT / "docker-compose.yaml").read_text()) if m["op"] == ":?"
+    }
+    example = (REPO_ROOT / "infra" / "docker" / "compose.env.example").read_text()
+    assert required <= set(re.findall(r"^([A-Z0-9_]+)=", example, re.M))

@@ -177,11 +177,14 @@ class AirflowClient:
         timeout: float = 1800,
         poll: float = 2.0,
         on_change: Callable[[DagRun], None] = lambda _run: None,
+        on_poll: Callable[[], None] = lambda: None,
     ) -> DagRun:
-        """Poll until the run is success or failed; raise ``TimeoutError`` past ``timeout``."""
+        """Poll until the run is success or failed; raise ``TimeoutError`` past ``timeout``.
+        ``on_poll`` runs before each poll (it may raise to stop waiting)."""
         deadline = time.monotonic() + timeout
         last_state = None
         while True:
+            on_poll()
             run = self.get_run(dag_id, run_id)
             if run.state != last_state:
                 on_change(run)

@@ -22,6 +22,7 @@ request: :meth:`Rates.cost` takes sums as well as single requests.
 from __future__ import annotations
 
 import csv
+import io
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
@@ -146,13 +147,16 @@ class PriceBook:
 
     @classmethod
     def from_csv(cls, path: Path | str = DEFAULT_CATALOGUE) -> PriceBook:
-        path = Path(path)
-        with path.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise CatalogueError(f"{path}: missing column(s) {', '.join(missing)}")
-            rows = [_parse_row(path, number, record) for number, record in enumerate(reader, start=2)]
+        return cls.from_text(Path(path).read_text(), str(path))
+
+    @classmethod
+    def from_text(cls, text: str, path: str) -> PriceBook:
+        """The catalogue from its CSV text; ``path`` names it in errors (a file or a URI)."""
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise CatalogueError(f"{path}: missing column(s) {', '.join(missing)}")
+        rows = [_parse_row(path, number, record) for number, record in enumerate(reader, start=2)]
         seen: set[tuple[str, date]] = set()
         for row in rows:
             key = (row.model_name, row.effective_from)
@@ -162,7 +166,7 @@ class PriceBook:
         return cls(rows)
 
 
-def _decimal(path: Path, line: int, column: str, text: str) -> Decimal:
+def _decimal(path: str, line: int, column: str, text: str) -> Decimal:
     try:
         value = Decimal(text.strip())
     except InvalidOperation:
@@ -172,7 +176,7 @@ def _decimal(path: Path, line: int, column: str, text: str) -> Decimal:
     return value
 
 
-def _parse_row(path: Path, line: int, record: dict[str, str]) -> PriceRow:
+def _parse_row(path: str, line: int, record: dict[str, str]) -> PriceRow:
     model = (record["model_name"] or "").strip()
     if not model:
         raise CatalogueError(f"{path}:{line}: model_name is empty")

@@ -1,8 +1,10 @@
 """Task bodies of ``ai_economics_daily``, with Airflow's Variables, connections and
 hooks; the economics itself is in :mod:`include.economics`.
 
-Tasks hand each other the day's tables as Parquet files in the run's output folder
-(``<economics_output_dir>/ai_economics_daily/<day>/``), never through XCom.
+``compute`` hands the day's tables to the publishing tasks as Parquet files in object
+storage (:mod:`bp_tasks.storage`: a folder of this run's try, its manifest written last),
+never through XCom nor a worker's disk; ``publish_warehouse`` refuses a folder that is
+incomplete or another run's, naming what is missing, and publishes nothing.
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ import json
 import logging
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Asset, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from bp_tasks.economics_settings import LEDGER_CONN, WAREHOUSE_CONN, Settings
+from bp_tasks.storage import read_text, try_folder
 
 log = logging.getLogger("bp.economics")
 
@@ -74,18 +76,23 @@ def _fleet_days(settings: Settings, day: date, aws_conn_id: str) -> list:
     return fleets
 
 
-def load_tables(folder: Path, names: Iterable[str] | None = None) -> dict:
-    """The run folder's tables; only ``names`` when given (the per-user table can be large)."""
+def load_tables(folder, names: Iterable[str] | None = None) -> dict:
+    """The folder's tables; only ``names`` when given (the per-user table can be large)."""
     import pyarrow.parquet as pq
 
     from include.economics import warehouse
 
-    wanted = set(warehouse.TABLES if names is None else names)
-    return {
-        path.stem: pq.read_table(path).to_pandas()
-        for path in sorted((folder / "tables").glob("*.parquet"))
-        if path.stem in wanted
-    }
+    tables = {}
+    for name in warehouse.TABLES if names is None else names:
+        with (folder / "tables" / f"{name}.parquet").open("rb") as handle:
+            tables[name] = pq.read_table(handle).to_pandas()
+    return tables
+
+
+def _folder(computed: dict):
+    from airflow.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(computed["location"])
 
 
 @task
@@ -95,16 +102,17 @@ def resolve_day(params: dict | None = None, logical_date=None) -> str:
 
 
 @task
-def compute(day: str, params: dict | None = None) -> dict:
+def compute(day: str, params: dict | None = None, ti=None) -> dict:
     """Aggregate, price, gate; write the tables to the run folder; fail, publishing
     nothing, when the gate fails."""
     from bp_data.engines import engine_for
     from include.economics import daily, exports
+    from include.economics.day_files import MANIFEST, manifest
     from include.economics.prices import PriceBook
 
     the_day = date.fromisoformat(day)
     settings = Settings.load()
-    book = PriceBook.from_csv(settings.price_catalogue)
+    book = PriceBook.from_text(read_text(settings.price_catalogue), settings.price_catalogue)
     log.info("Prices from %s; ledger %s, warehouse %s", settings.price_catalogue, LEDGER_CONN, WAREHOUSE_CONN)
     result = daily.compute_day(
         engine_for(LEDGER_CONN),
@@ -114,21 +122,24 @@ def compute(day: str, params: dict | None = None) -> dict:
         fleets=_fleet_days(settings, the_day, params["aws_conn_id"]),
         reconcile_threshold_pct=settings.reconcile_threshold_pct,
     )
-    folder = settings.run_dir(the_day)
+    folder = try_folder("ai_economics_daily", day, ti.run_id, ti.try_number)
     (folder / "tables").mkdir(parents=True, exist_ok=True)
     (folder / "gx_validation.json").write_text(result.gate.to_json())
     log.info("Data-quality gate for %s:\n%s", the_day, result.gate.table())
     if not result.gate.passed:
         raise AirflowFailException(
-            f"{result.gate.paragraph()} Nothing was published; "
-            f"the validation result is in {folder / 'gx_validation.json'}."
+            f"{result.gate.paragraph()} Nothing was published; the validation result is in {folder}/gx_validation.json."
         )
     for name, frame in result.tables.items():
         (folder / "tables" / f"{name}.parquet").write_bytes(exports.parquet_bytes(name, frame))
+    rows = {name: len(frame) for name, frame in result.tables.items()}
+    # written last: its presence says every table above is complete
+    (folder / MANIFEST).write_text(json.dumps(manifest(ti.run_id, ti.try_number, day, rows)))
     rec = result.reconciliation
     summary = {
         **result.summary(),
-        "output_dir": str(folder),
+        "location": str(folder),
+        "tables": rows,
         "gate_warnings": [
             f"{w.name}: {w.failed_rows} row(s), e.g. {', '.join(w.examples)}" for w in result.gate.warnings
         ],
@@ -143,18 +154,30 @@ def compute(day: str, params: dict | None = None) -> dict:
         "failed_payments": result.revenue.failed_payments,
     }
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    log.info("Computed %s: %s", the_day, json.dumps(result.summary(), default=str))
+    log.info("Computed %s into %s: %s", the_day, folder, json.dumps(result.summary(), default=str))
     return summary
 
 
 @task(outlets=[ECONOMICS])
-def publish_warehouse(computed: dict) -> dict:
+def publish_warehouse(computed: dict, ti=None) -> dict:
+    """Replace the day in the warehouse, only with this run's complete set of tables."""
     from bp_data.engines import engine_for
     from include.economics import warehouse
+    from include.economics.day_files import MANIFEST, problems
 
+    folder = _folder(computed)
+    marker = folder / MANIFEST
+    found = json.loads(marker.read_text()) if marker.exists() else None
+    present = {path.stem for path in (folder / "tables").iterdir()} if (folder / "tables").exists() else set()
+    issues = problems(found, run_id=ti.run_id, day=computed["day"], present=present)
+    if issues:
+        raise AirflowFailException(
+            f"Refused to publish {computed['day']} from {folder}: {'; '.join(issues)}. Nothing was published; "
+            "clear compute to recompute the day."
+        )
     day = date.fromisoformat(computed["day"])
-    written = warehouse.publish(engine_for(WAREHOUSE_CONN), day, load_tables(Path(computed["output_dir"])))
-    log.info("Replaced %s in the warehouse (%s): %s", day, WAREHOUSE_CONN, written)
+    written = warehouse.publish(engine_for(WAREHOUSE_CONN), day, load_tables(folder))
+    log.info("Replaced %s in the warehouse (%s) from %s: %s", day, WAREHOUSE_CONN, folder, written)
     return written
 
 
@@ -168,13 +191,13 @@ def export_s3(computed: dict, params: dict | None = None) -> list[str]:
 
     from include.economics import exports
 
-    day, folder = date.fromisoformat(computed["day"]), Path(computed["output_dir"])
+    day, folder = date.fromisoformat(computed["day"]), _folder(computed)
     bucket, _, prefix = settings.s3_uri.removeprefix("s3://").partition("/")
     hook = S3Hook(aws_conn_id=params["aws_conn_id"])
     keys = []
-    for path in sorted((folder / "tables").glob("*.parquet")):
-        key = exports.parquet_key(prefix, path.stem, day)
-        hook.load_bytes(path.read_bytes(), key=key, bucket_name=bucket, replace=True)
+    for name in sorted(computed["tables"]):
+        key = exports.parquet_key(prefix, name, day)
+        hook.load_bytes((folder / "tables" / f"{name}.parquet").read_bytes(), key=key, bucket_name=bucket, replace=True)
         keys.append(f"s3://{bucket}/{key}")
     log.info("Exported %d Parquet file(s) under s3://%s/%s", len(keys), bucket, prefix)
     return keys
@@ -186,7 +209,7 @@ def export_influx(computed: dict) -> str:
     from include.economics import exports
 
     settings = Settings.load()
-    day, folder = date.fromisoformat(computed["day"]), Path(computed["output_dir"])
+    day, folder = date.fromisoformat(computed["day"]), _folder(computed)
     tables = load_tables(folder, exports.INFLUX_MEASUREMENTS)
     points = exports.influx_points(day, tables)
     if write_points(points, bucket=settings.influx_bucket):
@@ -200,16 +223,13 @@ def export_influx(computed: dict) -> str:
 
 @task
 def send_alerts(computed: dict, params: dict | None = None, dag_run=None) -> int:
-    import pandas as pd
-
     from bp_aws.notifiers.ops_alert import run_link, send_alert
     from include.alerts import Alert
     from include.economics.day_alerts import alerts_for
 
     settings = Settings.load()
     link = run_link({"dag_run": dag_run})
-    tables = load_tables(Path(computed["output_dir"]), ["ai_margin_daily"])
-    margin_rows = tables.get("ai_margin_daily", pd.DataFrame()).to_dict("records")
+    margin_rows = load_tables(_folder(computed), ["ai_margin_daily"])["ai_margin_daily"].to_dict("records")
     found = alerts_for(computed, margin_rows, settings.margin_floor_pct)
     for alert in found:
         send_alert(

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 
 from airflow.sdk import Variable
 
@@ -22,7 +20,6 @@ class Settings:
     price_catalogue: str
     infra_cost_source: str
     s3_uri: str
-    output_dir: Path
     influx_bucket: str
     margin_floor_pct: Decimal
     reconcile_threshold_pct: float
@@ -35,13 +32,11 @@ class Settings:
         from include.economics import infra_cost
         from include.economics.prices import DEFAULT_CATALOGUE
 
-        home = Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser()
         prices = json.loads(Variable.get("gpu_hourly_prices", default="{}"))
         return cls(
             price_catalogue=Variable.get("ai_price_catalogue", default=str(DEFAULT_CATALOGUE)),
             infra_cost_source=infra_cost.check_source(Variable.get("infra_cost_source", default="none")),
             s3_uri=Variable.get("economics_s3_uri", default=""),
-            output_dir=Path(Variable.get("economics_output_dir", default=str(home / "outputs"))),
             influx_bucket=Variable.get("economics_influx_bucket", default="economics"),
             margin_floor_pct=Decimal(Variable.get("margin_floor_pct", default="20")),
             reconcile_threshold_pct=float(Variable.get("reconcile_threshold_pct", default="5")),
@@ -49,10 +44,3 @@ class Settings:
             gpu_hourly_prices={**infra_cost.DEFAULT_HOURLY_PRICES, **{k: Decimal(str(v)) for k, v in prices.items()}},
             fleets=json.loads(Variable.get("economics_fleets", default=DEFAULT_FLEETS)),
         )
-
-    def run_dir(self, day) -> Path:
-        return self.output_dir / "ai_economics_daily" / day.isoformat()
-
-    def pack_dir(self, week) -> Path:
-        """The weekly review pack's folder of ``week``."""
-        return self.output_dir / "weekly_review_pack" / str(week)

@@ -2,10 +2,10 @@
 hooks; the review itself is :mod:`include.economics.review`, its files
 :mod:`include.economics.review_pack`.
 
-The pack is written to ``<economics_output_dir>/weekly_review_pack/<YYYY-Www>/`` (the
-run's output folder), uploaded to ``s3://bp-logs-<account>/reports/weekly/<YYYY-Www>/``
-and announced with presigned links. Re-running a week overwrites the same folder and
-keys: a week has one pack.
+``build_pack`` writes the pack into object storage (:mod:`bp_tasks.storage`, a folder
+of this run's try); ``publish_pack`` copies it to
+``s3://bp-logs-<account>/reports/weekly/<YYYY-Www>/`` and ``announce`` sends presigned
+links. Re-running a week replaces the same keys: a week has one pack.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, date, datetime
-from pathlib import Path
+from pathlib import PurePath
 from typing import Any
 
 from airflow.sdk import Variable, task
@@ -21,6 +21,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.log import mask_secret
 
 from bp_tasks.economics_settings import WAREHOUSE_CONN, Settings
+from bp_tasks.storage import try_folder
 from include.economics.calendar import InvalidWeek, IsoWeek
 from include.naming import platform
 from include.tables import format_table
@@ -125,8 +126,11 @@ def read_fleet_metrics(coverage: dict, params: dict | None = None) -> dict[str, 
 
 
 @task
-def build_pack(coverage: dict, metrics: dict) -> dict[str, Any]:
-    """Read the warehouse, build the review, write the pack into the run's output folder."""
+def build_pack(coverage: dict, metrics: dict, ti=None) -> dict[str, Any]:
+    """Read the warehouse, build the review, write the pack into this try's storage folder."""
+    import tempfile
+    from pathlib import Path
+
     from bp_data.engines import engine_for
     from include.economics import review_pack
     from include.economics.review import build_review
@@ -137,7 +141,14 @@ def build_pack(coverage: dict, metrics: dict) -> dict[str, Any]:
     engine = engine_for(WAREHOUSE_CONN)
     review = build_review(load_week(engine, week), load_week(engine, week.previous()), metrics, rules(settings))
     generated_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    pack = review_pack.write_pack(review, settings.pack_dir(week), generated_at)
+    folder = try_folder("weekly_review_pack", str(week), ti.run_id, ti.try_number)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:  # WeasyPrint and matplotlib write local files
+        pack = review_pack.write_pack(review, Path(scratch), generated_at)
+        for path in pack.files():
+            (folder / path.name).write_bytes(path.read_bytes())
+        summary = pack.markdown.read_text(encoding="utf-8")
+        names = [path.name for path in pack.files()]
     log.info(
         "Headline of %s:\n%s",
         week,
@@ -146,11 +157,12 @@ def build_pack(coverage: dict, metrics: dict) -> dict[str, Any]:
             ((m.label, review_pack.shown(m, m.value), review_pack.change(m)) for m in review.headline),
         ),
     )
-    log.info("%d action(s); pack written to %s", len(review.actions), pack.html.parent)
+    log.info("%d action(s); pack written to %s", len(review.actions), folder)
     return {
         "week": str(week),
-        "files": [str(path) for path in pack.files()],
-        "summary": pack.markdown.read_text(encoding="utf-8"),
+        "location": str(folder),
+        "files": names,
+        "summary": summary,
         "actions": len(review.actions),
         "days_missing": [d.isoformat() for d in review.coverage.missing],
     }
@@ -160,17 +172,18 @@ def build_pack(coverage: dict, metrics: dict) -> dict[str, Any]:
 def publish_pack(built: dict, params: dict | None = None) -> dict[str, str]:
     """Upload the pack's files, replacing the week's earlier pack; file name -> s3:// URI."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from airflow.sdk import ObjectStoragePath
 
     s3 = S3Hook(aws_conn_id=params["aws_conn_id"])
     bucket = platform.logs_bucket(s3.account_id)
+    folder = ObjectStoragePath(built["location"])
     uploaded = {}
     for name in built["files"]:
-        path = Path(name)
-        key = platform.weekly_report_key(built["week"], path.name)
-        content_type = CONTENT_TYPES.get(path.suffix, "application/octet-stream")
-        s3.conn.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type})
-        uploaded[path.name] = f"s3://{bucket}/{key}"
-        log.info("Uploaded %s to %s", path.name, uploaded[path.name])
+        key = platform.weekly_report_key(built["week"], name)
+        content_type = CONTENT_TYPES.get(PurePath(name).suffix, "application/octet-stream")
+        s3.conn.put_object(Bucket=bucket, Key=key, Body=(folder / name).read_bytes(), ContentType=content_type)
+        uploaded[name] = f"s3://{bucket}/{key}"
+        log.info("Uploaded %s to %s", name, uploaded[name])
     return uploaded
 
 

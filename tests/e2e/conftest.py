@@ -4,11 +4,23 @@ the economics month, and the real Airflow services, driven only over HTTP."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from devstack.demo import prepare_stack, wait_for_dag
+from devstack.demo import wait_for_dag
+from devstack.scenarios import prepare_stack
 from devstack.stack import LocalStack
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (``make test``) every end-to-end test runs on one worker, one
+    stack after the other (two at once would starve a 2-core machine), while the other
+    worker runs the unit tests."""
+    for item in items:
+        if item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.xdist_group("e2e"))
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +55,17 @@ def client(stack):
         wait_for_dag(client, dag_id)
         client.set_paused(dag_id, False)
     return client
+
+
+def stored(stack, location: str) -> dict[str, bytes]:
+    """The files a task left at a storage ``location`` it returned (``file://`` on one
+    machine, ``s3://<conn>@bucket/prefix`` in the emulator): file name -> content."""
+    if location.startswith("file://"):
+        return {p.name: p.read_bytes() for p in Path(location.removeprefix("file://")).iterdir() if p.is_file()}
+    bucket, _, prefix = location.removeprefix("s3://").split("@", 1)[-1].partition("/")
+    s3 = stack.aws_client()("s3")
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix=prefix.rstrip("/") + "/", Delimiter="/")
+    return {
+        o["Key"].rsplit("/", 1)[1]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+        for o in listing.get("Contents", [])
+    }

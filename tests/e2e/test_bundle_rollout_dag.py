@@ -12,12 +12,12 @@ from gpu_worker import layout
 from include.cli.airflow_client import AirflowApiError
 from include.naming import platform
 from include.naming.fleet import Fleet
+from tests.e2e.helpers import plan_refresh_failure, provision_fleet, remove_fleet
 
 pytestmark = pytest.mark.e2e
 
 DAG = "gpu_bundle_rollout"
 STAGE = "staging"
-CONFIG = {"template_slug": "sdxl-standard", "instance_types": ["g4dn.xlarge"], "max_size": 4, "warmup_seconds": 60}
 
 
 def _states(client, run) -> dict[str, str]:
@@ -59,26 +59,9 @@ def bundles(stack):
 @pytest.fixture(scope="module")
 def fleet(stack, client, bundles):
     """The fleet e2e-rollout, provisioned by gpu_fleet_provision, on bundle v1."""
-    aws = stack.aws_client()
-    ssm = aws("ssm")
-    slug = "e2e-rollout"
-    image = ssm.get_parameter(Name=Fleet(STAGE, "gpu-default").ami_pointer)["Parameter"]["Value"]
-    ssm.put_parameter(Name=Fleet(STAGE, slug).desired_config, Value=json.dumps(CONFIG), Type="String")
-    ssm.put_parameter(Name=Fleet(STAGE, slug).ami_pointer, Value=image, Type="String", DataType="aws:ec2:image")
-    ssm.put_parameter(Name=Fleet(STAGE, slug).active_bundle, Value=layout.bundle_prefix(bundles[0]), Type="String")
-    client.set_paused("gpu_fleet_provision", False)
-    run = client.trigger("gpu_fleet_provision", {"fleet_stage": STAGE, "fleet_slug": slug, "action": "apply"})
-    assert client.wait_for_run("gpu_fleet_provision", run.run_id, timeout=300, poll=1).state == "success"
-    yield slug
-    group = Fleet(STAGE, slug).auto_scaling_group
-    aws("autoscaling").set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=0)
-    aws("cloudformation").delete_stack(StackName=Fleet(STAGE, slug).fleet_stack)
-    names = [
-        Fleet(STAGE, slug).desired_config,
-        Fleet(STAGE, slug).ami_pointer,
-        Fleet(STAGE, slug).active_bundle,
-    ]
-    ssm.delete_parameters(Names=names)
+    provisioned = provision_fleet(stack, client, "e2e-rollout", bundles[0])
+    yield provisioned.slug
+    remove_fleet(stack, provisioned)
 
 
 def _scale(aws, slug: str, capacity: int) -> list[str]:
@@ -154,8 +137,7 @@ def test_a_failed_refresh_restores_the_pointer_and_refreshes_the_nodes_back(stac
     _set_pointer(aws, fleet, bundles[0])
     _scale(aws, fleet, 2)
     group = Fleet(STAGE, fleet).auto_scaling_group
-    tag = {"ResourceId": group, "ResourceType": "auto-scaling-group", "Key": "emulator:fail-refresh-at"}
-    aws("autoscaling").create_or_update_tags(Tags=[{**tag, "Value": "50", "PropagateAtLaunch": False}])
+    plan_refresh_failure(stack, Fleet(STAGE, fleet))
     run = _rollout(client, fleet, bundles[1], "refresh")  # the emulator drops the tag as it plans the failure
 
     states = _states(client, run)

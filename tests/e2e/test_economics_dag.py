@@ -5,25 +5,24 @@ runs one day after the other."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
-import sqlalchemy as sa
 
-from include.economics import ledger, warehouse
+from include.economics import warehouse
+from tests.e2e.conftest import stored
+from tests.e2e.helpers import plant_bad_ledger_row, published, run_to_end
 
 pytestmark = pytest.mark.e2e
 DAG = "ai_economics_daily"
 
 
 def _run(client, day):
-    run = client.trigger(DAG, {"day": day.isoformat()})
-    return client.wait_for_run(DAG, run.run_id, timeout=300, poll=1)
+    return run_to_end(client, DAG, {"day": day.isoformat()})
 
 
 def _published(economics, day):
-    engine = sa.create_engine(f"sqlite:///{economics.warehouse_path}")
-    return {name: warehouse.read_days(engine, name, day, day).to_dict("records") for name in warehouse.TABLES}
+    return published(economics, day)
 
 
 def _s3_keys(stack, day):
@@ -36,44 +35,27 @@ def test_a_day_publishes_everywhere_and_a_rerun_replaces_it_identically(stack, c
 
     assert _run(client, day).state == "success"
     first = _published(economics, day)
-    assert _run(client, day).state == "success"
+    rerun = _run(client, day)
+    assert rerun.state == "success"
 
     assert _published(economics, day) == first
     assert len(first["ai_cost_daily"]) > 100
     assert {a["dimension"] for a in first["ai_anomalies"]} >= {"feature:video-effects", "model:claude-sonnet-4"}
     assert len(_s3_keys(stack, day)) == len(warehouse.TABLES)
-    assert (economics.run_dir(day) / "economics.lp").exists()
+    files = stored(stack, client.xcom(DAG, rerun.run_id, "compute")["location"])
+    assert {"_manifest.json", "economics.lp", "gx_validation.json", "summary.json"} <= set(files)
 
 
 def test_a_bad_ledger_fails_the_gate_and_publishes_nothing(stack, client, economics):
     day = economics.window.first_day  # not in the seeded warehouse history
-    engine = sa.create_engine(f"sqlite:///{economics.ledger_path}")
-    bad = {
-        "request_id": "bad-cache-1",
-        "user_id": 1,
-        "feature_name": "chat",
-        "model_name": "gpt-4.1",
-        "input_tokens": 100,
-        "cached_input_tokens": 500,
-        "output_tokens": 10,
-        "reasoning_tokens": None,
-        "total_tokens": 110,
-        "estimated_cost": 0,
-        "request_duration_ms": 5,
-        "success": True,
-        "error_type": None,
-        "release": "x",
-        "created_at": datetime.combine(day, datetime.min.time()) + timedelta(hours=5),
-    }
-    with engine.begin() as connection:
-        connection.execute(ledger.ai_usage_logs.insert(), [bad])
+    bad = plant_bad_ledger_row(economics, day)
 
     run = _run(client, day)
 
     assert run.state == "failed"
     log = "\n".join(client.task_log_lines(DAG, run.run_id, "compute", 1))
     assert "The data-quality gate failed 1 critical expectation(s): cached_input_tokens <= input_tokens" in log
-    assert "bad-cache-1" in log
+    assert bad in log
     assert "Nothing was published" in log
     states = {t["task_id"]: t["state"] for t in client.task_instances(DAG, run.run_id)}
     assert states["compute"] == "failed"

@@ -10,10 +10,10 @@ import urllib.request
 from datetime import timedelta
 
 import pytest
-import sqlalchemy as sa
 
 from include.cli.airflow_client import AirflowApiError
 from include.economics import warehouse
+from tests.e2e.conftest import stored
 
 pytestmark = pytest.mark.e2e
 DAG = "weekly_review_pack"
@@ -55,7 +55,7 @@ def week_without_its_wednesday(economics):
     """Three weeks back (all warehouse history), its Wednesday taken out, put back afterwards."""
     week = economics.window.review_week.previous().previous()
     wednesday = week.first_day + timedelta(days=2)
-    engine = sa.create_engine(f"sqlite:///{economics.warehouse_path}")
+    engine = economics.warehouse_engine()
     kept = {name: warehouse.read_days(engine, name, wednesday, wednesday) for name in warehouse.TABLES}
     with engine.begin() as connection:
         for table in warehouse.TABLES.values():
@@ -71,11 +71,11 @@ def test_the_last_full_week_is_packed_uploaded_and_announced(stack, client, econ
     run = _run(client, {"week": str(week)})
 
     assert run.state == "success", _states(client, run)
-    folder = economics.pack_dir(week)
+    files = stored(stack, client.xcom(DAG, run.run_id, "build_pack")["location"])
     names = [f"weekly-review-{week}.html", f"weekly-review-{week}.md", f"weekly-review-{week}.pdf", "review.json"]
-    assert sorted(p.name for p in folder.iterdir()) == sorted(names)
+    assert sorted(files) == sorted(names)
     assert _uploaded(stack, week) == sorted(names)
-    data = json.loads((folder / "review.json").read_text())
+    data = json.loads(files["review.json"])
     assert data["days_missing"] == []
     assert {r["dimension"] for r in data["regressions"]} == {"feature:image-gen", "model:gemini-2.5-pro"}
     [notice] = [m for m in report_inbox() if m["Subject"] == f"Weekly review {week} is ready"]
@@ -85,7 +85,7 @@ def test_the_last_full_week_is_packed_uploaded_and_announced(stack, client, econ
         if line.startswith(f"weekly-review-{week}.html")
     )
     with urllib.request.urlopen(html_link, timeout=10) as response:
-        assert response.read() == (folder / f"weekly-review-{week}.html").read_bytes()
+        assert response.read() == files[f"weekly-review-{week}.html"]
     announce_log = _log(client, run, "announce")
     assert "Open the pack (links valid 7 days)" in announce_log
     assert html_link not in announce_log  # the presigned link is masked
@@ -112,9 +112,10 @@ def test_a_week_with_a_missing_day_fails_when_strict_and_says_so_when_not(
     lenient = _run(client, {"week": str(week)})
 
     assert lenient.state == "success"
-    html = (economics.pack_dir(week) / f"weekly-review-{week}.html").read_text()
+    files = stored(stack, client.xcom(DAG, lenient.run_id, "build_pack")["location"])
+    html = files[f"weekly-review-{week}.html"].decode()
     assert f"Only 6 of 7 days of {week} are in the warehouse: {wednesday:%a} {wednesday} is missing" in html
-    assert json.loads((economics.pack_dir(week) / "review.json").read_text())["days_missing"] == [str(wednesday)]
+    assert json.loads(files["review.json"])["days_missing"] == [str(wednesday)]
 
 
 def test_a_bad_week_is_refused(client):

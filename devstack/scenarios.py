@@ -1,0 +1,181 @@
+"""The demo's runs, in order, and what happens in the platform around them (an admin's
+or the scaler's doing). Each capability adds its own :class:`Scenario`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from devstack import baseline, economics_demo
+from devstack.economics_demo import EconomicsDemo
+from devstack.stack import LocalStack
+from include.cli.airflow_client import DagRun
+from include.naming.fleet import Fleet
+
+Outputs = Callable[[LocalStack, DagRun], list[str]]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    dag_id: str
+    conf: dict[str, Any]
+    purpose: str
+    #: Where a reader finds what the run produced, given the stack and the finished run.
+    outputs: Outputs = field(default=lambda stack, run: [])
+    #: What happens in the platform before the run; says what it did.
+    before: Callable[[LocalStack], str] | None = None
+
+
+def task_logs(*task_ids: str) -> Outputs:
+    """Where each task's last try logged (remote logging: the emulator's logs bucket), and
+    on Celery which worker ran it."""
+
+    def lines(stack: LocalStack, run: DagRun) -> list[str]:
+        tries = {ti["task_id"]: ti for ti in stack.client().task_instances(run.dag_id, run.run_id)}
+        found = []
+        for task_id in task_ids:
+            ti = tries.get(task_id) or {}
+            where = f" (ran on {ti.get('hostname')})" if stack.celery and ti.get("hostname") else ""
+            key = f"dag_id={run.dag_id}/run_id={run.run_id}/task_id={task_id}/attempt={ti.get('try_number', 1)}.log"
+            found.append(f"log {stack.remote_log_folder}/{key}{where}")
+        return found
+
+    return lines
+
+
+def xcom_location(task_id: str, what: str) -> Outputs:
+    """Where a task wrote its files (the ``location`` it returned), in object storage."""
+
+    def lines(stack: LocalStack, run: DagRun) -> list[str]:
+        value = stack.client().xcom(run.dag_id, run.run_id, task_id) or {}
+        names = value.get("files") or sorted(value.get("tables", {}))
+        return [f"{what} {value.get('location')}/ ({', '.join(names)})"]
+
+    return lines
+
+
+def chain(*parts: Outputs) -> Outputs:
+    return lambda stack, run: [line for part in parts for line in part(stack, run)]
+
+
+def scenarios(economics: EconomicsDemo) -> list[Scenario]:
+    """The demo's runs, in order."""
+    last_day = economics.window.last_day
+    week = economics.window.review_week
+    return [
+        Scenario(
+            dag_id="platform_preflight",
+            conf={"fleet_stage": "staging", "fleet_slug": "gpu-default"},
+            purpose="deploy blockers of the staging fleet",
+            outputs=task_logs("check_deploy_blockers"),
+        ),
+        Scenario(
+            dag_id="gpu_ami_build_and_bake",
+            conf={"fleet_stage": "staging", "fleet_slug": "gpu-default", "mode": "bake"},
+            purpose="bake the active bundle into the staging fleet's AMI and promote it",
+            outputs=task_logs("check_bundle", "packer_build", "promote_ami", "apply_ami_retention"),
+        ),
+        Scenario(
+            dag_id="gpu_fleet_provision",
+            conf={"fleet_stage": "staging", "fleet_slug": "gpu-default", "action": "apply"},
+            purpose="provision the staging fleet from its desired_config (shared + fleet stacks)",
+            outputs=task_logs("read_desired_config", "deploy_fleet_stack", "verify_fleet"),
+        ),
+        Scenario(
+            dag_id="gpu_bundle_rollout",
+            conf={
+                "fleet_stage": "staging",
+                "fleet_slug": "gpu-default",
+                "bundle_id": baseline.sample_bundle_id("v2"),
+                "strategy": "pointer_only",
+            },
+            purpose="point the staging fleet (at 0 instances) at bundle v2",
+            outputs=task_logs("check_bundle", "move_pointer", "record_audit"),
+        ),
+        Scenario(
+            dag_id="gpu_bundle_rollout",
+            conf={
+                "fleet_stage": "staging",
+                "fleet_slug": "gpu-default",
+                "bundle_id": baseline.sample_bundle_id("v3"),
+                "strategy": "refresh",
+                "checkpoint_percentages": [50, 100],
+            },
+            purpose="roll bundle v3 to the staging fleet's 2 nodes by instance refresh, verified on each node",
+            outputs=task_logs("wait_for_refresh", "verify_fleet_bundle", "record_audit"),
+            before=scale_staging_fleet,
+        ),
+        Scenario(
+            dag_id="ai_economics_daily",
+            conf={"day": last_day.isoformat()},
+            purpose=f"AI cost and margin of {last_day} (with a planted token-burn anomaly)",
+            outputs=chain(
+                xcom_location("compute", "tables"),
+                lambda stack, run: [
+                    f"warehouse {economics.warehouse_url}",
+                    f"parquet s3://{stack.logs_bucket}/economics/<table>/day={last_day}/ (in the emulator)",
+                ],
+                task_logs("compute", "publish_warehouse", "send_alerts"),
+            ),
+        ),
+        Scenario(
+            dag_id="weekly_review_pack",
+            conf={"week": str(week)},
+            purpose=f"the weekly review pack of {week}, the last full week",
+            outputs=chain(
+                xcom_location("build_pack", "pack"),
+                lambda stack, run: [
+                    f"s3://{stack.logs_bucket}/reports/weekly/{week}/ (in the emulator; presigned links in the notice)"
+                ],
+                task_logs("build_pack", "announce"),
+            ),
+        ),
+    ]
+
+
+def activate_sample_bundle(aws_client: Callable[[str], Any], seeded: baseline.Baseline) -> None:
+    """What an admin does in Admin -> Assets: make the sample bundle each fleet's active one."""
+    for stage, slug in seeded.fleets:
+        aws_client("ssm").put_parameter(
+            Name=Fleet(stage, slug).active_bundle, Value=seeded.sample_bundle_prefix, Type="String", Overwrite=True
+        )
+
+
+def scale_staging_fleet(stack: LocalStack, capacity: int = 2) -> str:
+    """What the 0 -> 1 -> N policies do when jobs arrive: the staging fleet gets nodes."""
+    group = Fleet("staging", "gpu-default").auto_scaling_group
+    stack.aws_client()("autoscaling").set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=capacity)
+    return f"jobs arrived: {group} scaled to {capacity} nodes in the emulator"
+
+
+def upload_bundle_releases(aws_client: Callable[[str], Any], seeded: baseline.Baseline) -> None:
+    """What an admin does in Admin -> Assets: new bundles for the rollouts to ship."""
+    for release in ("v2", "v3"):
+        baseline.upload_sample_bundle(aws_client("s3"), seeded.models_bucket, baseline.sample_bundle_id(release))
+
+
+def prepare_stack(stack: LocalStack, last_day: date) -> Callable[[Callable[[str], Any]], tuple]:
+    """The seed step: the AWS baseline, then the economics data and its Airflow settings.
+    On Celery the economics databases are PostgreSQL and the catalogue is in S3: the
+    workers are hosts of their own, with no file in common."""
+
+    def seed(aws_client: Callable[[str], Any]) -> tuple:
+        seeded = baseline.seed_baseline(aws_client)
+        stack.logs_bucket = seeded.logs_bucket
+        activate_sample_bundle(aws_client, seeded)
+        upload_bundle_releases(aws_client, seeded)
+        shared: dict[str, str] = {}
+        if stack.celery:
+            name = stack.database_url.rsplit("/", 1)[-1]
+            shared = {
+                "ledger_url": stack.postgres.recreate(f"{name}_ledger"),
+                "warehouse_url": stack.postgres.recreate(f"{name}_warehouse"),
+                "catalogue_uri": f"s3://{seeded.logs_bucket}/economics/price_catalogue.csv",
+            }
+        economics = economics_demo.prepare(stack.home / "economics", last_day, aws_client, **shared)
+        stack.extra_env.update(economics.airflow_env())
+        return seeded, economics
+
+    return seed

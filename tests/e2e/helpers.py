@@ -1,0 +1,96 @@
+"""What the end-to-end files share: running a DAG to its end, reading the warehouse, and
+planting what a test needs (a bad ledger row, a provisioned fleet)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from gpu_worker import layout
+from include.economics import ledger, warehouse
+from include.naming.fleet import Fleet
+
+FLEET_CONFIG = {
+    "template_slug": "sdxl-standard",
+    "instance_types": ["g4dn.xlarge"],
+    "max_size": 4,
+    "warmup_seconds": 60,
+}
+
+
+def run_to_end(client, dag_id: str, conf: dict, timeout: float = 300):
+    run = client.trigger(dag_id, conf)
+    return client.wait_for_run(dag_id, run.run_id, timeout=timeout, poll=1)
+
+
+def states(client, dag_id: str, run) -> dict[str, str]:
+    return {ti["task_id"]: ti["state"] for ti in client.task_instances(dag_id, run.run_id)}
+
+
+def log(client, dag_id: str, run, task_id: str, try_number: int = 1) -> str:
+    return "\n".join(client.task_log_lines(dag_id, run.run_id, task_id, try_number))
+
+
+def published(economics, day) -> dict[str, list[dict]]:
+    engine = economics.warehouse_engine()
+    return {name: warehouse.read_days(engine, name, day, day).to_dict("records") for name in warehouse.TABLES}
+
+
+def plant_bad_ledger_row(economics, day) -> str:
+    """A request whose cached tokens exceed its input: the gate's critical check fails."""
+    row = {
+        "request_id": f"bad-cache-{day}",
+        "user_id": 1,
+        "feature_name": "chat",
+        "model_name": "gpt-4.1",
+        "input_tokens": 100,
+        "cached_input_tokens": 500,
+        "output_tokens": 10,
+        "reasoning_tokens": None,
+        "total_tokens": 110,
+        "estimated_cost": 0,
+        "request_duration_ms": 5,
+        "success": True,
+        "error_type": None,
+        "release": "x",
+        "created_at": datetime.combine(day, datetime.min.time()) + timedelta(hours=5),
+    }
+    with economics.ledger_engine().begin() as connection:
+        connection.execute(ledger.ai_usage_logs.insert(), [row])
+    return row["request_id"]
+
+
+def provision_fleet(stack, client, slug: str, bundle_id: str, stage: str = "staging") -> Fleet:
+    """A fleet created by gpu_fleet_provision from a desired_config, on ``bundle_id``."""
+    fleet = Fleet(stage, slug)
+    ssm = stack.aws_client()("ssm")
+    image = ssm.get_parameter(Name=Fleet(stage, "gpu-default").ami_pointer)["Parameter"]["Value"]
+    ssm.put_parameter(Name=fleet.desired_config, Value=json.dumps(FLEET_CONFIG), Type="String", Overwrite=True)
+    ssm.put_parameter(Name=fleet.ami_pointer, Value=image, Type="String", DataType="aws:ec2:image", Overwrite=True)
+    ssm.put_parameter(Name=fleet.active_bundle, Value=layout.bundle_prefix(bundle_id), Type="String", Overwrite=True)
+    client.set_paused("gpu_fleet_provision", False)
+    run = run_to_end(client, "gpu_fleet_provision", {"fleet_stage": stage, "fleet_slug": slug, "action": "apply"})
+    assert run.state == "success", states(client, "gpu_fleet_provision", run)
+    return fleet
+
+
+def remove_fleet(stack, fleet: Fleet) -> None:
+    aws = stack.aws_client()
+    aws("autoscaling").set_desired_capacity(AutoScalingGroupName=fleet.auto_scaling_group, DesiredCapacity=0)
+    aws("cloudformation").delete_stack(StackName=fleet.fleet_stack)
+    aws("ssm").delete_parameters(Names=[fleet.desired_config, fleet.ami_pointer, fleet.active_bundle])
+
+
+def scale(stack, fleet: Fleet, capacity: int) -> list[str]:
+    autoscaling = stack.aws_client()("autoscaling")
+    autoscaling.set_desired_capacity(AutoScalingGroupName=fleet.auto_scaling_group, DesiredCapacity=capacity)
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[fleet.auto_scaling_group])
+    return [i["InstanceId"] for i in group["AutoScalingGroups"][0]["Instances"]]
+
+
+def plan_refresh_failure(stack, fleet: Fleet, at_percent: int = 50) -> None:
+    """The emulator fails the group's next instance refresh at ``at_percent`` (a tag it drops)."""
+    tag = {"ResourceId": fleet.auto_scaling_group, "ResourceType": "auto-scaling-group"}
+    stack.aws_client()("autoscaling").create_or_update_tags(
+        Tags=[{**tag, "Key": "emulator:fail-refresh-at", "Value": str(at_percent), "PropagateAtLaunch": False}]
+    )
