@@ -49,16 +49,21 @@ lint: venv ## ruff over the project (lint and format)
 	@$(PY) -m ruff format --check --quiet .
 
 # pytest exits 5 when it collected no test: that must never read as success.
-# Two xdist workers: one runs the end-to-end tests (they mostly wait on Airflow), the
-# other the unit tests beside them (tests/e2e/conftest.py keeps the e2e tests together).
-TEST_WORKERS ?= 2
+# The end-to-end tests (they mostly wait on Airflow) run in a second pytest beside the
+# unit tests; their output follows once both have finished.
 test: venv lint browser ## The whole test suite (what .ci/run runs)
-	@$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup; rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: failing" >&2; exit 1; fi; \
-	exit $$rc
+	@mkdir -p .local; \
+	BP_TEST_HOME=e2e $(PY) -m pytest -m e2e -p no:cacheprovider > .local/test-e2e.log 2>&1 & e2e=$$!; \
+	$(PY) -m pytest -m "not e2e"; unit=$$?; \
+	wait $$e2e; e2e_rc=$$?; \
+	echo "=== end-to-end tests (.local/test-e2e.log) ==="; cat .local/test-e2e.log; \
+	for rc in $$unit $$e2e_rc; do \
+	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: failing" >&2; exit 1; fi; \
+	  if [ $$rc -ne 0 ]; then exit $$rc; fi; \
+	done
 
 test-fast: venv browser ## The suite without the end-to-end tests that start Airflow
-	@$(PY) -m pytest -n 2 -m "not e2e"
+	@$(PY) -m pytest -m "not e2e"
 
 up: venv ## Start the local stack and leave it running (prints the UI URL and credentials)
 	@$(PY) -m devstack up

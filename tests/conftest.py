@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-#: one home per xdist worker: Airflow writes its airflow.cfg there on first import
-TEST_HOME = REPO_ROOT / ".local" / "pytest" / os.environ.get("PYTEST_XDIST_WORKER", "main")
+#: one home per pytest process (make test runs the end-to-end tests in a second one):
+#: Airflow writes its airflow.cfg there on first import
+TEST_HOME = REPO_ROOT / ".local" / "pytest" / os.environ.get("BP_TEST_HOME", "main")
 ARTIFACTS = REPO_ROOT / ".local" / "test-artifacts"
 
 os.environ.update(

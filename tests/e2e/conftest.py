@@ -13,16 +13,6 @@ from devstack.scenarios import prepare_stack
 from devstack.stack import LocalStack
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items):
-    """Under pytest-xdist (``make test``) every end-to-end test runs on one worker, one
-    stack after the other (two at once would starve a 2-core machine), while the other
-    worker runs the unit tests."""
-    for item in items:
-        if item.get_closest_marker("e2e"):
-            item.add_marker(pytest.mark.xdist_group("e2e"))
-
-
 @pytest.fixture(scope="session")
 def stack_and_seed(tmp_path_factory):
     stack = LocalStack(tmp_path_factory.mktemp("stack"))
