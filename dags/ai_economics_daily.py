@@ -29,6 +29,7 @@ from airflow.sdk import Param, dag
 
 from bp_aws.notifiers.ops_alert import OpsAlertNotifier
 from bp_tasks import ai_economics_daily as tasks
+from bp_tasks.common import RequestRefused
 from bp_tasks.params import ECONOMICS_START, aws_conn_id_param
 
 
@@ -46,6 +47,7 @@ from bp_tasks.params import ECONOMICS_START, aws_conn_id_param
             severity="critical",
             title="ai_economics_daily failed",
             stage="{{ var.value.get('economics_alert_stage', 'production') }}",
+            not_incidents=(RequestRefused,),
         ),
     },
     params={

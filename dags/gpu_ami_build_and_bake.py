@@ -1,24 +1,20 @@
 """
 ### GPU AMI build and bake: one audited run from Packer to the fleet's AMI pointer
 
-Replaces the `build-ami.yml` and `bake-ami.yml` workflows (seed 004) and the hand
-steps after them:
+Replaces the `build-ami.yml` and `bake-ami.yml` workflows (seed 004) and the hand steps after them:
 
-1. **validate_request**: params checked, before any AWS call;
-2. **resolve_inputs**: models bucket, active bundle and Packer instance profile from SSM,
-   and the fleet's current AMI (kept for rollback);
-3. **check_bundle**: the bundle manifest is valid and every asset is in the bucket,
-   before a build instance is paid for;
-4. **packer_build** → **wait_for_image** → **check_image**: Packer builds from
-   `packer/comfyui-worker.pkr.hcl`; the image must be `available` and carry this
-   run's provenance tags; it is tagged with the AMI it replaces;
-5. **approve_promotion** (production only: Approve/Reject in the Airflow UI) →
-   **promote_ami**: `/bp/ami/fleets/<stage>/<slug>` is set with DataType
-   `aws:ec2:image`, only if nobody changed it since step 2;
-6. **start_instance_refresh** (when asked): the fleet's ASG replaces its instances
-   and the run waits in the triggerer; if the refresh fails, **restore_previous_ami**
-   puts the previous AMI back;
-7. **apply_ami_retention**: the fleet keeps its newest images and every image in use.
+1. **validate_request** (before any AWS call) → **resolve_inputs**: models bucket, active
+   bundle and Packer instance profile from SSM, and the fleet's current AMI (for rollback);
+2. **check_bundle**: the manifest is valid and every asset is in the bucket, before a
+   build instance is paid for;
+3. **packer_build** → **wait_for_image** → **check_image**: the image must be `available`
+   and carry this run's provenance tags; it is tagged with the AMI it replaces;
+4. **approve_promotion** (production only: Approve/Reject in the Airflow UI) →
+   **promote_ami**: `/bp/ami/fleets/<stage>/<slug>` is set (DataType `aws:ec2:image`),
+   only if nobody changed it since step 1;
+5. **start_instance_refresh** → **wait_for_instance_refresh** (when asked, in the
+   triggerer); if the refresh fails, **restore_previous_ami** puts the previous AMI back;
+6. **apply_ami_retention**: the fleet keeps its newest images and every image in use.
 
 Modes: `base` (Ubuntu 22.04 + driver + ComfyUI + worker), `bake` (the fleet's current
 image + its active bundle), `base_and_bake` (both in one build). One run at a time.
@@ -28,7 +24,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, TriggerRule, dag
 
 from bp_aws.operators.ami import AmiRetentionOperator
@@ -36,8 +31,17 @@ from bp_aws.operators.autoscaling import StartInstanceRefreshOperator
 from bp_aws.operators.packer import PackerBuildOperator
 from bp_aws.operators.ssm_parameters import PutSsmParameterOperator
 from bp_aws.sensors.ami import ImageAvailableSensor
+from bp_aws.sensors.autoscaling import InstanceRefreshSensor
 from bp_tasks import gpu_ami_build_and_bake as tasks
-from bp_tasks.params import PLATFORM_START, aws_conn_id_param, fleet_slug_param, fleet_stage_param
+from bp_tasks.approvals import FleetChangeApproval
+from bp_tasks.params import (
+    PLATFORM_START,
+    SAFE_TO_RETRY,
+    aws_conn_id_param,
+    fleet_slug_param,
+    fleet_stage_param,
+    instance_type_param,
+)
 from include.amis import build
 
 AWS = "{{ params.aws_conn_id }}"
@@ -61,13 +65,7 @@ AWS = "{{ params.aws_conn_id }}"
             title="Mode",
             description="base: new base image; bake: current image + active bundle; base_and_bake: both.",
         ),
-        "instance_type": Param(
-            "g4dn.xlarge",
-            type="string",
-            pattern=build.INSTANCE_TYPE_PATTERN,
-            title="Build instance type",
-            description="A GPU type, so the driver install is checked on real hardware.",
-        ),
+        "instance_type": instance_type_param("Build instance type", "A GPU type: the driver install is checked on it."),
         "start_instance_refresh": Param(
             False,
             type="boolean",
@@ -93,10 +91,13 @@ def gpu_ami_build_and_bake():
         image_id=packer_build.output["ami_id"],
         deferrable=True,
         poke_interval=15,
+        **SAFE_TO_RETRY,
     )
     image = tasks.check_image(packer_build.output, request, inputs)
-    approve = ApprovalOperator(
+    approve = FleetChangeApproval(
         task_id="approve_promotion",
+        stage="{{ params.fleet_stage }}",
+        change="the AMI was not promoted",
         subject="Promote a new GPU AMI to production?",
         body=tasks.promotion_question(request, inputs, image),
         response_timeout=timedelta(days=2),
@@ -116,8 +117,16 @@ def gpu_ami_build_and_bake():
         aws_conn_id=AWS,
         auto_scaling_group_name=request["auto_scaling_group"],
         preferences={"MinHealthyPercentage": 90, "InstanceWarmup": 300, "SkipMatching": False},
+        wait_for_completion=False,
+    )
+    refreshed = InstanceRefreshSensor(
+        task_id="wait_for_instance_refresh",
+        aws_conn_id=AWS,
+        auto_scaling_group_name=request["auto_scaling_group"],
+        instance_refresh_id=refresh.output,
         deferrable=True,
-        waiter_delay=15,
+        poke_interval=15,
+        **SAFE_TO_RETRY,
     )
     retention = AmiRetentionOperator(
         task_id="apply_ami_retention",
@@ -129,8 +138,8 @@ def gpu_ami_build_and_bake():
 
     tasks.check_bundle(request, inputs) >> packer_build >> wait_for_image >> image
     image >> tasks.promotion_path(request) >> [approve, promote]
-    approve >> promote >> tasks.refresh_requested(request) >> refresh
-    refresh >> [tasks.restore_previous_ami(request, inputs), retention]
+    approve >> promote >> tasks.refresh_requested(request) >> refresh >> refreshed
+    refreshed >> [tasks.restore_previous_ami(request, inputs), retention]
 
 
 gpu_ami_build_and_bake()

@@ -3,11 +3,9 @@
 
 Replaces seed 004's hand runbook (activate → bake → roll the ASG) and `apply-comfyui-bundle.yml`:
 
-1. **validate_request** (schema, then domain checks) → **check_bundle**: the manifest is
-   valid and every asset is in the models bucket at its size, before anything moves;
+1. **validate_request** → **check_bundle**: every asset in the models bucket at its size;
 2. **acquire_lock**: one rollout per fleet; a second one is refused and names the first;
-3. **read_pointer** → **move_pointer** (refused if the pointer changed since it was
-   read) → **confirm_pointer**;
+3. **read_pointer** → **move_pointer** (refused if the pointer moved since) → **confirm_pointer**;
 4. by **strategy**: `pointer_only` (nodes pick it up at their next boot); `dev_node`
    (**apply_on_dev_node** by Run Command, whose parameters are SSM parameter names, never
    shell text; **check_dev_node** keeps the output in `asset-sync/` and asks the node);
@@ -16,9 +14,8 @@ Replaces seed 004's hand runbook (activate → bake → roll the ASG) and `apply
    `bake_and_refresh` (**bake_ami** runs `gpu_ami_build_and_bake` first);
 5. **roll_back** on any failure: the pointer restored (only over this run's own write),
    the refresh cancelled, replaced nodes refreshed back (`auto_rollback`), a critical alert;
-6. **release_lock**, **record_audit** (one immutable record in `audit/rollouts/`, POSTed
-   signed to the backend when the `bp_asset_ops` connection exists) → **rollout_outcome**:
-   the run's verdict, failed with the rollback paragraph when anything failed.
+6. **release_lock**, **record_audit** (one immutable record in `audit/rollouts/`) →
+   **rollout_outcome**: the run's verdict, failed with the rollback paragraph.
 """
 
 from __future__ import annotations
@@ -35,7 +32,7 @@ from bp_aws.sensors.autoscaling import InstanceRefreshSensor
 from bp_aws.sensors.ssm_parameters import SsmParameterSensor
 from bp_tasks import gpu_bundle_rollout as tasks
 from bp_tasks import params
-from bp_tasks.params import PLATFORM_START, aws_conn_id_param, fleet_slug_param, fleet_stage_param
+from bp_tasks.params import PLATFORM_START, SAFE_TO_RETRY, aws_conn_id_param, fleet_slug_param, fleet_stage_param
 from include.amis.build import DAG_ID as AMI_DAG
 
 AWS = "{{ params.aws_conn_id }}"
@@ -82,6 +79,7 @@ def gpu_bundle_rollout():
         deferrable=True,
         poke_interval=5,
         timeout=300,
+        **SAFE_TO_RETRY,
     )
     path = tasks.strategy_path(request)
 
@@ -93,6 +91,7 @@ def gpu_bundle_rollout():
         deferrable=True,
         waiter_delay=5,
         waiter_max_attempts=720,
+        **SAFE_TO_RETRY,
     )
     dev_node_checked = tasks.check_dev_node(request, apply_on_dev_node.output)
 
@@ -128,6 +127,7 @@ def gpu_bundle_rollout():
         deferrable=True,
         poke_interval=5,
         timeout=6 * 3600,
+        **SAFE_TO_RETRY,
     )
     wait = wait_for(task_id="wait_for_refresh", instance_refresh_id=start.output)
     fleet_verified = tasks.verify_fleet_bundle(request)

@@ -31,13 +31,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, dag
 
 from bp_aws.operators.cloudformation import CloudFormationDeleteStackOperator, CloudFormationDeployOperator
 from bp_aws.sensors.ssm_parameters import SsmParameterSensor
 from bp_tasks import gpu_fleet_provision as tasks
-from bp_tasks.params import PLATFORM_START, aws_conn_id_param, fleet_slug_param, fleet_stage_param
+from bp_tasks.approvals import FleetChangeApproval
+from bp_tasks.params import PLATFORM_START, SAFE_TO_RETRY, aws_conn_id_param, fleet_slug_param, fleet_stage_param
 from include.fleets import provision
 
 AWS = "{{ params.aws_conn_id }}"
@@ -83,12 +83,17 @@ def gpu_fleet_provision():
         aws_conn_id=AWS,
         name=request["desired_config"],
         max_wait_seconds=request["config_wait_seconds"],
+        on_timeout="Nothing was deployed. Create the fleet in the admin UI (it writes desired_config), then run "
+        "again; if it is being created, give config_wait_minutes more time.",
         poke_interval=15,
         deferrable=True,
+        **SAFE_TO_RETRY,
     )
     config = tasks.read_desired_config(request)
-    approve_apply = ApprovalOperator(
+    approve_apply = FleetChangeApproval(
         task_id="approve_apply",
+        stage="{{ params.fleet_stage }}",
+        change="the fleet's stacks were not deployed",
         subject="Apply a production GPU fleet configuration?",
         body=tasks.apply_question(request, config),
         response_timeout=timedelta(days=2),
@@ -103,6 +108,7 @@ def gpu_fleet_provision():
         tags=tags["shared"],
         deferrable=True,
         waiter_delay=10,
+        **SAFE_TO_RETRY,
     )
     deploy_fleet = CloudFormationDeployOperator(
         task_id="deploy_fleet_stack",
@@ -113,6 +119,7 @@ def gpu_fleet_provision():
         tags=tags["fleet"],
         deferrable=True,
         waiter_delay=10,
+        **SAFE_TO_RETRY,
     )
     approval = tasks.approval_path(request)
     path >> wait_for_config >> config >> tasks.check_ami_pointer(request) >> approval
@@ -121,8 +128,10 @@ def gpu_fleet_provision():
     tasks.verify_fleet(request, config, deploy_shared.output, deploy_fleet.output)
 
     # --- destroy -------------------------------------------------------------------
-    approve_destroy = ApprovalOperator(
+    approve_destroy = FleetChangeApproval(
         task_id="approve_destroy",
+        stage="{{ params.fleet_stage }}",
+        change="the fleet stack was not deleted",
         subject="Destroy a GPU fleet?",
         body=tasks.destroy_question(request),
         response_timeout=timedelta(days=2),
@@ -133,6 +142,7 @@ def gpu_fleet_provision():
         stack_name=request["fleet_stack"],
         deferrable=True,
         waiter_delay=10,
+        **SAFE_TO_RETRY,
     )
     path >> tasks.check_fleet_idle(request) >> approve_destroy >> delete_fleet
 

@@ -23,7 +23,7 @@ import pendulum
 from airflow.sdk import Param, dag
 
 from bp_tasks import platform_preflight as tasks
-from bp_tasks.params import PLATFORM_START, aws_conn_id_param
+from bp_tasks.params import PLATFORM_START, aws_conn_id_param, form_pattern
 from include.naming import platform
 from include.naming.fleet import SLUG_MAX_LENGTH, SLUG_PATTERN
 
@@ -47,10 +47,10 @@ from include.naming.fleet import SLUG_MAX_LENGTH, SLUG_PATTERN
         "fleet_slug": Param(
             None,
             type=["null", "string"],
-            pattern=SLUG_PATTERN,
+            pattern=form_pattern(SLUG_PATTERN),
             maxLength=SLUG_MAX_LENGTH,
             title="Fleet slug",
-            description="Only check this fleet, e.g. `gpu-default` (empty: every fleet).",
+            description_md="Only check this fleet, e.g. `gpu-default` (empty: every fleet).",
         ),
         "aws_conn_id": aws_conn_id_param(),
     },

@@ -30,7 +30,9 @@ from airflow.sdk import Param, dag
 
 from bp_aws.notifiers.ops_alert import OpsAlertNotifier
 from bp_tasks import weekly_review_pack as tasks
-from bp_tasks.params import ECONOMICS_START, aws_conn_id_param
+from bp_tasks.common import RequestRefused
+from bp_tasks.params import ECONOMICS_START, aws_conn_id_param, form_pattern
+from include.economics.calendar import ISO_WEEK_PATTERN
 
 
 @dag(
@@ -47,13 +49,14 @@ from bp_tasks.params import ECONOMICS_START, aws_conn_id_param
             severity="warning",
             title="weekly_review_pack failed",
             stage="{{ var.value.get('economics_alert_stage', 'production') }}",
+            not_incidents=(RequestRefused,),
         ),
     },
     params={
         "week": Param(
             None,
             type=["null", "string"],
-            pattern=r"^\d{4}-W\d{2}$",
+            pattern=form_pattern(ISO_WEEK_PATTERN),
             title="ISO week",
             description="The week to review, e.g. 2026-W44 (empty: the ISO week before the run).",
         ),

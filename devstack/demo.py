@@ -19,7 +19,7 @@ from devstack.scenarios import Scenario, prepare_stack, scenarios
 from devstack.services import ServiceUnavailable
 from devstack.stack import REPO_ROOT, LocalStack, StackError, executor_from_environment
 from include.cli.airflow_client import AirflowApiError, AirflowClient, DagRun
-from include.cli.trigger import print_failed_task_logs
+from include.cli.commands import print_failed_task_logs
 
 #: The longest a demo run takes on a loaded 2-core machine is about a minute (the
 #: refresh rollout); ten times that is a hang, not a slow run.

@@ -33,6 +33,9 @@ AIRFLOW_BIN = str(Path(sys.executable).parent / "airflow")
 ADMIN_USER = "admin"
 REGION = "us-east-1"
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: Airflow's log servers listen on every interface (airflow/utils/serve_logs); task logs
+#: go to S3 here (remote logging), so none is started: nothing listens beyond loopback.
+SERVES_LOGS = {"scheduler": ("--skip-serve-logs",), "triggerer": ("--skip-serve-logs",)}
 EXECUTORS = ("local", "celery")
 WORKERS = ("w1", "w2")
 STATE_FILE = "stack.json"
@@ -277,11 +280,11 @@ class LocalStack:
             if migrate.returncode != 0:
                 raise StackError(f"airflow db migrate failed:\n{tail(migrate.stdout + migrate.stderr)}")
             for component in AIRFLOW_COMPONENTS:
-                self._spawn(component, [AIRFLOW_BIN, component])
+                self._spawn(component, [AIRFLOW_BIN, component, *SERVES_LOGS.get(component, ())])
             if self.celery:
                 for name in WORKERS:
-                    command = [AIRFLOW_BIN, "celery", "worker", "--queues", self.queue, "--celery-hostname"]
-                    self._spawn(f"worker-{name}", [*command, f"{name}@%h"], self.worker_env(name))
+                    command = [AIRFLOW_BIN, "celery", "worker", "--queues", self.queue, "--skip-serve-logs"]
+                    self._spawn(f"worker-{name}", [*command, "--celery-hostname", f"{name}@%h"], self.worker_env(name))
             self._write_state()
             self._wait_healthy(timeout)
             self.supervisor.start()

@@ -36,6 +36,8 @@ class Alert:
     dimensions: Mapping[str, str] = field(default_factory=dict)
     link: str | None = None
     detail: str | None = None
+    #: what ``threshold`` is: a limit crossed, or the baseline a value is compared with
+    threshold_label: str = "threshold"
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:
@@ -51,7 +53,7 @@ class Alert:
         """The readable message: one fact per line."""
         lines = [self.subject]
         if self.metric is not None:
-            comparison = f" (threshold {self.threshold})" if self.threshold is not None else ""
+            comparison = f" ({self.threshold_label} {self.threshold})" if self.threshold is not None else ""
             lines.append(f"{self.metric} = {self.value}{comparison}")
         ordered = sorted(self.dimensions.items(), key=lambda kv: (_rank(kv[0]), kv[0]))
         if ordered:

@@ -20,6 +20,9 @@ from typing import Any
 
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 FAILED_TASK_STATES = frozenset({"failed", "upstream_failed"})
+#: A human-in-the-loop task (an approval) waits in this state for an answer.
+AWAITING_INPUT = "awaiting_input"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class AirflowApiError(Exception):
@@ -28,6 +31,41 @@ class AirflowApiError(Exception):
     def __init__(self, message: str, status: int = 0) -> None:
         super().__init__(message)
         self.status = status
+
+
+class CredentialsMissing(AirflowApiError):
+    """Neither a username and password nor a token was given: a usage error."""
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect, but never carry the bearer token to another origin: a proxy or
+    a misconfigured base URL that sends the client elsewhere gets no credential."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and _origin(newurl) != _origin(req.full_url):
+            new.remove_header("Authorization")
+        return new
+
+
+_OPENER = urllib.request.build_opener(_SameOriginRedirects)
+
+
+def check_transport(base_url: str, *, insecure_http: bool = False) -> None:
+    """Credentials travel over HTTPS, except to this machine (or when told otherwise)."""
+    scheme, host, _ = _origin(base_url)
+    if scheme not in ("http", "https"):
+        raise AirflowApiError(f"{base_url} is not an http(s) URL")
+    if scheme == "http" and host not in LOOPBACK_HOSTS and not insecure_http:
+        raise CredentialsMissing(
+            f"{base_url} is plain http to another host: credentials would travel in clear text; "
+            "use https, or pass --insecure-http if the network is trusted"
+        )
 
 
 @dataclass(frozen=True)
@@ -90,7 +128,7 @@ class AirflowClient:
             headers["Authorization"] = f"Bearer {self._bearer()}"
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+            with _OPENER.open(request, timeout=self._timeout) as response:
                 payload = response.read()
         except urllib.error.HTTPError as error:
             raise AirflowApiError(
@@ -104,7 +142,10 @@ class AirflowClient:
     def _bearer(self) -> str:
         if self._token is None:
             if not (self._username and self._password):
-                raise AirflowApiError("no credentials: give a username and password, or a token")
+                raise CredentialsMissing(
+                    "no credentials: set AIRFLOW_USERNAME and AIRFLOW_PASSWORD (or --password-file), "
+                    "or AIRFLOW_API_TOKEN (or --token-file)"
+                )
             try:
                 response = self._send(
                     "POST", "/auth/token", {"username": self._username, "password": self._password}, auth=False
@@ -162,9 +203,18 @@ class AirflowClient:
         }
         return self._send("POST", "/api/v2/backfills", body)
 
-    def list_runs(self, dag_id: str) -> list[DagRun]:
-        payload = self._send("GET", f"/api/v2/dags/{_quote(dag_id)}/dagRuns?limit=100&order_by=-logical_date")
-        return [DagRun.from_api(run) for run in payload["dag_runs"]]
+    def dag_tasks(self, dag_id: str) -> list[dict[str, Any]]:
+        """The DAG's tasks (id, downstream task ids, operator...)."""
+        return self._send("GET", f"/api/v2/dags/{_quote(dag_id)}/tasks")["tasks"]
+
+    def dag_params(self, dag_id: str) -> dict[str, dict[str, Any]]:
+        """The DAG's params (name -> value, schema, description), as its trigger form has them."""
+        return self._send("GET", f"/api/v2/dags/{_quote(dag_id)}/details").get("params") or {}
+
+    def list_runs(self, dag_id: str, limit: int = 100) -> list[DagRun]:
+        """The newest runs first (by when they were queued)."""
+        path = f"/api/v2/dags/{_quote(dag_id)}/dagRuns?limit={int(limit)}&order_by=-run_after"
+        return [DagRun.from_api(run) for run in self._send("GET", path)["dag_runs"]]
 
     def get_run(self, dag_id: str, run_id: str) -> DagRun:
         return DagRun.from_api(self._send("GET", f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}"))
@@ -194,6 +244,15 @@ class AirflowClient:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"run {run_id} of {dag_id} still {run.state} after {timeout:.0f}s")
             time.sleep(poll)
+
+    def awaiting_input(self, dag_id: str, run_id: str) -> list[str]:
+        """The run's tasks waiting for a person (an approval)."""
+        return sorted(t["task_id"] for t in self.task_instances(dag_id, run_id) if t["state"] == AWAITING_INPUT)
+
+    def run_url(self, dag_id: str, run_id: str, task_id: str | None = None) -> str:
+        """The run's page in the UI (a task's page with ``task_id``)."""
+        url = f"{self.base_url}/dags/{_quote(dag_id)}/runs/{_quote(run_id)}"
+        return f"{url}/tasks/{_quote(task_id)}" if task_id else url
 
     def respond(self, dag_id: str, run_id: str, task_id: str, chosen_options: list[str]) -> dict[str, Any]:
         """Answer a human-in-the-loop task (e.g. ``["Approve"]`` on an approval)."""

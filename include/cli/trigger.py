@@ -1,16 +1,20 @@
-"""Trigger a DAG run through Airflow's REST API and, with ``--wait``, follow it to the end.
-
-For CI systems::
+"""Trigger a DAG run through Airflow's REST API and follow it; read logs, answer
+approvals and list runs. For CI systems and on-call people::
 
     python -m include.cli.trigger platform_preflight --conf '{"fleet_stage": "staging"}' --wait
+    python -m include.cli.trigger runs gpu_bundle_rollout
+    python -m include.cli.trigger logs gpu_bundle_rollout <run_id> [task_id] [--try N]
+    python -m include.cli.trigger approve|reject gpu_ami_build_and_bake <run_id> approve_promotion
 
-Connection settings come from flags or the environment: ``AIRFLOW_API_URL``
-(default ``http://127.0.0.1:8080``), ``AIRFLOW_API_TOKEN``, or ``AIRFLOW_USERNAME``
-and ``AIRFLOW_PASSWORD``. Only the standard library is needed.
+Connection settings: ``--url`` or ``AIRFLOW_API_URL`` (default ``http://127.0.0.1:8080``;
+https for any other host, unless ``--insecure-http``); ``AIRFLOW_USERNAME`` with
+``AIRFLOW_PASSWORD`` or ``--password-file``, or ``AIRFLOW_API_TOKEN`` or ``--token-file``.
+Secrets are never taken from the command line (other users can read it). Only the
+standard library is needed.
 
-Exit codes: 0 the run succeeded (or was queued, without ``--wait``); 1 the run
-failed (the failing tasks' logs are printed); 2 bad arguments or conf; 3 the
-api-server refused or could not be reached; 4 ``--wait`` timed out.
+Exit codes: 0 the run succeeded (or was queued, without ``--wait``); 1 the run failed
+(the failing tasks' logs are printed); 2 bad arguments, conf or credentials missing;
+3 the api-server refused or could not be reached; 4 ``--wait`` timed out.
 Every error is one line on stderr, never a traceback.
 """
 
@@ -20,20 +24,51 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import TextIO
 
-from include.cli.airflow_client import FAILED_TASK_STATES, AirflowApiError, AirflowClient, DagRun
+from include.cli import commands
+from include.cli.airflow_client import AirflowApiError, AirflowClient, CredentialsMissing, check_transport
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_API, EXIT_TIMEOUT = 0, 1, 2, 3, 4
+SUBCOMMANDS = ("logs", "approve", "reject", "runs")
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, **kwargs) -> None:
+        # no abbreviations: "--password x" must not quietly become "--password-file x"
+        super().__init__(allow_abbrev=False, **kwargs)
+
     def error(self, message: str) -> None:  # one line, exit 2, like every other usage error
         self.exit(EXIT_USAGE, f"error: {message}\n")
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = _Parser(prog="python -m include.cli.trigger", description=__doc__.split("\n\n")[0])
+def _connection_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", default=os.environ.get("AIRFLOW_API_URL", "http://127.0.0.1:8080"))
+    parser.add_argument("--username", default=os.environ.get("AIRFLOW_USERNAME"))
+    parser.add_argument("--password-file", type=Path, help="a file holding the password (else AIRFLOW_PASSWORD)")
+    parser.add_argument("--token-file", type=Path, help="a file holding a token (else AIRFLOW_API_TOKEN)")
+    parser.add_argument("--insecure-http", action="store_true", help="allow plain http to another host")
+
+
+def _parse_args(argv: list[str]) -> argparse.Namespace:
+    prog = "python -m include.cli.trigger"
+    description = __doc__.split("\n\n")[0]
+    if argv and argv[0] in SUBCOMMANDS:
+        parser = _Parser(prog=f"{prog} {argv[0]}", description=description)
+        parser.add_argument("dag_id")
+        if argv[0] == "runs":
+            parser.add_argument("--limit", type=int, default=10, help="how many runs (default 10)")
+        else:
+            parser.add_argument("run_id")
+            parser.add_argument("task_id", nargs="?" if argv[0] == "logs" else None)
+        if argv[0] == "logs":
+            parser.add_argument("--try", dest="try_number", type=int, help="a try of the task (default: its last)")
+        _connection_args(parser)
+        args = parser.parse_args(argv[1:])
+        args.command = argv[0]
+        return args
+    parser = _Parser(prog=prog, description=description)
     parser.add_argument("dag_id")
     parser.add_argument("--conf", default="{}", help="the run's conf, a JSON object")
     parser.add_argument("--run-id", help="a run id of your own (re-using one is refused: safe retries)")
@@ -41,11 +76,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait (default 3600)")
     parser.add_argument("--poll", type=float, default=3.0, help="seconds between polls (default 3)")
     parser.add_argument("--unpause", action="store_true", help="unpause the DAG if it is paused")
-    parser.add_argument("--url", default=os.environ.get("AIRFLOW_API_URL", "http://127.0.0.1:8080"))
-    parser.add_argument("--username", default=os.environ.get("AIRFLOW_USERNAME"))
-    parser.add_argument("--password", default=os.environ.get("AIRFLOW_PASSWORD"))
-    parser.add_argument("--token", default=os.environ.get("AIRFLOW_API_TOKEN"))
-    return parser.parse_args(argv)
+    _connection_args(parser)
+    args = parser.parse_args(argv)
+    args.command = "trigger"
+    return args
 
 
 def _parse_conf(text: str) -> dict:
@@ -58,49 +92,40 @@ def _parse_conf(text: str) -> dict:
     return conf
 
 
-def print_failed_task_logs(client: AirflowClient, run: DagRun, out: TextIO) -> None:
-    """Print the last try's log of every task that failed in ``run``."""
-    for task in client.task_instances(run.dag_id, run.run_id):
-        if task["state"] not in FAILED_TASK_STATES or not task.get("try_number"):
-            continue
-        out.write(f"----- log of {task['task_id']} (try {task['try_number']}, {task['state']}) -----\n")
-        for line in client.task_log_lines(run.dag_id, run.run_id, task["task_id"], task["try_number"]):
-            out.write(f"{line}\n")
+def _secret(path: Path | None, variable: str) -> str | None:
+    if path is not None:
+        try:
+            return path.read_text().strip()
+        except OSError as error:
+            raise ValueError(f"cannot read {path}: {error.strerror}") from None
+    return os.environ.get(variable)
+
+
+def _client(args: argparse.Namespace) -> AirflowClient:
+    check_transport(args.url, insecure_http=args.insecure_http)
+    return AirflowClient(
+        args.url,
+        username=args.username,
+        password=_secret(args.password_file, "AIRFLOW_PASSWORD"),
+        token=_secret(args.token_file, "AIRFLOW_API_TOKEN"),
+    )
 
 
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    args = _parse_args(argv)
+    args = _parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        conf = _parse_conf(args.conf)
-    except ValueError as error:
+        conf = _parse_conf(args.conf) if args.command == "trigger" else {}
+        client = _client(args)
+        if args.command == "trigger":
+            return commands.trigger(client, args, conf, out, err)
+        if args.command == "logs":
+            return commands.logs(client, args.dag_id, args.run_id, args.task_id, args.try_number, out)
+        if args.command == "runs":
+            return commands.runs(client, args.dag_id, args.limit, out)
+        return commands.answer(client, args.dag_id, args.run_id, args.task_id, args.command, out)
+    except (ValueError, CredentialsMissing) as error:
         err.write(f"error: {error}\n")
         return EXIT_USAGE
-
-    client = AirflowClient(args.url, username=args.username, password=args.password, token=args.token)
-    try:
-        dag = client.get_dag(args.dag_id)
-        if dag.get("is_paused"):
-            if not args.unpause:
-                err.write(f"error: DAG {args.dag_id!r} is paused, so its run would never start; pass --unpause\n")
-                return EXIT_USAGE
-            client.set_paused(args.dag_id, False)
-        run = client.trigger(args.dag_id, conf, run_id=args.run_id)
-        out.write(f"triggered {run.dag_id} run {run.run_id} ({run.state})\n")
-        if not args.wait:
-            return EXIT_OK
-        run = client.wait_for_run(
-            run.dag_id,
-            run.run_id,
-            timeout=args.timeout,
-            poll=args.poll,
-            on_change=lambda r: out.write(f"{r.dag_id} {r.run_id}: {r.state}\n"),
-        )
-        duration = run.duration_seconds
-        out.write(f"final state: {run.state}" + (f" after {duration:.1f}s" if duration is not None else "") + "\n")
-        if run.state != "success":
-            print_failed_task_logs(client, run, out)
-            return EXIT_RUN_FAILED
-        return EXIT_OK
     except AirflowApiError as error:
         err.write(f"error: {error}\n")
         return EXIT_USAGE if error.status in (400, 404, 409, 422) else EXIT_API

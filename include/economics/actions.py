@@ -4,7 +4,23 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from include.economics.review_model import Action, Review, Rules
+from include.economics.review_model import Action, Regression, Review, Rules
+
+
+def _regression_groups(regressions: list[Regression]) -> list[tuple[list[str], list[Regression]]]:
+    """Regressions of dimensions with the very same figures are one finding: a feature
+    served by one model shows the same failure rate as the model. Grouped by the
+    dimensions that share every figure, in the order found."""
+    same: dict[tuple, list[str]] = {}
+    for regression in regressions:
+        key = (regression.metric, regression.previous, regression.current)
+        same.setdefault(key, []).append(regression.dimension)
+    groups: dict[tuple[str, ...], list[Regression]] = {}
+    for regression in regressions:
+        dimensions = tuple(same[(regression.metric, regression.previous, regression.current)])
+        if regression.dimension == dimensions[0]:
+            groups.setdefault(dimensions, []).append(regression)
+    return [(list(dimensions), found) for dimensions, found in groups.items()]
 
 
 def actions(review: Review, rules: Rules) -> list[Action]:
@@ -18,6 +34,7 @@ def actions(review: Review, rules: Rules) -> list[Action]:
                 "this week's totals leave those days out.",
             )
         )
+    ai_cost = sum((plan.cost_usd for plan in review.plans), Decimal(0))
     for plan in review.plans:
         if plan.margin_pct is not None and plan.margin_pct < Decimal(str(rules.margin_floor_pct)):
             actions.append(
@@ -27,13 +44,19 @@ def actions(review: Review, rules: Rules) -> list[Action]:
                     f"{rules.margin_floor_pct:g}% floor: review its price or its AI usage.",
                 )
             )
-    for regression in review.regressions:
-        actions.append(
-            Action(
-                "medium",
-                f"Investigate the {regression.label} of {regression.dimension}: {regression.change} week over week.",
+        elif plan.margin_pct is None and plan.margin_usd is not None and plan.margin_usd < 0:
+            share = float(plan.cost_usd / ai_cost * 100) if ai_cost else 0.0
+            actions.append(
+                Action(
+                    "high" if share >= rules.mix_shift_pp else "medium",
+                    f"Plan {plan.name} earned no revenue and cost ${plan.cost_usd:,.2f} ({share:.0f}% of the "
+                    f"week's AI cost, margin ${plan.margin_usd:,.2f}): cap its usage or route it to cheaper models.",
+                )
             )
-        )
+    for dimensions, found in _regression_groups(review.regressions):
+        same = f" (and {', '.join(dimensions[1:])}: the same requests)" if len(dimensions) > 1 else ""
+        changes = "; ".join(f"{r.label} {r.change}" for r in found)
+        actions.append(Action("medium", f"Investigate {dimensions[0]}{same}: {changes} week over week."))
     for anomaly in review.anomalies:
         if len(anomaly.days) > 1 or anomaly.open_at_week_end:
             actions.append(

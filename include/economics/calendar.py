@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+#: ``2026-W44``: a year and a week number 01..53 (whether W53 exists is checked by parse).
+ISO_WEEK_PATTERN = r"^(\d{4})-W(0[1-9]|[1-4]\d|5[0-3])$"
 _WEEK = re.compile(r"(\d{4})-W(\d{2})")
 
 

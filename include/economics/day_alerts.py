@@ -23,6 +23,7 @@ def alerts_for(summary: dict[str, Any], margin_rows: list[dict[str, Any]], floor
             metric=a["signal"],
             value=_shown(a["signal"], a["value"]),
             threshold=_shown(a["signal"], a["baseline"]),
+            threshold_label="same-weekday baseline",
             dimensions=dict([a["dimension"].split(":", 1)]),
             detail=f"robust z = {a['z']} against the same-weekday baseline of the previous 28 days",
         )

@@ -20,6 +20,7 @@ A failed *critical* expectation fails the gate; warnings are reported and publis
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -117,6 +118,9 @@ class GateResult:
 
 def _context():
     import great_expectations as gx
+
+    # GX narrates its own registry at INFO (hundreds of lines a run); keep its warnings
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     from great_expectations.data_context.types.base import (
         DataContextConfig,
         InMemoryStoreBackendDefaults,

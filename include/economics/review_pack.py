@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 from dataclasses import asdict, dataclass
 from datetime import date
 from decimal import Decimal
@@ -104,7 +105,8 @@ def regression_value(regression: Regression, value: float) -> str:
 def _environment() -> Environment:
     environment = Environment(
         loader=FileSystemLoader(TEMPLATES),
-        autoescape=select_autoescape(["html", "j2"]),
+        # HTML is escaped; the Markdown summary is plain text for chat and e-mail (no entities)
+        autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -135,22 +137,24 @@ def _figure(height: float = 2.8) -> tuple[Figure, object]:
 def _daily_chart(review: Review) -> str:
     figure, axes = _figure()
     daily = review.daily
-    labels = [f"{d:%a}\n{d:%d %b}" for d in daily["day"]]
+    # days drawn at positions, labelled: day names as categories would be parsed as dates
+    positions = list(range(len(daily)))
+    axes.set_xticks(positions, [f"{d:%a}\n{d:%d %b}" for d in daily["day"]])
     ai = [0.0 if pd.isna(v) else float(v) for v in daily["ai_cost_usd"]]  # a missing day draws no bar
     infra = [0.0 if pd.isna(v) else float(v) for v in daily["infra_cost_usd"]]
     revenue = [None if pd.isna(v) else float(v) for v in daily["revenue_usd"]]
-    axes.bar(labels, ai, color=COLOURS[0], label="AI cost")
-    axes.bar(labels, infra, bottom=ai, color=COLOURS[1], label="GPU infrastructure")
+    axes.bar(positions, ai, color=COLOURS[0], label="AI cost")
+    axes.bar(positions, infra, bottom=ai, color=COLOURS[1], label="GPU infrastructure")
     axes.plot(
-        [label for label, value in zip(labels, revenue, strict=True) if value is not None],
+        [position for position, value in zip(positions, revenue, strict=True) if value is not None],
         [value for value in revenue if value is not None],
         color=COLOURS[2],
         marker="o",
         label="Revenue",
     )
-    for label, day in zip(labels, daily["day"], strict=True):
+    for position, day in zip(positions, daily["day"], strict=True):
         if day in review.coverage.missing:
-            axes.annotate("missing", (label, 0), ha="center", va="bottom", color=COLOURS[3], fontsize=8)
+            axes.annotate("missing", (position, 0), ha="center", va="bottom", color=COLOURS[3], fontsize=8)
     axes.set_ylabel("USD per day")
     axes.legend(frameon=False, fontsize=8, ncols=3, loc="upper left")
     return _png(figure)
@@ -185,12 +189,13 @@ def _fleet_chart(review: Review) -> str:
     figure, axes = _figure(2.4)
     frame = review.fleet_days
     days = review.week.days()
-    labels = [f"{d:%a}" for d in days]
+    positions = list(range(len(days)))
+    axes.set_xticks(positions, [f"{d:%a}" for d in days])
     bottom = [0.0] * len(days)
     for index, ((stage, fleet), rows) in enumerate(frame.groupby(["stage", "fleet"])):
         by_day = {row["day"]: row["gpu_hours"] or 0.0 for row in rows.to_dict("records")}
         hours = [float(by_day.get(day, 0.0)) for day in days]
-        axes.bar(labels, hours, bottom=bottom, color=COLOURS[index % len(COLOURS)], label=f"{stage}/{fleet}")
+        axes.bar(positions, hours, bottom=bottom, color=COLOURS[index % len(COLOURS)], label=f"{stage}/{fleet}")
         bottom = [b + h for b, h in zip(bottom, hours, strict=True)]
     axes.set_ylabel("GPU-hours")
     axes.legend(frameon=False, fontsize=8)
@@ -255,9 +260,17 @@ def review_data(review: Review) -> dict:
     }
 
 
+#: Libraries that narrate every step at INFO (WeasyPrint's layout steps, font subsetting):
+#: the task log keeps their warnings and errors only.
+CHATTY_LIBRARIES = ("weasyprint", "fontTools", "matplotlib")
+
+
 def write_pack(review: Review, folder: Path, generated_at: str) -> Pack:
     """Write the HTML, its PDF, the Markdown summary and ``review.json`` into ``folder``."""
     from weasyprint import HTML  # imported here: it loads Pango, which only this step needs
+
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
     folder.mkdir(parents=True, exist_ok=True)
     name = f"weekly-review-{review.week}"

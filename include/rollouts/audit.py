@@ -6,6 +6,7 @@ import hashlib
 import hmac
 from typing import Any
 
+from include.naming.fleet import Fleet
 from include.rollouts.rollout import RolloutRequest
 
 
@@ -36,6 +37,31 @@ def audit_record(
         "ended_at": ended_at,
         "tasks": task_states,
         "rolled_back": rolled_back,
+    }
+
+
+def refused_record(
+    fleet: Fleet,
+    *,
+    run_id: str,
+    triggered_by: str | None,
+    reason: str,
+    conf: dict[str, Any],
+    started_at: str,
+    ended_at: str,
+) -> dict[str, Any]:
+    """A rollout refused by its first task: who asked for what, and why nothing changed."""
+    return {
+        "event": "bundle_rollout",
+        "run_id": run_id,
+        "triggered_by": triggered_by or "unknown",
+        "fleet_stage": fleet.stage,
+        "fleet_slug": fleet.slug,
+        "result": "refused",
+        "reason": reason,
+        "conf": conf,
+        "started_at": started_at,
+        "ended_at": ended_at,
     }
 
 

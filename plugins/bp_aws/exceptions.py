@@ -3,7 +3,7 @@ resource it is about, so a task log says what failed without a traceback to read
 
 from __future__ import annotations
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
 
 class WaitEnded(AirflowException):
@@ -50,5 +50,6 @@ class PackerBuildFailed(AirflowException):
     """``packer`` exited non-zero, timed out, or printed no artifact."""
 
 
-class ParameterConditionNotMet(AirflowException):
-    """An SSM parameter did not reach the value, pattern or version waited for in time."""
+class ParameterConditionNotMet(AirflowSensorTimeout):
+    """An SSM parameter did not reach the value, pattern or version waited for in time
+    (a timeout: not retried, the wait already had its whole window)."""

@@ -18,6 +18,7 @@ from typing import Any
 from airflow.sdk import Asset, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from bp_tasks.common import RequestRefused, validated
 from bp_tasks.economics_settings import LEDGER_CONN, WAREHOUSE_CONN, Settings
 from bp_tasks.storage import read_text, try_folder
 
@@ -34,13 +35,11 @@ def day_to_compute(requested: str | None, logical_date: Any, today: date | None 
         try:
             day = date.fromisoformat(requested)
         except ValueError:
-            raise AirflowFailException(f"day {requested!r} is not a YYYY-MM-DD date. Nothing was computed.") from None
+            raise RequestRefused(f"day {requested!r} is not a YYYY-MM-DD date. Nothing was computed.") from None
     else:
         day = logical_date.date() - timedelta(days=1)
     if day >= (today or datetime.now(UTC).date()):
-        raise AirflowFailException(
-            f"day {day} is not over yet (UTC): only past days can be computed. Nothing was computed."
-        )
+        raise RequestRefused(f"day {day} is not over yet (UTC): only past days can be computed. Nothing was computed.")
     return day
 
 
@@ -96,9 +95,12 @@ def _folder(computed: dict):
 
 
 @task
-def resolve_day(params: dict | None = None, logical_date=None) -> str:
+def resolve_day(params: dict | None = None, logical_date=None, dag_run=None, dag=None) -> str:
     """Validate the request before any connection is opened."""
-    return day_to_compute(params["day"], logical_date).isoformat()
+    day = validated(
+        lambda p: day_to_compute(p["day"], logical_date), params, "Nothing was computed.", dag_run=dag_run, dag=dag
+    )
+    return day.isoformat()
 
 
 @task
@@ -223,17 +225,30 @@ def export_influx(computed: dict) -> str:
 
 @task
 def send_alerts(computed: dict, params: dict | None = None, dag_run=None) -> int:
+    """The day's alerts; one already sent for this day with the same value is not sent again."""
     from bp_aws.notifiers.ops_alert import run_link, send_alert
+    from bp_data.engines import engine_for
     from include.alerts import Alert
+    from include.economics import sent_alerts
     from include.economics.day_alerts import alerts_for
 
     settings = Settings.load()
+    day = date.fromisoformat(computed["day"])
     link = run_link({"dag_run": dag_run})
     margin_rows = load_tables(_folder(computed), ["ai_margin_daily"])["ai_margin_daily"].to_dict("records")
     found = alerts_for(computed, margin_rows, settings.margin_floor_pct)
+    engine = engine_for(WAREHOUSE_CONN)
+    sent_before = sent_alerts.already_sent(engine, day, found)
+    sent = 0
     for alert in found:
+        when = sent_before.get(sent_alerts.fingerprint(day, alert))
+        if when is not None:
+            log.info("Already sent at %s, not sent again: %s", when, alert.subject)
+            continue
         send_alert(
             Alert(**{**alert.__dict__, "link": link}), stage=settings.alert_stage, aws_conn_id=params["aws_conn_id"]
         )
-    log.info("%d alert(s) for %s", len(found), computed["day"])
-    return len(found)
+        sent_alerts.record(engine, day, alert)
+        sent += 1
+    log.info("%d alert(s) for %s: %d sent, %d sent by an earlier run", len(found), day, sent, len(found) - sent)
+    return sent

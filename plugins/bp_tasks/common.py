@@ -3,7 +3,8 @@ was (not) changed, the run's task states, and a bundle checked where it lives.""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -15,13 +16,42 @@ T = TypeVar("T")
 FAILED_STATES = ("failed", "upstream_failed")
 
 
-def validated(build: Callable[[dict[str, Any]], T], params: dict[str, Any], unchanged: str) -> T:
-    """``build(params)``, or a failed task (no retry) with one line naming the param and
-    the rule, and ``unchanged`` (e.g. "Nothing was changed.")."""
+class RequestRefused(AirflowFailException):
+    """Bad input, refused by the first task: nothing was changed and no one is paged
+    (the failure callbacks leave it out of the alerts)."""
+
+
+def unknown_keys(conf: dict[str, Any] | None, known: Iterable[str]) -> str | None:
+    """The conf keys a DAG doesn't take, each with the param it was probably meant to be."""
+    known = list(known)
+    unknown = sorted(set(conf or {}) - set(known))
+    if not unknown:
+        return None
+    named = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, known, n=1)
+        named.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return f"unknown conf key(s) {', '.join(named)}; this DAG takes {', '.join(known)}"
+
+
+def validated(
+    build: Callable[[dict[str, Any]], T],
+    params: dict[str, Any],
+    unchanged: str,
+    *,
+    dag_run: Any = None,
+    dag: Any = None,
+) -> T:
+    """``build(params)``, or a failed task (no retry, no alert) with one line naming the
+    param and the rule - a misspelt conf key included, which Airflow would otherwise
+    ignore and run with the default - and ``unchanged`` (e.g. "Nothing was changed.")."""
+    problem = unknown_keys(dag_run.conf if dag_run is not None else None, dag.params.keys() if dag else ())
+    if problem:
+        raise RequestRefused(f"Invalid request: {problem}. {unchanged}")
     try:
         return build(params)
     except InvalidRequest as error:
-        raise AirflowFailException(f"Invalid request: {error}. {unchanged}") from None
+        raise RequestRefused(f"Invalid request: {error}. {unchanged}") from None
 
 
 def task_states(ti: Any, run_id: str) -> dict[str, str]:

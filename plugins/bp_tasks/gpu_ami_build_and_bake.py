@@ -21,9 +21,9 @@ def _request(request: dict) -> build.BuildRequest:
 
 
 @task
-def validate_request(params: dict | None = None) -> dict:
+def validate_request(params: dict | None = None, dag_run=None, dag=None) -> dict:
     """Domain checks on the params, before any AWS call."""
-    request = validated(build.BuildRequest.from_params, params, UNCHANGED)
+    request = validated(build.BuildRequest.from_params, params, UNCHANGED, dag_run=dag_run, dag=dag)
     log.info("Build request for %s: %s", request.fleet, request.as_dict())
     return request.as_dict()
 

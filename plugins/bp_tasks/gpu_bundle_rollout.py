@@ -11,7 +11,16 @@ from typing import Any
 from airflow.sdk import TriggerRule, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from bp_tasks.common import FAILED_STATES, check_bundle_in_bucket, task_states, validated
+from bp_tasks.common import (
+    FAILED_STATES,
+    RequestRefused,
+    check_bundle_in_bucket,
+    task_states,
+    unknown_keys,
+    validated,
+)
+from include.errors import InvalidRequest
+from include.naming.fleet import Fleet
 from include.rollouts import lock as fleet_lock
 from include.rollouts import pointers
 from include.rollouts.rollout import RolloutRequest, failure_summary, node_report_problems, refresh_preferences
@@ -52,9 +61,9 @@ def _in_service(group: dict[str, Any]) -> list[str]:
 
 
 @task
-def validate_request(params: dict | None = None) -> dict:
+def validate_request(params: dict | None = None, dag_run=None, dag=None) -> dict:
     """Domain checks on the params, before any AWS call."""
-    request = validated(RolloutRequest.from_params, params, "Nothing was changed.")
+    request = validated(RolloutRequest.from_params, params, "Nothing was changed.", dag_run=dag_run, dag=dag)
     log.info("Rollout request for %s: %s", request.fleet, request.as_dict())
     return request.as_dict()
 
@@ -204,14 +213,37 @@ def verify_fleet_bundle(request: dict, params: dict | None = None) -> str:
     return f"{len(instances)} node(s) run bundle {request['bundle_id']}"
 
 
+def _refusal(params: dict, dag_run, dag) -> str:
+    """Why validate_request refused the params: the same checks, run again."""
+    problem = unknown_keys(dag_run.conf, dag.params.keys())
+    if problem:
+        return problem
+    try:
+        RolloutRequest.from_params(params)
+    except InvalidRequest as error:
+        return str(error)
+    return "the request could not be validated"
+
+
 @task(trigger_rule=TriggerRule.ONE_FAILED)
 def roll_back(
-    request: dict, current: dict | None, params: dict | None = None, ti=None, run_id: str | None = None
+    request: dict | None,
+    current: dict | None,
+    params: dict | None = None,
+    ti=None,
+    run_id: str | None = None,
+    dag_run=None,
+    dag=None,
 ) -> dict:
-    """Undo what this run changed and alert; ``rollout_outcome`` ends the run failed."""
+    """Undo what this run changed and alert; ``rollout_outcome`` ends the run failed. A
+    refused request changed nothing: it is said, not alerted."""
     from bp_aws.notifiers.ops_alert import send_alert
     from include.alerts import Alert
 
+    if request is None:
+        paragraph = f"Rollout refused: {_refusal(params, dag_run, dag)}. Nothing was changed."
+        log.info(paragraph)
+        return {"undone": [], "paragraph": paragraph, "back_refresh_id": None}
     rollout = _rollout(request)
     failed = sorted(task_id for task_id, state in task_states(ti, run_id).items() if state == "failed")
     undone: list[str] = []
@@ -278,8 +310,10 @@ def refreshing_back(rolled_back: dict) -> bool:
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE)
-def release_lock(request: dict, params: dict | None = None, run_id: str | None = None) -> str:
+def release_lock(request: dict | None, params: dict | None = None, run_id: str | None = None) -> str:
     """Delete the lock if this run holds it (never another run's)."""
+    if request is None:
+        return "this run holds no lock (its request was refused)"
     ssm = _ssm(params)
     lock = ssm.get(request["lock"])
     if lock is None or fleet_lock.lock_holder(lock["Value"]).get("run_id") != run_id:
@@ -289,86 +323,57 @@ def release_lock(request: dict, params: dict | None = None, run_id: str | None =
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE)
-def record_audit(request: dict, current: dict | None, params: dict | None = None, ti=None, dag_run=None) -> str:
-    """One immutable record per rollout: written once (If-None-Match), never replaced."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-    from botocore.exceptions import ClientError
+def record_audit(request: dict | None, current: dict | None, params: dict | None = None, ti=None, dag_run=None) -> str:
+    """One immutable record per rollout, refused ones included: written once, never replaced."""
+    from bp_tasks.audit import write_record
+    from include.rollouts.audit import audit_record, refused_record
 
-    from include.naming import platform
-    from include.rollouts.audit import audit_record
-
-    rollout = _rollout(request)
     run_id = dag_run.run_id
     states = {task_id: state for task_id, state in sorted(task_states(ti, run_id).items()) if task_id != ti.task_id}
-    result = "failed" if any(state in FAILED_STATES for state in states.values()) else "success"
+    started = dag_run.start_date.isoformat() if dag_run.start_date else ""
+    ended = datetime.now(UTC).isoformat()
+    rolled_back = ti.xcom_pull(task_ids="roll_back") or {}
+    if request is None:
+        try:
+            fleet = Fleet.of(params)
+        except InvalidRequest:
+            log.info("No audit record: the fleet itself was refused (%s)", rolled_back.get("paragraph"))
+            return "no audit record: the fleet itself was refused"
+        record = refused_record(
+            fleet,
+            run_id=run_id,
+            triggered_by=dag_run.triggering_user_name,
+            reason=rolled_back.get("paragraph", ""),
+            conf=dict(dag_run.conf or {}),
+            started_at=started,
+            ended_at=ended,
+        )
+        return write_record(fleet.rollout_audit_key(run_id), record, params["aws_conn_id"])
+    rollout = _rollout(request)
     record = audit_record(
         rollout,
         run_id=run_id,
         triggered_by=dag_run.triggering_user_name,
         from_bundle=current["value"] if current else None,
-        result=result,
-        started_at=dag_run.start_date.isoformat() if dag_run.start_date else "",
-        ended_at=datetime.now(UTC).isoformat(),
+        result="failed" if any(state in FAILED_STATES for state in states.values()) else "success",
+        started_at=started,
+        ended_at=ended,
         task_states=states,
-        rolled_back=(ti.xcom_pull(task_ids="roll_back") or {}).get("undone", []),
+        rolled_back=rolled_back.get("undone", []),
     )
-    body = (json.dumps(record, sort_keys=True) + "\n").encode()
-    s3 = S3Hook(aws_conn_id=params["aws_conn_id"])
-    bucket = platform.logs_bucket(s3.account_id)
-    key = rollout.fleet.rollout_audit_key(run_id)
-    try:
-        s3.conn.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*", ContentType="application/x-ndjson")
-        log.info("Audit record s3://%s/%s: %s", bucket, key, body.decode().strip())
-    except ClientError as error:
-        if error.response["Error"]["Code"] not in ("PreconditionFailed", "ConditionalRequestConflict"):
-            raise
-        log.info("s3://%s/%s was already written by an earlier try: it stays as it is", bucket, key)
-    _post_to_backend(body, params)
-    return f"s3://{bucket}/{key}"
+    return write_record(rollout.fleet.rollout_audit_key(run_id), record, params["aws_conn_id"])
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE)
-def rollout_outcome(request: dict, ti=None, run_id: str | None = None) -> str:
+def rollout_outcome(request: dict | None, ti=None, run_id: str | None = None) -> str:
     """The run's verdict, as its last task: Airflow judges a run by its leaves, and the
     bookkeeping before this one succeeds even when the rollout did not."""
+    rolled_back = ti.xcom_pull(task_ids="roll_back") or {}
+    if request is None:
+        raise RequestRefused(rolled_back.get("paragraph") or "Rollout refused. Nothing was changed.")
     failed = sorted(task_id for task_id, state in task_states(ti, run_id).items() if state in FAILED_STATES)
     if failed:
-        rolled_back = ti.xcom_pull(task_ids="roll_back") or {}
         raise AirflowFailException(rolled_back.get("paragraph") or failure_summary(_rollout(request), failed, []))
     message = f"bundle {request['bundle_id']} is live on {request['fleet_stage']}/{request['fleet_slug']}"
     log.info("%s (%s)", message, request["strategy"])
     return message
-
-
-#: The http connection of the backend's ops endpoint (seed 004's audit logging).
-ASSET_OPS_CONN = "bp_asset_ops"
-ASSET_OPS_ENDPOINT = "/ops/comfyui-assets/sync-logs"
-
-
-def _post_to_backend(body: bytes, params: dict) -> None:
-    """POST the record to the backend, signed with the asset-ops secret, through the http
-    connection ``bp_asset_ops`` (none configured: the S3 record only). A failure is
-    logged, not raised: the S3 record is the one that counts."""
-    from airflow.providers.amazon.aws.hooks.secrets_manager import SecretsManagerHook
-    from airflow.providers.http.hooks.http import HttpHook
-    from airflow.sdk.exceptions import AirflowException, AirflowNotFoundException
-    from airflow.sdk.log import mask_secret
-    from requests.exceptions import RequestException
-
-    from include.naming import platform
-    from include.rollouts.audit import signature_headers
-
-    hook = HttpHook(method="POST", http_conn_id=ASSET_OPS_CONN)
-    try:
-        hook.get_connection(ASSET_OPS_CONN)
-    except AirflowNotFoundException:
-        log.info("No %s connection: the audit record is in S3 only", ASSET_OPS_CONN)
-        return
-    secret = SecretsManagerHook(aws_conn_id=params["aws_conn_id"]).get_secret(platform.asset_ops_secret())
-    mask_secret(secret)
-    headers = signature_headers(body, secret, int(datetime.now(UTC).timestamp()))
-    try:
-        response = hook.run(ASSET_OPS_ENDPOINT, data=body, headers=headers, extra_options={"timeout": 10})
-        log.info("Audit record POSTed to the backend: HTTP %s", response.status_code)
-    except (RequestException, AirflowException) as error:
-        log.warning("Could not POST the audit record to the backend (%s); it is in S3", error)

@@ -20,9 +20,9 @@ ALARM_OUTPUTS = ("QueueEmptyAlarmName", "JobsWaitingAtZeroAlarmName")
 
 
 @task
-def validate_request(params: dict | None = None) -> dict:
+def validate_request(params: dict | None = None, dag_run=None, dag=None) -> dict:
     """Domain checks on the params, before any AWS call."""
-    request = validated(provision.FleetRequest.from_params, params, UNCHANGED)
+    request = validated(provision.FleetRequest.from_params, params, UNCHANGED, dag_run=dag_run, dag=dag)
     log.info("Request for %s: %s", request.fleet, request.as_dict())
     return request.as_dict()
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Param
 
+from include.amis.build import INSTANCE_TYPE_PATTERN
 from include.naming import platform
 from include.naming.fleet import SLUG_MAX_LENGTH, SLUG_PATTERN
 from include.rollouts import rollout
@@ -14,11 +16,24 @@ from include.rollouts import rollout
 #: What Airflow accepts as a connection id.
 CONNECTION_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,250}$"
 
+
+def form_pattern(pattern: str) -> str:
+    """A value pattern as the trigger form and the REST API must check it: the whole value,
+    and no line break anywhere. JSON-schema patterns are searched, and both Python's and
+    ECMA-262's ``$`` match before a final newline, so ``^x$`` alone accepts ``"x\n"``."""
+    body = pattern.removeprefix("^").removesuffix("$")
+    return rf"^(?![\s\S]*\n)(?:{body})$"
+
+
 #: Where the economics DAGs' scheduled history begins: catchup of ``ai_economics_daily``
 #: runs every day since, and ``weekly_review_pack`` runs its latest missed Monday. A
 #: deployment setting (environment ``BP_ECONOMICS_START_DATE``, YYYY-MM-DD); the local
 #: stack sets it to tomorrow, so that unpausing creates no scheduled run beside the demo's.
 ECONOMICS_START = pendulum.parse(os.environ.get("BP_ECONOMICS_START_DATE", "2026-01-01"), tz="UTC")
+#: For the tasks that defer (waits in the triggerer): each is safe to run again, and one
+#: retry turns Airflow 3.3.2's deferral race (bp_aws.triggers.base) into a retry, not a
+#: failed run.
+SAFE_TO_RETRY = {"retries": 1, "retry_delay": timedelta(seconds=10)}
 #: The platform DAGs (manual and REST-triggered) carry no history.
 PLATFORM_START = pendulum.datetime(2026, 1, 1, tz="UTC")
 
@@ -28,7 +43,7 @@ def aws_conn_id_param(description: str = "Airflow connection to AWS (or to the l
     return Param(
         "aws_default",
         type="string",
-        pattern=CONNECTION_ID_PATTERN,
+        pattern=form_pattern(CONNECTION_ID_PATTERN),
         title="AWS connection id",
         description=description,
     )
@@ -40,14 +55,15 @@ def fleet_stage_param(description: str) -> Param:
 
 
 def fleet_slug_param(description: str = "The fleet, e.g. `gpu-default`.") -> Param:
-    """The ``fleet_slug`` param: the admin UI's slug rules, checked before any AWS call."""
+    """The ``fleet_slug`` param: the admin UI's slug rules, checked before any AWS call.
+    ``description`` is Markdown (the trigger form renders it)."""
     return Param(
         "gpu-default",
         type="string",
-        pattern=SLUG_PATTERN,
+        pattern=form_pattern(SLUG_PATTERN),
         maxLength=SLUG_MAX_LENGTH,
         title="Fleet slug",
-        description=description,
+        description_md=description,
     )
 
 
@@ -55,10 +71,12 @@ def bundle_id_param() -> Param:
     """A bundle in the models bucket (``bundles/<bundle_id>/manifest.json``)."""
     return Param(
         type="string",
-        pattern=rollout.BUNDLE_ID_PATTERN,
+        pattern=form_pattern(rollout.BUNDLE_ID_PATTERN),
         maxLength=128,
         title="Bundle id",
-        description="The bundle to roll out: its manifest is `bundles/<bundle_id>/manifest.json`.",
+        description_md="The bundle to roll out: the folder name under `bundles/` in the models bucket (its "
+        "manifest is `bundles/<bundle_id>/manifest.json`; the admin UI lists them under Assets), e.g. "
+        "`9edf4c92-0e44-5548-a65a-4167127dd5a0`.",
     )
 
 
@@ -77,9 +95,9 @@ def instance_id_param() -> Param:
     return Param(
         None,
         type=["null", "string"],
-        pattern=rollout.INSTANCE_ID_PATTERN,
+        pattern=form_pattern(rollout.INSTANCE_ID_PATTERN),
         title="Instance id (dev_node only)",
-        description="The running node to install the bundle on, e.g. `i-0123456789abcdef0`.",
+        description_md="The running node to install the bundle on, e.g. `i-0123456789abcdef0`.",
     )
 
 
@@ -96,10 +114,17 @@ def min_healthy_percentage_param() -> Param:
 
 def checkpoint_percentages_param() -> Param:
     return Param(
-        [],
+        [50, 100],
         type="array",
         items={"type": "integer", "minimum": 1, "maximum": 100},
         maxItems=10,
         title="Checkpoint percentages",
-        description="e.g. [50, 100]: the refresh pauses one warmup at each.",
+        description="Where the refresh pauses one warmup (rising, ending at 100); [] for none.",
+    )
+
+
+def instance_type_param(title: str, description: str) -> Param:
+    """An EC2 instance type (``g4dn.xlarge``); which ones a fleet allows is a domain check."""
+    return Param(
+        "g4dn.xlarge", type="string", pattern=form_pattern(INSTANCE_TYPE_PATTERN), title=title, description=description
     )

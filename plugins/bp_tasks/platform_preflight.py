@@ -14,9 +14,15 @@ log = logging.getLogger("bp.platform_preflight")
 
 
 @task
-def validate_request(params: dict | None = None) -> dict:
+def validate_request(params: dict | None = None, dag_run=None, dag=None) -> dict:
     """Domain checks on the params, before any AWS call."""
-    scope = validated(lambda p: preflight.Scope(p["fleet_stage"], p["fleet_slug"]), params, "Nothing was checked.")
+    scope = validated(
+        lambda p: preflight.Scope(p["fleet_stage"], p["fleet_slug"]),
+        params,
+        "Nothing was checked.",
+        dag_run=dag_run,
+        dag=dag,
+    )
     log.info("Checking stages %s, fleet %s", ", ".join(scope.stages), scope.fleet_slug or "(all)")
     return {"fleet_stage": scope.fleet_stage, "fleet_slug": scope.fleet_slug}
 

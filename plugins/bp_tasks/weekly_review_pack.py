@@ -20,6 +20,7 @@ from airflow.sdk import Variable, task
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.log import mask_secret
 
+from bp_tasks.common import RequestRefused, validated
 from bp_tasks.economics_settings import WAREHOUSE_CONN, Settings
 from bp_tasks.storage import try_folder
 from include.economics.calendar import InvalidWeek, IsoWeek
@@ -57,9 +58,9 @@ def week_to_review(requested: str | None, logical_date: Any, today: date | None 
     try:
         week = IsoWeek.parse(requested) if requested else IsoWeek.last_full_week_before(logical_date.date())
     except InvalidWeek as error:
-        raise AirflowFailException(f"{error}. No pack was built.") from None
+        raise RequestRefused(f"{error}. No pack was built.") from None
     if week.last_day >= today:
-        raise AirflowFailException(
+        raise RequestRefused(
             f"week {week} ends on {week.last_day} and is not over yet (UTC): only past weeks have a review. "
             "No pack was built."
         )
@@ -68,9 +69,12 @@ def week_to_review(requested: str | None, logical_date: Any, today: date | None 
 
 
 @task(retries=0)
-def resolve_week(params: dict | None = None, logical_date=None) -> str:
+def resolve_week(params: dict | None = None, logical_date=None, dag_run=None, dag=None) -> str:
     """Validate the request before the warehouse or AWS is touched."""
-    return str(week_to_review(params["week"], logical_date))
+    week = validated(
+        lambda p: week_to_review(p["week"], logical_date), params, "No pack was built.", dag_run=dag_run, dag=dag
+    )
+    return str(week)
 
 
 @task

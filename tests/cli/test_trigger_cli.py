@@ -1,19 +1,30 @@
-"""The CI client's error paths that need no api-server (the rest run in tests/e2e)."""
+"""The CI client's paths that need no api-server (the rest run in tests/e2e): errors as
+one line with their exit code, secrets kept off the command line and the wire."""
 
 import io
+import json
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from devstack.stack import REPO_ROOT, free_port
-from include.cli import trigger
+from include.cli import commands, trigger
+from include.cli.airflow_client import AirflowApiError, AirflowClient
 
 
 def _run(*argv):
     out, err = io.StringIO(), io.StringIO()
     code = trigger.main(list(argv), out=out, err=err)
     return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def _no_credentials_from_the_developer(monkeypatch):
+    for name in ("AIRFLOW_USERNAME", "AIRFLOW_PASSWORD", "AIRFLOW_API_TOKEN", "AIRFLOW_API_URL"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.mark.parametrize(
@@ -32,21 +43,121 @@ def test_malformed_conf_is_one_line_and_exit_2(conf, message):
     assert out == ""
 
 
-def test_an_unreachable_api_server_is_one_line_and_exit_3():
+def test_an_unreachable_api_server_is_one_line_and_exit_3(monkeypatch):
     url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("AIRFLOW_USERNAME", "admin")
+    monkeypatch.setenv("AIRFLOW_PASSWORD", "x")
 
-    code, _, err = _run("platform_preflight", "--url", url, "--username", "admin", "--password", "x")
+    code, _, err = _run("platform_preflight", "--url", url)
 
     assert code == trigger.EXIT_API
     assert err.startswith(f"error: cannot reach the Airflow api-server at {url}: ")
     assert err.count("\n") == 1
 
 
-def test_missing_credentials_are_named():
-    code, _, err = _run("platform_preflight", "--url", f"http://127.0.0.1:{free_port()}", "--username", "")
+def test_missing_credentials_are_a_usage_error_that_says_where_to_put_them():
+    code, _, err = _run("platform_preflight", "--url", f"http://127.0.0.1:{free_port()}")
 
-    assert code == trigger.EXIT_API
-    assert err == "error: no credentials: give a username and password, or a token\n"
+    assert code == trigger.EXIT_USAGE
+    assert err.startswith("error: no credentials: set AIRFLOW_USERNAME and AIRFLOW_PASSWORD")
+    assert err.count("\n") == 1
+
+
+def test_secrets_are_never_taken_from_the_command_line():
+    with pytest.raises(SystemExit) as exit_info:
+        _run("platform_preflight", "--password", "hunter2")
+    assert exit_info.value.code == trigger.EXIT_USAGE
+    with pytest.raises(SystemExit):
+        _run("platform_preflight", "--token", "t0k3n")
+
+
+def test_a_password_file_is_read(tmp_path, monkeypatch):
+    secret = tmp_path / "password"
+    secret.write_text("from-a-file\n")
+    monkeypatch.setenv("AIRFLOW_USERNAME", "ci")
+    args = trigger._parse_args(["platform_preflight", "--password-file", str(secret)])
+
+    assert trigger._client(args)._password == "from-a-file"
+
+
+def test_plain_http_to_another_host_is_refused_unless_asked_for(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_USERNAME", "ci")
+    monkeypatch.setenv("AIRFLOW_PASSWORD", "x")
+
+    code, _, err = _run("platform_preflight", "--url", "http://airflow.example.com")
+
+    assert code == trigger.EXIT_USAGE
+    assert "plain http to another host" in err
+    assert "--insecure-http" in err
+    args = trigger._parse_args(["platform_preflight", "--url", "http://airflow.example.com", "--insecure-http"])
+    assert trigger._client(args).base_url == "http://airflow.example.com"
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    seen: list = []
+    redirect_to: str | None = None
+
+    def do_GET(self):
+        type(self).seen.append((self.server.server_address[0], self.headers.get("Authorization")))
+        if self.redirect_to:
+            self.send_response(302)
+            self.send_header("Location", self.redirect_to + self.path)
+            self.end_headers()
+            return
+        body = json.dumps({"dag_id": "d", "is_paused": False}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def _serve(host, handler):
+    server = ThreadingHTTPServer((host, 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_the_bearer_token_never_follows_a_redirect_to_another_host():
+    class Target(_Recorder):
+        seen = []
+
+    class Origin(_Recorder):
+        seen = []
+
+    target = _serve("127.0.0.2", Target)
+    Origin.redirect_to = f"http://127.0.0.2:{target.server_address[1]}"
+    origin = _serve("127.0.0.1", Origin)
+    try:
+        client = AirflowClient(f"http://127.0.0.1:{origin.server_address[1]}", token="s3cret-token")
+        client.get_dag("d")
+    finally:
+        origin.shutdown()
+        target.shutdown()
+
+    assert Origin.seen == [("127.0.0.1", "Bearer s3cret-token")]
+    assert Target.seen == [("127.0.0.2", None)]
+
+
+def test_a_schema_refusal_is_one_line_naming_the_param_and_its_rule():
+    message = (
+        "POST /api/v2/dags/x/dagRuns answered HTTP 400: Invalid input for param fleet_slug: 'Bad Slug' does not "
+        "match '^[a-z]+$'\n\nFailed validating 'pattern' in schema:\n    {'type': 'string'}\n\nOn instance:\n 'Bad'"
+    )
+    params = {"fleet_slug": {"description": "The fleet, e.g. `gpu-default`."}}
+
+    line = commands.param_error(message, params)
+
+    assert line == "param fleet_slug: 'Bad Slug' does not match '^[a-z]+$' (The fleet, e.g. `gpu-default`.)"
+
+
+def test_a_misspelt_conf_key_is_named_with_the_param_it_was_meant_to_be():
+    problem = commands.unknown_keys({"flet_stage": "staging"}, {"fleet_stage": {}, "fleet_slug": {}})
+
+    assert problem.startswith("unknown conf key(s) 'flet_stage' (did you mean 'fleet_stage'?)")
 
 
 def test_the_module_runs_as_a_program_and_never_prints_a_traceback():
@@ -66,3 +177,12 @@ def test_bad_arguments_are_one_line_and_exit_2():
     with pytest.raises(SystemExit) as exit_info:
         _run("--timeout", "soon")
     assert exit_info.value.code == trigger.EXIT_USAGE
+
+
+def test_answering_a_task_that_waits_for_nothing_is_refused():
+    class Quiet:
+        def awaiting_input(self, dag_id, run_id):
+            return []
+
+    with pytest.raises(AirflowApiError, match="nothing in the run is"):
+        commands.answer(Quiet(), "d", "r", "approve_promotion", "approve", io.StringIO())

@@ -217,9 +217,9 @@ def test_a_missing_desired_config_is_waited_for_then_refused(client):
     assert run.state == "failed"
     assert _states(client, run)["wait_for_desired_config"] == "failed"
     name = Fleet("staging", "e2e-never-created").desired_config
-    assert f"SSM parameter {name} did not meet the condition after 1 poll(s)" in _log(
-        client, run, "wait_for_desired_config"
-    )
+    log = _log(client, run, "wait_for_desired_config")
+    assert f"SSM parameter {name} did not meet the condition after 1 poll(s)" in log
+    assert "Create the fleet in the admin UI (it writes desired_config)" in log
 
 
 def test_bad_params_are_refused_by_the_schema(client):

@@ -41,5 +41,6 @@ def test_the_day_deserves_these_alerts():
         ("warning", "Recomputed AI cost drifts from the app's estimate (2026-11-22)"),
         ("warning", "1 failed payment(s) on plan pro (2026-11-22)"),
     ]
-    assert alerts[0].text().splitlines()[1] == "tokens = 59041104 (threshold 9270886)"
+    assert alerts[0].text().splitlines()[1] == "tokens = 59041104 (same-weekday baseline 9270886)"
+    assert alerts[1].text().splitlines()[1] == "margin_pct = 12.0 (threshold 20)"
     assert alerts[0].dimensions == {"feature": "video-effects"}

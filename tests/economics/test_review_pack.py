@@ -120,4 +120,14 @@ def test_the_markdown_summary_has_the_headline_and_the_actions(review_warehouse,
 
     assert markdown.startswith("# Weekly review 2026-W47\n")
     assert f"| Requests | {sums['requests']:,} |" in markdown
-    assert "## Actions\n1. **medium** Investigate the failure rate of feature:image-gen" in markdown
+    assert "## Actions\n1. **high** Plan free earned no revenue" in markdown
+    assert "**medium** Investigate feature:image-gen (and model:gemini-2.5-pro: the same requests)" in markdown
+
+
+def test_the_markdown_summary_is_plain_text_without_html_entities(review_warehouse, tmp_path):
+    drop_day(review_warehouse, W47.first_day)
+    markdown = _pack(review_warehouse, tmp_path / "pack").markdown.read_text()
+
+    assert "the week's totals leave it out" in markdown
+    assert "&#39;" not in markdown
+    assert "&amp;" not in markdown

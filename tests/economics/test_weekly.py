@@ -99,7 +99,21 @@ def test_the_planted_regression_is_found_and_nothing_else(review_warehouse):
     }
     p95 = next(r for r in review.regressions if r.dimension == "feature:image-gen" and r.metric == "p95_ms")
     assert p95.current / p95.previous > 1.4
-    assert any("p95 latency of feature:image-gen" in a.text for a in review.actions)
+    # feature and model share every figure (the same requests): one action, not four
+    [action] = [a for a in review.actions if a.text.startswith("Investigate")]
+    assert action.text.startswith("Investigate feature:image-gen (and model:gemini-2.5-pro: the same requests): ")
+    assert "failure rate +" in action.text
+    assert "p95 latency +" in action.text
+
+
+def test_a_plan_without_revenue_that_costs_money_is_an_action(review_warehouse):
+    review = _review(review_warehouse)
+
+    free = next(plan for plan in review.plans if plan.name == "free")
+    assert free.margin_pct is None
+    assert free.margin_usd < 0
+    [action] = [a for a in review.actions if a.text.startswith("Plan free earned no revenue")]
+    assert f"cost ${free.cost_usd:,.2f}" in action.text
 
 
 def test_looser_rules_find_no_regression(review_warehouse):

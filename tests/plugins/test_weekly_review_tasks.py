@@ -110,7 +110,8 @@ def test_the_pack_is_uploaded_and_announced_with_links_that_open_it(aws_http, tm
         (tmp_path / name).write_text(text)
     built = {
         "week": "2026-W47",
-        "files": [str(tmp_path / name) for name in files],
+        "location": f"file://{tmp_path}",
+        "files": list(files),
         "summary": "# Weekly review 2026-W47",
         "days_missing": ["2026-11-18"],
     }

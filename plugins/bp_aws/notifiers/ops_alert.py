@@ -90,6 +90,8 @@ class OpsAlertNotifier(BaseNotifier):
     :param value: observed value. (templated)
     :param threshold: the threshold it crossed. (templated)
     :param dimensions: fleet, feature, model, plan, release... (templated)
+    :param not_incidents: exception types that end a task without being an incident (bad
+        input refused before anything changed): logged, not published.
     """
 
     template_fields: Sequence[str] = ("title", "stage", "metric", "value", "threshold", "dimensions")
@@ -105,6 +107,7 @@ class OpsAlertNotifier(BaseNotifier):
         threshold: Any = None,
         dimensions: dict[str, str] | None = None,
         aws_conn_id: str | None = "aws_default",
+        not_incidents: tuple[type[BaseException], ...] = (),
     ) -> None:
         super().__init__()
         Alert(severity=severity, title=title)  # fail at DAG parse on a bad severity, not at alert time
@@ -116,9 +119,13 @@ class OpsAlertNotifier(BaseNotifier):
         self.threshold = threshold
         self.dimensions = dimensions or {}
         self.aws_conn_id = aws_conn_id
+        self.not_incidents = not_incidents
 
     def notify(self, context: Any) -> None:
         exception = context.get("exception")
+        if isinstance(exception, self.not_incidents):
+            log.info("Not an incident, no alert: %s", exception)
+            return
         alert = Alert(
             severity=self.severity,
             title=self.title,

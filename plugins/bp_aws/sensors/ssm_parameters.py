@@ -29,12 +29,14 @@ class SsmParameterSensor(AwsBaseSensor[SsmParameterHook]):
     :param deferrable: wait in the triggerer. (default: ``operators.default_deferrable``)
     :param max_wait_seconds: overrides ``timeout`` when rendered, so a DAG param can bound
         the wait (``timeout`` itself can't be templated). (templated)
+    :param on_timeout: what the reader should do when the wait ends unmet, added to the
+        failure (e.g. which UI writes the parameter). (templated)
     :return: the parameter's version when the condition held.
     """
 
     aws_hook_class = SsmParameterHook
     template_fields: Sequence[str] = aws_template_fields(
-        "name", "equals", "pattern", "newer_than_version", "max_wait_seconds"
+        "name", "equals", "pattern", "newer_than_version", "max_wait_seconds", "on_timeout"
     )
 
     def __init__(
@@ -48,6 +50,7 @@ class SsmParameterSensor(AwsBaseSensor[SsmParameterHook]):
         poke_interval: float = 15,
         timeout: float = 1800,
         max_wait_seconds: str | float | None = None,
+        on_timeout: str = "",
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
@@ -56,6 +59,7 @@ class SsmParameterSensor(AwsBaseSensor[SsmParameterHook]):
         self.pattern = pattern
         self.newer_than_version = newer_than_version
         self.max_wait_seconds = max_wait_seconds
+        self.on_timeout = on_timeout
         self.deferrable = deferrable
         self._version: int | None = None
 
@@ -107,6 +111,6 @@ class SsmParameterSensor(AwsBaseSensor[SsmParameterHook]):
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> int:
         event = validate_execute_complete_event(event)
         if event["status"] != "success":
-            raise ParameterConditionNotMet(event["message"])
+            raise ParameterConditionNotMet(" ".join(filter(None, (event["message"] + ".", self.on_timeout))))
         self.log.info("SSM parameter %s is as wanted at version %s", self.name, event["version"])
         return event["version"]

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
-
 from bp_aws.hooks.ami import AmiHook
+from bp_aws.triggers.base import SettledWaiterTrigger
 
 IMAGE_STATUS_QUERIES = ["Images[0].State", "Images[0].StateReason.Message"]
 
 
-class ImageAvailableTrigger(AwsBaseWaiterTrigger):
+class ImageAvailableTrigger(SettledWaiterTrigger):
     """Succeed when the image is ``available``; fail when it is failed, invalid,
     deregistered or missing."""
 

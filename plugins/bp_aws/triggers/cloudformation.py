@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
-
 from bp_aws.hooks.cloudformation import ChangeSetHook
+from bp_aws.triggers.base import SettledWaiterTrigger
 
 STACK_STATUS_QUERIES = ["Stacks[0].StackStatus", "Stacks[0].StackStatusReason"]
 
 
-class StackCompleteTrigger(AwsBaseWaiterTrigger):
+class StackCompleteTrigger(SettledWaiterTrigger):
     """Wait for ``stack_create_complete``, ``stack_update_complete`` or ``stack_delete_complete``.
 
     :param stack_name: the stack.

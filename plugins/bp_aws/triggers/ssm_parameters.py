@@ -16,6 +16,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from botocore.exceptions import ClientError
 
 from bp_aws.hooks.ssm_parameters import SsmParameterHook
+from bp_aws.triggers.base import configured_first_poll_delay
 
 
 def parameter_condition(
@@ -53,6 +54,7 @@ class SsmParameterTrigger(BaseTrigger):
         region_name: str | None = None,
         verify: bool | str | None = None,
         botocore_config: dict | None = None,
+        first_poll_delay: float | None = None,
     ) -> None:
         super().__init__()
         self.name = name
@@ -66,6 +68,7 @@ class SsmParameterTrigger(BaseTrigger):
         self.region_name = region_name
         self.verify = verify
         self.botocore_config = botocore_config
+        self.first_poll_delay = configured_first_poll_delay() if first_poll_delay is None else first_poll_delay
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -82,6 +85,7 @@ class SsmParameterTrigger(BaseTrigger):
                 "region_name": self.region_name,
                 "verify": self.verify,
                 "botocore_config": self.botocore_config,
+                "first_poll_delay": self.first_poll_delay,
             },
         )
 
@@ -93,6 +97,7 @@ class SsmParameterTrigger(BaseTrigger):
             verify=self.verify,
             config=self.botocore_config,
         )
+        await asyncio.sleep(self.first_poll_delay)  # see bp_aws.triggers.base
         async with await hook.get_async_conn() as client:
             for attempt in range(1, self.waiter_max_attempts + 1):
                 try:

@@ -27,8 +27,9 @@ def optional_int(value: Any) -> int | None:
 
 
 def poll_attempts(timeout: float, interval: float) -> int:
-    """How many polls ``interval`` seconds apart fit in ``timeout`` (at least one)."""
-    return max(1, int(float(timeout) // max(float(interval), 1)))
+    """How many polls ``interval`` seconds apart cover ``timeout``: one at the start and
+    one at each interval up to the end (at least one)."""
+    return max(1, int(float(timeout) // max(float(interval), 1)) + 1)
 
 
 def connection_kwargs(task: Any) -> dict[str, Any]:

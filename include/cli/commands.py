@@ -1,0 +1,178 @@
+"""What each command of :mod:`include.cli.trigger` does against the api-server."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import time
+from typing import Any, TextIO
+
+from include.cli.airflow_client import (
+    FAILED_TASK_STATES,
+    TERMINAL_RUN_STATES,
+    AirflowApiError,
+    AirflowClient,
+    DagRun,
+)
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
+#: An output longer than this is cut in the summary (the full value is the task's XCom).
+OUTPUT_CHARS = 300
+
+
+def unknown_keys(conf: dict[str, Any], params: dict[str, Any]) -> str | None:
+    """The conf keys the DAG doesn't take (Airflow would ignore them and use the defaults)."""
+    unknown = sorted(set(conf) - set(params))
+    if not unknown:
+        return None
+    named = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, list(params), n=1)
+        named.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return f"unknown conf key(s) {', '.join(named)}; {len(params)} param(s): {', '.join(params)}"
+
+
+def param_error(message: str, params: dict[str, Any]) -> str:
+    """Airflow's multi-line JSON-schema refusal as one line: the param, the rule it broke,
+    and what the param is for."""
+    first = message.split("\n", 1)[0]
+    if "Invalid input for param " not in first:
+        return first
+    name, _, rule = first.split("Invalid input for param ", 1)[1].partition(": ")
+    param = params.get(name) or {}
+    about = param.get("description") or (param.get("schema") or {}).get("description_md") or ""
+    return f"param {name}: {rule}" + (f" ({about})" if about else "")
+
+
+def trigger(client: AirflowClient, args: Any, conf: dict[str, Any], out: TextIO, err: TextIO) -> int:
+    dag = client.get_dag(args.dag_id)
+    params = client.dag_params(args.dag_id)
+    problem = unknown_keys(conf, params)
+    if problem:
+        err.write(f"error: DAG {args.dag_id!r} refused the conf: {problem}\n")
+        return EXIT_USAGE
+    if dag.get("is_paused"):
+        if not args.unpause:
+            err.write(f"error: DAG {args.dag_id!r} is paused, so its run would never start; pass --unpause\n")
+            return EXIT_USAGE
+        client.set_paused(args.dag_id, False)
+    try:
+        run = client.trigger(args.dag_id, conf, run_id=args.run_id)
+    except AirflowApiError as error:
+        if error.status == 400:
+            err.write(f"error: DAG {args.dag_id!r} refused the conf: {param_error(str(error), params)}\n")
+            return EXIT_USAGE
+        if error.status == 409 and args.run_id:
+            existing = client.get_run(args.dag_id, args.run_id)
+            err.write(
+                f"error: run {args.run_id!r} of {args.dag_id} already exists ({existing.state}); "
+                f"see {client.run_url(args.dag_id, args.run_id)} or choose another --run-id\n"
+            )
+            return EXIT_USAGE
+        raise
+    out.write(f"triggered {run.dag_id} run {run.run_id} ({run.state}): {client.run_url(run.dag_id, run.run_id)}\n")
+    if not args.wait:
+        return EXIT_OK
+    run = wait(client, run, args.timeout, args.poll, out)
+    duration = run.duration_seconds
+    out.write(f"final state: {run.state}" + (f" after {duration:.1f}s" if duration is not None else "") + "\n")
+    if run.state != "success":
+        print_failed_task_logs(client, run, out)
+        out.write(f"the run: {client.run_url(run.dag_id, run.run_id)}\n")
+        return EXIT_RUN_FAILED
+    print_outputs(client, run, out)
+    return EXIT_OK
+
+
+def wait(client: AirflowClient, run: DagRun, timeout: float, poll: float, out: TextIO) -> DagRun:
+    """Follow the run to its end, saying each state change and each approval it waits for."""
+    deadline = time.monotonic() + timeout
+    said: set[str] = set()
+    last_state = None
+    while True:
+        run = client.get_run(run.dag_id, run.run_id)
+        if run.state != last_state:
+            out.write(f"{run.dag_id} {run.run_id}: {run.state}\n")
+            last_state = run.state
+        if run.state in TERMINAL_RUN_STATES:
+            return run
+        for task_id in client.awaiting_input(run.dag_id, run.run_id):
+            if task_id not in said:
+                said.add(task_id)
+                url = client.run_url(run.dag_id, run.run_id, task_id)
+                out.write(f"waiting for approval on {task_id} ({url}); answer in the UI or with: approve|reject\n")
+        if time.monotonic() > deadline:
+            waiting = f" waiting for approval on {', '.join(sorted(said))}" if said else ""
+            raise TimeoutError(f"run {run.run_id} of {run.dag_id} still {run.state}{waiting} after {timeout:.0f}s")
+        out.flush()
+        time.sleep(poll)
+
+
+def print_failed_task_logs(client: AirflowClient, run: DagRun, out: TextIO) -> None:
+    """Print the last try's log of every task that failed in ``run``."""
+    for task in client.task_instances(run.dag_id, run.run_id):
+        if task["state"] not in FAILED_TASK_STATES or not task.get("try_number"):
+            continue
+        out.write(f"----- log of {task['task_id']} (try {task['try_number']}, {task['state']}) -----\n")
+        for line in client.task_log_lines(run.dag_id, run.run_id, task["task_id"], task["try_number"]):
+            out.write(f"{line}\n")
+
+
+def print_outputs(client: AirflowClient, run: DagRun, out: TextIO) -> None:
+    """The run's page and what its last tasks returned."""
+    out.write(f"the run: {client.run_url(run.dag_id, run.run_id)}\n")
+    leaves = [t["task_id"] for t in client.dag_tasks(run.dag_id) if not t.get("downstream_task_ids")]
+    states = {t["task_id"]: t["state"] for t in client.task_instances(run.dag_id, run.run_id)}
+    for task_id in leaves:
+        if states.get(task_id) != "success":
+            continue
+        try:
+            value = client.xcom(run.dag_id, run.run_id, task_id)
+        except AirflowApiError:
+            continue  # it returned nothing
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        out.write(f"output of {task_id}: {text[:OUTPUT_CHARS]}{'…' if len(text) > OUTPUT_CHARS else ''}\n")
+
+
+def logs(client: AirflowClient, dag_id: str, run_id: str, task_id: str | None, try_number: int | None, out) -> int:
+    """One task's log (its last try by default), or every task's in the run's order."""
+    tasks = client.task_instances(dag_id, run_id)
+    chosen = [t for t in tasks if task_id in (None, t["task_id"])]
+    if not chosen:
+        raise AirflowApiError(f"run {run_id} of {dag_id} has no task {task_id!r}", 404)
+    for task in sorted(chosen, key=lambda t: (t.get("start_date") or "~", t["task_id"])):
+        attempt = try_number or task.get("try_number") or 0
+        if not attempt:
+            out.write(f"----- {task['task_id']}: {task['state'] or 'not started'}, no log -----\n")
+            continue
+        out.write(f"----- log of {task['task_id']} (try {attempt}, {task['state']}) -----\n")
+        for line in client.task_log_lines(dag_id, run_id, task["task_id"], attempt):
+            out.write(f"{line}\n")
+    return EXIT_OK
+
+
+def runs(client: AirflowClient, dag_id: str, limit: int, out: TextIO) -> int:
+    """The newest runs: id, state, when it started and how long it took."""
+    rows = [("RUN ID", "STATE", "STARTED", "DURATION")]
+    for run in client.list_runs(dag_id, limit=limit):
+        duration = f"{run.duration_seconds:.1f}s" if run.duration_seconds is not None else "-"
+        rows.append((run.run_id, run.state, (run.start_date or "-")[:19], duration))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        out.write("  ".join([*(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)), row[3]]) + "\n")
+    return EXIT_OK
+
+
+def answer(client: AirflowClient, dag_id: str, run_id: str, task_id: str, command: str, out: TextIO) -> int:
+    """Approve or reject a task waiting for a person."""
+    waiting = client.awaiting_input(dag_id, run_id)
+    if task_id not in waiting:
+        raise AirflowApiError(
+            f"{task_id} of run {run_id} is not waiting for an answer"
+            + (f" (waiting: {', '.join(waiting)})" if waiting else " (nothing in the run is)"),
+            409,
+        )
+    choice = "Approve" if command == "approve" else "Reject"
+    client.respond(dag_id, run_id, task_id, [choice])
+    out.write(f"{choice} sent for {task_id}: {client.run_url(dag_id, run_id, task_id)}\n")
+    return EXIT_OK
