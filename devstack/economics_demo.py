@@ -50,9 +50,10 @@ class EconomicsDemo:
     def warehouse_engine(self) -> sa.engine.Engine:
         return sa.create_engine(self.warehouse_url)
 
-    def airflow_env(self) -> dict[str, str]:
+    def airflow_env(self, logs_bucket: str) -> dict[str, str]:
         return {
             "AIRFLOW_CONN_AI_LEDGER": _connection(self.ledger_url),
+            "AIRFLOW_VAR_ECONOMICS_S3_URI": f"s3://{logs_bucket}/economics/",
             "AIRFLOW_CONN_AI_WAREHOUSE": _connection(self.warehouse_url),
             "AIRFLOW_VAR_AI_PRICE_CATALOGUE": self.catalogue,
             "AIRFLOW_VAR_INFRA_COST_SOURCE": "estimate",

@@ -175,7 +175,7 @@ def prepare_stack(stack: LocalStack, last_day: date) -> Callable[[Callable[[str]
                 "catalogue_uri": f"s3://{seeded.logs_bucket}/economics/price_catalogue.csv",
             }
         economics = economics_demo.prepare(stack.home / "economics", last_day, aws_client, **shared)
-        stack.extra_env.update(economics.airflow_env())
+        stack.extra_env.update(economics.airflow_env(seeded.logs_bucket))
         return seeded, economics
 
     return seed
