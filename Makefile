@@ -41,7 +41,7 @@ browser: ## Debian's chromium for the browser tests (apt-get install when missin
 	  || { $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; \
 	  test -x $(CHROMIUM); }
 
-demo: venv ## Run the whole pipeline on the embedded local stack; exit 0 only if every run succeeded
+demo: $(STAMP) ## Run the whole pipeline on the embedded local stack; exit 0 only if every run succeeded
 	@$(PY) -m devstack demo
 
 lint: venv ## ruff over the project (lint and format)
@@ -65,10 +65,10 @@ test: venv lint browser ## The whole test suite (what .ci/run runs)
 test-fast: venv browser ## The suite without the end-to-end tests that start Airflow
 	@$(PY) -m pytest -m "not e2e"
 
-up: venv ## Start the local stack and leave it running (prints the UI URL and credentials)
+up: $(STAMP) ## Start the local stack and leave it running (prints the UI URL and credentials)
 	@$(PY) -m devstack up
 
-down: venv ## Stop what `make up` started
+down: $(STAMP) ## Stop what `make up` started
 	@$(PY) -m devstack down
 
 bench: venv ## Run the benchmarks in bench/

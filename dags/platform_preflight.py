@@ -23,7 +23,8 @@ import pendulum
 from airflow.sdk import Param, dag
 
 from bp_tasks import platform_preflight as tasks
-from bp_tasks.params import PLATFORM_START, aws_conn_id_param, form_pattern
+from bp_tasks.params import PLATFORM_START, aws_conn_id_param
+from include.form_params import form_pattern
 from include.naming import platform
 from include.naming.fleet import SLUG_MAX_LENGTH, SLUG_PATTERN
 

@@ -31,8 +31,9 @@ from airflow.sdk import Param, dag
 from bp_aws.notifiers.ops_alert import OpsAlertNotifier
 from bp_tasks import weekly_review_pack as tasks
 from bp_tasks.common import RequestRefused
-from bp_tasks.params import ECONOMICS_START, aws_conn_id_param, form_pattern
+from bp_tasks.params import ECONOMICS_START, aws_conn_id_param
 from include.economics.calendar import ISO_WEEK_PATTERN
+from include.form_params import form_pattern
 
 
 @dag(

@@ -24,7 +24,8 @@ from devstack import demo
 from devstack.processes import alive, stop_process_groups
 from devstack.scenarios import prepare_stack
 from devstack.services import ServiceUnavailable
-from devstack.stack import REPO_ROOT, LocalStack, StackError, executor_from_environment
+from devstack.stack import APPROVER_USER, REPO_ROOT, LocalStack, StackError, executor_from_environment
+from include.cli.airflow_client import AirflowApiError
 
 UP_HOME = REPO_ROOT / ".local" / "up"
 UP_STATE = REPO_ROOT / ".local" / "up.json"
@@ -33,7 +34,8 @@ UP_LOG = REPO_ROOT / ".local" / "up.log"
 UP_TIMEOUT = 600
 
 
-def _read_state() -> dict[str, Any] | None:
+def read_up_state() -> dict[str, Any] | None:
+    """What ``make up`` reported in ``.local/up.json`` (None when it never ran)."""
     try:
         return json.loads(UP_STATE.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
@@ -50,21 +52,21 @@ def _banner(state: dict[str, Any]) -> str:
 The local stack is up: {state["engine"]} (baseline seeded in account {state["account"]}).
 
   Airflow UI   {url}
-  user         admin
-  password     {password}
+  user         admin        password {password}
+  approver     approver     password {state["approver_password"]}  (production approvals are hers)
   AWS emulator {state["moto_url"]}  (connection aws_default points at it)
   logs         {state["logs"]} (task logs: {state["task_logs"]} in the emulator)
 
 Trigger from the UI, or from a shell:
   export AIRFLOW_API_URL={url} AIRFLOW_USERNAME=admin AIRFLOW_PASSWORD='{password}'
   .venv/bin/python -m include.cli.trigger platform_preflight --wait
-  (ai_economics_daily has a month of synthetic ledger up to yesterday: trigger it with {{"day": "YYYY-MM-DD"}})
+  (every DAG is unpaused; ai_economics_daily has a month of synthetic ledger up to yesterday)
 
 Stop everything with: make down"""
 
 
 def up() -> int:
-    state = _read_state()
+    state = read_up_state()
     if state and alive(state["serve_pid"]):
         if state["status"] == "ready":
             print(f"The stack is already up; 'make down' stops it.{_banner(state)}")
@@ -85,7 +87,7 @@ def up() -> int:
     print(f"Starting the local stack (log: {UP_LOG}) ...", flush=True)
     deadline = time.monotonic() + UP_TIMEOUT
     while time.monotonic() < deadline:
-        state = _read_state()
+        state = read_up_state()
         if state and state["status"] == "ready":
             print(_banner(state))
             return 0
@@ -108,7 +110,8 @@ def serve() -> int:
     try:
         stack = LocalStack(UP_HOME, executor=executor_from_environment(), restart=True, on_event=print)
         seeded, _ = stack.start(seed=prepare_stack(stack, datetime.now(UTC).date() - timedelta(days=1)))
-    except (StackError, ServiceUnavailable) as error:
+        demo.unpause_every_dag(stack.client())
+    except (StackError, ServiceUnavailable, AirflowApiError) as error:
         _write_state(serve_pid=os.getpid(), status="failed", error=str(error))
         return 1
     _write_state(
@@ -118,6 +121,7 @@ def serve() -> int:
         account=seeded.account_id,
         api_url=stack.api_url,
         password=stack.admin_password(),
+        approver_password=stack.admin_password(APPROVER_USER),
         moto_url=stack.moto_url,
         logs=str(stack.logs_dir),
         task_logs=stack.remote_log_folder,
@@ -131,7 +135,7 @@ def serve() -> int:
 
 
 def down() -> int:
-    state = _read_state()
+    state = read_up_state()
     if not state or not alive(state["serve_pid"]):
         print("No local stack is running.")
         UP_STATE.unlink(missing_ok=True)

@@ -58,6 +58,16 @@ def wait_for_dag(client: AirflowClient, dag_id: str, timeout: float = PARSE_TIME
         time.sleep(1)
 
 
+def unpause_every_dag(client: AirflowClient) -> list[str]:
+    """What ``make up`` does once the DAGs are parsed: every DAG of the project can run at
+    once (the economics DAGs' history starts tomorrow locally, so nothing catches up)."""
+    dag_ids = sorted(path.stem for path in (REPO_ROOT / "dags").glob("[!_]*.py"))
+    for dag_id in dag_ids:
+        wait_for_dag(client, dag_id)
+        client.set_paused(dag_id, False)
+    return dag_ids
+
+
 def run_scenario(client: AirflowClient, scenario: Scenario, stack: LocalStack) -> Outcome:
     if scenario.before is not None:
         print(f"  {scenario.before(stack)}", flush=True)

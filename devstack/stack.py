@@ -31,6 +31,8 @@ from include.cli.airflow_client import AirflowApiError, AirflowClient
 REPO_ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW_BIN = str(Path(sys.executable).parent / "airflow")
 ADMIN_USER = "admin"
+#: A second person: production approvals are hers (``[bp] approvers``), never the triggerer's.
+APPROVER_USER = "approver"
 REGION = "us-east-1"
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 #: Airflow's log servers listen on every interface (airflow/utils/serve_logs); task logs
@@ -176,11 +178,15 @@ class LocalStack:
                 "AIRFLOW_HOME": str(self.airflow_home),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+                # plugins/.airflowignore reads the same either way; glob syntax logs a
+                # pathspec deprecation warning into every task log
+                "AIRFLOW__CORE__DAG_IGNORE_FILE_SYNTAX": "regexp",
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if self.celery else "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin,{APPROVER_USER}:admin",
+                "AIRFLOW__BP__APPROVERS": json.dumps({"production": [APPROVER_USER]}),
                 # a failed try is retried after seconds here; deployments keep Airflow's 5 minutes
                 "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url,
@@ -234,12 +240,12 @@ class LocalStack:
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.ports.worker_logs[name]),
         }
 
-    def admin_password(self) -> str:
+    def admin_password(self, user: str = ADMIN_USER) -> str:
         generated = self.airflow_home / "simple_auth_manager_passwords.json.generated"
-        return json.loads(generated.read_text())[ADMIN_USER]
+        return json.loads(generated.read_text())[user]
 
-    def client(self, timeout: float = 30.0) -> AirflowClient:
-        return AirflowClient(self.api_url, username=ADMIN_USER, password=self.admin_password(), timeout=timeout)
+    def client(self, timeout: float = 30.0, user: str = ADMIN_USER) -> AirflowClient:
+        return AirflowClient(self.api_url, username=user, password=self.admin_password(user), timeout=timeout)
 
     def aws_client(self) -> Callable[[str], Any]:
         return emulator_client_factory(self.moto_url)

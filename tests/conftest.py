@@ -16,7 +16,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 #: one home per pytest process (make test runs the end-to-end tests in a second one):
 #: Airflow writes its airflow.cfg there on first import
 TEST_HOME = REPO_ROOT / ".local" / "pytest" / os.environ.get("BP_TEST_HOME", "main")
-ARTIFACTS = REPO_ROOT / ".local" / "test-artifacts"
+#: screenshots and other files a person looks at after a run (kept, never asserted on)
+ARTIFACTS = Path(os.environ.get("BP_TEST_ARTIFACTS", REPO_ROOT / ".local" / "test-artifacts"))
+#: Debian's Chromium (``make browser`` installs it); BP_CHROMIUM points elsewhere
+CHROMIUM = Path(os.environ.get("BP_CHROMIUM", "/usr/bin/chromium"))
 
 os.environ.update(
     {
@@ -62,3 +65,19 @@ def seeded(aws):
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium driven by Playwright, for the pages people read (the review pack,
+    the Airflow UI)."""
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"Chromium is not at {CHROMIUM}: run `make browser` (or set BP_CHROMIUM)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield launched
+        launched.close()

@@ -14,6 +14,7 @@ from include.cli.airflow_client import (
     AirflowClient,
     DagRun,
 )
+from include.form_params import one_line_refusal
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 #: An output longer than this is cut in the summary (the full value is the task's XCom).
@@ -32,18 +33,6 @@ def unknown_keys(conf: dict[str, Any], params: dict[str, Any]) -> str | None:
     return f"unknown conf key(s) {', '.join(named)}; {len(params)} param(s): {', '.join(params)}"
 
 
-def param_error(message: str, params: dict[str, Any]) -> str:
-    """Airflow's multi-line JSON-schema refusal as one line: the param, the rule it broke,
-    and what the param is for."""
-    first = message.split("\n", 1)[0]
-    if "Invalid input for param " not in first:
-        return first
-    name, _, rule = first.split("Invalid input for param ", 1)[1].partition(": ")
-    param = params.get(name) or {}
-    about = param.get("description") or (param.get("schema") or {}).get("description_md") or ""
-    return f"param {name}: {rule}" + (f" ({about})" if about else "")
-
-
 def trigger(client: AirflowClient, args: Any, conf: dict[str, Any], out: TextIO, err: TextIO) -> int:
     dag = client.get_dag(args.dag_id)
     params = client.dag_params(args.dag_id)
@@ -60,7 +49,7 @@ def trigger(client: AirflowClient, args: Any, conf: dict[str, Any], out: TextIO,
         run = client.trigger(args.dag_id, conf, run_id=args.run_id)
     except AirflowApiError as error:
         if error.status == 400:
-            err.write(f"error: DAG {args.dag_id!r} refused the conf: {param_error(str(error), params)}\n")
+            err.write(f"error: DAG {args.dag_id!r} refused the conf: {one_line_refusal(str(error))}\n")
             return EXIT_USAGE
         if error.status == 409 and args.run_id:
             existing = client.get_run(args.dag_id, args.run_id)

@@ -37,7 +37,7 @@ SUBCOMMANDS = ("logs", "approve", "reject", "runs")
 class _Parser(argparse.ArgumentParser):
     def __init__(self, **kwargs) -> None:
         # no abbreviations: "--password x" must not quietly become "--password-file x"
-        super().__init__(allow_abbrev=False, **kwargs)
+        super().__init__(allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
 
     def error(self, message: str) -> None:  # one line, exit 2, like every other usage error
         self.exit(EXIT_USAGE, f"error: {message}\n")
@@ -53,7 +53,8 @@ def _connection_args(parser: argparse.ArgumentParser) -> None:
 
 def _parse_args(argv: list[str]) -> argparse.Namespace:
     prog = "python -m include.cli.trigger"
-    description = __doc__.split("\n\n")[0]
+    # the module's docstring is the help: the commands, the connection settings, the exit codes
+    description = __doc__.replace("::", ":").replace("``", "")
     if argv and argv[0] in SUBCOMMANDS:
         parser = _Parser(prog=f"{prog} {argv[0]}", description=description)
         parser.add_argument("dag_id")

@@ -15,6 +15,9 @@ COPY --chown=airflow:0 requirements.txt /opt/airflow/requirements.txt
 RUN pip install --no-cache-dir -r /opt/airflow/requirements.txt
 
 ENV PYTHONPATH=/opt/airflow:/opt/airflow/plugins
+# plugins/.airflowignore reads the same either way; glob syntax logs a pathspec
+# deprecation warning into every task log
+ENV AIRFLOW__CORE__DAG_IGNORE_FILE_SYNTAX=regexp
 
 # The AWS emulator of `docker compose --profile local` only: the development
 # requirements on top (moto and the test doubles); never what a deployment runs.

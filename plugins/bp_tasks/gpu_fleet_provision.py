@@ -3,6 +3,7 @@ checked, the function packaged, the deployed fleet verified, the destroy guarded
 
 from __future__ import annotations
 
+import json
 import logging
 
 from airflow.sdk import TriggerRule, task
@@ -72,7 +73,8 @@ def apply_question(request: dict, config: dict) -> str:
     """What the approver of a production apply reads."""
     return (
         f"Stack **{request['fleet_stack']}** would be created or updated from `{request['desired_config']}`: "
-        f"{config}. The change set is logged by deploy_fleet_stack."
+        + ", ".join(f"{key} `{json.dumps(value)}`" for key, value in sorted(config.items()))
+        + ". The change set is logged by deploy_fleet_stack."
     )
 
 

@@ -9,20 +9,13 @@ import pendulum
 from airflow.sdk import Param
 
 from include.amis.build import INSTANCE_TYPE_PATTERN
+from include.form_params import form_pattern
 from include.naming import platform
 from include.naming.fleet import SLUG_MAX_LENGTH, SLUG_PATTERN
 from include.rollouts import rollout
 
 #: What Airflow accepts as a connection id.
 CONNECTION_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,250}$"
-
-
-def form_pattern(pattern: str) -> str:
-    """A value pattern as the trigger form and the REST API must check it: the whole value,
-    and no line break anywhere. JSON-schema patterns are searched, and both Python's and
-    ECMA-262's ``$`` match before a final newline, so ``^x$`` alone accepts ``"x\n"``."""
-    body = pattern.removeprefix("^").removesuffix("$")
-    return rf"^(?![\s\S]*\n)(?:{body})$"
 
 
 #: Where the economics DAGs' scheduled history begins: catchup of ``ai_economics_daily``

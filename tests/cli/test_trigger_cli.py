@@ -142,18 +142,6 @@ def test_the_bearer_token_never_follows_a_redirect_to_another_host():
     assert Target.seen == [("127.0.0.2", None)]
 
 
-def test_a_schema_refusal_is_one_line_naming_the_param_and_its_rule():
-    message = (
-        "POST /api/v2/dags/x/dagRuns answered HTTP 400: Invalid input for param fleet_slug: 'Bad Slug' does not "
-        "match '^[a-z]+$'\n\nFailed validating 'pattern' in schema:\n    {'type': 'string'}\n\nOn instance:\n 'Bad'"
-    )
-    params = {"fleet_slug": {"description": "The fleet, e.g. `gpu-default`."}}
-
-    line = commands.param_error(message, params)
-
-    assert line == "param fleet_slug: 'Bad Slug' does not match '^[a-z]+$' (The fleet, e.g. `gpu-default`.)"
-
-
 def test_a_misspelt_conf_key_is_named_with_the_param_it_was_meant_to_be():
     problem = commands.unknown_keys({"flet_stage": "staging"}, {"fleet_stage": {}, "fleet_slug": {}})
 

@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted(p.name for p in (REPO_ROOT / "dags").glob("*.py") if not p.name.startswith("_"))
 
@@ -21,13 +19,6 @@ EXPECTED_MAX_ACTIVE_RUNS = {
     "gpu_bundle_rollout": 4,  # fleets in parallel; a per-fleet lock refuses a second rollout of one fleet
     "weekly_review_pack": 2,  # different weeks in parallel; a week rebuilds the same files
 }
-
-
-@pytest.fixture(scope="session")
-def dag_bag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(REPO_ROOT / "dags"))
 
 
 def _dags(dag_bag):

@@ -32,6 +32,14 @@ def economics(stack_and_seed):
 
 
 @pytest.fixture(scope="session")
+def approver(stack):
+    """The second person, who answers production approvals (``[bp] approvers``)."""
+    from devstack.stack import APPROVER_USER
+
+    return stack.client(user=APPROVER_USER)
+
+
+@pytest.fixture(scope="session")
 def client(stack):
     client = stack.client()
     for dag_id in (

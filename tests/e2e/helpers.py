@@ -4,10 +4,15 @@ planting what a test needs (a bad ledger row, a provisioned fleet)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta
 
+from devstack import baseline
 from gpu_worker import layout
 from include.economics import ledger, warehouse
+from include.naming import platform
 from include.naming.fleet import Fleet
 
 FLEET_CONFIG = {
@@ -16,6 +21,30 @@ FLEET_CONFIG = {
     "max_size": 4,
     "warmup_seconds": 60,
 }
+
+
+def cli_env(stack, user: str = "admin", password: str | None = None) -> dict[str, str]:
+    """The CI client's environment for ``user`` of the stack (secrets in the environment)."""
+    return {
+        **os.environ,
+        "AIRFLOW_API_URL": stack.api_url,
+        "AIRFLOW_USERNAME": user,
+        "AIRFLOW_PASSWORD": password or stack.admin_password(user),
+    }
+
+
+def cli(stack, *args: str, user: str = "admin", password: str | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m include.cli.trigger`` as CI runs it; its exit code and output."""
+    from devstack.stack import REPO_ROOT
+
+    return subprocess.run(
+        [sys.executable, "-m", "include.cli.trigger", *args],
+        cwd=REPO_ROOT,
+        env=cli_env(stack, user, password),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def run_to_end(client, dag_id: str, conf: dict, timeout: float = 300):
@@ -58,6 +87,15 @@ def plant_bad_ledger_row(economics, day) -> str:
     with economics.ledger_engine().begin() as connection:
         connection.execute(ledger.ai_usage_logs.insert(), [row])
     return row["request_id"]
+
+
+def sample_bundles(stack) -> list[str]:
+    """Two releases of the sample bundle (v1, v2) in the models bucket, as an admin uploads them."""
+    s3 = stack.aws_client()("s3")
+    ids = [baseline.sample_bundle_id(release) for release in ("v1", "v2")]
+    for bundle_id in ids:
+        baseline.upload_sample_bundle(s3, platform.models_bucket("123456789012"), bundle_id)
+    return ids
 
 
 def provision_fleet(stack, client, slug: str, bundle_id: str, stage: str = "staging") -> Fleet:

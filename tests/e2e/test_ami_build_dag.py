@@ -74,7 +74,7 @@ def test_bad_params_are_refused_by_the_schema(client):
     assert refused.value.status == 400
 
 
-def test_a_production_promotion_waits_for_approval_in_the_ui(stack, client):
+def test_a_production_promotion_waits_for_a_second_persons_approval(stack, client, approver):
     ssm = stack.aws_client()("ssm")
     staging_ami = _pointer(ssm, "staging", "gpu-default")["Value"]
     ssm.put_parameter(
@@ -95,7 +95,10 @@ def test_a_production_promotion_waits_for_approval_in_the_ui(stack, client):
     # a person takes seconds; an answer within a second of the pause races the executor's
     # report of that pause in Airflow 3.3.2 and the task is marked failed
     time.sleep(3)
-    client.respond(DAG, run.run_id, "approve_promotion", ["Approve"])
+    with pytest.raises(AirflowApiError) as not_theirs:  # admin triggered it; production needs the approver
+        client.respond(DAG, run.run_id, "approve_promotion", ["Approve"])
+    assert not_theirs.value.status == 403
+    approver.respond(DAG, run.run_id, "approve_promotion", ["Approve"])
     run = client.wait_for_run(DAG, run.run_id, timeout=240, poll=1)
 
     assert run.state == "success"

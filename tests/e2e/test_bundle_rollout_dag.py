@@ -12,7 +12,7 @@ from gpu_worker import layout
 from include.cli.airflow_client import AirflowApiError
 from include.naming import platform
 from include.naming.fleet import Fleet
-from tests.e2e.helpers import plan_refresh_failure, provision_fleet, remove_fleet
+from tests.e2e.helpers import plan_refresh_failure, provision_fleet, remove_fleet, sample_bundles
 
 pytestmark = pytest.mark.e2e
 
@@ -48,12 +48,7 @@ def _audit(aws, slug: str, run) -> dict:
 @pytest.fixture(scope="module")
 def bundles(stack):
     """Two releases of the sample bundle in the models bucket (an admin's uploads)."""
-    aws = stack.aws_client()
-    bucket = platform.models_bucket("123456789012")
-    ids = [baseline.sample_bundle_id(release) for release in ("v1", "v2")]
-    for bundle_id in ids:
-        baseline.upload_sample_bundle(aws("s3"), bucket, bundle_id)
-    return ids
+    return sample_bundles(stack)
 
 
 @pytest.fixture(scope="module")
@@ -221,8 +216,11 @@ def test_dev_node_installs_through_run_command_and_keeps_the_output(stack, clien
         {"bundle_id": "$(reboot)"},
         {"bundle_id": "../../etc"},
         {"strategy": "dev_node", "instance_id": "i-0123456789abcdef0; reboot"},
+        {"fleet_slug": "gpu-default\n"},
+        {"bundle_id": "b2\n"},
+        {"strategy": "dev_node", "instance_id": "i-0123456789abcdef0\n"},
     ],
-    ids=["slug", "bundle-subshell", "bundle-traversal", "instance"],
+    ids=["slug", "bundle-subshell", "bundle-traversal", "instance", "slug-newline", "bundle-newline", "id-newline"],
 )
 def test_injection_strings_are_refused_before_any_task_runs(client, change):
     conf = {"fleet_stage": STAGE, "fleet_slug": "gpu-default", "bundle_id": "b-1", "strategy": "pointer_only"}
@@ -249,3 +247,19 @@ def test_bake_and_refresh_bakes_an_image_first_and_the_new_nodes_boot_it(stack, 
     assert instance["ImageId"] == ami_after
     [image] = aws("ec2").describe_images(ImageIds=[ami_after])["Images"]
     assert {t["Key"]: t["Value"] for t in image["Tags"]}["bundle_id"] == bundles[1]
+
+
+def test_a_refused_request_ends_in_one_paragraph_with_every_cleanup_task_green(stack, client, bundles):
+    conf = {"fleet_stage": STAGE, "fleet_slug": "gpu-default", "bundle_id": bundles[1], "strategy": "dev_node"}
+
+    run = client.wait_for_run(DAG, client.trigger(DAG, conf).run_id, timeout=300, poll=1)
+
+    states = _states(client, run)
+    assert run.state == "failed"
+    assert states["validate_request"] == "failed"
+    assert {states[t] for t in ("roll_back", "release_lock", "record_audit")} == {"success"}
+    assert states["rollout_outcome"] == "failed"
+    assert "Rollout refused: strategy dev_node needs an instance_id like i-0123456789abcdef0, got None. " in _log(
+        client, run, "rollout_outcome"
+    )
+    assert _audit(stack.aws_client(), "gpu-default", run)["result"] == "refused"

@@ -4,13 +4,18 @@ emulator. Each test provisions its own fleet, written into SSM as the admin UI w
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+import urllib.parse
 
 import pytest
 
+from devstack.stack import REPO_ROOT
 from include.cli.airflow_client import AirflowApiError
 from include.naming import platform
 from include.naming.fleet import Fleet
+from tests.e2e.helpers import cli, cli_env
 
 pytestmark = pytest.mark.e2e
 
@@ -56,13 +61,14 @@ def _run(client, slug: str, action: str = "apply", **conf):
     return client.wait_for_run(DAG, run.run_id, timeout=300, poll=1)
 
 
-def _approve(client, run, task_id: str) -> None:
+def _approve(client, run, task_id: str, answer: str = "Approve", by=None) -> None:
+    """Answer ``task_id`` once it waits (as ``by``, the triggering client by default)."""
     deadline = time.monotonic() + 240
     while _states(client, run).get(task_id) != "awaiting_input":
         assert time.monotonic() < deadline, f"{task_id} never asked for an approval"
         time.sleep(1)
     time.sleep(3)  # Airflow 3.3.2 races an answer given within a second of the pause
-    client.respond(DAG, run.run_id, task_id, ["Approve"])
+    (by or client).respond(DAG, run.run_id, task_id, [answer])
 
 
 def _states(client, run) -> dict[str, str]:
@@ -138,15 +144,43 @@ def test_apply_creates_then_updates_then_is_a_no_op_then_destroy_needs_zero_and_
     )
 
 
-def test_a_production_apply_deploys_nothing_until_approved_in_the_ui(stack, client, admin_ui):
+def test_a_production_apply_deploys_nothing_until_a_second_person_approves(stack, client, approver, admin_ui):
     aws = stack.aws_client()
     slug = "e2e-production"
     admin_ui(slug, CONFIG, stage="production")
+    conf = {"fleet_stage": "production", "fleet_slug": slug, "action": "apply"}
 
-    run = client.trigger(DAG, {"fleet_stage": "production", "fleet_slug": slug, "action": "apply"})
-    _approve(client, run, "approve_apply")
-    assert _stack(aws, platform.shared_stack("production")) is None  # nothing before the approval
-    run = client.wait_for_run(DAG, run.run_id, timeout=300, poll=1)
+    rejected = client.trigger(DAG, conf)
+    with pytest.raises(AirflowApiError) as not_theirs:  # the triggerer is not a production approver
+        _approve(client, rejected, "approve_apply")
+    assert not_theirs.value.status == 403
+    _approve(client, rejected, "approve_apply", "Reject", by=approver)
+    rejected = client.wait_for_run(DAG, rejected.run_id, timeout=300, poll=1)
+    assert rejected.state == "failed"  # a rejected change is not a successful run
+    assert "Rejected by approver at " in _log(client, rejected, "approve_apply")
+    assert "the fleet's stacks were not deployed. Nothing was changed." in _log(client, rejected, "approve_apply")
+    assert _stack(aws, platform.shared_stack("production")) is None
+
+    # CI triggers and waits; the client says what it waits for; the approver answers from a shell
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "include.cli.trigger", DAG, "--conf", json.dumps(conf), "--wait", "--poll", "1"],
+        cwd=REPO_ROOT,
+        env=cli_env(stack),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines = iter(waiting.stdout.readline, "")
+    said = next(line for line in lines if line.startswith("waiting for approval on approve_apply ("))
+    run_id = urllib.parse.unquote(said.split("/runs/", 1)[1].split("/", 1)[0])
+    time.sleep(3)  # Airflow 3.3.2 races an answer given within a second of the pause
+    answered = cli(stack, "approve", DAG, run_id, "approve_apply", user="approver")
+    rest = "".join(lines)
+    assert answered.returncode == 0, answered.stderr
+    assert waiting.wait(timeout=300) == 0, rest + waiting.stderr.read()
+    assert "final state: success" in rest
+    assert "output of verify_fleet: " in rest
+    run = client.get_run(DAG, run_id)
 
     assert run.state == "success", _states(client, run)
     assert _stack(aws, Fleet("production", slug).fleet_stack)["StackStatus"] == "CREATE_COMPLETE"

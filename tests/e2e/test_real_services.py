@@ -3,15 +3,11 @@ moto server on loopback, driven only through the REST API and the CI client."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
-from devstack.stack import REPO_ROOT
 from include.cli.airflow_client import AirflowApiError
 from include.naming import platform
+from tests.e2e.helpers import cli
 
 pytestmark = pytest.mark.e2e
 
@@ -19,20 +15,7 @@ STAGING_FLEET = {"fleet_stage": "staging", "fleet_slug": "gpu-default"}
 
 
 def _cli(stack, *args, password=None):
-    env = dict(
-        os.environ,
-        AIRFLOW_API_URL=stack.api_url,
-        AIRFLOW_USERNAME="admin",
-        AIRFLOW_PASSWORD=password or stack.admin_password(),
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "include.cli.trigger", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return cli(stack, *args, password=password)
 
 
 def test_preflight_runs_green_and_its_task_log_is_read_through_the_api(client):
@@ -52,7 +35,12 @@ def test_a_conf_that_breaks_a_param_schema_is_refused_before_any_task_runs(clien
         client.trigger("platform_preflight", {"fleet_slug": "Bad Slug; rm -rf /"})
 
     assert refused.value.status == 400
-    assert "does not match" in str(refused.value)
+    # the api-server's own answer is one line (the UI's trigger dialog prints it as it is)
+    detail = str(refused.value).split(" answered HTTP 400: ", 1)[1]
+    assert detail == (
+        "Invalid input for param fleet_slug: 'Bad Slug; rm -rf /' does not match the pattern "
+        "^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$ (Only check this fleet, e.g. `gpu-default` (empty: every fleet).)"
+    )
 
 
 def test_the_ci_client_triggers_waits_and_reports_success(stack, client):
@@ -94,3 +82,48 @@ def test_the_ci_client_reports_wrong_credentials_in_one_line(stack, client):
 
     assert result.returncode == 3
     assert result.stderr == f"error: the api-server at {stack.api_url} refused the credentials of user 'admin'\n"
+
+
+def test_a_misspelt_conf_key_is_refused_by_the_client_in_one_line(stack, client):
+    result = _cli(stack, "platform_preflight", "--conf", '{"flet_stage": "staging"}')
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: DAG 'platform_preflight' refused the conf: unknown conf key(s) ")
+    assert "'flet_stage' (did you mean 'fleet_stage'?)" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_a_schema_refusal_is_one_line_naming_the_param(stack, client):
+    result = _cli(stack, "platform_preflight", "--conf", '{"fleet_slug": "Bad Slug"}')
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: DAG 'platform_preflight' refused the conf: param fleet_slug: 'Bad Slug'")
+    assert result.stderr.count("\n") == 1
+
+
+def test_a_reused_run_id_is_named_with_the_existing_run(stack, client):
+    first = _cli(stack, "platform_preflight", "--run-id", "ci-build-42")
+    again = _cli(stack, "platform_preflight", "--run-id", "ci-build-42")
+
+    assert first.returncode == 0
+    assert again.returncode == 2
+    assert again.stderr.startswith("error: run 'ci-build-42' of platform_preflight already exists (")
+    assert "choose another --run-id" in again.stderr
+
+
+def test_the_ci_client_lists_runs_and_reads_any_tasks_log(stack, client):
+    triggered = _cli(stack, "platform_preflight", "--conf", '{"fleet_stage": "staging"}', "--wait", "--poll", "1")
+    run_id = triggered.stdout.split(" run ", 1)[1].split(" ", 1)[0]
+
+    listed = _cli(stack, "runs", "platform_preflight", "--limit", "3")
+    logged = _cli(stack, "logs", "platform_preflight", run_id, "check_deploy_blockers")
+
+    assert triggered.returncode == 0
+    assert f"the run: {stack.api_url}/dags/platform_preflight/runs/" in triggered.stdout
+    assert "output of check_deploy_blockers: " in triggered.stdout
+    assert listed.returncode == 0
+    assert listed.stdout.splitlines()[0].split() == ["RUN", "ID", "STATE", "STARTED", "DURATION"]
+    assert any(line.startswith(run_id) and " success " in line for line in listed.stdout.splitlines())
+    assert logged.returncode == 0
+    assert "----- log of check_deploy_blockers (try 1, success) -----" in logged.stdout
+    assert "Preflight summary:" in logged.stdout

@@ -7,7 +7,6 @@ page's screenshot is kept in ``BP_TEST_ARTIFACTS`` (default ``.local/test-artifa
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,30 +17,16 @@ from include.economics import review_pack
 from include.economics.calendar import IsoWeek
 from include.economics.review import build_review
 from include.economics.week_reads import load_week
+from tests.conftest import ARTIFACTS
 from tests.economics.week_sums import drop_day, week_sums
 
 W47 = IsoWeek(2026, 47)
-CHROMIUM = Path(os.environ.get("BP_CHROMIUM", "/usr/bin/chromium"))
-ARTIFACTS = Path(os.environ.get("BP_TEST_ARTIFACTS", Path(__file__).parents[2] / ".local" / "test-artifacts"))
 GENERATED = "2026-11-23 06:00 UTC"
 
 
 def _pack(engine, folder: Path) -> review_pack.Pack:
     review = build_review(load_week(engine, W47), load_week(engine, W47.previous()))
     return review_pack.write_pack(review, folder, GENERATED)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not CHROMIUM.exists():
-        pytest.fail(f"Chromium is not at {CHROMIUM}: run `make browser` (or set BP_CHROMIUM)")
-    with sync_playwright() as playwright:
-        # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 def _open(browser, html: Path):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bp_tasks import gpu_bundle_rollout
+from bp_tasks import audit
 from include.naming import platform
 from tests.doubles.ops_backend import OpsBackend
 
@@ -23,7 +23,7 @@ def backend(aws_http, monkeypatch):
 
 
 def test_the_record_is_posted_signed_with_the_asset_ops_secret(backend):
-    gpu_bundle_rollout._post_to_backend(BODY, {"aws_conn_id": "aws_default"})
+    audit.post_to_backend(BODY, "aws_default")
 
     assert backend.refused == []
     assert backend.accepted == [{"event": "bundle_rollout", "run_id": "r-1"}]
@@ -32,7 +32,7 @@ def test_the_record_is_posted_signed_with_the_asset_ops_secret(backend):
 def test_a_backend_that_refuses_the_signature_is_logged_not_raised(backend, caplog):
     backend.secret = "rotated"
 
-    gpu_bundle_rollout._post_to_backend(BODY, {"aws_conn_id": "aws_default"})
+    audit.post_to_backend(BODY, "aws_default")
 
     assert backend.refused == ["bad signature"]
     assert "Could not POST the audit record to the backend (401" in caplog.text
@@ -41,6 +41,6 @@ def test_a_backend_that_refuses_the_signature_is_logged_not_raised(backend, capl
 def test_without_a_backend_connection_nothing_is_posted(backend, monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_BP_ASSET_OPS")
 
-    gpu_bundle_rollout._post_to_backend(BODY, {"aws_conn_id": "aws_default"})
+    audit.post_to_backend(BODY, "aws_default")
 
     assert (backend.accepted, backend.refused) == ([], [])

@@ -166,7 +166,8 @@ def test_the_deferrable_sensor_resumes_with_the_version(aws_http, baseline):
 def test_the_deferrable_sensor_fails_when_the_condition_never_holds(aws_http, baseline):
     sensor = _sensor(equals="bundles/never", deferrable=True, timeout=2, poke_interval=1)
 
-    with pytest.raises(AirflowException, match=rf"SSM parameter {POINTER} did not meet the condition after 2 poll"):
+    expected = rf"SSM parameter {POINTER} did not meet the condition after 3 poll\(s\) over 2 s"
+    with pytest.raises(AirflowException, match=expected):
         resume(sensor)
 
 

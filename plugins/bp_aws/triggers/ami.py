@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
+
 from bp_aws.hooks.ami import AmiHook
-from bp_aws.triggers.base import SettledWaiterTrigger
+from bp_aws.triggers.base import SettledFirstPoll
 
 IMAGE_STATUS_QUERIES = ["Images[0].State", "Images[0].StateReason.Message"]
 
 
-class ImageAvailableTrigger(SettledWaiterTrigger):
+class ImageAvailableTrigger(SettledFirstPoll, AwsBaseWaiterTrigger):
     """Succeed when the image is ``available``; fail when it is failed, invalid,
     deregistered or missing."""
 

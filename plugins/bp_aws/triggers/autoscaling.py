@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
+
 from bp_aws.hooks.autoscaling import AutoScalingHook
-from bp_aws.triggers.base import SettledWaiterTrigger
+from bp_aws.triggers.base import SettledFirstPoll
 
 #: Null-safe (a deleted group must not break the status line).
 CAPACITY_STATUS_QUERIES = ["AutoScalingGroups[0].DesiredCapacity", "AutoScalingGroups[0].Instances[].LifecycleState"]
@@ -17,7 +19,7 @@ REFRESH_STATUS_QUERIES = [
 ]
 
 
-class InstanceRefreshTrigger(SettledWaiterTrigger):
+class InstanceRefreshTrigger(SettledFirstPoll, AwsBaseWaiterTrigger):
     """Wait for an instance refresh to end; success only on ``Successful``.
 
     :param auto_scaling_group_name: the group being refreshed.
@@ -59,7 +61,7 @@ class InstanceRefreshTrigger(SettledWaiterTrigger):
         )
 
 
-class GroupCapacityTrigger(SettledWaiterTrigger):
+class GroupCapacityTrigger(SettledFirstPoll, AwsBaseWaiterTrigger):
     """Wait until a group is settled at a capacity (its desired capacity when None)."""
 
     aws_hook_class = AutoScalingHook

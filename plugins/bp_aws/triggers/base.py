@@ -15,7 +15,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
 from airflow.providers.common.compat.sdk import conf
 from airflow.triggers.base import TriggerEvent
 
@@ -26,9 +25,10 @@ def configured_first_poll_delay() -> float:
     return conf.getfloat("bp", "trigger_first_poll_delay", fallback=5.0)
 
 
-class SettledWaiterTrigger(AwsBaseWaiterTrigger):
-    """:class:`AwsBaseWaiterTrigger` whose first poll waits ``first_poll_delay`` seconds
-    (:func:`configured_first_poll_delay` when not given)."""
+class SettledFirstPoll:
+    """Put first in the bases of an :class:`AwsBaseWaiterTrigger`: its first poll waits
+    ``first_poll_delay`` seconds (:func:`configured_first_poll_delay` when not given).
+    A mixin, not a subclass: the provider checks every subclass for an ``aws_hook_class``."""
 
     def __init__(
         self, *, serialized_fields: dict[str, Any], first_poll_delay: float | None = None, **kwargs: Any
@@ -39,5 +39,5 @@ class SettledWaiterTrigger(AwsBaseWaiterTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         await asyncio.sleep(self.first_poll_delay)
-        async for event in super().run():
+        async for event in super().run():  # the waiter trigger's own polling
             yield event

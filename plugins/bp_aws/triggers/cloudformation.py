@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
+
 from bp_aws.hooks.cloudformation import ChangeSetHook
-from bp_aws.triggers.base import SettledWaiterTrigger
+from bp_aws.triggers.base import SettledFirstPoll
 
 STACK_STATUS_QUERIES = ["Stacks[0].StackStatus", "Stacks[0].StackStatusReason"]
 
 
-class StackCompleteTrigger(SettledWaiterTrigger):
+class StackCompleteTrigger(SettledFirstPoll, AwsBaseWaiterTrigger):
     """Wait for ``stack_create_complete``, ``stack_update_complete`` or ``stack_delete_complete``.
 
     :param stack_name: the stack.

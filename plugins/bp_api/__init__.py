@@ -1,0 +1,1 @@
+"""Parts of the platform's api-server: ASGI middleware registered by ``bp_api_plugin``."""

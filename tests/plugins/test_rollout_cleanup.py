@@ -1,0 +1,125 @@
+"""gpu_bundle_rollout's cleanup tasks work whichever task failed first: a refused
+request, a bundle check, the lock, the pointer move. Each runs as the scheduler runs it
+(trigger rule ONE_FAILED / ALL_DONE), with upstream XComs missing where the upstream
+failed."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import pytest
+
+from bp_tasks import gpu_bundle_rollout as tasks
+from bp_tasks.common import RequestRefused
+from include.naming.fleet import Fleet
+from include.rollouts.lock import lock_value
+from include.rollouts.rollout import RolloutRequest
+
+RUN = "manual__2026-11-30T00:00:00+00:00"
+GOOD = {"fleet_stage": "staging", "fleet_slug": "gpu-default", "bundle_id": "b-1", "strategy": "refresh"}
+FLEET = Fleet("staging", "gpu-default")
+
+
+class FakeTaskInstance:
+    def __init__(self, states: dict[str, str], xcoms: dict[str, object] | None = None, task_id: str = "x"):
+        self.states, self.xcoms, self.task_id, self.dag_id = states, xcoms or {}, task_id, "gpu_bundle_rollout"
+
+    def get_task_states(self, dag_id, run_ids):
+        return {run_ids[0]: self.states}
+
+    def xcom_pull(self, task_ids):
+        return self.xcoms.get(task_ids)
+
+
+def _params(**conf):
+    return {
+        **GOOD,
+        "aws_conn_id": "aws_default",
+        "instance_id": None,
+        "min_healthy_percentage": 90,
+        "checkpoint_percentages": [50, 100],
+        "auto_rollback": True,
+        **conf,
+    }
+
+
+def _dag_run(conf):
+    return SimpleNamespace(
+        run_id=RUN, conf=conf, triggering_user_name="ci", start_date=datetime(2026, 11, 30, tzinfo=UTC)
+    )
+
+
+DAG = SimpleNamespace(params=dict.fromkeys(_params()))
+
+
+def _audit(aws_http):
+    body = aws_http("s3").get_object(Bucket="bp-logs-123456789012", Key=FLEET.rollout_audit_key(RUN))["Body"]
+    return json.loads(body.read())
+
+
+def test_a_refused_request_is_said_audited_and_alerts_no_one(aws_http, baseline, caplog):
+    conf = {**GOOD, "strategy": "dev_node"}  # no instance_id: validate_request failed
+    params, dag_run = _params(strategy="dev_node"), _dag_run(conf)
+    states = {"validate_request": "failed", "move_pointer": "upstream_failed", "roll_back": "running"}
+
+    undone = tasks.roll_back.function(
+        None, None, params=params, ti=FakeTaskInstance(states), run_id=RUN, dag_run=dag_run, dag=DAG
+    )
+    ti = FakeTaskInstance(states, {"roll_back": undone})
+
+    assert undone["paragraph"].startswith("Rollout refused: strategy dev_node needs an instance_id")
+    assert undone["paragraph"].endswith("Nothing was changed.")
+    assert "ALERT" not in caplog.text
+    assert tasks.release_lock.function(None, params=params, run_id=RUN) == (
+        "this run holds no lock (its request was refused)"
+    )
+    tasks.record_audit.function(None, None, params=params, ti=ti, dag_run=dag_run)
+    record = _audit(aws_http)
+    assert (record["result"], record["reason"], record["triggered_by"]) == ("refused", undone["paragraph"], "ci")
+    with pytest.raises(RequestRefused, match="Rollout refused: strategy dev_node needs an instance_id"):
+        tasks.rollout_outcome.function(None, ti=ti, run_id=RUN)
+
+
+def test_a_misspelt_key_is_the_refusal_it_names(aws_http, baseline):
+    conf = {**GOOD, "flet_stage": "staging"}
+    undone = tasks.roll_back.function(
+        None, None, params=_params(), ti=FakeTaskInstance({}), run_id=RUN, dag_run=_dag_run(conf), dag=DAG
+    )
+
+    assert "unknown conf key(s) 'flet_stage' (did you mean 'fleet_stage'?)" in undone["paragraph"]
+
+
+def test_a_failed_bundle_check_changed_nothing_and_says_so(aws_http, baseline):
+    request = RolloutRequest.from_params(GOOD).as_dict()
+    states = {"check_bundle": "failed", "acquire_lock": "upstream_failed", "move_pointer": "upstream_failed"}
+
+    undone = tasks.roll_back.function(
+        request, None, params=_params(), ti=FakeTaskInstance(states), run_id=RUN, dag_run=_dag_run(GOOD), dag=DAG
+    )
+
+    assert undone["undone"] == []
+    assert undone["paragraph"].endswith("failed in check_bundle. Nothing had changed.")
+    assert tasks.release_lock.function(request, params=_params(), run_id=RUN) == "this run holds no lock"
+
+
+def test_a_lock_held_by_another_run_is_never_released_by_this_one(aws_http, baseline):
+    request = RolloutRequest.from_params(GOOD).as_dict()
+    aws_http("ssm").put_parameter(Name=FLEET.lock, Value=lock_value("someone-else", "b-0"), Type="String")
+
+    assert tasks.release_lock.function(request, params=_params(), run_id=RUN) == "this run holds no lock"
+    assert "someone-else" in aws_http("ssm").get_parameter(Name=FLEET.lock)["Parameter"]["Value"]
+
+
+def test_a_refused_pointer_move_restores_nothing(aws_http, baseline):
+    request = RolloutRequest.from_params(GOOD).as_dict()
+    current = {"value": "bundles/b-0", "version": 3, "warmup_seconds": 300}
+    states = {"move_pointer": "failed", "confirm_pointer": "upstream_failed"}
+
+    undone = tasks.roll_back.function(
+        request, current, params=_params(), ti=FakeTaskInstance(states), run_id=RUN, dag_run=_dag_run(GOOD), dag=DAG
+    )
+
+    assert undone["undone"] == []
+    assert "failed in move_pointer" in undone["paragraph"]
