@@ -10,11 +10,12 @@ Replaces the `build-ami.yml` and `bake-ami.yml` workflows (seed 004) and the han
 3. **packer_build** → **wait_for_image** → **check_image**: the image must be `available`
    and carry this run's provenance tags; it is tagged with the AMI it replaces;
 4. **approve_promotion** (production only: Approve/Reject in the Airflow UI) →
-   **promote_ami**: `/bp/ami/fleets/<stage>/<slug>` is set (DataType `aws:ec2:image`),
-   only if nobody changed it since step 1;
+   **acquire_lock** (the fleet's change lock) → **promote_ami**: `/bp/ami/fleets/<stage>/<slug>`
+   is set (DataType `aws:ec2:image`), only if nobody changed it since step 1;
 5. **start_instance_refresh** → **wait_for_instance_refresh** (when asked, in the
    triggerer); if the refresh fails, **restore_previous_ami** puts the previous AMI back;
-6. **apply_ami_retention**: the fleet keeps its newest images and every image in use.
+6. **apply_ami_retention**: the fleet keeps its newest images and every image in use;
+   **release_lock** whatever happened.
 
 Modes: `base` (Ubuntu 22.04 + driver + ComfyUI + worker), `bake` (the fleet's current
 image + its active bundle), `base_and_bake` (both in one build). One run at a time.
@@ -32,6 +33,7 @@ from bp_aws.operators.packer import PackerBuildOperator
 from bp_aws.operators.ssm_parameters import PutSsmParameterOperator
 from bp_aws.sensors.ami import ImageAvailableSensor
 from bp_aws.sensors.autoscaling import InstanceRefreshSensor
+from bp_tasks import fleet_lock
 from bp_tasks import gpu_ami_build_and_bake as tasks
 from bp_tasks.approvals import FleetChangeApproval
 from bp_tasks.params import (
@@ -110,7 +112,6 @@ def gpu_ami_build_and_bake():
         expected_version=inputs["current_ami_version"],
         data_type="aws:ec2:image",
         description="GPU worker AMI of the fleet (gpu_ami_build_and_bake)",
-        trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
     )
     refresh = StartInstanceRefreshOperator(
         task_id="start_instance_refresh",
@@ -137,9 +138,13 @@ def gpu_ami_build_and_bake():
     )
 
     tasks.check_bundle(request, inputs) >> packer_build >> wait_for_image >> image
-    image >> tasks.promotion_path(request) >> [approve, promote]
-    approve >> promote >> tasks.refresh_requested(request) >> refresh >> refreshed
-    refreshed >> [tasks.restore_previous_ami(request, inputs), retention]
+    lock = fleet_lock.acquire_lock(purpose="AMI promotion (and instance refresh when asked)")
+    image >> tasks.promotion_path(request) >> [approve, lock]
+    approve >> lock >> promote >> tasks.refresh_requested(request) >> refresh >> refreshed
+    refreshed >> [restored := tasks.restore_previous_ami(request, inputs), retention]
+    # a teardown: it runs whatever happened once the lock was taken, and the run's state
+    # stays the verdict of the work tasks
+    [promote, refreshed, restored, retention] >> fleet_lock.release_lock(request).as_teardown(setups=lock)
 
 
 gpu_ami_build_and_bake()

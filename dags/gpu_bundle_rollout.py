@@ -4,7 +4,7 @@
 Replaces seed 004's hand runbook (activate → bake → roll the ASG) and `apply-comfyui-bundle.yml`:
 
 1. **validate_request** → **check_bundle**: every asset in the models bucket at its size;
-2. **acquire_lock**: one rollout per fleet; a second one is refused and names the first;
+2. **acquire_lock**: the fleet's change lock (one rollout, AMI promotion or fleet apply at a time);
 3. **read_pointer** → **move_pointer** (refused if the pointer moved since) → **confirm_pointer**;
 4. by **strategy**: `pointer_only` (nodes pick it up at their next boot); `dev_node`
    (**apply_on_dev_node** by Run Command, whose parameters are SSM parameter names, never
@@ -30,10 +30,11 @@ from bp_aws.operators.autoscaling import StartInstanceRefreshOperator
 from bp_aws.operators.ssm_parameters import PutSsmParameterOperator
 from bp_aws.sensors.autoscaling import InstanceRefreshSensor
 from bp_aws.sensors.ssm_parameters import SsmParameterSensor
+from bp_tasks import fleet_lock, params
 from bp_tasks import gpu_bundle_rollout as tasks
-from bp_tasks import params
 from bp_tasks.params import PLATFORM_START, SAFE_TO_RETRY, aws_conn_id_param, fleet_slug_param, fleet_stage_param
 from include.amis.build import DAG_ID as AMI_DAG
+from include.rollouts.rollout import bake_run_id
 
 AWS = "{{ params.aws_conn_id }}"
 
@@ -99,12 +100,10 @@ def gpu_bundle_rollout():
     bake = TriggerDagRunOperator(
         task_id="bake_ami",
         trigger_dag_id=AMI_DAG,
-        conf={
-            "fleet_stage": "{{ params.fleet_stage }}",
-            "fleet_slug": "{{ params.fleet_slug }}",
-            "mode": "bake",
-            "aws_conn_id": "{{ params.aws_conn_id }}",
-        },
+        trigger_run_id=bake_run_id("{{ run_id }}"),  # the fleet lock lets this run act under ours
+        reset_dag_run=True,  # a cleared bake_ami runs that bake again
+        conf={"fleet_stage": "{{ params.fleet_stage }}", "fleet_slug": "{{ params.fleet_slug }}", "mode": "bake"}
+        | {"aws_conn_id": AWS},
         wait_for_completion=True,
         deferrable=True,
         poke_interval=10,
@@ -112,7 +111,7 @@ def gpu_bundle_rollout():
     )
 
     # refresh
-    has_instances = tasks.fleet_has_instances(request)
+    has_instances = tasks.fleet_has_instances()
     start = StartInstanceRefreshOperator(
         task_id="start_refresh",
         aws_conn_id=AWS,
@@ -134,7 +133,7 @@ def gpu_bundle_rollout():
 
     undo = tasks.roll_back(request, current)
     wait_back = wait_for(task_id="wait_for_roll_back", instance_refresh_id=undo["back_refresh_id"])
-    released = tasks.release_lock(request)
+    released = fleet_lock.release_lock(request)
     audit = tasks.record_audit(request, current)
 
     request >> checked >> lock >> current >> move >> confirm >> path

@@ -1,30 +1,26 @@
 """
 ### GPU fleet provisioning: the fleet's desired_config becomes CloudFormation stacks
 
-Replaces the `provision-gpu-fleet.yml` and `apply-gpu-fleet-config.yml` workflows (seed
-004). The admin UI writes `/bp/fleets/<stage>/<slug>/desired_config`; this DAG turns it
-into two stacks, `bp-gpu-shared-<stage>` (the stage's scale-to-zero topic and function)
-and `bp-gpu-fleet-<stage>-<slug>` (launch template, 100% Spot ASG, 0→1 step scaling,
-1→N target tracking on BacklogPerInstance, queue-empty alarm → scale to 0).
+Replaces `provision-gpu-fleet.yml` and `apply-gpu-fleet-config.yml` (seed 004): the admin
+UI's `/bp/fleets/<stage>/<slug>/desired_config` becomes `bp-gpu-shared-<stage>` (the
+stage's scale-to-zero topic and function) and `bp-gpu-fleet-<stage>-<slug>` (launch
+template, Spot ASG, 0→1 step and 1→N target tracking, queue-empty alarm → 0).
 
 **apply** (create, or update an existing fleet):
 
 1. **validate_request**: params checked, before any AWS call;
 2. **wait_for_desired_config** (up to `config_wait_minutes`, in the triggerer) →
-   **read_desired_config**: validated against the fleet templates catalogue, every
-   problem named at once; nothing is deployed from a bad config;
-3. **check_ami_pointer**: the launch template resolves `/bp/ami/fleets/<stage>/<slug>`
-   at each launch, so it must exist (else: run `gpu_ami_build_and_bake` in base mode);
-4. **approve_apply** (production only: Approve/Reject in the Airflow UI);
-5. **package_function** → **deploy_shared_stack** → **deploy_fleet_stack**: change
-   sets, logged as tables; an unchanged config is a no-op; a failed deployment is
-   rolled back by CloudFormation and fails the run with the failing stack events;
+   **read_desired_config**: checked against the templates catalogue, every problem named;
+3. **check_ami_pointer**: launches resolve `/bp/ami/fleets/<stage>/<slug>`, so it must exist;
+4. **approve_apply** (production only: Approve/Reject in the Airflow UI) → **acquire_lock**
+   (the fleet's change lock: no rollout or AMI promotion meanwhile);
+5. **package_function** → **deploy_shared_stack** → **deploy_fleet_stack**: change sets
+   logged as tables; unchanged is a no-op; a failure fails the run with its stack events;
 6. **verify_fleet**: the ASG, its policies and alarms match the config.
 
 **destroy**: **check_fleet_idle** (the ASG must be at 0 instances) → **approve_destroy**
-(always) → **delete_fleet_stack**. The shared stack stays for the stage's other fleets.
-
-One run at a time, so two runs never change the same fleet's stacks together.
+(always) → **lock_for_destroy** → **delete_fleet_stack**. The shared stack stays for the
+stage's other fleets. Either way **release_lock** ends the run; one run at a time.
 """
 
 from __future__ import annotations
@@ -35,6 +31,7 @@ from airflow.sdk import Param, dag
 
 from bp_aws.operators.cloudformation import CloudFormationDeleteStackOperator, CloudFormationDeployOperator
 from bp_aws.sensors.ssm_parameters import SsmParameterSensor
+from bp_tasks import fleet_lock
 from bp_tasks import gpu_fleet_provision as tasks
 from bp_tasks.approvals import FleetChangeApproval
 from bp_tasks.params import PLATFORM_START, SAFE_TO_RETRY, aws_conn_id_param, fleet_slug_param, fleet_stage_param
@@ -121,11 +118,11 @@ def gpu_fleet_provision():
         waiter_delay=10,
         **SAFE_TO_RETRY,
     )
-    approval = tasks.approval_path(request)
-    path >> wait_for_config >> config >> tasks.check_ami_pointer(request) >> approval
-    approval >> [approve_apply, shared_parameters]
-    approve_apply >> shared_parameters
-    tasks.verify_fleet(request, config, deploy_shared.output, deploy_fleet.output)
+    path >> wait_for_config >> config >> tasks.check_ami_pointer(request) >> (approval := tasks.approval_path(request))
+    lock_apply = fleet_lock.acquire_lock(purpose="fleet apply")
+    approval >> [approve_apply, lock_apply]
+    approve_apply >> lock_apply >> shared_parameters
+    verified = tasks.verify_fleet(request, config, deploy_shared.output, deploy_fleet.output)
 
     # --- destroy -------------------------------------------------------------------
     approve_destroy = FleetChangeApproval(
@@ -144,7 +141,10 @@ def gpu_fleet_provision():
         waiter_delay=10,
         **SAFE_TO_RETRY,
     )
-    path >> tasks.check_fleet_idle(request) >> approve_destroy >> delete_fleet
+    lock_destroy = fleet_lock.acquire_lock.override(task_id="lock_for_destroy")(purpose="fleet destroy")
+    path >> tasks.check_fleet_idle(request) >> approve_destroy >> lock_destroy >> delete_fleet
+    # a teardown: runs once either lock was taken; the run's state stays the work's
+    [verified, delete_fleet] >> fleet_lock.release_lock(request).as_teardown(setups=[lock_apply, lock_destroy])
 
 
 gpu_fleet_provision()

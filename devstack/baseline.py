@@ -150,6 +150,8 @@ def seed_baseline(
     params = _Params(ssm)
     params.ensure(platform.models_bucket_parameter(), models_bucket)
     params.ensure(platform.packer_instance_profile(), PACKER_INSTANCE_PROFILE)
+    params.ensure(platform.packer_subnet_id(), subnet_ids[0])
+    params.ensure(platform.packer_security_group_id(), _ensure_security_group(ec2, vpc_id, "bp-packer-build"))
     params.ensure(platform.redis_endpoint(), REDIS_ENDPOINT)
     params.ensure(platform.vpc_id(), vpc_id)
     params.ensure(platform.private_subnet_ids(), ",".join(subnet_ids), type_="StringList")
@@ -240,17 +242,20 @@ def _ensure_network(ec2: Any) -> tuple[str, list[str], str]:
             )["Subnet"]["SubnetId"]
         )
 
-    groups = _find_tagged(ec2.describe_security_groups, "SecurityGroups", "bp-gpu-worker")
+    return vpc_id, subnet_ids, _ensure_security_group(ec2, vpc_id, "bp-gpu-worker")
+
+
+def _ensure_security_group(ec2: Any, vpc_id: str, name: str) -> str:
+    """A security group with no inbound rule (egress only), found by its Name tag."""
+    groups = _find_tagged(ec2.describe_security_groups, "SecurityGroups", name)
     if groups:
-        group_id = groups[0]["GroupId"]
-    else:
-        group_id = ec2.create_security_group(
-            GroupName="bp-gpu-worker",
-            Description="GPU workers: egress only, no inbound",
-            VpcId=vpc_id,
-            TagSpecifications=_tag_spec("security-group", "bp-gpu-worker"),
-        )["GroupId"]
-    return vpc_id, subnet_ids, group_id
+        return groups[0]["GroupId"]
+    return ec2.create_security_group(
+        GroupName=name,
+        Description=f"{name}: egress only, no inbound",
+        VpcId=vpc_id,
+        TagSpecifications=_tag_spec("security-group", name),
+    )["GroupId"]
 
 
 def _ensure_base_ami(ec2: Any) -> str:

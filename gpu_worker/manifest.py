@@ -21,6 +21,9 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 #: A bundle id becomes part of S3 keys and of state files: a conservative charset.
 BUNDLE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 ACTIONS = ("copy",)
+#: A manifest is a list of references: a bigger one is a mistake or an attack on the node.
+MAX_MANIFEST_BYTES = 1024 * 1024
+MAX_ASSETS = 1000
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ def problems_of(data: Any) -> list[str]:
     assets = data.get("assets")
     if not isinstance(assets, list):
         return [*problems, "assets must be a list"]
+    if len(assets) > MAX_ASSETS:
+        return [*problems, f"assets has {len(assets)} entries; a bundle holds at most {MAX_ASSETS}"]
     seen_targets: dict[str, int] = {}
     for number, asset in enumerate(assets):
         where = f"assets[{number}]"

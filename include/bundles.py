@@ -26,8 +26,11 @@ def check_bundle(
     prefix = layout.bundle_prefix(bundle_id)
     key = layout.manifest_key(prefix)
     source = f"s3://{bucket}/{key}"
-    if object_size(key) is None:
+    manifest_size = object_size(key)
+    if manifest_size is None:
         raise BundleIncomplete(f"the bundle's manifest {source} does not exist")
+    if manifest_size > manifest.MAX_MANIFEST_BYTES:
+        raise BundleIncomplete(f"the bundle's manifest {source} is over {manifest.MAX_MANIFEST_BYTES} bytes")
     try:
         bundle = manifest.loads(read_object(key), source)
     except manifest.InvalidManifest as error:

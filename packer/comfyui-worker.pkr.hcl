@@ -9,7 +9,7 @@ packer {
   required_plugins {
     amazon = {
       source  = "github.com/hashicorp/amazon"
-      version = ">= 1.3.2"
+      version = "= 1.8.0" # pinned: packer init fetches exactly this build of the plugin
     }
   }
 }
@@ -46,8 +46,16 @@ source "amazon-ebs" "comfyui-worker" {
   region               = var.aws_region
   instance_type        = var.instance_type
   source_ami           = var.source_ami != "" ? var.source_ami : data.amazon-ami.ubuntu_2204.id
-  ssh_username         = "ubuntu"
   iam_instance_profile = var.iam_instance_profile
+
+  # A private subnet and a group with no inbound rule: Packer reaches the instance through
+  # Session Manager (the instance profile allows the SSM agent), never SSH from outside.
+  subnet_id                   = var.subnet_id
+  security_group_ids          = [var.security_group_id]
+  associate_public_ip_address = false
+  communicator                = "ssh"
+  ssh_username                = "ubuntu"
+  ssh_interface               = "session_manager"
   ami_name             = "bp-gpu-${var.fleet_stage}-${var.fleet_slug}-${local.image_kind}-${local.stamp}"
   ami_description      = "GPU worker for ${var.fleet_stage}/${var.fleet_slug} (${local.image_kind}, bundle ${var.bundle_id})"
 

@@ -43,6 +43,16 @@ variable "iam_instance_profile" {
   description = "Instance profile of the build instance (from /bp/packer/instance_profile): reads the models bucket."
 }
 
+variable "subnet_id" {
+  type        = string
+  description = "Private subnet of the build instance (from /bp/packer/subnet_id): no public address."
+}
+
+variable "security_group_id" {
+  type        = string
+  description = "Security group of the build instance (from /bp/packer/security_group_id): no inbound rule."
+}
+
 variable "models_s3_bucket" {
   type        = string
   default     = ""

@@ -67,10 +67,11 @@ def artifacts_dir() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     """Headless Chromium driven by Playwright, for the pages people read (the review pack,
-    the Airflow UI)."""
+    the Airflow UI). Module-scoped: Playwright's sync API keeps an asyncio loop running in
+    this thread while it is open, and later tests run triggers with ``asyncio.run``."""
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.exists():

@@ -6,7 +6,7 @@ imports it.
 
 from __future__ import annotations
 
-from devstack.emulator import autoscaling, cloudformation, ssm
+from devstack.emulator import autoscaling, cloudformation, s3, ssm
 
 _installed = False
 
@@ -17,5 +17,6 @@ def install() -> None:
     if not _installed:
         autoscaling.install()
         cloudformation.install()
+        s3.install()
         ssm.install()
         _installed = True

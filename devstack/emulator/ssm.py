@@ -24,7 +24,7 @@ from typing import Any
 
 from moto.core.responses import ActionResult
 from moto.ec2.models import ec2_backends
-from moto.ssm.exceptions import ParameterAlreadyExists
+from moto.ssm.exceptions import ParameterAlreadyExists, ValidationException
 from moto.ssm.models import SimpleSystemManagerBackend, ssm_backends
 from moto.ssm.responses import SimpleSystemManagerResponse
 
@@ -128,7 +128,18 @@ def apply_result(command: Any, instance_id: str, result: CommandResult) -> None:
     command.status_details = command.status
 
 
+#: AWS (SendCommand, InstanceIds): "Array Members: Minimum number of 0 items. Maximum
+#: number of 50 items." moto takes any number.
+SEND_COMMAND_MAX_INSTANCES = 50
+
+
 def send_command(self: SimpleSystemManagerBackend, *args: Any, **kwargs: Any) -> Any:
+    instance_ids = kwargs.get("instance_ids") or []
+    if len(instance_ids) > SEND_COMMAND_MAX_INSTANCES:
+        raise ValidationException(
+            f"1 validation error detected: Value at 'instanceIds' failed to satisfy constraint: "
+            f"Member must have length less than or equal to {SEND_COMMAND_MAX_INSTANCES}"
+        )
     command = _original_send_command(self, *args, **kwargs)
     program = _programs(self).get(command.document_name)
     if program is not None:

@@ -89,6 +89,9 @@ class BuildInputs:
     #: the active bundle baked in; None for mode=base
     bundle_id: str | None
     instance_profile: str
+    #: where the build instance runs: a private subnet, a group with no inbound rule
+    subnet_id: str
+    security_group_id: str
     current_ami: str | None
     current_ami_version: int
 
@@ -124,6 +127,8 @@ def resolve_inputs(read: Callable[[str], dict[str, Any] | None], request: BuildR
         models_bucket=value(platform.models_bucket_parameter()),
         bundle_id=bundle_id,
         instance_profile=value(platform.packer_instance_profile()),
+        subnet_id=value(platform.packer_subnet_id()),
+        security_group_id=value(platform.packer_security_group_id()),
         current_ami=current["Value"] if current else None,
         current_ami_version=current["Version"] if current else 0,
     )
@@ -157,6 +162,8 @@ def packer_variables(request: BuildRequest, inputs: BuildInputs, *, run_id: str,
         "instance_type": request.instance_type,
         "source_ami": inputs.current_ami if request.mode == "bake" and inputs.current_ami else "",
         "iam_instance_profile": inputs.instance_profile,
+        "subnet_id": inputs.subnet_id,
+        "security_group_id": inputs.security_group_id,
         "models_s3_bucket": inputs.models_bucket,
         "models_s3_prefix": bundle_prefix(inputs.bundle_id) if inputs.bundle_id else NO_ACTIVE_BUNDLE,
         "bundle_id": inputs.bundle_id or NO_ACTIVE_BUNDLE,

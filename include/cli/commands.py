@@ -19,6 +19,8 @@ from include.form_params import one_line_refusal
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 #: An output longer than this is cut in the summary (the full value is the task's XCom).
 OUTPUT_CHARS = 300
+#: the trigger rule Airflow gives a task marked ``as_teardown()``
+TEARDOWN_RULE = "all_done_setup_success"
 
 
 def unknown_keys(conf: dict[str, Any], params: dict[str, Any]) -> str | None:
@@ -110,7 +112,14 @@ def print_failed_task_logs(client: AirflowClient, run: DagRun, out: TextIO) -> N
 def print_outputs(client: AirflowClient, run: DagRun, out: TextIO) -> None:
     """The run's page and what its last tasks returned."""
     out.write(f"the run: {client.run_url(run.dag_id, run.run_id)}\n")
-    leaves = [t["task_id"] for t in client.dag_tasks(run.dag_id) if not t.get("downstream_task_ids")]
+    tasks = client.dag_tasks(run.dag_id)
+    # a teardown (lock release, clean-up) ends the graph but is not what the run produced
+    teardowns = {t["task_id"] for t in tasks if t.get("trigger_rule") == TEARDOWN_RULE}
+    leaves = [
+        t["task_id"]
+        for t in tasks
+        if t["task_id"] not in teardowns and not set(t.get("downstream_task_ids") or ()) - teardowns
+    ]
     states = {t["task_id"]: t["state"] for t in client.task_instances(run.dag_id, run.run_id)}
     for task_id in leaves:
         if states.get(task_id) != "success":

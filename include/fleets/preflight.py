@@ -81,6 +81,8 @@ def inspect_platform(
 
     models_bucket = _check_models_bucket(ssm, s3, findings)
     findings.append(_check_present(ssm, platform.packer_instance_profile(), "packer instance profile"))
+    findings.append(_check_present(ssm, platform.packer_subnet_id(), "packer subnet"))
+    findings.append(_check_present(ssm, platform.packer_security_group_id(), "packer security group"))
 
     fleets = discover_fleets(ssm, scope)
     if not fleets:

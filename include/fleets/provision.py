@@ -89,7 +89,11 @@ def function_package(source: Path = FUNCTION_SOURCE) -> FunctionPackage:
             entry.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(entry, path.read_bytes())
     body = buffer.getvalue()
-    return FunctionPackage(body, hashlib.sha256(body).hexdigest())
+    return FunctionPackage(body, sha256_of(body))
+
+
+def sha256_of(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
 
 
 MANAGED_BY = {"managed-by": "airflow/gpu_fleet_provision"}
@@ -109,9 +113,13 @@ def shared_stack_parameters(fleet_stage: str, code_bucket: str, code_key: str) -
     return {"Stage": fleet_stage, "CodeBucket": code_bucket, "CodeKey": code_key}
 
 
-def fleet_stack_parameters(fleet: Fleet, config: FleetConfig, scale_to_zero_topic_arn: str) -> dict[str, str]:
+def fleet_stack_parameters(
+    fleet: Fleet, config: FleetConfig, scale_to_zero_topic_arn: str, fleet_secret_key_arn: str
+) -> dict[str, str]:
     """The fleet stack's parameters. Subnets, security group and bucket are passed as the
-    *names* of the baseline's SSM parameters: CloudFormation resolves them at deploy time."""
+    *names* of the baseline's SSM parameters: CloudFormation resolves them at deploy time.
+    ``fleet_secret_key_arn`` is the one KMS key the workers may decrypt with (the fleet
+    secret's)."""
     slots = list(config.instance_types) + [""] * (INSTANCE_TYPE_SLOTS - len(config.instance_types))
     return {
         "Stage": fleet.stage,
@@ -128,6 +136,7 @@ def fleet_stack_parameters(fleet: Fleet, config: FleetConfig, scale_to_zero_topi
         "ActiveBundleParameterName": fleet.active_bundle,
         "ModelsBucketParameterName": platform.models_bucket_parameter(),
         "FleetSecretParameterName": fleet.fleet_secret,
+        "FleetSecretKeyArn": fleet_secret_key_arn,
         "ModelsBucket": platform.models_bucket_parameter(),
         "PrivateSubnetIds": platform.private_subnet_ids(),
         "WorkerSecurityGroupId": platform.worker_security_group_id(),

@@ -82,9 +82,9 @@ class Fleet:
 
     @property
     def lock(self) -> str:
-        """Held by the one run that changes the fleet (created without overwrite); holds
-        that run's id."""
-        return f"{self.root}/rollout_lock"
+        """The fleet's change lock (:mod:`include.fleets.lock`): held by the one run that
+        changes the fleet, whichever DAG it is."""
+        return f"{self.root}/change_lock"
 
     @property
     def ami_pointer(self) -> str:

@@ -25,6 +25,10 @@ FLEETS_ROOT = f"{ROOT}/fleets"
 #: by both (``gpu-shared.yaml`` passes the same keys to it).
 STAGE_TAG = "stage"
 FLEET_TAG = "fleet"
+#: A development node (a GPU instance outside any fleet's ASG that people iterate on) is
+#: tagged ``bp:role = dev-node`` and its ``stage``: a dev_node rollout installs only there.
+ROLE_TAG = "bp:role"
+DEV_NODE_ROLE = "dev-node"
 
 
 def check_stage(stage: object) -> str:
@@ -44,6 +48,17 @@ def models_bucket_parameter() -> str:
 def packer_instance_profile() -> str:
     """Instance profile Packer attaches to its build instance (bake reads the bucket)."""
     return f"{ROOT}/packer/instance_profile"
+
+
+def packer_subnet_id() -> str:
+    """The private subnet the build instance runs in (no public address)."""
+    return f"{ROOT}/packer/subnet_id"
+
+
+def packer_security_group_id() -> str:
+    """The build instance's security group: no inbound rule (Packer reaches it through
+    Session Manager, never by SSH from the internet)."""
+    return f"{ROOT}/packer/security_group_id"
 
 
 def redis_endpoint() -> str:

@@ -106,6 +106,29 @@ class RolloutRequest:
         }
 
 
+def dev_node_problem(instance_id: str, instance: dict[str, Any] | None, stage: str) -> str | None:
+    """Why ``instance`` (EC2 DescribeInstances' entry, None when absent) may not take a
+    dev_node install for a fleet of ``stage``, or None: it must be running and tagged as a
+    dev node of that stage (a staging rollout never reaches a production instance)."""
+    if instance is None:
+        return f"instance {instance_id} does not exist"
+    tags = {tag["Key"]: tag["Value"] for tag in instance.get("Tags", [])}
+    state = (instance.get("State") or {}).get("Name")
+    if tags.get(platform.ROLE_TAG) != platform.DEV_NODE_ROLE:
+        return f"instance {instance_id} is not a dev node (tag {platform.ROLE_TAG}={platform.DEV_NODE_ROLE} is missing)"
+    if tags.get(platform.STAGE_TAG) != stage:
+        return f"instance {instance_id} is a dev node of stage {tags.get(platform.STAGE_TAG)!r}, not {stage}"
+    if state != "running":
+        return f"instance {instance_id} is {state}, not running"
+    return None
+
+
+def bake_run_id(rollout_run_id: str) -> str:
+    """The run id of the AMI bake a ``bake_and_refresh`` rollout triggers: named after the
+    rollout, so the fleet lock can let that one run act under the rollout's lock."""
+    return f"rollout_bake__{rollout_run_id}"
+
+
 def refresh_preferences(request: RolloutRequest, warmup_seconds: int) -> dict[str, Any]:
     """StartInstanceRefresh preferences. AWS can't roll a refresh back when the launch
     template resolves its AMI from SSM (ours does), so AutoRollback stays off and the

@@ -17,5 +17,5 @@ fi
 
 /opt/worker/venv/bin/python -m gpu_worker.bundle apply \
   --root /opt/comfyui --bucket "$BP_MODELS_BUCKET" --prefix "$BP_BUNDLE_PREFIX" --record-baked
-chown -R comfyui:comfyui /opt/comfyui/models /opt/comfyui/custom_nodes
-/opt/worker/venv/bin/python -m gpu_worker.bundle status --root /opt/comfyui
+# the installed files stay root's (0644): ComfyUI reads them and cannot rewrite them
+/opt/worker/venv/bin/python -m gpu_worker.bundle status

@@ -189,13 +189,12 @@ def export_s3(computed: dict, params: dict | None = None) -> list[str]:
     if not settings.s3_uri:
         log.info("Variable economics_s3_uri is not set: no Parquet export to S3")
         return []
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
+    from bp_aws.hooks.s3 import OwnBucketsS3Hook
     from include.economics import exports
 
     day, folder = date.fromisoformat(computed["day"]), _folder(computed)
     bucket, _, prefix = settings.s3_uri.removeprefix("s3://").partition("/")
-    hook = S3Hook(aws_conn_id=params["aws_conn_id"])
+    hook = OwnBucketsS3Hook(aws_conn_id=params["aws_conn_id"])
     keys = []
     for name in sorted(computed["tables"]):
         key = exports.parquet_key(prefix, name, day)

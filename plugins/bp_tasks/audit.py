@@ -19,13 +19,13 @@ ASSET_OPS_ENDPOINT = "/ops/comfyui-assets/sync-logs"
 
 def write_record(key: str, record: dict[str, Any], aws_conn_id: str, *, post: bool = True) -> str:
     """Write ``record`` as one JSON line at ``key`` of the logs bucket, once; return its URI."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from botocore.exceptions import ClientError
 
+    from bp_aws.hooks.s3 import OwnBucketsS3Hook
     from include.naming import platform
 
     body = (json.dumps(record, sort_keys=True, default=str) + "\n").encode()
-    s3 = S3Hook(aws_conn_id=aws_conn_id)
+    s3 = OwnBucketsS3Hook(aws_conn_id=aws_conn_id)
     bucket = platform.logs_bucket(s3.account_id)
     try:
         s3.conn.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*", ContentType="application/x-ndjson")

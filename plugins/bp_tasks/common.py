@@ -48,10 +48,40 @@ def validated(
     problem = unknown_keys(dag_run.conf if dag_run is not None else None, dag.params.keys() if dag else ())
     if problem:
         raise RequestRefused(f"Invalid request: {problem}. {unchanged}")
+    problem = connection_problem(params.get("aws_conn_id"))
+    if problem:
+        raise RequestRefused(f"Invalid request: {problem}. {unchanged}")
     try:
         return build(params)
     except InvalidRequest as error:
         raise RequestRefused(f"Invalid request: {error}. {unchanged}") from None
+
+
+def connection_problem(aws_conn_id: str | None) -> str | None:
+    """Why a run may not use ``aws_conn_id`` (the DAG was parsed with another allow-list,
+    or the param was bypassed), or None."""
+    from bp_tasks.params import allowed_aws_conn_ids
+
+    allowed = allowed_aws_conn_ids()
+    if aws_conn_id is None or aws_conn_id in allowed:
+        return None
+    return (
+        f"aws_conn_id {aws_conn_id!r} is not one of the allowed connections ({', '.join(allowed)}; [bp] aws_conn_ids)"
+    )
+
+
+#: the first task of every DAG that changes a fleet: it returns the validated request
+REQUEST_TASK = "validate_request"
+
+
+def validated_request(ti: Any) -> dict:
+    """The run's validated request, pulled rather than passed as an XComArg.
+
+    For the tasks that join an optional branch (an approval only production asks for)
+    with ``NONE_FAILED_MIN_ONE_SUCCESS``: an XComArg makes ``validate_request`` a direct
+    upstream, and its success alone would then start the join when its whole branch was
+    skipped (a fleet apply would take the destroy lock and delete the stack)."""
+    return ti.xcom_pull(task_ids=REQUEST_TASK)
 
 
 def task_states(ti: Any, run_id: str) -> dict[str, str]:
@@ -62,11 +92,10 @@ def task_states(ti: Any, run_id: str) -> dict[str, str]:
 def check_bundle_in_bucket(aws_conn_id: str, bucket: str, bundle_id: str, unchanged: str):
     """:func:`include.bundles.check_bundle` over S3 (the manifest read, every asset HEADed),
     or a failed task listing every problem and ``unchanged``."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
+    from bp_aws.hooks.s3 import OwnBucketsS3Hook
     from include.bundles import BundleIncomplete, check_bundle
 
-    s3 = S3Hook(aws_conn_id=aws_conn_id)
+    s3 = OwnBucketsS3Hook(aws_conn_id=aws_conn_id)
     try:
         return check_bundle(
             lambda key: s3.get_key(key, bucket).get()["Body"].read(),

@@ -78,7 +78,7 @@ def promotion_path(request: dict) -> str:
     if request["needs_approval"]:
         log.info("Production image: waiting for an approval in the Airflow UI")
         return "approve_promotion"
-    return "promote_ami"
+    return "acquire_lock"
 
 
 @task

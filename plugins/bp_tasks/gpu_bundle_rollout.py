@@ -11,24 +11,30 @@ from typing import Any
 from airflow.sdk import TriggerRule, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from bp_tasks import fleet_lock
 from bp_tasks.common import (
     FAILED_STATES,
     RequestRefused,
     check_bundle_in_bucket,
+    connection_problem,
     task_states,
     unknown_keys,
     validated,
 )
 from include.errors import InvalidRequest
 from include.naming.fleet import Fleet
-from include.rollouts import lock as fleet_lock
 from include.rollouts import pointers
-from include.rollouts.rollout import RolloutRequest, failure_summary, node_report_problems, refresh_preferences
+from include.rollouts.rollout import (
+    RolloutRequest,
+    bake_run_id,
+    dev_node_problem,
+    failure_summary,
+    node_report_problems,
+    refresh_preferences,
+)
 
 log = logging.getLogger("bp.gpu_bundle_rollout")
 
-#: A held lock whose run is in one of these states refuses a second rollout.
-LIVE_RUN_STATES = ("queued", "running")
 #: Warmup for a fleet without a desired_config (seed 004's instance refresh example).
 DEFAULT_WARMUP_SECONDS = 300
 UNCHANGED = "The pointer was not moved; nothing changed."
@@ -70,48 +76,34 @@ def validate_request(params: dict | None = None, dag_run=None, dag=None) -> dict
 
 @task
 def check_bundle(request: dict, params: dict | None = None) -> str:
-    """The manifest is valid and every asset is in the bucket at its size, before the
-    pointer moves."""
+    """The manifest is valid and every asset is in the bucket at its size, and a dev_node
+    target is a running dev node of the fleet's stage, before anything changes."""
     bucket = _ssm(params).require(request["models_bucket_parameter"])["Value"]
     bundle = check_bundle_in_bucket(params["aws_conn_id"], bucket, request["bundle_id"], f"Can't roll out. {UNCHANGED}")
     message = f"bundle {bundle.bundle_id} ({bundle.name}): {len(bundle.assets)} asset(s), all present at their size"
+    rollout = _rollout(request)
+    if rollout.strategy == "dev_node":
+        from bp_aws.hooks.ami import AmiHook
+
+        found = AmiHook(aws_conn_id=params["aws_conn_id"]).describe_instance_or_none(rollout.instance_id)
+        problem = dev_node_problem(rollout.instance_id, found, rollout.fleet.stage)
+        if problem:
+            raise AirflowFailException(f"Can't install on a dev node: {problem}. {UNCHANGED}")
+        message += f"; {rollout.instance_id} is a running dev node of {rollout.fleet.stage}"
     log.info(message)
     return message
 
 
 @task
-def acquire_lock(request: dict, params: dict | None = None, run_id: str | None = None, ti=None) -> str:
-    """Create the fleet's lock (SSM refuses to create an existing parameter); a lock left
-    by a run that has ended is taken over."""
-    from airflow.sdk.exceptions import AirflowRuntimeError
-    from botocore.exceptions import ClientError
+def acquire_lock(request: dict, params: dict | None = None, ti=None) -> str:
+    """The fleet's change lock (include.fleets.lock): one change per fleet at a time,
+    whichever DAG makes it. A bake_and_refresh lets its AMI bake act under it."""
+    from include.amis.build import DAG_ID as AMI_DAG
 
-    ssm = _ssm(params)
-    value = fleet_lock.lock_value(run_id, request["bundle_id"])
-    try:
-        ssm.conn.put_parameter(Name=request["lock"], Value=value, Type="String", Overwrite=False)
-        log.info("Holding %s for this rollout", request["lock"])
-        return request["lock"]
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "ParameterAlreadyExists":
-            raise
-    holder = fleet_lock.lock_holder(ssm.require(request["lock"])["Value"])
-    if holder.get("run_id") == run_id:
-        log.info("This run already holds %s (a cleared task ran again)", request["lock"])
-        return request["lock"]
-    try:
-        state = ti.get_dagrun_state(dag_id=ti.dag_id, run_id=holder["run_id"])
-    except AirflowRuntimeError:  # the holder run is gone (deleted): the lock is stale
-        state = "gone"
-    if state in LIVE_RUN_STATES:
-        raise AirflowFailException(
-            f"Refused: rollout {holder['run_id']} (bundle {holder.get('bundle_id')}) is {state} on "
-            f"{request['fleet_stage']}/{request['fleet_slug']}. One rollout per fleet at a time; this run "
-            "changed nothing. Run again when it has ended."
-        )
-    log.warning("Taking over %s from run %s, which is %s", request["lock"], holder["run_id"], state)
-    ssm.conn.put_parameter(Name=request["lock"], Value=value, Type="String", Overwrite=True)
-    return request["lock"]
+    rollout = _rollout(request)
+    delegate = (AMI_DAG, bake_run_id(ti.run_id)) if rollout.strategy == "bake_and_refresh" else None
+    purpose = f"rollout of bundle {rollout.bundle_id} ({rollout.strategy})"
+    return fleet_lock.take(request["lock"], purpose, aws_conn_id=params["aws_conn_id"], ti=ti, delegate=delegate)
 
 
 @task
@@ -150,14 +142,13 @@ def strategy_path(request: dict) -> list[str]:
 @task
 def check_dev_node(request: dict, command_id: str, params: dict | None = None, run_id: str | None = None) -> str:
     """Keep the installer's output in the logs bucket, then ask the node what it runs."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
+    from bp_aws.hooks.s3 import OwnBucketsS3Hook
     from include.naming import platform
 
     rollout = _rollout(request)
     instance = rollout.instance_id
     invocation = _run_command(params).invocations(command_id, [instance])[instance]
-    s3 = S3Hook(aws_conn_id=params["aws_conn_id"])
+    s3 = OwnBucketsS3Hook(aws_conn_id=params["aws_conn_id"])
     bucket = platform.logs_bucket(s3.account_id)
     key = rollout.fleet.asset_sync_key(run_id, instance)
     output = {
@@ -184,7 +175,12 @@ def _require_bundle(request: dict, instance_ids: list[str], params: dict) -> Non
 
 
 @task.short_circuit(ignore_downstream_trigger_rules=False, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-def fleet_has_instances(request: dict, params: dict | None = None) -> bool:
+def fleet_has_instances(params: dict | None = None, ti=None) -> bool:
+    """Joins the refresh path with and without a bake (the request is pulled, see
+    :func:`bp_tasks.common.validated_request`)."""
+    from bp_tasks.common import validated_request
+
+    request = validated_request(ti)
     group = _autoscaling(params).describe_group_or_none(request["auto_scaling_group"])
     if group is None:
         raise AirflowFailException(
@@ -215,7 +211,7 @@ def verify_fleet_bundle(request: dict, params: dict | None = None) -> str:
 
 def _refusal(params: dict, dag_run, dag) -> str:
     """Why validate_request refused the params: the same checks, run again."""
-    problem = unknown_keys(dag_run.conf, dag.params.keys())
+    problem = unknown_keys(dag_run.conf, dag.params.keys()) or connection_problem(params.get("aws_conn_id"))
     if problem:
         return problem
     try:
@@ -264,7 +260,10 @@ def roll_back(
     back_refresh_id = None
     refresh_id = ti.xcom_pull(task_ids="start_refresh")
     if refresh_id:
-        steps, back_refresh_id = _undo_refresh(rollout, current, refresh_id, params)
+        pointer = _ssm(params).get(request["active_bundle"])
+        steps, back_refresh_id = _undo_refresh(
+            rollout, current, refresh_id, params, pointer["Value"] if pointer else None
+        )
         undone += steps
     paragraph = failure_summary(rollout, failed, undone)
     send_alert(
@@ -282,10 +281,11 @@ def roll_back(
 
 
 def _undo_refresh(
-    rollout: RolloutRequest, current: dict | None, refresh_id: str, params: dict
+    rollout: RolloutRequest, current: dict | None, refresh_id: str, params: dict, pointer_now: str | None
 ) -> tuple[list[str], str | None]:
     """Cancel this run's refresh; with auto_rollback, refresh the nodes it replaced back
-    onto the restored bundle (AWS can't roll back a refresh whose AMI comes from SSM)."""
+    onto the restored bundle (AWS can't roll back a refresh whose AMI comes from SSM), but
+    only when the pointer holds that bundle again: nodes boot with what it holds now."""
     autoscaling = _autoscaling(params)
     group = rollout.fleet.auto_scaling_group
     undone = []
@@ -299,6 +299,11 @@ def _undo_refresh(
     replaced = refresh is not None and (refresh.get("PercentageComplete") or 0) > 0
     if not (rollout.auto_rollback and replaced and current and current["value"]):
         return undone, None
+    if pointer_now != current["value"]:
+        undone.append(
+            f"the replaced nodes were NOT refreshed back: the pointer holds {pointer_now}, not {current['value']}"
+        )
+        return undone, None
     again = autoscaling.start_instance_refresh(group, refresh_preferences(rollout, current["warmup_seconds"]))
     undone.append(f"the replaced nodes were refreshed back onto {current['value']} (instance refresh {again})")
     return undone, again
@@ -307,19 +312,6 @@ def _undo_refresh(
 @task.short_circuit(ignore_downstream_trigger_rules=False)
 def refreshing_back(rolled_back: dict) -> bool:
     return bool(rolled_back["back_refresh_id"])
-
-
-@task(trigger_rule=TriggerRule.ALL_DONE)
-def release_lock(request: dict | None, params: dict | None = None, run_id: str | None = None) -> str:
-    """Delete the lock if this run holds it (never another run's)."""
-    if request is None:
-        return "this run holds no lock (its request was refused)"
-    ssm = _ssm(params)
-    lock = ssm.get(request["lock"])
-    if lock is None or fleet_lock.lock_holder(lock["Value"]).get("run_id") != run_id:
-        return "this run holds no lock"
-    ssm.conn.delete_parameter(Name=request["lock"])
-    return f"released {request['lock']}"
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 
-from airflow.sdk import TriggerRule, task
+from airflow.sdk import task
 from airflow.sdk.exceptions import AirflowFailException
 
 from bp_tasks.common import validated
@@ -65,7 +65,7 @@ def approval_path(request: dict) -> str:
     if request["needs_approval"]:
         log.info("Production fleet: waiting for an approval in the Airflow UI")
         return "approve_apply"
-    return "package_function"
+    return "acquire_lock"
 
 
 @task
@@ -87,21 +87,24 @@ def destroy_question(request: dict) -> str:
     )
 
 
-@task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+@task
 def package_function(request: dict, params: dict | None = None) -> dict:
-    """Upload the scale-to-zero function's zip under a key named by its sha256."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
+    """Upload the scale-to-zero function's zip under a key named by its sha256; an object
+    already at that key is reused only when its content has that sha256."""
+    from bp_aws.hooks.s3 import OwnBucketsS3Hook
     from include.naming import platform
 
-    s3 = S3Hook(aws_conn_id=params["aws_conn_id"])
+    s3 = OwnBucketsS3Hook(aws_conn_id=params["aws_conn_id"])
     bucket = platform.logs_bucket(s3.account_id)
     package = provision.function_package()
     if s3.check_for_key(package.key, bucket):
-        log.info("s3://%s/%s is already there", bucket, package.key)
-    else:
-        s3.load_bytes(package.body, package.key, bucket)
-        log.info("Uploaded s3://%s/%s (%d bytes)", bucket, package.key, len(package.body))
+        found = s3.get_key(package.key, bucket).get()["Body"].read()
+        if provision.sha256_of(found) == package.sha256:
+            log.info("s3://%s/%s is already there (sha256 checked)", bucket, package.key)
+            return provision.shared_stack_parameters(request["fleet_stage"], bucket, package.key)
+        log.warning("s3://%s/%s holds other content than its name says: replacing it", bucket, package.key)
+    s3.load_bytes(package.body, package.key, bucket, replace=True)
+    log.info("Uploaded s3://%s/%s (%d bytes)", bucket, package.key, len(package.body))
     return provision.shared_stack_parameters(request["fleet_stage"], bucket, package.key)
 
 
@@ -113,9 +116,22 @@ def stack_tags(request: dict) -> dict:
 
 
 @task
-def fleet_stack_parameters(request: dict, config: dict, shared: dict) -> dict:
+def fleet_stack_parameters(request: dict, config: dict, shared: dict, params: dict | None = None) -> dict:
+    """The stack's parameters, with the one KMS key the workers may decrypt with: the fleet
+    secret's (preflight reports a missing secret; here it fails the apply before any change)."""
+    from bp_aws.exceptions import AwsResourceNotFound
+    from bp_aws.hooks.ssm_parameters import SsmParameterHook
+
+    fleet = Fleet.of(request)
+    try:
+        key_arn = SsmParameterHook(aws_conn_id=params["aws_conn_id"]).encryption_key_arn(fleet.fleet_secret)
+    except (AwsResourceNotFound, ValueError) as error:
+        raise AirflowFailException(
+            f"{error}: the stage's workers need the fleet secret {fleet.fleet_secret} (a SecureString) to register; "
+            "set it, then run again. Nothing was changed."
+        ) from None
     return provision.fleet_stack_parameters(
-        Fleet.of(request), fleet_config.FleetConfig.from_dict(config), shared["ScaleToZeroTopicArn"]
+        fleet, fleet_config.FleetConfig.from_dict(config), shared["ScaleToZeroTopicArn"], key_arn
     )
 
 

@@ -31,11 +31,24 @@ SAFE_TO_RETRY = {"retries": 1, "retry_delay": timedelta(seconds=10)}
 PLATFORM_START = pendulum.datetime(2026, 1, 1, tz="UTC")
 
 
+def allowed_aws_conn_ids() -> list[str]:
+    """``[bp] aws_conn_ids`` (comma-separated; ``AIRFLOW__BP__AWS_CONN_IDS``): the AWS
+    connections a run may name. Whoever triggers picks one of these, never any connection
+    Airflow holds. Default: ``aws_default`` only."""
+    from airflow.providers.common.compat.sdk import conf
+
+    listed = conf.get("bp", "aws_conn_ids", fallback="aws_default")
+    return [name.strip() for name in listed.split(",") if name.strip()] or ["aws_default"]
+
+
 def aws_conn_id_param(description: str = "Airflow connection to AWS (or to the local emulator).") -> Param:
-    """The ``aws_conn_id`` param: which AWS connection the run uses (default ``aws_default``)."""
+    """The ``aws_conn_id`` param: one of :func:`allowed_aws_conn_ids` (a choice in the
+    form; the REST API refuses any other), checked again in the first task."""
+    allowed = allowed_aws_conn_ids()
     return Param(
-        "aws_default",
+        allowed[0],
         type="string",
+        enum=allowed,
         pattern=form_pattern(CONNECTION_ID_PATTERN),
         title="AWS connection id",
         description=description,

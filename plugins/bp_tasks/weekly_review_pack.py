@@ -52,11 +52,13 @@ def rules(settings: Settings):
         raise AirflowFailException(f"Variable weekly_review_rules is invalid: {error}. No pack was built.") from None
 
 
-def week_to_review(requested: str | None, logical_date: Any, today: date | None = None) -> IsoWeek:
-    """The ``week`` param, or the ISO week before the run's logical date; it must be over."""
+def week_to_review(requested: str | None, run_date: Any, today: date | None = None) -> IsoWeek:
+    """The ``week`` param, or the ISO week before the run's date (its logical date, or when it
+    was triggered for a manual run without one); it must be over."""
     today = today or datetime.now(UTC).date()
+    run_day = run_date.date() if run_date else today
     try:
-        week = IsoWeek.parse(requested) if requested else IsoWeek.last_full_week_before(logical_date.date())
+        week = IsoWeek.parse(requested) if requested else IsoWeek.last_full_week_before(run_day)
     except InvalidWeek as error:
         raise RequestRefused(f"{error}. No pack was built.") from None
     if week.last_day >= today:
@@ -72,7 +74,11 @@ def week_to_review(requested: str | None, logical_date: Any, today: date | None 
 def resolve_week(params: dict | None = None, logical_date=None, dag_run=None, dag=None) -> str:
     """Validate the request before the warehouse or AWS is touched."""
     week = validated(
-        lambda p: week_to_review(p["week"], logical_date), params, "No pack was built.", dag_run=dag_run, dag=dag
+        lambda p: week_to_review(p["week"], logical_date or getattr(dag_run, "run_after", None)),
+        params,
+        "No pack was built.",
+        dag_run=dag_run,
+        dag=dag,
     )
     return str(week)
 

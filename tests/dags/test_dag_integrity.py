@@ -55,6 +55,31 @@ def test_every_dag_has_a_decided_overlap_policy(dag_bag):
     assert actual == EXPECTED_MAX_ACTIVE_RUNS
 
 
+#: trigger rules under which one successful upstream is enough to start a task
+JOIN_RULES = {"none_failed_min_one_success", "one_success"}
+
+
+def _chooses_a_path(task) -> bool:
+    """A branch or short-circuit: it skips the tasks of the path it doesn't take."""
+    return any(name in cls.__name__ for cls in type(task).__mro__ for name in ("Branch", "ShortCircuit"))
+
+
+def test_a_join_starts_only_when_one_of_its_paths_ran(dag_bag):
+    # A join (the lock after an optional approval) with an upstream that succeeds whatever
+    # path was taken - the request task, through an XComArg - would run when its whole
+    # branch was skipped: a fleet apply once took the destroy lock and deleted its stack.
+    problems = []
+    for dag in _dags(dag_bag):
+        for task in dag.tasks:
+            if getattr(task.trigger_rule, "value", task.trigger_rule) not in JOIN_RULES:
+                continue
+            for upstream in task.upstream_list:
+                ancestors = [upstream, *dag.get_task(upstream.task_id).get_flat_relatives(upstream=True)]
+                if not any(_chooses_a_path(a) for a in ancestors):
+                    problems.append(f"{dag.dag_id}.{task.task_id} starts on {upstream.task_id} alone")
+    assert problems == []
+
+
 def test_params_are_typed_and_constrained_so_the_trigger_form_validates_them(dag_bag):
     problems = []
     for dag in _dags(dag_bag):

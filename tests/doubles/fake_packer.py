@@ -9,9 +9,10 @@ template would use as provenance tags, prints Packer's machine-readable lines
 post-processor's ``packer-manifest.json``.
 
 Knobs for failure tests, through the environment:
-``FAKE_PACKER_FAIL=<message>`` exits 1 after an error line;
-``FAKE_PACKER_SLEEP=<seconds>`` sleeps mid-build (timeouts, on_kill), after writing
-``FAKE_PACKER_PIDFILE`` (its own pid and a child's, to check the group is killed).
+``PACKER_DOUBLE_FAIL=<message>`` exits 1 after an error line;
+``PACKER_DOUBLE_SLEEP=<seconds>`` sleeps mid-build (timeouts, on_kill), after writing
+``PACKER_DOUBLE_PIDFILE`` (its own pid and a child's, to check the group is killed);
+``PACKER_DOUBLE_ENV_DUMP=<path>`` writes the names of the variables it was given there.
 """
 
 from __future__ import annotations
@@ -53,14 +54,16 @@ def build(args: list[str]) -> int:
         f"    {target}: Launching a source instance ({variables.get('instance_type', 'g4dn.xlarge')})",
     )
 
-    if os.environ.get("FAKE_PACKER_SLEEP"):
+    if os.environ.get("PACKER_DOUBLE_ENV_DUMP"):
+        Path(os.environ["PACKER_DOUBLE_ENV_DUMP"]).write_text(json.dumps(sorted(os.environ)))
+    if os.environ.get("PACKER_DOUBLE_SLEEP"):
         child = subprocess.Popen(["sleep", "600"])
-        pidfile = os.environ.get("FAKE_PACKER_PIDFILE")
+        pidfile = os.environ.get("PACKER_DOUBLE_PIDFILE")
         if pidfile:
             Path(pidfile).write_text(f"{os.getpid()} {child.pid}")
-        time.sleep(float(os.environ["FAKE_PACKER_SLEEP"]))
-    if os.environ.get("FAKE_PACKER_FAIL"):
-        out("", "ui", "error", f"Build '{target}' errored after 12 seconds: {os.environ['FAKE_PACKER_FAIL']}")
+        time.sleep(float(os.environ["PACKER_DOUBLE_SLEEP"]))
+    if os.environ.get("PACKER_DOUBLE_FAIL"):
+        out("", "ui", "error", f"Build '{target}' errored after 12 seconds: {os.environ['PACKER_DOUBLE_FAIL']}")
         return 1
 
     ec2 = boto3.client("ec2", region_name=region)

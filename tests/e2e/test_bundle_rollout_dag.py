@@ -4,12 +4,14 @@ refreshes, Run Command) and the GPU node double answering the bundle documents."
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from devstack import baseline
 from gpu_worker import layout
 from include.cli.airflow_client import AirflowApiError
+from include.fleets.lock import Holder
 from include.naming import platform
 from include.naming.fleet import Fleet
 from tests.e2e.helpers import plan_refresh_failure, provision_fleet, remove_fleet, sample_bundles
@@ -152,21 +154,45 @@ def test_a_failed_refresh_restores_the_pointer_and_refreshes_the_nodes_back(stac
     assert len(record["rolled_back"]) == 2
 
 
-def test_a_second_rollout_of_the_same_fleet_is_refused(stack, client, fleet, bundles):
+def test_two_rollouts_racing_for_a_stale_lock_and_a_fleet_apply_meanwhile_change_the_fleet_once(
+    stack, client, fleet, bundles
+):
     aws = stack.aws_client()
     _scale(aws, fleet, 0)
     _set_pointer(aws, fleet, bundles[0])
     _scale(aws, fleet, 2)
+    lock_name = Fleet(STAGE, fleet).lock
+    stale = Holder.new(DAG, "manual__a-run-that-was-deleted", "rollout of bundle b-0 (refresh)")
+    aws("ssm").put_parameter(Name=lock_name, Value=stale.value(), Type="String")  # left by a run that is gone
     conf = {"fleet_stage": STAGE, "fleet_slug": fleet, "bundle_id": bundles[1], "strategy": "refresh"}
     first, second = client.trigger(DAG, conf), client.trigger(DAG, conf)
+    deadline = time.monotonic() + 240
+    while not any(_states(client, r).get("wait_for_refresh") in ("deferred", "running") for r in (first, second)):
+        assert time.monotonic() < deadline, [_states(client, r) for r in (first, second)]
+        time.sleep(1)
+    # the winner is refreshing the fleet: a fleet apply of it is refused, naming the rollout
+    apply = client.trigger("gpu_fleet_provision", {"fleet_stage": STAGE, "fleet_slug": fleet, "action": "apply"})
+    apply = client.wait_for_run("gpu_fleet_provision", apply.run_id, timeout=300, poll=1)
 
     runs = [client.wait_for_run(DAG, r.run_id, timeout=300, poll=1) for r in (first, second)]
 
     assert sorted(r.state for r in runs) == ["failed", "success"]
-    refused = next(r for r in runs if r.state == "failed")
+    winner, refused = sorted(runs, key=lambda r: r.state != "success")
+    assert "took over" in _log(client, winner, "acquire_lock")
     assert _states(client, refused)["acquire_lock"] == "failed"
     assert _states(client, refused)["move_pointer"] == "upstream_failed"
-    assert "Refused: rollout" in _log(client, refused, "acquire_lock")
+    assert "Refused: " in _log(client, refused, "acquire_lock")
+    assert "This run changed nothing." in _log(client, refused, "acquire_lock")
+    assert "Nothing had changed." in _log(client, refused, "rollout_outcome")
+    assert apply.state == "failed"
+    apply_states = {t["task_id"]: t["state"] for t in client.task_instances("gpu_fleet_provision", apply.run_id)}
+    assert apply_states["acquire_lock"] == "failed"
+    assert apply_states["deploy_fleet_stack"] == "upstream_failed"
+    refusal = "\n".join(client.task_log_lines("gpu_fleet_provision", apply.run_id, "acquire_lock", 1))
+    assert f"{lock_name} is held by {DAG} run {winner.run_id}" in refusal
+    assert _pointer(aws, fleet)["Value"] == layout.bundle_prefix(bundles[1])
+    with pytest.raises(aws("ssm").exceptions.ParameterNotFound):
+        aws("ssm").get_parameter(Name=lock_name)
 
 
 def test_a_manifest_with_a_missing_asset_is_refused_before_the_pointer_moves(stack, client, fleet, bundles):
@@ -195,10 +221,25 @@ def test_dev_node_installs_through_run_command_and_keeps_the_output(stack, clien
     _set_pointer(aws, fleet, bundles[0])
     ec2 = aws("ec2")
     image = aws("ssm").get_parameter(Name=Fleet(STAGE, "gpu-default").ami_pointer)["Parameter"]["Value"]
-    instance = ec2.run_instances(ImageId=image, InstanceType="g5.xlarge", MinCount=1, MaxCount=1)["Instances"][0][
-        "InstanceId"
-    ]
+    dev_node = {"ResourceType": "instance", "Tags": [{"Key": "bp:role", "Value": "dev-node"}]}
+    launched = {
+        stage: ec2.run_instances(
+            ImageId=image,
+            InstanceType="g5.xlarge",
+            MinCount=1,
+            MaxCount=1,
+            TagSpecifications=[{**dev_node, "Tags": [*dev_node["Tags"], {"Key": "stage", "Value": stage}]}],
+        )["Instances"][0]["InstanceId"]
+        for stage in ("production", STAGE)
+    }
+    before = _pointer(aws, fleet)
 
+    refused = _rollout(client, fleet, bundles[1], "dev_node", instance_id=launched["production"])
+    assert refused.state == "failed"
+    assert "is a dev node of stage 'production', not staging" in _log(client, refused, "check_bundle")
+    assert _pointer(aws, fleet)["Version"] == before["Version"]
+
+    instance = launched[STAGE]
     run = _rollout(client, fleet, bundles[1], "dev_node", instance_id=instance)
 
     assert run.state == "success", _states(client, run)

@@ -19,6 +19,7 @@ from devstack.demo import wait_for_dag
 from devstack.scenarios import prepare_stack
 from devstack.stack import LocalStack
 from include.economics import warehouse
+from tests.conftest import ARTIFACTS
 from tests.e2e.conftest import stored
 from tests.e2e.helpers import (
     plan_refresh_failure,
@@ -131,6 +132,15 @@ def test_tasks_ran_on_both_workers(celery):
         ti["hostname"] for dag_id, run_id in RUNS for ti in client.task_instances(dag_id, run_id) if ti.get("hostname")
     }
     assert hosts == {"w1", "w2"}
+    # which task of the first economics run ran where, kept for the reader
+    dag_id, run_id = next(run for run in RUNS if run[0] == ECONOMICS)
+    placed = sorted(
+        (ti["start_date"] or "", ti["task_id"], ti["hostname"]) for ti in client.task_instances(dag_id, run_id)
+    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "celery-economics-workers.txt").write_text(
+        f"{dag_id} {run_id}\n" + "".join(f"{task:<24} {host}\n" for _, task, host in placed)
+    )
 
 
 def test_a_worker_killed_mid_compute_leaves_the_whole_day_or_nothing(celery):

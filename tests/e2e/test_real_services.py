@@ -26,7 +26,7 @@ def test_preflight_runs_green_and_its_task_log_is_read_through_the_api(client):
 
     assert run.state == "success"
     lines = list(client.task_log_lines("platform_preflight", run.run_id, "check_deploy_blockers", 1))
-    assert any("Preflight summary: 6 ok, 0 warning, 0 critical" in line for line in lines), lines
+    assert any("Preflight summary: 8 ok, 0 warning, 0 critical" in line for line in lines), lines
     assert any("ami pointer" in line and "/bp/ami/fleets/staging/gpu-default" in line for line in lines)
 
 

@@ -102,3 +102,39 @@ def test_an_inconsistent_error_type_is_only_a_warning(ledger_db):
     assert gate.passed
     assert [(w.name, w.examples) for w in gate.warnings] == [("success and error_type agree", ("w1",))]
     assert "FAILED  warning" in gate.table()
+
+
+#: A model name from the price catalogue is data: with a backslash before a quote, a
+#: literal escaped only by doubling quotes would end early on MariaDB (backslash escapes).
+HOSTILE_MODEL = "evil\\' OR 1=1 OR model_name='x"
+
+
+def test_a_catalogue_model_name_with_a_backslash_and_quote_stays_data(ledger_db):
+    from include.economics.prices import DEFAULT_CATALOGUE, PriceBook
+
+    text = DEFAULT_CATALOGUE.read_text().rstrip("\n") + f'\n"{HOSTILE_MODEL}",2026-01-01,USD,0.001,0.0005,0.002,,,,\n'
+    book = PriceBook.from_text(text, "hostile catalogue")
+    assert HOSTILE_MODEL in book.rows_for_day(DAY)
+    _insert(
+        ledger_db,
+        ledger.ai_usage_logs,
+        [
+            request("b-hostile", 7, "chat", HOSTILE_MODEL, 10, 0, 5, AT),
+            request("b-model", 7, "chat", "mystery", 1, 0, 1, AT),
+        ],
+    )
+    _, tables = rollups.compute_rollups(ledger_db, book, DAY)
+
+    gate = quality.run_gate(
+        ledger_db,
+        book,
+        DAY,
+        tables["ai_cost_daily"],
+        margin.day_revenue_groups(ledger_db, DAY),
+        set(margin.fx_for_day(ledger_db, DAY)),
+    )
+
+    failed = {check.name: check for check in gate.critical_failures}
+    assert "model_name in the price catalogue" in failed, gate.table()
+    assert "b-model" in failed["model_name in the price catalogue"].examples
+    assert "b-hostile" not in failed["model_name in the price catalogue"].examples

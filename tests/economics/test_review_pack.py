@@ -60,7 +60,9 @@ def test_the_page_loads_cleanly_with_every_chart_and_the_warehouse_sums(browser,
     assert int(shown["requests"]) == sums["requests"]
     assert page.inner_text('tr[data-metric="requests"] td[data-value]') == f"{sums['requests']:,}"
     assert page.inner_text("#coverage").startswith("All 7 days of 2026-W47 are in the warehouse.")
-    assert "p95 latency of feature:image-gen" in page.inner_text("#actions")
+    actions = page.inner_text("#actions")
+    assert "feature:image-gen (and model:gemini-2.5-pro: the same requests)" in actions
+    assert "p95 latency +" in actions
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=ARTIFACTS / "weekly-review-2026-W47.png", full_page=True)
     assert errors == []

@@ -1,4 +1,5 @@
-"""The bundle installer against the emulator's S3, with a temporary ComfyUI root."""
+"""The bundle installer against the emulator's S3, with a temporary ComfyUI root and
+state directory."""
 
 import hashlib
 import json
@@ -25,6 +26,16 @@ def _asset(kind, name, content, target=None):
 
 def _manifest(bundle_id, *assets):
     return {"manifest_version": 1, "bundle_id": bundle_id, "name": bundle_id, "assets": list(assets)}
+
+
+@pytest.fixture
+def state(tmp_path):
+    """The installer's state directory (root's /var/lib/bp-bundle on a node), outside the root."""
+    return tmp_path.parent / f"{tmp_path.name}-state"
+
+
+def _installer(s3, root, state):
+    return bundle.Installer(s3, root, state_dir=state)
 
 
 @pytest.fixture
@@ -55,13 +66,13 @@ def first(s3):
     return _publish(s3, manifest, [CHECKPOINT, LORA])
 
 
-def test_install_writes_files_and_state(s3, first, tmp_path):
-    result = bundle.Installer(s3, tmp_path).apply(BUCKET, first)
+def test_install_writes_files_and_state(s3, first, tmp_path, state):
+    result = _installer(s3, tmp_path, state).apply(BUCKET, first)
 
     assert (tmp_path / "models/checkpoints/base.safetensors").read_bytes() == CHECKPOINT
     assert (tmp_path / "models/loras/x.safetensors").read_bytes() == LORA
-    assert bundle.read_state(tmp_path).active_bundle_id == "bundle-a"
-    assert bundle.read_state(tmp_path).installed_paths == (
+    assert bundle.read_state(state).active_bundle_id == "bundle-a"
+    assert bundle.read_state(state).installed_paths == (
         "models/checkpoints/base.safetensors",
         "models/loras/x.safetensors",
     )
@@ -69,22 +80,22 @@ def test_install_writes_files_and_state(s3, first, tmp_path):
     assert not (tmp_path / bundle.STAGING_DIR).exists()
 
 
-def test_reinstall_is_a_no_op_without_any_s3_call(s3, first, tmp_path):
-    bundle.Installer(s3, tmp_path).apply(BUCKET, first)
+def test_reinstall_is_a_no_op_without_any_s3_call(s3, first, tmp_path, state):
+    _installer(s3, tmp_path, state).apply(BUCKET, first)
     before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
 
     class NoS3:
         def __getattr__(self, name):
             raise AssertionError(f"S3 was called: {name}")
 
-    result = bundle.Installer(NoS3(), tmp_path).apply(BUCKET, first)
+    result = _installer(NoS3(), tmp_path, state).apply(BUCKET, first)
 
     assert result.skipped
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == before
 
 
-def test_switching_bundle_removes_the_old_files_and_keeps_shared_ones(s3, first, tmp_path):
-    bundle.Installer(s3, tmp_path).apply(BUCKET, first)
+def test_switching_bundle_removes_the_old_files_and_keeps_shared_ones(s3, first, tmp_path, state):
+    _installer(s3, tmp_path, state).apply(BUCKET, first)
     second = _publish(
         s3,
         _manifest(
@@ -93,17 +104,17 @@ def test_switching_bundle_removes_the_old_files_and_keeps_shared_ones(s3, first,
         [CHECKPOINT, VAE],
     )
 
-    result = bundle.Installer(s3, tmp_path).apply(BUCKET, second)
+    result = _installer(s3, tmp_path, state).apply(BUCKET, second)
 
     assert not (tmp_path / "models/loras/x.safetensors").exists()
     assert (tmp_path / "models/vae/v.safetensors").read_bytes() == VAE
     assert result.kept == ["models/checkpoints/base.safetensors"]
     assert result.removed == ["models/loras/x.safetensors"]
-    assert bundle.read_state(tmp_path).active_bundle_id == "bundle-b"
+    assert bundle.read_state(state).active_bundle_id == "bundle-b"
 
 
-def test_a_tampered_asset_installs_nothing_and_keeps_the_previous_bundle(s3, first, tmp_path):
-    bundle.Installer(s3, tmp_path).apply(BUCKET, first)
+def test_a_tampered_asset_installs_nothing_and_keeps_the_previous_bundle(s3, first, tmp_path, state):
+    _installer(s3, tmp_path, state).apply(BUCKET, first)
     new_checkpoint = b"checkpoint-v2" * 100
     manifest = _manifest(
         "bundle-c", _asset("checkpoint", "base.safetensors", new_checkpoint), _asset("vae", "v.safetensors", VAE)
@@ -111,35 +122,35 @@ def test_a_tampered_asset_installs_nothing_and_keeps_the_previous_bundle(s3, fir
     prefix = _publish(s3, manifest, [b"not what the manifest promised", VAE])
 
     with pytest.raises(bundle.BundleError, match="sha256 is"):
-        bundle.Installer(s3, tmp_path).apply(BUCKET, prefix)
+        _installer(s3, tmp_path, state).apply(BUCKET, prefix)
 
     assert (tmp_path / "models/checkpoints/base.safetensors").read_bytes() == CHECKPOINT
     assert (tmp_path / "models/loras/x.safetensors").read_bytes() == LORA
     assert not (tmp_path / "models/vae/v.safetensors").exists()
-    assert bundle.read_state(tmp_path).active_bundle_id == "bundle-a"
+    assert bundle.read_state(state).active_bundle_id == "bundle-a"
     assert not (tmp_path / bundle.STAGING_DIR).exists()
 
 
-def test_a_symlink_that_leads_out_of_the_root_is_refused(s3, tmp_path):
+def test_a_symlink_that_leads_out_of_the_root_is_refused(s3, tmp_path, state):
     root, outside = tmp_path / "comfyui", tmp_path / "etc"
     (root / "models").mkdir(parents=True)
     outside.mkdir()
     (root / "models" / "loras").symlink_to(outside)
     prefix = _publish(s3, _manifest("bundle-d", _asset("lora", "x.safetensors", LORA)), [LORA])
 
-    with pytest.raises(bundle.BundleError, match="outside"):
-        bundle.Installer(s3, root).apply(BUCKET, prefix)
+    with pytest.raises(bundle.BundleError, match="models/loras is a symlink or not a directory"):
+        _installer(s3, root, state).apply(BUCKET, prefix)
 
     assert list(outside.iterdir()) == []
 
 
-def test_the_stored_bundle_id_must_match_its_prefix(s3, tmp_path):
+def test_the_stored_bundle_id_must_match_its_prefix(s3, tmp_path, state):
     manifest = _manifest("bundle-e", _asset("lora", "x.safetensors", LORA))
     s3.put_object(Bucket=BUCKET, Key=manifest["assets"][0]["asset_s3_key"], Body=LORA)
     s3.put_object(Bucket=BUCKET, Key="bundles/other/manifest.json", Body=json.dumps(manifest).encode())
 
     with pytest.raises(InvalidManifest, match="stored under bundles/other"):
-        bundle.Installer(s3, tmp_path).apply(BUCKET, "bundles/other")
+        _installer(s3, tmp_path, state).apply(BUCKET, "bundles/other")
 
 
 GOOD = _asset("checkpoint", "ok.safetensors", b"x")
@@ -201,7 +212,7 @@ def test_cli_validate_prints_one_line_per_problem_and_never_a_traceback(tmp_path
     assert "valid manifest v1, bundle bundle-x, 1 asset(s)" in capsys.readouterr().out
 
 
-def test_cli_apply_from_ssm_parameters_and_status(aws, s3, first, tmp_path, capsys):
+def test_cli_apply_from_ssm_parameters_and_status(aws, s3, first, tmp_path, state, capsys):
     ssm = aws("ssm", region_name="us-east-1")
     ssm.put_parameter(Name="/test/bucket", Value=BUCKET, Type="String")
     ssm.put_parameter(Name="/test/active", Value=first, Type="String")
@@ -213,13 +224,15 @@ def test_cli_apply_from_ssm_parameters_and_status(aws, s3, first, tmp_path, caps
         "/test/bucket",
         "--prefix-parameter",
         "/test/active",
+        "--state-dir",
+        str(state),
     ]
 
     assert bundle.main([*args, "--record-baked"]) == 0
     assert "bundle bundle-a active: 2 file(s) installed" in capsys.readouterr().out
     assert bundle.main(args) == 0
     assert "already active: nothing to do" in capsys.readouterr().out
-    assert bundle.main(["status", "--root", str(tmp_path), "--json"]) == 0
+    assert bundle.main(["status", "--state-dir", str(state), "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert (status["active_bundle_id"], status["baked_bundle_id"]) == ("bundle-a", "bundle-a")
 

@@ -43,6 +43,8 @@ def _ssm(values):
 PLATFORM = {
     platform.models_bucket_parameter(): "bp-models-1",
     platform.packer_instance_profile(): "bp-packer",
+    platform.packer_subnet_id(): "subnet-0private",
+    platform.packer_security_group_id(): "sg-0noinbound",
     Fleet("staging", "gpu-default").active_bundle: "bundles/b-7",
     Fleet("staging", "gpu-default").ami_pointer: "ami-0current",
 }
@@ -58,6 +60,7 @@ def test_a_bake_starts_from_the_current_image_with_the_active_bundle():
     assert variables["source_ami"] == "ami-0current"
     assert (variables["models_s3_prefix"], variables["bundle_id"]) == ("bundles/b-7", "b-7")
     assert variables["iam_instance_profile"] == "bp-packer"
+    assert (variables["subnet_id"], variables["security_group_id"]) == ("subnet-0private", "sg-0noinbound")
     assert ami_build.expected_tags(variables) == {
         "fleet_stage": "staging",
         "fleet_slug": "gpu-default",

@@ -6,7 +6,7 @@ import pytest
 
 from include.errors import InvalidRequest
 from include.naming.fleet import Fleet
-from include.rollouts import audit, lock
+from include.rollouts import audit
 from include.rollouts import rollout as bundle_rollout
 from include.rollouts.rollout import RolloutRequest
 
@@ -114,14 +114,6 @@ def test_the_failure_summary_is_one_paragraph_of_what_failed_and_what_was_undone
     assert bundle_rollout.failure_summary(request, ["check_bundle"], []).endswith("Nothing had changed.")
 
 
-def test_the_lock_names_its_run_and_a_damaged_lock_still_reads():
-    assert lock.lock_holder(lock.lock_value("run-1", "b-1")) == {
-        "run_id": "run-1",
-        "bundle_id": "b-1",
-    }
-    assert lock.lock_holder("not json")["run_id"] == "?"
-
-
 def test_the_audit_signature_is_an_hmac_of_timestamp_and_body():
     body = b'{"event": "bundle_rollout"}\n'
 
@@ -131,3 +123,22 @@ def test_the_audit_signature_is_an_hmac_of_timestamp_and_body():
     assert headers["X-BP-Signature"] == f"sha256={expected}"
     assert headers["X-BP-Timestamp"] == "1790000000"
     assert audit.signature_headers(body, "other", 1_790_000_000)["X-BP-Signature"] != headers["X-BP-Signature"]
+
+
+def _instance(state="running", **tags):
+    return {"State": {"Name": state}, "Tags": [{"Key": k.replace("_", ":"), "Value": v} for k, v in tags.items()]}
+
+
+@pytest.mark.parametrize(
+    ("instance", "problem"),
+    [
+        (None, "i-1 does not exist"),
+        (_instance(stage="staging"), "i-1 is not a dev node (tag bp:role=dev-node is missing)"),
+        (_instance(stage="production", bp_role="dev-node"), "i-1 is a dev node of stage 'production', not staging"),
+        (_instance("stopped", stage="staging", bp_role="dev-node"), "i-1 is stopped, not running"),
+    ],
+    ids=["absent", "not-a-dev-node", "other-stage", "stopped"],
+)
+def test_a_dev_node_install_goes_only_to_a_running_dev_node_of_the_fleets_stage(instance, problem):
+    assert bundle_rollout.dev_node_problem("i-1", instance, "staging") == f"instance {problem}"
+    assert bundle_rollout.dev_node_problem("i-1", _instance(stage="staging", bp_role="dev-node"), "staging") is None

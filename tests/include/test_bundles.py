@@ -30,3 +30,13 @@ def test_check_bundle_names_an_invalid_manifest_missing_assets_and_wrong_sizes()
     objects["bundles/b-7/manifest.json"] = json.dumps(manifest).encode()
     with pytest.raises(BundleIncomplete, match="must land under models/checkpoints/"):
         check_bundle(objects.__getitem__, _size_of(objects), "bp-models-1", "b-7")
+
+
+def test_a_manifest_over_the_cap_is_refused_before_it_is_read():
+    objects = {"bundles/b-8/manifest.json": b" " * (1024 * 1024 + 1)}
+
+    def never_read(key):
+        raise AssertionError(f"{key} was read")
+
+    with pytest.raises(BundleIncomplete, match="is over 1048576 bytes"):
+        check_bundle(never_read, _size_of(objects), "bp-models-1", "b-8")

@@ -9,6 +9,7 @@ from include.naming.fleet import Fleet
 
 CONFIG = FleetConfig("sdxl-standard", ("g4dn.xlarge", "g5.xlarge"), 3, 300, 2.0, 15)
 FLEET = Fleet("staging", "gpu-default")
+KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
 def _params(**change):
@@ -50,13 +51,14 @@ def test_bad_params_are_refused_with_a_reason(change, message):
 
 
 def test_stack_parameters_fill_the_instance_type_slots_and_name_the_baselines_parameters():
-    parameters = fleet_provision.fleet_stack_parameters(FLEET, CONFIG, "arn:topic")
+    parameters = fleet_provision.fleet_stack_parameters(FLEET, CONFIG, "arn:topic", KEY_ARN)
 
     assert [parameters[f"InstanceType{n}"] for n in range(1, 5)] == ["g4dn.xlarge", "g5.xlarge", "", ""]
     assert (parameters["MaxSize"], parameters["BacklogTarget"], parameters["ScaleToZeroMinutes"]) == ("3", "2", "15")
     assert parameters["PrivateSubnetIds"] == platform.private_subnet_ids()
     assert parameters["AmiParameterName"] == Fleet("staging", "gpu-default").ami_pointer
     assert parameters["ScaleToZeroTopicArn"] == "arn:topic"
+    assert parameters["FleetSecretKeyArn"] == KEY_ARN
 
 
 def test_the_ami_pointer_must_exist_and_be_an_image():
@@ -113,7 +115,7 @@ def deployed(aws, seeded):
         aws,
         Fleet("staging", "gpu-default").fleet_stack,
         fleet_provision.FLEET_TEMPLATE,
-        fleet_provision.fleet_stack_parameters(FLEET, CONFIG, shared["ScaleToZeroTopicArn"]),
+        fleet_provision.fleet_stack_parameters(FLEET, CONFIG, shared["ScaleToZeroTopicArn"], KEY_ARN),
         fleet_provision.fleet_stack_tags(FLEET),
     )
     return shared, outputs

@@ -31,7 +31,7 @@ def test_names_carry_the_fleet_through_xcom_and_back():
     fleet = Fleet("production", "sdxl")
     names = fleet.names()
     assert Fleet.of(names) == fleet
-    assert names["lock"] == "/bp/fleets/production/sdxl/rollout_lock"
+    assert names["lock"] == "/bp/fleets/production/sdxl/change_lock"
     assert names["apply_document"] == "bp-bundle-apply-production"
 
 

@@ -92,7 +92,9 @@ def test_checkov_really_reads_the_templates(tmp_path):
 
 def test_the_fleet_stack_gets_every_parameter_it_declares_without_a_default(fleet_template):
     config = FleetConfig("sdxl-standard", ("g5.xlarge",), 2, 300, 2.0, 15)
-    given = fleet_provision.fleet_stack_parameters(Fleet("staging", "gpu-default"), config, "arn:aws:sns:topic")
+    given = fleet_provision.fleet_stack_parameters(
+        Fleet("staging", "gpu-default"), config, "arn:aws:sns:topic", "arn:aws:kms:us-east-1:123456789012:key/k-1"
+    )
     declared = fleet_template["Parameters"]
 
     assert set(given) <= set(declared)
@@ -201,3 +203,67 @@ def test_the_function_package_is_reproducible_and_content_addressed(tmp_path):
     shutil.copytree(fleet_provision.FUNCTION_SOURCE, copy)
     (copy / "handler.py").write_text((copy / "handler.py").read_text() + "\n# changed\n")
     assert fleet_provision.function_package(copy).sha256 != first.sha256
+
+
+def _statements(template: dict, role: str) -> list[dict]:
+    properties = template["Resources"][role]["Properties"]
+    return [s for policy in properties.get("Policies", []) for s in policy["PolicyDocument"]["Statement"]]
+
+
+def _listed(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _wildcard_resources(statement: dict) -> list:
+    """Resources of a statement that name no one thing: ``*`` or an ARN ending in ``/*`` that
+    isn't under a path the template was given."""
+    wild = []
+    for resource in _listed(statement["Resource"]):
+        text = resource if isinstance(resource, str) else json.dumps(resource)
+        if text == "*" or text.endswith(("key/*", ":*", 'key/*"}')):
+            wild.append(resource)
+    return wild
+
+
+def test_a_node_reads_only_its_own_parameters_and_decrypts_with_one_key(fleet_template):
+    """A node must not read another stage's secret: no managed policy (AmazonSSMManagedInstanceCore
+    grants ssm:GetParameter(s) on *), no ssm: or kms: action on a wildcard resource."""
+    role = fleet_template["Resources"]["WorkerRole"]["Properties"]
+    statements = _statements(fleet_template, "WorkerRole")
+
+    assert "ManagedPolicyArns" not in role, "a managed policy's grants are outside this template's scoping"
+    problems = [
+        f"{statement['Sid']}: {action} on {_wildcard_resources(statement)}"
+        for statement in statements
+        for action in _listed(statement["Action"])
+        if action.split(":")[0] in ("ssm", "kms") and _wildcard_resources(statement)
+    ]
+    assert problems == []
+    decrypt = next(s for s in statements if "kms:Decrypt" in _listed(s["Action"]))
+    assert decrypt["Resource"] == {"Ref": "FleetSecretKeyArn"}
+    assert decrypt["Condition"]["StringEquals"]["kms:ViaService"] == {"Fn::Sub": "ssm.${AWS::Region}.amazonaws.com"}
+    reads = next(s for s in statements if "ssm:GetParameter" in _listed(s["Action"]))
+    assert [r["Fn::Sub"].rsplit(":parameter", 1)[1] for r in reads["Resource"]] == [
+        "${FleetParameterPath}/*",
+        "${ModelsBucketParameterName}",
+        "${FleetSecretParameterName}",
+    ]
+    only_wildcards = [s["Sid"] for s in statements if s["Resource"] == "*"]
+    assert only_wildcards == ["SsmAgentMessaging"]
+    messaging = next(s for s in statements if s["Sid"] == "SsmAgentMessaging")
+    assert {action.split(":")[0] for action in messaging["Action"]} == {"ssmmessages", "ec2messages"}
+
+
+def test_the_node_policy_check_finds_the_managed_policy_and_a_wildcard_key(fleet_template):
+    """The check above must fail on the policy as it was (it can fail)."""
+    import copy
+
+    weakened = copy.deepcopy(fleet_template)
+    role = weakened["Resources"]["WorkerRole"]["Properties"]
+    role["ManagedPolicyArns"] = ["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]
+    decrypt = next(s for s in _statements(weakened, "WorkerRole") if "kms:Decrypt" in _listed(s["Action"]))
+    decrypt["Resource"] = {"Fn::Sub": "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*"}
+
+    with pytest.raises(AssertionError):
+        test_a_node_reads_only_its_own_parameters_and_decrypts_with_one_key(weakened)
+    assert _wildcard_resources(decrypt)

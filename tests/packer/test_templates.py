@@ -56,10 +56,19 @@ def test_variables_cover_what_the_dag_passes_and_validate_stage_and_slug(variabl
     assert _unquote(variables["models_s3_prefix"]["default"]) == platform.NO_ACTIVE_BUNDLE
 
 
-def test_the_amazon_plugin_is_required(template):
+def test_the_amazon_plugin_is_pinned_to_one_version(template):
     [plugins] = template["packer"][0]["required_plugins"]
     assert _unquote(plugins["amazon"]["source"]) == "github.com/hashicorp/amazon"
-    assert _unquote(plugins["amazon"]["version"]).startswith(">=")
+    assert re.fullmatch(r"= \d+\.\d+\.\d+", _unquote(plugins["amazon"]["version"]))  # packer init fetches exactly it
+
+
+def test_the_build_instance_is_private_and_reached_through_session_manager(template):
+    source = template["source"][0]['"amazon-ebs"']['"comfyui-worker"']
+    assert source["subnet_id"] == "${var.subnet_id}"
+    assert source["security_group_ids"] == ["${var.security_group_id}"]  # no temporary group open to 0.0.0.0/0
+    assert source["associate_public_ip_address"] is False
+    assert _unquote(source["ssh_interface"]) == "session_manager"
+    assert not {"temporary_security_group_source_cidrs", "temporary_security_group_source_public_ip"} & set(source)
 
 
 def test_the_base_source_is_ubuntu_2204_from_canonical(template):

@@ -1,3 +1,4 @@
+import json
 import os
 import sys
 import threading
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bp_aws.exceptions import PackerBuildFailed
-from bp_aws.operators.packer import PackerBuildOperator
+from bp_aws.operators.packer import PACKER_ENVIRONMENT, PackerBuildOperator
 
 DOUBLE = Path(__file__).resolve().parents[1] / "doubles" / "packer"
 
@@ -66,8 +67,33 @@ def test_variables_are_data_never_shell(aws_http, baseline, packer_env, tmp_path
     assert {t["Key"]: t["Value"] for t in image["Tags"]}["bundle_id"] == evil
 
 
+def test_packer_gets_the_connections_aws_identity_and_none_of_the_workers_secrets(
+    aws_http, baseline, packer_env, monkeypatch, tmp_path
+):
+    dump = tmp_path / "env.json"
+    monkeypatch.setenv("PACKER_DOUBLE_ENV_DUMP", str(dump))
+    secrets = {
+        "AIRFLOW__CORE__FERNET_KEY": "fernet",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql://airflow:pw@db/airflow",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "jwt",
+        "AIRFLOW_CONN_WAREHOUSE": "mysql://u:pw@h/db",
+        "GITHUB_TOKEN": "ghp_x",
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+
+    _build(packer_env).execute({})
+
+    seen = set(json.loads(dump.read_text()))
+    assert seen & set(secrets) == set()
+    assert {"PATH", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "PACKER_DOUBLE_PYTHON"} <= seen
+    set_by_the_doubles_shell = {"SHLVL", "PWD", "_", "OLDPWD"}
+    extra = seen - set(PACKER_ENVIRONMENT) - set_by_the_doubles_shell
+    assert [n for n in extra if not n.startswith(("AWS_", "PACKER_", "CHECKPOINT_"))] == []
+
+
 def test_a_failed_build_says_why(aws_http, baseline, packer_env, monkeypatch):
-    monkeypatch.setenv("FAKE_PACKER_FAIL", "UnauthorizedOperation: not allowed to RunInstances")
+    monkeypatch.setenv("PACKER_DOUBLE_FAIL", "UnauthorizedOperation: not allowed to RunInstances")
 
     with pytest.raises(PackerBuildFailed, match=r"packer build exited with code 1: .*UnauthorizedOperation"):
         _build(packer_env).execute({})
@@ -85,8 +111,8 @@ def test_a_missing_binary_is_one_clear_line(aws_http, baseline, packer_env):
 
 def test_a_build_past_its_timeout_is_killed_with_its_children(aws_http, baseline, packer_env, monkeypatch):
     pidfile = packer_env / "pids"
-    monkeypatch.setenv("FAKE_PACKER_SLEEP", "60")
-    monkeypatch.setenv("FAKE_PACKER_PIDFILE", str(pidfile))
+    monkeypatch.setenv("PACKER_DOUBLE_SLEEP", "60")
+    monkeypatch.setenv("PACKER_DOUBLE_PIDFILE", str(pidfile))
     started = time.monotonic()
 
     with pytest.raises(PackerBuildFailed, match="did not finish within 2s and was killed"):
@@ -98,8 +124,8 @@ def test_a_build_past_its_timeout_is_killed_with_its_children(aws_http, baseline
 
 def test_on_kill_stops_the_whole_process_group(aws_http, baseline, packer_env, monkeypatch):
     pidfile = packer_env / "pids"
-    monkeypatch.setenv("FAKE_PACKER_SLEEP", "60")
-    monkeypatch.setenv("FAKE_PACKER_PIDFILE", str(pidfile))
+    monkeypatch.setenv("PACKER_DOUBLE_SLEEP", "60")
+    monkeypatch.setenv("PACKER_DOUBLE_PIDFILE", str(pidfile))
     operator = _build(packer_env)
     errors: list[Exception] = []
 

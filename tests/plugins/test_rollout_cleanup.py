@@ -11,10 +11,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from bp_tasks import fleet_lock
 from bp_tasks import gpu_bundle_rollout as tasks
 from bp_tasks.common import RequestRefused
+from include.fleets.lock import Holder
 from include.naming.fleet import Fleet
-from include.rollouts.lock import lock_value
 from include.rollouts.rollout import RolloutRequest
 
 RUN = "manual__2026-11-30T00:00:00+00:00"
@@ -47,7 +48,11 @@ def _params(**conf):
 
 def _dag_run(conf):
     return SimpleNamespace(
-        run_id=RUN, conf=conf, triggering_user_name="ci", start_date=datetime(2026, 11, 30, tzinfo=UTC)
+        dag_id="gpu_bundle_rollout",
+        run_id=RUN,
+        conf=conf,
+        triggering_user_name="ci",
+        start_date=datetime(2026, 11, 30, tzinfo=UTC),
     )
 
 
@@ -72,7 +77,7 @@ def test_a_refused_request_is_said_audited_and_alerts_no_one(aws_http, baseline,
     assert undone["paragraph"].startswith("Rollout refused: strategy dev_node needs an instance_id")
     assert undone["paragraph"].endswith("Nothing was changed.")
     assert "ALERT" not in caplog.text
-    assert tasks.release_lock.function(None, params=params, run_id=RUN) == (
+    assert fleet_lock.release_lock.function(None, params=params, dag_run=_dag_run({})) == (
         "this run holds no lock (its request was refused)"
     )
     tasks.record_audit.function(None, None, params=params, ti=ti, dag_run=dag_run)
@@ -101,15 +106,22 @@ def test_a_failed_bundle_check_changed_nothing_and_says_so(aws_http, baseline):
 
     assert undone["undone"] == []
     assert undone["paragraph"].endswith("failed in check_bundle. Nothing had changed.")
-    assert tasks.release_lock.function(request, params=_params(), run_id=RUN) == "this run holds no lock"
+    released = fleet_lock.release_lock.function(request, params=_params(), dag_run=_dag_run(GOOD))
+    assert released == f"{FLEET.lock} is not held"
 
 
 def test_a_lock_held_by_another_run_is_never_released_by_this_one(aws_http, baseline):
     request = RolloutRequest.from_params(GOOD).as_dict()
-    aws_http("ssm").put_parameter(Name=FLEET.lock, Value=lock_value("someone-else", "b-0"), Type="String")
+    other = Holder.new("gpu_fleet_provision", "someone-else", "fleet apply")
+    aws_http("ssm").put_parameter(Name=FLEET.lock, Value=other.value(), Type="String")
 
-    assert tasks.release_lock.function(request, params=_params(), run_id=RUN) == "this run holds no lock"
-    assert "someone-else" in aws_http("ssm").get_parameter(Name=FLEET.lock)["Parameter"]["Value"]
+    released = fleet_lock.release_lock.function(request, params=_params(), dag_run=_dag_run(GOOD))
+
+    assert (
+        released
+        == f"{FLEET.lock} is held by gpu_fleet_provision run someone-else (fleet apply), not this run: left as it is"
+    )
+    assert aws_http("ssm").get_parameter(Name=FLEET.lock)["Parameter"]["Value"] == other.value()
 
 
 def test_a_refused_pointer_move_restores_nothing(aws_http, baseline):
@@ -123,3 +135,60 @@ def test_a_refused_pointer_move_restores_nothing(aws_http, baseline):
 
     assert undone["undone"] == []
     assert "failed in move_pointer" in undone["paragraph"]
+
+
+def _failed_refresh(aws_http, group: str) -> str:
+    """A group of two nodes whose instance refresh replaced one and failed at 50%."""
+    ec2, autoscaling = aws_http("ec2"), aws_http("autoscaling")
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    template = ec2.create_launch_template(
+        LaunchTemplateName=f"{group}-lt", LaunchTemplateData={"ImageId": image, "InstanceType": "g4dn.xlarge"}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=group,
+        LaunchTemplate={"LaunchTemplateId": template, "Version": "1"},
+        MinSize=0,
+        MaxSize=2,
+        DesiredCapacity=2,
+        AvailabilityZones=["us-east-1a"],
+        Tags=[{"Key": "emulator:fail-refresh-at", "Value": "50", "PropagateAtLaunch": False}],
+    )
+    refresh_id = autoscaling.start_instance_refresh(AutoScalingGroupName=group)["InstanceRefreshId"]
+    while True:
+        found = autoscaling.describe_instance_refreshes(AutoScalingGroupName=group)["InstanceRefreshes"][0]
+        if found["Status"] == "Failed":
+            assert found["PercentageComplete"] == 50
+            return refresh_id
+
+
+def test_a_pointer_someone_else_moved_is_neither_restored_nor_refreshed_back_onto(aws_http, baseline):
+    request = RolloutRequest.from_params(GOOD).as_dict()
+    ssm = aws_http("ssm")
+    ssm.put_parameter(Name=FLEET.active_bundle, Value="bundles/b-0", Type="String", Overwrite=True)
+    written = ssm.put_parameter(Name=FLEET.active_bundle, Value="bundles/b-1", Type="String", Overwrite=True)
+    ssm.put_parameter(Name=FLEET.active_bundle, Value="bundles/b-9", Type="String", Overwrite=True)  # by hand
+    refresh_id = _failed_refresh(aws_http, FLEET.auto_scaling_group)
+    current = {"value": "bundles/b-0", "version": 1, "warmup_seconds": 60}
+    xcoms = {"move_pointer": {"changed": True, "version": written["Version"]}, "start_refresh": refresh_id}
+    states = {"move_pointer": "success", "start_refresh": "success", "wait_for_refresh": "failed"}
+
+    undone = tasks.roll_back.function(
+        request,
+        current,
+        params=_params(),
+        ti=FakeTaskInstance(states, xcoms),
+        run_id=RUN,
+        dag_run=_dag_run(GOOD),
+        dag=DAG,
+    )
+
+    assert undone["back_refresh_id"] is None
+    assert any(
+        step.startswith(f"the pointer was NOT restored: {FLEET.active_bundle} changed") for step in undone["undone"]
+    )
+    assert (
+        "the replaced nodes were NOT refreshed back: the pointer holds bundles/b-9, not bundles/b-0" in undone["undone"]
+    )
+    assert ssm.get_parameter(Name=FLEET.active_bundle)["Parameter"]["Value"] == "bundles/b-9"
+    refreshes = aws_http("autoscaling").describe_instance_refreshes(AutoScalingGroupName=FLEET.auto_scaling_group)
+    assert len(refreshes["InstanceRefreshes"]) == 1  # no refresh back was started

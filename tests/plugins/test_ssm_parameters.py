@@ -113,6 +113,20 @@ def test_secure_values_are_masked_and_kept_out_of_xcom(aws_http, baseline, capsy
     assert "n3w-s3cr3t-value" not in output.out + output.err
 
 
+def test_a_secure_value_is_masked_when_rendered_before_the_ui_stores_it(aws_http, baseline):
+    """Airflow serializes the rendered fields (redacted) right after rendering, before
+    execute(): the mask must already be there."""
+    from airflow.sdk.execution_time.task_runner import _serialize_rendered_fields
+
+    secret = "r3nd3red-s3cr3t-4711"
+    operator = _put("{{ params.secret }}", name=platform.fleet_secret("staging"), parameter_type="SecureString")
+
+    operator.render_template_fields({"params": {"secret": secret}})
+
+    assert operator.value == secret
+    assert secret not in str(_serialize_rendered_fields(operator))
+
+
 def test_a_missing_parameter_is_named(aws_http, baseline):
     with pytest.raises(AwsResourceNotFound, match="SSM parameter '/bp/fleets/staging/nope/active_bundle' does not"):
         SsmParameterHook().require(Fleet("staging", "nope").active_bundle)

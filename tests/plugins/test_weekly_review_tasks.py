@@ -28,6 +28,11 @@ def test_the_week_defaults_to_the_one_before_the_run():
     assert weekly_review.week_to_review("2026-W44", None, today=date(2026, 11, 23)) == IsoWeek(2026, 44)
 
 
+def test_a_manual_run_without_a_logical_date_reviews_the_last_full_week():
+    # the REST API and the CLI trigger with logical_date null; the run's date is then unknown here
+    assert weekly_review.week_to_review(None, None, today=date(2026, 11, 30)) == IsoWeek(2026, 48)
+
+
 @pytest.mark.parametrize(
     ("requested", "message"),
     [

@@ -13,12 +13,17 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
+from bp_aws.hooks.s3 import require_bucket_owner
+
 
 def aws_client_factory(aws_conn_id: str | None = "aws_default", region_name: str | None = None) -> Callable[[str], Any]:
     """Return ``client(service)``; each service's client is built once per factory."""
 
     @cache
     def client(service: str) -> Any:
-        return AwsBaseHook(aws_conn_id=aws_conn_id, region_name=region_name, client_type=service).conn
+        hook = AwsBaseHook(aws_conn_id=aws_conn_id, region_name=region_name, client_type=service)
+        if service == "s3":  # the platform's buckets only: each call expects this account to own them
+            return require_bucket_owner(hook.conn, hook.account_id)
+        return hook.conn
 
     return client

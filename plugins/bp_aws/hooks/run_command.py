@@ -7,6 +7,9 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.ssm import SsmHook
 from botocore.exceptions import WaiterError
 
+#: SendCommand takes at most 50 instance ids per call (SSM API reference, InstanceIds).
+SEND_COMMAND_MAX_INSTANCES = 50
+
 
 class RunCommandHook(SsmHook):
     """Run a short command document and gather each instance's invocation.
@@ -31,25 +34,32 @@ class RunCommandHook(SsmHook):
         delay: int = 2,
         max_attempts: int = 60,
     ) -> dict[str, dict[str, Any]]:
-        """Send ``document_name`` to the instances, wait for each (``command_executed``),
-        and return every invocation, failed ones included.
+        """Send ``document_name`` to the instances (one SendCommand per 50 of them), wait
+        for each (``command_executed``), and return every invocation, failed ones included.
 
         .. seealso:: SSM.Client.send_command
         """
-        command_id = self.conn.send_command(
-            DocumentName=document_name,
-            InstanceIds=instance_ids,
-            Parameters=parameters or {},
-            Comment=comment[:100],
-        )["Command"]["CommandId"]
+        sent = []
+        for start in range(0, len(instance_ids), SEND_COMMAND_MAX_INSTANCES):
+            batch = instance_ids[start : start + SEND_COMMAND_MAX_INSTANCES]
+            command_id = self.conn.send_command(
+                DocumentName=document_name,
+                InstanceIds=batch,
+                Parameters=parameters or {},
+                Comment=comment[:100],
+            )["Command"]["CommandId"]
+            sent.append((command_id, batch))
         waiter = self.get_waiter("command_executed")
-        for instance_id in instance_ids:
-            try:
-                waiter.wait(
-                    CommandId=command_id,
-                    InstanceId=instance_id,
-                    WaiterConfig={"Delay": delay, "MaxAttempts": max_attempts},
-                )
-            except WaiterError as error:  # a failed invocation is an answer too: judged by the caller
-                self.log.info("Command %s on %s ended: %s", command_id, instance_id, error)
-        return self.invocations(command_id, instance_ids)
+        answers: dict[str, dict[str, Any]] = {}
+        for command_id, batch in sent:
+            for instance_id in batch:
+                try:
+                    waiter.wait(
+                        CommandId=command_id,
+                        InstanceId=instance_id,
+                        WaiterConfig={"Delay": delay, "MaxAttempts": max_attempts},
+                    )
+                except WaiterError as error:  # a failed invocation is an answer too: judged by the caller
+                    self.log.info("Command %s on %s ended: %s", command_id, instance_id, error)
+            answers.update(self.invocations(command_id, batch))
+        return answers

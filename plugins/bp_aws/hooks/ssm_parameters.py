@@ -52,6 +52,20 @@ class SsmParameterHook(AwsBaseHook):
             raise AwsResourceNotFound("SSM parameter", name)
         return parameter
 
+    def encryption_key_arn(self, name: str) -> str:
+        """The ARN of the KMS key that encrypts SecureString ``name`` (its KeyId may be an
+        alias, e.g. the default ``alias/aws/ssm``), for a policy scoped to that one key.
+
+        .. seealso:: SSM.Client.describe_parameters, KMS.Client.describe_key
+        """
+        found = self.conn.describe_parameters(ParameterFilters=[{"Key": "Name", "Values": [name]}])["Parameters"]
+        if not found:
+            raise AwsResourceNotFound("SSM parameter", name)
+        if found[0]["Type"] != "SecureString":
+            raise ValueError(f"SSM parameter {name} is a {found[0]['Type']}, not a SecureString")
+        kms = AwsBaseHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, client_type="kms").conn
+        return kms.describe_key(KeyId=found[0].get("KeyId") or "alias/aws/ssm")["KeyMetadata"]["Arn"]
+
     def put(
         self,
         name: str,

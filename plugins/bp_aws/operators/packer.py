@@ -21,6 +21,21 @@ from bp_aws.exceptions import PackerBuildFailed
 from bp_aws.hooks.ami import AmiHook
 from include.amis import packer_output
 
+#: All Packer sees of the worker's environment: the process basics and Packer's own
+#: settings. Never what the worker holds for Airflow (the Fernet key, the database URL,
+#: the JWT secret, AIRFLOW_CONN_*): Packer and its plugins and scripts don't need them.
+PACKER_ENVIRONMENT = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR")
+PACKER_ENVIRONMENT_PREFIXES = ("PACKER_",)
+
+
+def packer_environment(worker: dict[str, str]) -> dict[str, str]:
+    """The allow-listed part of ``worker`` (the AWS identity is added by the operator)."""
+    return {
+        name: value
+        for name, value in worker.items()
+        if name in PACKER_ENVIRONMENT or name.startswith(PACKER_ENVIRONMENT_PREFIXES)
+    }
+
 
 def configured_packer_binary() -> str:
     """``[bp] packer_binary`` (env ``AIRFLOW__BP__PACKER_BINARY``), else ``packer`` on PATH."""
@@ -86,7 +101,7 @@ class PackerBuildOperator(AwsBaseOperator[AmiHook]):
         return found
 
     def _environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env = packer_environment(dict(os.environ))
         credentials = self.hook.get_credentials(region_name=self.region_name)  # masks the secret parts
         region = self.region_name or self.hook.conn_region_name
         env.update({"AWS_ACCESS_KEY_ID": credentials.access_key, "AWS_SECRET_ACCESS_KEY": credentials.secret_key})
@@ -145,11 +160,16 @@ class PackerBuildOperator(AwsBaseOperator[AmiHook]):
             raise PackerBuildFailed(f"packer {argv[1]} exited with code {code}" + (f": {errors[-1]}" if errors else ""))
         return parsed
 
-    def execute(self, context: Any) -> dict[str, str]:
-        binary = self._binary()
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        """Mask the sensitive variables as soon as they are rendered: Airflow stores and
+        shows the rendered fields (Rendered Templates) right after this, before execute()."""
+        super().render_template_fields(context, jinja_env)
         for name in self.sensitive_variables:
             if name in self.variables:
                 mask_secret(str(self.variables[name]), name)
+
+    def execute(self, context: Any) -> dict[str, str]:
+        binary = self._binary()
         env = self._environment()
         manifest = Path(self.working_dir) / self.manifest_file if self.manifest_file else None
         if manifest is not None:

@@ -80,8 +80,15 @@ class PutSsmParameterOperator(AwsBaseOperator[SsmParameterHook]):
     def _secure(self) -> bool:
         return self.parameter_type == "SecureString"
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        """Mask a SecureString's value as soon as it is rendered: Airflow stores and shows
+        the rendered fields (Rendered Templates) right after this, before execute()."""
+        super().render_template_fields(context, jinja_env)
         if self._secure:
+            mask_secret(self.value, self.name)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        if self._secure:  # again: an operator may be executed without being rendered
             mask_secret(self.value, self.name)
         expected = optional_int(self.expected_version)
         current = self.hook.get(self.name, decrypt=self._secure)
