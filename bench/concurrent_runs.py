@@ -33,7 +33,7 @@ from include.tables import format_table
 ROLLOUT, ECONOMICS = "gpu_bundle_rollout", "ai_economics_daily"
 #: the longest wait for all runs to end: economics days run one at a time (max_active_runs=1)
 TIMEOUT = 1800
-LOCK_REFUSAL = "One rollout per fleet at a time"
+LOCK_REFUSAL = "one change per fleet at a time"
 
 
 def _confs(rollouts: int, days: int, last_day) -> list[tuple[str, dict]]:
