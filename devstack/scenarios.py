@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from devstack import baseline, economics_demo
 from devstack.economics_demo import EconomicsDemo
+from devstack.fleet_metrics import put_minutely
 from devstack.stack import LocalStack
 from include.cli.airflow_client import DagRun
 from include.naming.fleet import Fleet
@@ -132,7 +134,40 @@ def scenarios(economics: EconomicsDemo) -> list[Scenario]:
                 task_logs("build_pack", "announce"),
             ),
         ),
+        Scenario(
+            dag_id="gpu_fleet_guardrails",
+            conf={"fleet_stage": "staging", "fleet_slug": "gpu-default"},
+            purpose="find the staging fleet's GPU spend leak and fix it (scale to 0, protection cleared)",
+            outputs=chain(guardrail_summary, task_logs("report", "remediate_staging")),
+            before=plant_idle_leak,
+        ),
     ]
+
+
+def plant_idle_leak(stack: LocalStack) -> str:
+    """What seed 003 warns of: the queue emptied an hour ago, yet the staging fleet kept its
+    nodes (one still protected from scale-in): the scale-to-zero path failed."""
+    fleet = Fleet("staging", "gpu-default")
+    aws = stack.aws_client()
+    group = aws("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[fleet.auto_scaling_group])
+    nodes = [i["InstanceId"] for i in group["AutoScalingGroups"][0]["Instances"]]
+    aws("autoscaling").set_instance_protection(
+        AutoScalingGroupName=fleet.auto_scaling_group, InstanceIds=nodes[:1], ProtectedFromScaleIn=True
+    )
+    put_minutely(aws("cloudwatch"), fleet, {"QueueDepth": [0.0] * 60, "ActiveWorkers": [0.0] * 60}, datetime.now(UTC))
+    return (
+        f"the queue emptied an hour ago, yet {fleet.auto_scaling_group} kept {len(nodes)} nodes ({nodes[0]} protected)"
+    )
+
+
+def guardrail_summary(stack: LocalStack, run: DagRun) -> list[str]:
+    """The findings, what was fixed, and the GPU spend per hour it stopped."""
+    client = stack.client()
+    reported = client.xcom(run.dag_id, run.run_id, "report") or {}
+    lines = [f"finding {f['scope']}: {f['check']}: {f['summary']}" for f in reported.get("findings", [])]
+    fixed = client.xcom(run.dag_id, run.run_id, "remediate_staging") or {}
+    lines += [f"fixed {a['fleet']}: {a['result']}" for a in fixed.get("applied", [])]
+    return [*lines, f"saved ${Decimal(fixed.get('saved_per_hour', '0')):.2f} per hour of GPU spend"]
 
 
 def activate_sample_bundle(aws_client: Callable[[str], Any], seeded: baseline.Baseline) -> None:

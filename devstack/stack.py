@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +205,9 @@ class LocalStack:
                 "AIRFLOW__BP__PACKER_BINARY": str(REPO_ROOT / "tests" / "doubles" / "packer"),
                 "PACKER_DOUBLE_PYTHON": sys.executable,
                 "AWS_EC2_METADATA_DISABLED": "true",
+                # the guardrails' 15-minute schedule starts tomorrow: its runs here are the
+                # ones the demo and the tests trigger, never one racing them
+                "BP_GUARDRAILS_START_DATE": (datetime.now(UTC).date() + timedelta(days=1)).isoformat(),
             }
         )
         if self.logs_bucket:

@@ -6,7 +6,7 @@ imports it.
 
 from __future__ import annotations
 
-from devstack.emulator import autoscaling, cloudformation, s3, ssm
+from devstack.emulator import autoscaling, cloudformation, drift, s3, ssm
 
 _installed = False
 
@@ -17,6 +17,7 @@ def install() -> None:
     if not _installed:
         autoscaling.install()
         cloudformation.install()
+        drift.install()
         s3.install()
         ssm.install()
         _installed = True

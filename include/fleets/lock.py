@@ -139,3 +139,26 @@ def release(store: ParameterStore, lock: str, dag_id: str, run_id: str) -> str:
         return f"{lock} is held by {holder.describe()}, not this run: left as it is"
     store.delete(lock)
     return f"released {lock}"
+
+
+def release_stale(store: ParameterStore, lock: str, me: Holder, run_state: Callable[[str, str], str]) -> str:
+    """Delete ``lock`` when its holder's run has ended (the guardrails' remediation), under
+    the takeover marker an acquiring run takes too, so the two never act on one stale
+    holder at once; a live holder's lock is left as it is."""
+    current = store.read(lock)
+    if current is None:
+        return f"{lock} is not held"
+    holder = Holder.parse(current)
+    state = run_state(holder.dag_id, holder.run_id)
+    if state in LIVE_RUN_STATES:
+        return f"{lock} is held by {holder.describe()}, which is {state}: left as it is"
+    marker = takeover_marker(lock, holder)
+    if not store.create(marker, me.value()):
+        return f"another run is taking over {lock} (marker {marker}): left to it"
+    try:
+        if store.read(lock) != current:
+            return f"{lock} changed meanwhile: left as it is"
+        store.delete(lock)
+        return f"released {lock}, held by {holder.describe()}, which is {state}"
+    finally:
+        store.delete(marker)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from typing import Any
 from include import approvals
 from include.amis.build import DAG_ID as AMI_DAG
 from include.errors import InvalidRequest
-from include.fleets.config import FleetConfig
+from include.fleets.config import SCALE_TO_ZERO_MINUTES_BOUNDS, FleetConfig
+from include.fleets.guardrails import LEAK_GRACE
 from include.naming import platform
 from include.naming.fleet import Fleet
 
@@ -32,6 +34,14 @@ ACTIONS = ("apply", "destroy")
 CONFIG_WAIT_MINUTES_BOUNDS = (0, 120)
 #: The fleet stack's instance-type slots (``InstanceType1..4``).
 INSTANCE_TYPE_SLOTS = 4
+#: The fleet stack's alarm outputs verify_fleet checks.
+ALARM_OUTPUTS = (
+    "QueueEmptyAlarmName",
+    "JobsWaitingAtZeroAlarmName",
+    "ErrorRateAlarmName",
+    "QueueDeepAlarmName",
+    "IdleWorkersAlarmName",
+)
 #: Zip entries get this timestamp, so the same source always packages to the same bytes.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -113,24 +123,48 @@ def shared_stack_parameters(fleet_stage: str, code_bucket: str, code_key: str) -
     return {"Stage": fleet_stage, "CodeBucket": code_bucket, "CodeKey": code_key}
 
 
-def fleet_stack_parameters(
-    fleet: Fleet, config: FleetConfig, scale_to_zero_topic_arn: str, fleet_secret_key_arn: str
-) -> dict[str, str]:
-    """The fleet stack's parameters. Subnets, security group and bucket are passed as the
-    *names* of the baseline's SSM parameters: CloudFormation resolves them at deploy time.
-    ``fleet_secret_key_arn`` is the one KMS key the workers may decrypt with (the fleet
-    secret's)."""
+def sibling_topic_arns(topic_arn: str, names: Sequence[str]) -> list[str]:
+    """ARNs of topics named ``names`` in the account and region of ``topic_arn``."""
+    prefix = topic_arn.rsplit(":", 1)[0]
+    return [f"{prefix}:{name}" for name in names]
+
+
+def config_stack_parameters(config: FleetConfig) -> dict[str, str]:
+    """The stack parameters a desired_config decides (what drifts when the config was
+    edited and not applied)."""
     slots = list(config.instance_types) + [""] * (INSTANCE_TYPE_SLOTS - len(config.instance_types))
     return {
-        "Stage": fleet.stage,
-        "FleetSlug": fleet.slug,
         "TemplateSlug": config.template_slug,
         **{f"InstanceType{number}": value for number, value in enumerate(slots, start=1)},
         "MaxSize": str(config.max_size),
         "WarmupSeconds": str(config.warmup_seconds),
         "BacklogTarget": f"{config.backlog_target:g}",
         "ScaleToZeroMinutes": str(config.scale_to_zero_minutes),
+        "ErrorRateAlarmPercent": str(config.error_rate_alarm_percent),
+        "QueueDeepJobs": str(config.queue_deep_jobs),
+        "QueueDeepMinutes": str(config.queue_deep_minutes),
+        "IdleWorkersMinutes": str(idle_workers_minutes(config)),
+    }
+
+
+def fleet_stack_parameters(
+    fleet: Fleet,
+    config: FleetConfig,
+    scale_to_zero_topic_arn: str,
+    fleet_secret_key_arn: str,
+    alert_topic_arns: Mapping[str, Sequence[str]],
+) -> dict[str, str]:
+    """The fleet stack's parameters. Subnets, security group and bucket are passed as the
+    *names* of the baseline's SSM parameters: CloudFormation resolves them at deploy time.
+    ``fleet_secret_key_arn`` is the one KMS key the workers may decrypt with (the fleet
+    secret's); ``alert_topic_arns`` (severity -> ARNs) is where the alarm tiers notify."""
+    return {
+        "Stage": fleet.stage,
+        "FleetSlug": fleet.slug,
+        **config_stack_parameters(config),
         "ScaleToZeroTopicArn": scale_to_zero_topic_arn,
+        "WarningTopicArns": ",".join(alert_topic_arns["warning"]),
+        "CriticalTopicArns": ",".join(alert_topic_arns["critical"]),
         "AmiParameterName": fleet.ami_pointer,
         "FleetParameterPath": fleet.root,
         "ActiveBundleParameterName": fleet.active_bundle,
@@ -163,11 +197,12 @@ def fleet_drift(
     alarms: dict[str, dict[str, Any]],
     image_id: str,
     topic_arn: str,
+    alert_topic_arns: Mapping[str, Sequence[str]],
 ) -> list[str]:
     """Every way the deployed fleet differs from its config (empty: it matches).
 
-    ``alarms`` maps the stack's alarm outputs (``QueueEmptyAlarmName``,
-    ``JobsWaitingAtZeroAlarmName``) to DescribeAlarms entries (None when missing).
+    ``alarms`` maps the stack's alarm outputs (:data:`ALARM_OUTPUTS`) to DescribeAlarms
+    entries (None when missing).
     """
     problems = []
 
@@ -214,7 +249,26 @@ def fleet_drift(
         problems.append("the jobs-waiting-at-zero alarm is missing")
     elif len(steps) == 1:
         expect("jobs-waiting-at-zero alarm actions", waiting["AlarmActions"], [steps[0]["PolicyARN"]])
+    tiers = {
+        "ErrorRateAlarmName": ("error-rate", config.error_rate_alarm_percent, 5, "critical"),
+        "QueueDeepAlarmName": ("queue-deep", config.queue_deep_jobs, config.queue_deep_minutes, "warning"),
+        "IdleWorkersAlarmName": ("idle-workers", 0, idle_workers_minutes(config), "warning"),
+    }
+    for output, (name, threshold, periods, severity) in tiers.items():
+        alarm = alarms.get(output)
+        if alarm is None:
+            problems.append(f"the {name} alarm is missing")
+            continue
+        expect(f"{name} alarm threshold", alarm["Threshold"], float(threshold))
+        expect(f"{name} alarm evaluation periods", alarm["EvaluationPeriods"], periods)
+        expect(f"{name} alarm actions", alarm["AlarmActions"], list(alert_topic_arns[severity]))
     return problems
+
+
+def idle_workers_minutes(config: FleetConfig) -> int:
+    """The idle-workers alarm's window: scale-to-zero's plus the guardrails' grace (so it
+    fires only when scale-to-zero failed), within CloudWatch's one-day cap."""
+    return min(config.scale_to_zero_minutes + int(LEAK_GRACE.total_seconds() // 60), SCALE_TO_ZERO_MINUTES_BOUNDS[1])
 
 
 def destroy_blockers(group: dict[str, Any] | None) -> list[str]:

@@ -135,6 +135,10 @@ class Fleet:
         """One immutable JSON-lines object per rollout."""
         return f"audit/rollouts/{self.stage}/{self.slug}/{run_id}.jsonl"
 
+    def remediation_audit_key(self, run_id: str, remediation: str) -> str:
+        """One immutable record per remediation a guardrails run applied to the fleet."""
+        return f"audit/remediations/{self.stage}/{self.slug}/{run_id}/{remediation}.jsonl"
+
     def asset_sync_key(self, run_id: str, instance_id: str) -> str:
         """Where a Run Command bundle apply's output is kept (seed 004: ``asset-sync/``)."""
         return f"asset-sync/{self.stage}/{self.slug}/{run_id}/{instance_id}.json"

@@ -32,7 +32,6 @@ class Settings:
         from include.economics import infra_cost
         from include.economics.prices import DEFAULT_CATALOGUE
 
-        prices = json.loads(Variable.get("gpu_hourly_prices", default="{}"))
         return cls(
             price_catalogue=Variable.get("ai_price_catalogue", default=str(DEFAULT_CATALOGUE)),
             infra_cost_source=infra_cost.check_source(Variable.get("infra_cost_source", default="none")),
@@ -41,6 +40,15 @@ class Settings:
             margin_floor_pct=Decimal(Variable.get("margin_floor_pct", default="20")),
             reconcile_threshold_pct=float(Variable.get("reconcile_threshold_pct", default="5")),
             alert_stage=Variable.get("economics_alert_stage", default="production"),
-            gpu_hourly_prices={**infra_cost.DEFAULT_HOURLY_PRICES, **{k: Decimal(str(v)) for k, v in prices.items()}},
+            gpu_hourly_prices=gpu_hourly_prices(),
             fleets=json.loads(Variable.get("economics_fleets", default=DEFAULT_FLEETS)),
         )
+
+
+def gpu_hourly_prices() -> dict[str, Decimal]:
+    """The GPU prices per hour: the Variable ``gpu_hourly_prices`` over the defaults (the
+    economics' infra cost and the guardrails' leak dollars use the same ones)."""
+    from include.economics import infra_cost
+
+    prices = json.loads(Variable.get("gpu_hourly_prices", default="{}"))
+    return {**infra_cost.DEFAULT_HOURLY_PRICES, **{k: Decimal(str(v)) for k, v in prices.items()}}

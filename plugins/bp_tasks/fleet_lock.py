@@ -50,7 +50,7 @@ class SsmLockStore:
                 raise
 
 
-def _run_state(ti: Any):
+def run_state(ti: Any):
     def state(dag_id: str, run_id: str) -> str:
         from airflow.sdk.exceptions import AirflowRuntimeError
 
@@ -68,7 +68,7 @@ def take(lock: str, purpose: str, *, aws_conn_id: str, ti: Any, delegate: tuple[
     changing nothing, when another run holds it."""
     me = fleet_lock.Holder.new(ti.dag_id, ti.run_id, purpose, delegate=delegate)
     try:
-        said = fleet_lock.acquire(SsmLockStore(aws_conn_id), lock, me, _run_state(ti))
+        said = fleet_lock.acquire(SsmLockStore(aws_conn_id), lock, me, run_state(ti))
     except fleet_lock.LockRefused as refused:
         raise AirflowFailException(f"Refused: {refused} This run changed nothing.") from None
     log.info("%s", said)

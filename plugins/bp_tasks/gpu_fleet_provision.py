@@ -10,6 +10,7 @@ from airflow.sdk import task
 from airflow.sdk.exceptions import AirflowFailException
 
 from bp_tasks.common import validated
+from include.alerts import SEVERITIES
 from include.fleets import config as fleet_config
 from include.fleets import provision
 from include.naming.fleet import Fleet
@@ -17,7 +18,6 @@ from include.naming.fleet import Fleet
 log = logging.getLogger("bp.gpu_fleet_provision")
 UNCHANGED = "Nothing was changed."
 #: The stack outputs that name the fleet's alarms, checked after every deploy.
-ALARM_OUTPUTS = ("QueueEmptyAlarmName", "JobsWaitingAtZeroAlarmName")
 
 
 @task
@@ -130,9 +130,21 @@ def fleet_stack_parameters(request: dict, config: dict, shared: dict, params: di
             f"{error}: the stage's workers need the fleet secret {fleet.fleet_secret} (a SecureString) to register; "
             "set it, then run again. Nothing was changed."
         ) from None
+    topic_arn = shared["ScaleToZeroTopicArn"]
     return provision.fleet_stack_parameters(
-        fleet, fleet_config.FleetConfig.from_dict(config), shared["ScaleToZeroTopicArn"], key_arn
+        fleet, fleet_config.FleetConfig.from_dict(config), topic_arn, key_arn, _alert_topic_arns(fleet, topic_arn)
     )
+
+
+def _alert_topic_arns(fleet: Fleet, scale_to_zero_topic_arn: str) -> dict[str, list[str]]:
+    """Severity -> the stage's alert topics (as the pipeline's alerts route them), in the
+    account and region of the shared stack's topic: where the alarm tiers notify."""
+    from bp_aws.notifiers.ops_alert import alert_topic_names
+
+    return {
+        severity: provision.sibling_topic_arns(scale_to_zero_topic_arn, alert_topic_names(severity, fleet.stage))
+        for severity in SEVERITIES
+    }
 
 
 @task
@@ -145,17 +157,18 @@ def verify_fleet(request: dict, config: dict, shared: dict, outputs: dict, param
     conn = params["aws_conn_id"]
     autoscaling = AutoScalingHook(aws_conn_id=conn)
     group_name = outputs["AutoScalingGroupName"]
-    found = AlarmHook(aws_conn_id=conn).describe_alarms([outputs[key] for key in ALARM_OUTPUTS])
+    found = AlarmHook(aws_conn_id=conn).describe_alarms([outputs[key] for key in provision.ALARM_OUTPUTS])
     problems = provision.fleet_drift(
         fleet_config.FleetConfig.from_dict(config),
         Fleet.of(request),
         group=autoscaling.describe_group(group_name),
         policies=autoscaling.describe_policies(group_name),
-        alarms={key: found.get(outputs[key]) for key in ALARM_OUTPUTS},
+        alarms={key: found.get(outputs[key]) for key in provision.ALARM_OUTPUTS},
         image_id=AmiHook(aws_conn_id=conn).launch_template_image(
             outputs["LaunchTemplateId"], outputs["LaunchTemplateVersion"]
         ),
         topic_arn=shared["ScaleToZeroTopicArn"],
+        alert_topic_arns=_alert_topic_arns(Fleet.of(request), shared["ScaleToZeroTopicArn"]),
     )
     if problems:
         raise AirflowFailException(

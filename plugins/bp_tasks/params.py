@@ -23,6 +23,10 @@ CONNECTION_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,250}$"
 #: deployment setting (environment ``BP_ECONOMICS_START_DATE``, YYYY-MM-DD); the local
 #: stack sets it to tomorrow, so that unpausing creates no scheduled run beside the demo's.
 ECONOMICS_START = pendulum.parse(os.environ.get("BP_ECONOMICS_START_DATE", "2026-01-01"), tz="UTC")
+#: Where ``gpu_fleet_guardrails``' 15-minute schedule begins (environment
+#: ``BP_GUARDRAILS_START_DATE``); the local stack sets it to tomorrow, so that its runs are
+#: the ones the demo and the tests trigger.
+GUARDRAILS_START = pendulum.parse(os.environ.get("BP_GUARDRAILS_START_DATE", "2026-01-01"), tz="UTC")
 #: For the tasks that defer (waits in the triggerer): each is safe to run again, and one
 #: retry turns Airflow 3.3.2's deferral race (bp_aws.triggers.base) into a retry, not a
 #: failed run.

@@ -48,6 +48,7 @@ def client(stack):
         "gpu_ami_build_and_bake",
         "gpu_fleet_provision",
         "gpu_bundle_rollout",
+        "gpu_fleet_guardrails",
         "weekly_review_pack",
     ):
         wait_for_dag(client, dag_id)

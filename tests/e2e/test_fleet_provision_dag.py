@@ -15,7 +15,7 @@ from devstack.stack import REPO_ROOT
 from include.cli.airflow_client import AirflowApiError
 from include.naming import platform
 from include.naming.fleet import Fleet
-from tests.e2e.helpers import cli, cli_env
+from tests.e2e.helpers import answer, cli, cli_env
 
 pytestmark = pytest.mark.e2e
 
@@ -61,14 +61,8 @@ def _run(client, slug: str, action: str = "apply", **conf):
     return client.wait_for_run(DAG, run.run_id, timeout=300, poll=1)
 
 
-def _approve(client, run, task_id: str, answer: str = "Approve", by=None) -> None:
-    """Answer ``task_id`` once it waits (as ``by``, the triggering client by default)."""
-    deadline = time.monotonic() + 240
-    while _states(client, run).get(task_id) != "awaiting_input":
-        assert time.monotonic() < deadline, f"{task_id} never asked for an approval"
-        time.sleep(1)
-    time.sleep(3)  # Airflow 3.3.2 races an answer given within a second of the pause
-    (by or client).respond(DAG, run.run_id, task_id, [answer])
+def _approve(client, run, task_id: str, choice: str = "Approve", by=None) -> None:
+    answer(client, DAG, run, task_id, choice, by)
 
 
 def _states(client, run) -> dict[str, str]:

@@ -29,6 +29,9 @@ def test_the_templates_defaults_fill_what_the_config_leaves_out():
         warmup_seconds=600,
         backlog_target=1.0,
         scale_to_zero_minutes=30,
+        error_rate_alarm_percent=20,  # seed 004's alarm tiers
+        queue_deep_jobs=10,
+        queue_deep_minutes=30,
     )
 
 
@@ -40,6 +43,9 @@ def test_a_full_config_keeps_its_values_and_its_instance_type_order():
         "warmup_seconds": 240,
         "backlog_target": 2.5,
         "scale_to_zero_minutes": 20,
+        "error_rate_alarm_percent": 35,
+        "queue_deep_jobs": 40,
+        "queue_deep_minutes": 15,
     }
     config = _parse(value)
 
@@ -84,6 +90,9 @@ def test_text_that_is_not_a_json_object_is_refused(text, problem):
         ({"max_size": True}, "max_size must be a whole number, got True"),
         ({"warmup_seconds": 5}, "warmup_seconds 5 is out of bounds (60..1800)"),
         ({"scale_to_zero_minutes": 1441}, "scale_to_zero_minutes 1441 is out of bounds (5..1440)"),
+        ({"error_rate_alarm_percent": 101}, "error_rate_alarm_percent 101 is out of bounds (1..100)"),
+        ({"queue_deep_minutes": 2}, "queue_deep_minutes 2 is out of bounds (5..1440)"),
+        ({"queue_deep_jobs": "10"}, "queue_deep_jobs must be a whole number, got '10'"),
         ({"backlog_target": 0}, "backlog_target 0 is out of bounds (0.1..100.0 jobs per instance)"),
         ({"backlog_target": "2"}, "backlog_target must be a number, got '2'"),
         ({"instance_types": []}, "instance_types is required (at least one GPU instance type)"),

@@ -50,15 +50,42 @@ def test_bad_params_are_refused_with_a_reason(change, message):
         FleetRequest.from_params(_params(**change))
 
 
+TOPIC = "arn:aws:sns:us-east-1:123456789012:bp-gpu-scale-to-zero-staging"
+ALERT_TOPICS = {
+    "warning": ["arn:aws:sns:us-east-1:123456789012:bp-ops-alerts-staging"],
+    "critical": [
+        "arn:aws:sns:us-east-1:123456789012:bp-ops-alerts-staging",
+        "arn:aws:sns:us-east-1:123456789012:bp-ops-pager-staging",
+    ],
+}
+
+
 def test_stack_parameters_fill_the_instance_type_slots_and_name_the_baselines_parameters():
-    parameters = fleet_provision.fleet_stack_parameters(FLEET, CONFIG, "arn:topic", KEY_ARN)
+    parameters = fleet_provision.fleet_stack_parameters(FLEET, CONFIG, TOPIC, KEY_ARN, ALERT_TOPICS)
 
     assert [parameters[f"InstanceType{n}"] for n in range(1, 5)] == ["g4dn.xlarge", "g5.xlarge", "", ""]
     assert (parameters["MaxSize"], parameters["BacklogTarget"], parameters["ScaleToZeroMinutes"]) == ("3", "2", "15")
     assert parameters["PrivateSubnetIds"] == platform.private_subnet_ids()
     assert parameters["AmiParameterName"] == Fleet("staging", "gpu-default").ami_pointer
-    assert parameters["ScaleToZeroTopicArn"] == "arn:topic"
+    assert parameters["ScaleToZeroTopicArn"] == TOPIC
     assert parameters["FleetSecretKeyArn"] == KEY_ARN
+
+
+def test_the_alarm_tiers_come_from_the_config_and_notify_the_stages_alert_topics():
+    parameters = fleet_provision.fleet_stack_parameters(FLEET, CONFIG, TOPIC, KEY_ARN, ALERT_TOPICS)
+
+    # seed 004: P2 ErrorRate >= 20 % for 5 min, P3 QueueDepth >= 10 for 30 min
+    assert (parameters["ErrorRateAlarmPercent"], parameters["QueueDeepJobs"], parameters["QueueDeepMinutes"]) == (
+        "20",
+        "10",
+        "30",
+    )
+    assert parameters["IdleWorkersMinutes"] == "25"  # scale_to_zero_minutes 15 + the 10-minute grace
+    assert parameters["CriticalTopicArns"] == ",".join(ALERT_TOPICS["critical"])
+    assert parameters["WarningTopicArns"] == ALERT_TOPICS["warning"][0]
+    assert fleet_provision.sibling_topic_arns(TOPIC, ["bp-ops-alerts-staging"]) == ALERT_TOPICS["warning"]
+    longest = FleetConfig("sdxl-standard", ("g5.xlarge",), 3, 300, 4.0, 1440)
+    assert fleet_provision.idle_workers_minutes(longest) == 1440  # CloudWatch's one-day window
 
 
 def test_the_ami_pointer_must_exist_and_be_an_image():
@@ -115,17 +142,27 @@ def deployed(aws, seeded):
         aws,
         Fleet("staging", "gpu-default").fleet_stack,
         fleet_provision.FLEET_TEMPLATE,
-        fleet_provision.fleet_stack_parameters(FLEET, CONFIG, shared["ScaleToZeroTopicArn"], KEY_ARN),
+        fleet_provision.fleet_stack_parameters(
+            FLEET, CONFIG, shared["ScaleToZeroTopicArn"], KEY_ARN, _alert_topics(shared)
+        ),
         fleet_provision.fleet_stack_tags(FLEET),
     )
     return shared, outputs
 
 
+def _alert_topics(shared):
+    topic = shared["ScaleToZeroTopicArn"]
+    return {
+        "warning": fleet_provision.sibling_topic_arns(topic, ["bp-ops-alerts-staging"]),
+        "critical": fleet_provision.sibling_topic_arns(topic, ["bp-ops-alerts-staging", "bp-ops-pager-staging"]),
+    }
+
+
 def _drift(aws, shared, outputs, config=CONFIG):
     autoscaling, group_name = aws("autoscaling"), outputs["AutoScalingGroupName"]
-    alarms = aws("cloudwatch").describe_alarms(
-        AlarmNames=[outputs["QueueEmptyAlarmName"], outputs["JobsWaitingAtZeroAlarmName"]]
-    )["MetricAlarms"]
+    alarms = aws("cloudwatch").describe_alarms(AlarmNames=[outputs[key] for key in fleet_provision.ALARM_OUTPUTS])[
+        "MetricAlarms"
+    ]
     by_name = {a["AlarmName"]: a for a in alarms}
     version = aws("ec2").describe_launch_template_versions(
         LaunchTemplateId=outputs["LaunchTemplateId"], Versions=[outputs["LaunchTemplateVersion"]]
@@ -135,9 +172,10 @@ def _drift(aws, shared, outputs, config=CONFIG):
         FLEET,
         group=autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])["AutoScalingGroups"][0],
         policies=autoscaling.describe_policies(AutoScalingGroupName=group_name)["ScalingPolicies"],
-        alarms={key: by_name.get(outputs[key]) for key in ("QueueEmptyAlarmName", "JobsWaitingAtZeroAlarmName")},
+        alarms={key: by_name.get(outputs[key]) for key in fleet_provision.ALARM_OUTPUTS},
         image_id=version["LaunchTemplateData"]["ImageId"],
         topic_arn=shared["ScaleToZeroTopicArn"],
+        alert_topic_arns=_alert_topics(shared),
     )
 
 
@@ -153,7 +191,13 @@ def test_drift_names_each_difference(aws, deployed):
     policies = aws("autoscaling").describe_policies(AutoScalingGroupName=group_name)["ScalingPolicies"]
     tracking = next(p for p in policies if p["PolicyType"] == "TargetTrackingScaling")
     aws("autoscaling").delete_policy(AutoScalingGroupName=group_name, PolicyName=tracking["PolicyName"])
-    aws("cloudwatch").delete_alarms(AlarmNames=[outputs["QueueEmptyAlarmName"]])
+    aws("cloudwatch").delete_alarms(AlarmNames=[outputs["QueueEmptyAlarmName"], outputs["IdleWorkersAlarmName"]])
+    deep = aws("cloudwatch").describe_alarms(AlarmNames=[outputs["QueueDeepAlarmName"]])["MetricAlarms"][0]
+    aws("cloudwatch").put_metric_alarm(  # silenced by hand
+        **{k: deep[k] for k in ("AlarmName", "Namespace", "MetricName", "Dimensions", "Statistic", "Period")},
+        **{k: deep[k] for k in ("EvaluationPeriods", "Threshold", "ComparisonOperator")},
+        AlarmActions=[],
+    )
 
     problems = _drift(aws, shared, outputs)
 
@@ -161,11 +205,13 @@ def test_drift_names_each_difference(aws, deployed):
         "tag fleet is 'other', expected 'gpu-default'",
         "expected one target tracking policy, found 0",
         "the queue-empty alarm is missing",
+        f"queue-deep alarm actions is [], expected {_alert_topics(shared)['warning']!r}",
+        "the idle-workers alarm is missing",
     ]
 
 
 def test_a_config_the_stack_does_not_carry_is_drift(aws, deployed):
-    other = FleetConfig("sdxl-standard", ("g5.xlarge",), 3, 300, 4.0, 30)
+    other = FleetConfig("sdxl-standard", ("g5.xlarge",), 3, 300, 4.0, 30, error_rate_alarm_percent=35)
 
     problems = _drift(aws, *deployed, config=other)
 
@@ -173,4 +219,6 @@ def test_a_config_the_stack_does_not_carry_is_drift(aws, deployed):
         "instance types is ['g4dn.xlarge', 'g5.xlarge'], expected ['g5.xlarge']",
         "backlog target is 2.0, expected 4.0",
         "queue-empty alarm evaluation periods is 15, expected 30",
+        "error-rate alarm threshold is 20.0, expected 35.0",
+        "idle-workers alarm evaluation periods is 25, expected 40",
     ]

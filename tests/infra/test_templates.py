@@ -93,7 +93,14 @@ def test_checkov_really_reads_the_templates(tmp_path):
 def test_the_fleet_stack_gets_every_parameter_it_declares_without_a_default(fleet_template):
     config = FleetConfig("sdxl-standard", ("g5.xlarge",), 2, 300, 2.0, 15)
     given = fleet_provision.fleet_stack_parameters(
-        Fleet("staging", "gpu-default"), config, "arn:aws:sns:topic", "arn:aws:kms:us-east-1:123456789012:key/k-1"
+        Fleet("staging", "gpu-default"),
+        config,
+        "arn:aws:sns:us-east-1:123456789012:topic",
+        "arn:aws:kms:us-east-1:123456789012:key/k-1",
+        {
+            "warning": ["arn:aws:sns:us-east-1:123456789012:warn"],
+            "critical": ["arn:aws:sns:us-east-1:123456789012:page"],
+        },
     )
     declared = fleet_template["Parameters"]
 
@@ -158,6 +165,35 @@ def test_the_scaling_contract_follows_adr_0005(fleet_template):
     assert resources["ScaleOutFromZero"]["Properties"]["StepAdjustments"] == [
         {"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}
     ]
+
+
+def test_the_alarm_tiers_of_seed_004_and_the_idle_workers_alarm_of_seed_003(fleet_template):
+    resources, parameters = fleet_template["Resources"], fleet_template["Parameters"]
+
+    error_rate = resources["ErrorRateAlarm"]["Properties"]
+    assert (error_rate["MetricName"], error_rate["Statistic"], error_rate["Period"]) == ("ErrorRate", "Average", 60)
+    assert (error_rate["EvaluationPeriods"], error_rate["DatapointsToAlarm"]) == (5, 5)  # P2: 5 minutes
+    assert error_rate["Threshold"] == {"Ref": "ErrorRateAlarmPercent"}
+    assert parameters["ErrorRateAlarmPercent"]["Default"] == 20
+    assert error_rate["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert error_rate["AlarmActions"] == {"Ref": "CriticalTopicArns"}
+
+    deep = resources["QueueDeepAlarm"]["Properties"]
+    assert (deep["MetricName"], deep["Statistic"]) == ("QueueDepth", "Minimum")  # held for the whole window
+    assert deep["EvaluationPeriods"] == deep["DatapointsToAlarm"] == {"Ref": "QueueDeepMinutes"}
+    assert (parameters["QueueDeepJobs"]["Default"], parameters["QueueDeepMinutes"]["Default"]) == (10, 30)
+    assert deep["AlarmActions"] == {"Ref": "WarningTopicArns"}
+
+    idle = resources["IdleWorkersAlarm"]["Properties"]
+    expression = next(m for m in idle["Metrics"] if m.get("ReturnData"))["Expression"]
+    assert expression == "IF(active > 0 AND queue == 0, 1, 0)"
+    assert {m["MetricStat"]["Metric"]["MetricName"] for m in idle["Metrics"] if "MetricStat" in m} == {
+        "QueueDepth",
+        "ActiveWorkers",
+    }
+    assert idle["EvaluationPeriods"] == {"Ref": "IdleWorkersMinutes"}
+    for alarm in (error_rate, deep, idle):
+        assert alarm["TreatMissingData"] == "notBreaching"  # an idle fleet reports nothing
 
 
 def test_the_function_is_wired_to_its_stages_topic_with_a_dead_letter_queue(shared_template):

@@ -120,8 +120,27 @@ def test_a_holders_run_state_is_read_as_airflow_reports_it():
 
     from airflow.utils.state import DagRunState
 
-    from bp_tasks.fleet_lock import _run_state
+    from bp_tasks.fleet_lock import run_state
 
     running = SimpleNamespace(get_dagrun_state=lambda dag_id, run_id: DagRunState.RUNNING)
 
-    assert _run_state(running)("gpu_bundle_rollout", "r1") in lock.LIVE_RUN_STATES
+    assert run_state(running)("gpu_bundle_rollout", "r1") in lock.LIVE_RUN_STATES
+
+
+def test_the_guardrails_release_a_stale_lock_never_a_live_one_nor_one_being_taken_over(store):
+    guard = lock.Holder.new("gpu_fleet_guardrails", "g1", "stale lock remediation")
+    holder = lock.Holder.new("gpu_bundle_rollout", "r1", "rollout")
+    store.create(LOCK, holder.value())
+
+    assert lock.release_stale(store, LOCK, guard, _states(r1="running")).endswith("which is running: left as it is")
+    store.create(lock.takeover_marker(LOCK, holder), "a rollout taking it over")
+    assert "another run is taking over" in lock.release_stale(store, LOCK, guard, _states(r1="failed"))
+    assert store.read(LOCK) == holder.value()
+    store.delete(lock.takeover_marker(LOCK, holder))
+
+    said = lock.release_stale(store, LOCK, guard, _states(r1="failed"))
+
+    assert said == f"released {LOCK}, held by gpu_bundle_rollout run r1 (rollout), which is failed"
+    assert store.read(LOCK) is None
+    assert store.read(lock.takeover_marker(LOCK, holder)) is None
+    assert lock.release_stale(store, LOCK, guard, _states()) == f"{LOCK} is not held"  # a re-run: nothing to do

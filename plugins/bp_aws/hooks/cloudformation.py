@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.cloud_formation import CloudFormationHook
@@ -18,6 +20,33 @@ class ChangeSetHook(CloudFormationHook):
 
     .. seealso:: :class:`airflow.providers.amazon.aws.hooks.cloud_formation.CloudFormationHook`
     """
+
+    @cached_property
+    def waiter_path(self) -> Path:
+        """``stack_drift_detection_complete``: botocore has no drift detection waiter."""
+        return Path(__file__).parents[1] / "waiters" / "cloudformation.json"
+
+    def start_drift_detection(self, stack_name: str) -> str:
+        """.. seealso:: CloudFormation.Client.detect_stack_drift"""
+        return self.conn.detect_stack_drift(StackName=stack_name)["StackDriftDetectionId"]
+
+    def drift_detection(self, detection_id: str) -> dict[str, Any]:
+        """.. seealso:: CloudFormation.Client.describe_stack_drift_detection_status"""
+        return self.conn.describe_stack_drift_detection_status(StackDriftDetectionId=detection_id)
+
+    def drifted_resources(self, stack_name: str) -> list[dict[str, Any]]:
+        """The resources the stack's latest drift detection found MODIFIED or DELETED.
+
+        .. seealso:: CloudFormation.Client.describe_stack_resource_drifts"""
+        drifts, token = [], {}
+        while True:  # botocore has no paginator for it
+            page = self.conn.describe_stack_resource_drifts(
+                StackName=stack_name, StackResourceDriftStatusFilters=["MODIFIED", "DELETED"], **token
+            )
+            drifts += page["StackResourceDrifts"]
+            if not page.get("NextToken"):
+                return drifts
+            token = {"NextToken": page["NextToken"]}
 
     def describe_stack(self, stack_name: str) -> dict[str, Any] | None:
         """The stack, or None when it does not exist.

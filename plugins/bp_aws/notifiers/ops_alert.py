@@ -27,16 +27,22 @@ def run_link(context: Any) -> str | None:
     return f"{link}/tasks/{ti.task_id}" if ti is not None else link
 
 
-def send_alert(alert: Alert, *, stage: str, aws_conn_id: str | None = "aws_default") -> list[str]:
-    """Log the alert, publish it to its topics; return the topic ARNs it reached."""
-    level = logging.ERROR if alert.severity == "critical" else logging.WARNING
-    log.log(level, "ALERT %s", alert.text())
-    names = topics_for(
-        alert.severity,
+def alert_topic_names(severity: str, stage: str) -> list[str]:
+    """The SNS topics an alert of ``severity`` goes to (``[bp] alert_topic`` and
+    ``alert_routes``); the fleet stacks' alarms notify the same ones."""
+    return topics_for(
+        severity,
         stage,
         topic_template=conf.get("bp", "alert_topic", fallback=DEFAULT_TOPIC),
         routes_json=conf.get("bp", "alert_routes", fallback=""),
     )
+
+
+def send_alert(alert: Alert, *, stage: str, aws_conn_id: str | None = "aws_default") -> list[str]:
+    """Log the alert, publish it to its topics; return the topic ARNs it reached."""
+    level = logging.ERROR if alert.severity == "critical" else logging.WARNING
+    log.log(level, "ALERT %s", alert.text())
+    names = alert_topic_names(alert.severity, stage)
     return _publish(names, alert.text(), alert.subject, alert.attributes(), aws_conn_id, what="alert")
 
 

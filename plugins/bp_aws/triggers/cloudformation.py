@@ -45,3 +45,34 @@ class StackCompleteTrigger(SettledFirstPoll, AwsBaseWaiterTrigger):
             aws_conn_id=aws_conn_id,
             **kwargs,
         )
+
+
+class DriftDetectionTrigger(SettledFirstPoll, AwsBaseWaiterTrigger):
+    """Wait for one stack drift detection to end (``DETECTION_COMPLETE``, or
+    ``DETECTION_FAILED``: some resources could not be checked, the rest were)."""
+
+    aws_hook_class = ChangeSetHook
+
+    def __init__(
+        self,
+        *,
+        detection_id: str,
+        waiter_delay: int = 10,
+        waiter_max_attempts: int = 60,
+        aws_conn_id: str | None = "aws_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            serialized_fields={"detection_id": detection_id},
+            waiter_name="stack_drift_detection_complete",
+            waiter_args={"StackDriftDetectionId": detection_id},
+            failure_message=f"Drift detection {detection_id} did not end",
+            status_message=f"Drift detection {detection_id}",
+            status_queries=["DetectionStatus", "DetectionStatusReason"],
+            return_key="detection_id",
+            return_value=detection_id,
+            waiter_delay=waiter_delay,
+            waiter_max_attempts=waiter_max_attempts,
+            aws_conn_id=aws_conn_id,
+            **kwargs,
+        )

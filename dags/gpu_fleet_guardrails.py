@@ -1,0 +1,102 @@
+"""
+### GPU fleet guardrails: GPU spend leaks and drift, found every 15 minutes, the safe ones fixed
+
+Watches every fleet under `/bp/fleets/` after the DAGs that change them (seed 003's cost
+risks: Spot scale-to-zero leakage, stuck scale-in protection):
+
+| check | finding when | fix (`remediate`) |
+|---|---|---|
+| scale-to-zero leak | in service, `QueueDepth` 0 for `scale_to_zero_minutes` + 10 | desired 0, protection cleared |
+| stuck protection | instances protected from scale-in on an idle fleet | the same |
+| capacity without work | desired > 0 with `QueueDepth` 0 and `ActiveWorkers` 0 | the same |
+| no data | the fleet's `ComfyUI/Workers` metrics are missing (never read as healthy) | - |
+| stale lock | the fleet's change lock is held by a run that has ended | lock released |
+| AMI pointer / AMI drift | the pointer names a missing image; instances run another image | - |
+| config / stack drift | desired_config not deployed; CloudFormation drift detection | - |
+| orphans, spend rate | GPU instances no fleet owns (or untagged); a stage's GPU spend against `gpu_daily_budgets` | - |
+
+1. **validate_request** → **inspect_fleets** (one fleet's AWS error is that fleet's finding)
+   → **start_drift_detection** → **wait_for_drift_detection** (in the triggerer);
+2. **report**: one table in the log, one alert per fleet with findings;
+3. **remediation_path**: staging → **remediate_staging**; production → **approve_remediation**
+   (Approve/Reject in the UI) → **remediate_production**. Each fix writes an immutable
+   record under `audit/remediations/`; a re-run finds nothing left to fix.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import Param, dag
+
+from bp_aws.sensors.cloudformation import StackDriftDetectionSensor
+from bp_tasks import gpu_fleet_guardrails as tasks
+from bp_tasks.approvals import FleetChangeApproval
+from bp_tasks.params import GUARDRAILS_START, SAFE_TO_RETRY, aws_conn_id_param
+from include.form_params import form_pattern
+from include.naming import platform
+from include.naming.fleet import SLUG_MAX_LENGTH, SLUG_PATTERN
+
+
+@dag(
+    schedule="*/15 * * * *",
+    start_date=GUARDRAILS_START,
+    catchup=False,
+    max_active_runs=1,  # one inspection at a time: remediations are never applied twice at once
+    dagrun_timeout=timedelta(hours=6),  # a production approval left unanswered ends the run
+    doc_md=__doc__,
+    tags=["platform", "fleet", "guardrails", "cost"],
+    default_args={"owner": "platform", "retries": 1, "retry_delay": timedelta(seconds=30)},
+    params={
+        "fleet_stage": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, *platform.STAGES],
+            title="Fleet stage",
+            description="Only check this stage (empty: every stage).",
+        ),
+        "fleet_slug": Param(
+            None,
+            type=["null", "string"],
+            pattern=form_pattern(SLUG_PATTERN),
+            maxLength=SLUG_MAX_LENGTH,
+            title="Fleet slug",
+            description_md="Only check this fleet, e.g. `gpu-default` (empty: every fleet).",
+        ),
+        "remediate": Param(
+            True,
+            type="boolean",
+            title="Remediate",
+            description_md="Apply the safe fixes: at once in staging, after an Approve in production.",
+        ),
+        "aws_conn_id": aws_conn_id_param(),
+    },
+)
+def gpu_fleet_guardrails():
+    request = tasks.validate_request()
+    inspected = tasks.inspect_fleets(request)
+    drift = StackDriftDetectionSensor(
+        task_id="wait_for_drift_detection",
+        aws_conn_id="{{ params.aws_conn_id }}",
+        detections=tasks.start_drift_detection(inspected),
+        deferrable=True,
+        poke_interval=10,
+        timeout=900,
+        **SAFE_TO_RETRY,
+    )
+    reported = tasks.report(inspected, drift.output)
+    approve = FleetChangeApproval(
+        task_id="approve_remediation",
+        stage="production",
+        change="nothing was remediated in production",
+        subject="Apply the guardrails' fixes to production GPU fleets?",
+        body=tasks.remediation_question(reported),
+        response_timeout=timedelta(hours=4),
+        retries=0,  # an answer is final: a rejection must not ask again
+    )
+    path = tasks.remediation_path(request, reported)
+    path >> [tasks.remediate.override(task_id="remediate_staging")(reported, "staging"), approve]
+    approve >> tasks.remediate.override(task_id="remediate_production")(reported, "production")
+
+
+gpu_fleet_guardrails()

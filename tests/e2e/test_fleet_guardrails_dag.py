@@ -1,0 +1,131 @@
+"""gpu_fleet_guardrails on the real services: a planted leak on a staging fleet found,
+remediated (capacity 0, protection cleared), audited and alerted, and a second run
+finding nothing; a busy fleet gives no finding; a production fix waits for an approval
+and changes nothing when it is rejected."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from devstack.fleet_metrics import put_minutely
+from include.fleets.lock import Holder
+from include.naming.fleet import Fleet
+from tests.e2e.helpers import answer, log, provision_fleet, run_to_end, sample_bundles, scale, states
+
+pytestmark = pytest.mark.e2e
+DAG = "gpu_fleet_guardrails"
+
+
+@pytest.fixture(scope="module")
+def fleet(stack, client):
+    provisioned = provision_fleet(stack, client, "e2e-guard", sample_bundles(stack)[0])
+    client.set_paused(DAG, False)
+    return provisioned
+
+
+@pytest.fixture(scope="module")
+def alerts_inbox(stack):
+    """An SQS queue subscribed to the staging alert topic: what on-call receives."""
+    sns, sqs = stack.aws_client()("sns"), stack.aws_client()("sqs")
+    [topic] = [t["TopicArn"] for t in sns.list_topics()["Topics"] if t["TopicArn"].endswith(":bp-ops-alerts-staging")]
+    queue = sqs.create_queue(QueueName="guardrails-inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    return lambda: [
+        json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    ]
+
+
+def _metrics(stack, fleet: Fleet, queue: float, active: float, minutes: int) -> None:
+    """What the fleet's workers report each minute, for the last ``minutes``."""
+    series = {"QueueDepth": [queue] * minutes, "ActiveWorkers": [active] * minutes}
+    put_minutely(stack.aws_client()("cloudwatch"), fleet, series, datetime.now(UTC))
+
+
+def _group(stack, fleet: Fleet) -> dict:
+    groups = stack.aws_client()("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[fleet.auto_scaling_group]
+    )
+    return groups["AutoScalingGroups"][0]
+
+
+def _conf(fleet: Fleet) -> dict:
+    return {"fleet_stage": fleet.stage, "fleet_slug": fleet.slug}
+
+
+def _audit(stack, fleet: Fleet, run) -> list[str]:
+    prefix = f"audit/remediations/{fleet.stage}/{fleet.slug}/{run.run_id}/"
+    listing = stack.aws_client()("s3").list_objects_v2(Bucket=stack.logs_bucket, Prefix=prefix)
+    return [o["Key"].removeprefix(prefix) for o in listing.get("Contents", [])]
+
+
+def test_a_leak_is_found_fixed_audited_and_alerted_and_a_second_run_finds_nothing(stack, client, fleet, alerts_inbox):
+    instances = scale(stack, fleet, 2)
+    stack.aws_client()("autoscaling").set_instance_protection(
+        AutoScalingGroupName=fleet.auto_scaling_group, InstanceIds=instances[:1], ProtectedFromScaleIn=True
+    )
+    _metrics(stack, fleet, queue=0, active=0, minutes=60)  # idle for an hour, scale_to_zero_minutes 15
+
+    run = run_to_end(client, DAG, _conf(fleet))
+
+    assert run.state == "success", states(client, DAG, run)
+    report = log(client, DAG, run, "report")
+    assert "scale-to-zero leak" in report
+    assert "stuck scale-in protection" in report
+    assert states(client, DAG, run)["approve_remediation"] == "skipped"  # staging: no approval
+    fixed = log(client, DAG, run, "remediate_staging")
+    assert "of GPU spend stopped" in fixed
+    group = _group(stack, fleet)
+    assert group["DesiredCapacity"] == 0
+    assert not any(i["ProtectedFromScaleIn"] for i in group["Instances"])
+    assert _audit(stack, fleet, run) == ["scale_to_zero.jsonl"]
+    subjects = [m["Subject"] for m in alerts_inbox()]
+    assert f"[WARNING] Guardrails: 3 finding(s) on {fleet}" in subjects or any(
+        s.startswith("[CRITICAL] Guardrails:") and str(fleet) in s for s in subjects
+    ), subjects
+
+    again = run_to_end(client, DAG, _conf(fleet))
+
+    assert again.state == "success"
+    assert "(no finding" in log(client, DAG, again, "report")
+    assert states(client, DAG, again)["remediate_staging"] == "skipped"
+    assert _audit(stack, fleet, again) == []
+
+
+def test_a_busy_fleet_gives_no_finding(stack, client, fleet):
+    scale(stack, fleet, 1)
+    _metrics(stack, fleet, queue=3, active=1, minutes=5)
+
+    run = run_to_end(client, DAG, _conf(fleet))
+
+    assert run.state == "success"
+    assert "(no finding" in log(client, DAG, run, "report")
+    assert _group(stack, fleet)["DesiredCapacity"] == 1  # left as it is
+
+
+def test_a_production_fix_waits_for_an_approval_and_a_rejection_changes_nothing(stack, client, approver):
+    fleet = Fleet("production", "e2e-guard")
+    ssm = stack.aws_client()("ssm")
+    stale = Holder.new("gpu_bundle_rollout", "manual__long-gone", "rollout of bundle b (refresh)").value()
+    ssm.put_parameter(Name=fleet.lock, Value=stale, Type="String", Overwrite=True)
+
+    rejected = client.trigger(DAG, _conf(fleet))
+    answer(client, DAG, rejected, "approve_remediation", "Reject", by=approver)
+    rejected = client.wait_for_run(DAG, rejected.run_id, timeout=300, poll=1)
+
+    assert rejected.state == "failed"
+    assert "nothing was remediated in production" in log(client, DAG, rejected, "approve_remediation")
+    assert states(client, DAG, rejected)["remediate_production"] in ("upstream_failed", "skipped")
+    assert ssm.get_parameter(Name=fleet.lock)["Parameter"]["Value"] == stale
+
+    approved = client.trigger(DAG, _conf(fleet))
+    answer(client, DAG, approved, "approve_remediation", by=approver)
+    approved = client.wait_for_run(DAG, approved.run_id, timeout=300, poll=1)
+
+    assert approved.state == "success", states(client, DAG, approved)
+    assert "released /bp/fleets/production/e2e-guard/change_lock" in log(client, DAG, approved, "remediate_production")
+    assert not ssm.get_parameters(Names=[fleet.lock])["Parameters"]
+    assert _audit(stack, fleet, approved) == ["release_lock.jsonl"]
