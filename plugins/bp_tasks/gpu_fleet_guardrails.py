@@ -158,10 +158,16 @@ def remediate(reported: dict, stage: str, params: dict | None = None, ti=None, d
     from include.fleets import lock as fleet_lock
 
     conn = params["aws_conn_id"]
-    findings = [g.Finding.from_dict(f) for f in reported["findings"]]
-    todo = {(f.scope, f.remediation): f for f in findings if f.remediation and f.stage == stage}
+    fixable = [
+        finding
+        for finding in (g.Finding.from_dict(f) for f in reported["findings"])
+        if finding.remediation and finding.stage == stage
+    ]
+    todo: dict[tuple[str, str], list[g.Finding]] = {}
+    for finding in fixable:  # one fix per fleet, whichever findings call for it
+        todo.setdefault((finding.scope, finding.remediation), []).append(finding)
     autoscaling, applied = AutoScalingHook(aws_conn_id=conn), []
-    for (scope, remediation), finding in sorted(todo.items()):
+    for (scope, remediation), findings in sorted(todo.items()):
         fleet = _fleet(scope)
         if remediation == "scale_to_zero":
             cleared = autoscaling.clear_scale_in_protection(fleet.auto_scaling_group)
@@ -179,11 +185,11 @@ def remediate(reported: dict, stage: str, params: dict | None = None, ti=None, d
             "run_id": dag_run.run_id,
             "fleet": scope,
             "remediation": remediation,
-            "finding": finding.as_dict(),
+            "findings": [finding.as_dict() for finding in findings],
             "result": said,
         }
         uri = write_record(fleet.remediation_audit_key(dag_run.run_id, remediation), record, conn, post=False)
         applied.append({"fleet": scope, "remediation": remediation, "result": said, "audit": uri})
-    saved = g.saved_per_hour(todo.values())
-    log.info("Remediated %d finding(s) in %s: %s/hour of GPU spend stopped", len(applied), stage, g.money(saved))
+    saved = g.saved_per_hour(fixable)
+    log.info("Applied %d fix(es) in %s: %s/hour of GPU spend stopped", len(applied), stage, g.money(saved))
     return {"applied": applied, "saved_per_hour": str(saved)}

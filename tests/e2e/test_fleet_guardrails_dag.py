@@ -77,7 +77,7 @@ def test_a_leak_is_found_fixed_audited_and_alerted_and_a_second_run_finds_nothin
     assert "stuck scale-in protection" in report
     assert states(client, DAG, run)["approve_remediation"] == "skipped"  # staging: no approval
     fixed = log(client, DAG, run, "remediate_staging")
-    assert "of GPU spend stopped" in fixed
+    assert "$0.45/hour of GPU spend stopped" in fixed  # two g4dn.xlarge at $0.2256
     group = _group(stack, fleet)
     assert group["DesiredCapacity"] == 0
     assert not any(i["ProtectedFromScaleIn"] for i in group["Instances"])
