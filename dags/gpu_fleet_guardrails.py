@@ -32,10 +32,7 @@ from airflow.sdk import Param, dag
 from bp_aws.sensors.cloudformation import StackDriftDetectionSensor
 from bp_tasks import gpu_fleet_guardrails as tasks
 from bp_tasks.approvals import FleetChangeApproval
-from bp_tasks.params import GUARDRAILS_START, SAFE_TO_RETRY, aws_conn_id_param
-from include.form_params import form_pattern
-from include.naming import platform
-from include.naming.fleet import SLUG_MAX_LENGTH, SLUG_PATTERN
+from bp_tasks.params import GUARDRAILS_START, SAFE_TO_RETRY, aws_conn_id_param, fleet_scope_params
 
 
 @dag(
@@ -48,21 +45,7 @@ from include.naming.fleet import SLUG_MAX_LENGTH, SLUG_PATTERN
     tags=["platform", "fleet", "guardrails", "cost"],
     default_args={"owner": "platform", "retries": 1, "retry_delay": timedelta(seconds=30)},
     params={
-        "fleet_stage": Param(
-            None,
-            type=["null", "string"],
-            enum=[None, *platform.STAGES],
-            title="Fleet stage",
-            description="Only check this stage (empty: every stage).",
-        ),
-        "fleet_slug": Param(
-            None,
-            type=["null", "string"],
-            pattern=form_pattern(SLUG_PATTERN),
-            maxLength=SLUG_MAX_LENGTH,
-            title="Fleet slug",
-            description_md="Only check this fleet, e.g. `gpu-default` (empty: every fleet).",
-        ),
+        **fleet_scope_params(),
         "remediate": Param(
             True,
             type="boolean",

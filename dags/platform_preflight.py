@@ -20,13 +20,10 @@ It only reads: it is safe to run at any time, from the UI or from CI
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag
+from airflow.sdk import dag
 
 from bp_tasks import platform_preflight as tasks
-from bp_tasks.params import PLATFORM_START, aws_conn_id_param
-from include.form_params import form_pattern
-from include.naming import platform
-from include.naming.fleet import SLUG_MAX_LENGTH, SLUG_PATTERN
+from bp_tasks.params import PLATFORM_START, aws_conn_id_param, fleet_scope_params
 
 
 @dag(
@@ -38,21 +35,7 @@ from include.naming.fleet import SLUG_MAX_LENGTH, SLUG_PATTERN
     tags=["platform", "preflight", "read-only"],
     default_args={"owner": "platform", "retries": 1, "retry_delay": pendulum.duration(seconds=30)},
     params={
-        "fleet_stage": Param(
-            None,
-            type=["null", "string"],
-            enum=[None, *platform.STAGES],
-            title="Fleet stage",
-            description="Only check this stage (empty: every stage).",
-        ),
-        "fleet_slug": Param(
-            None,
-            type=["null", "string"],
-            pattern=form_pattern(SLUG_PATTERN),
-            maxLength=SLUG_MAX_LENGTH,
-            title="Fleet slug",
-            description_md="Only check this fleet, e.g. `gpu-default` (empty: every fleet).",
-        ),
+        **fleet_scope_params(),
         "aws_conn_id": aws_conn_id_param(),
     },
 )

@@ -15,6 +15,7 @@ from include.cli.airflow_client import (
     DagRun,
 )
 from include.form_params import one_line_refusal
+from include.tables import format_table
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 #: An output longer than this is cut in the summary (the full value is the task's XCom).
@@ -151,13 +152,11 @@ def logs(client: AirflowClient, dag_id: str, run_id: str, task_id: str | None, t
 
 def runs(client: AirflowClient, dag_id: str, limit: int, out: TextIO) -> int:
     """The newest runs: id, state, when it started and how long it took."""
-    rows = [("RUN ID", "STATE", "STARTED", "DURATION")]
+    rows = []
     for run in client.list_runs(dag_id, limit=limit):
         duration = f"{run.duration_seconds:.1f}s" if run.duration_seconds is not None else "-"
         rows.append((run.run_id, run.state, (run.start_date or "-")[:19], duration))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    for row in rows:
-        out.write("  ".join([*(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)), row[3]]) + "\n")
+    out.write(format_table(("RUN ID", "STATE", "STARTED", "DURATION"), rows) + "\n")
     return EXIT_OK
 
 

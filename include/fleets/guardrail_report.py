@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from include.alerts import Alert
 from include.fleets.guardrails import Finding, money
+from include.tables import format_table
 
 #: where an account-wide finding (an untagged GPU instance) is alerted: ops watch production
 ACCOUNT_ALERT_STAGE = "production"
@@ -17,11 +18,9 @@ def render_table(findings: Sequence[Finding]) -> str:
     """The run's findings as one fixed-width table (the task log)."""
     if not findings:
         return "(no finding: every fleet checked is within its guardrails)"
-    rows = [("SCOPE", "CHECK", "SEVERITY", "FIX", "FINDING")]
-    rows += [(f.scope, f.check, f.severity, f.remediation or "-", f.summary) for f in findings]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join(
-        "  ".join([*(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)), row[4]]) for row in rows
+    return format_table(
+        ("SCOPE", "CHECK", "SEVERITY", "FIX", "FINDING"),
+        ((f.scope, f.check, f.severity, f.remediation or "-", f.summary) for f in findings),
     )
 
 

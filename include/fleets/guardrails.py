@@ -55,11 +55,6 @@ class Finding:
     def stage(self) -> str:
         return self.scope.split("/", 1)[0]
 
-    @property
-    def fleet(self) -> Fleet | None:
-        stage, _, slug = self.scope.partition("/")
-        return Fleet(stage, slug) if slug else None
-
 
 @dataclass(frozen=True)
 class Instance:

@@ -17,6 +17,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from include.fleets import guardrails as g
+from include.fleets.aws_reads import get_parameter, image_state
 from include.fleets.config import InvalidFleetConfig, parse_desired_config, templates
 from include.fleets.lock import Holder
 from include.fleets.provision import config_stack_parameters
@@ -57,22 +58,8 @@ def _metric(client: ClientFactory, fleet: Fleet, name: str, start: datetime, end
 
 
 def _parameter(client: ClientFactory, name: str) -> str | None:
-    try:
-        return client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
-    except ClientError as error:
-        if error.response["Error"]["Code"] == "ParameterNotFound":
-            return None
-        raise
-
-
-def _image_state(client: ClientFactory, image_id: str) -> str | None:
-    try:
-        images = client("ec2").describe_images(ImageIds=[image_id])["Images"]
-    except ClientError as error:
-        if error.response["Error"]["Code"].startswith("InvalidAMIID"):
-            return None
-        raise
-    return images[0]["State"] if images else None
+    parameter = get_parameter(client("ssm"), name)
+    return parameter["Value"] if parameter else None
 
 
 def _deployed_parameters(client: ClientFactory, fleet: Fleet) -> dict[str, str] | None:
@@ -95,10 +82,11 @@ def inspect_fleet(
 ) -> tuple[list[g.Finding], list[g.Instance]]:
     """Every per-fleet check; also the fleet's instances (for orphans and the spend rate)."""
     groups = client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[fleet.auto_scaling_group])
-    findings = g.stale_lock(fleet, value := _parameter(client, fleet.lock), _holder_state(value, run_state))
+    lock = _parameter(client, fleet.lock)
+    findings = g.stale_lock(fleet, lock, _holder_state(lock, run_state))
     pointer = _parameter(client, fleet.ami_pointer)
     if pointer:
-        findings += g.pointer_image(fleet, pointer, _image_state(client, pointer))
+        findings += g.pointer_image(fleet, pointer, image_state(client("ec2"), pointer))
     if not groups["AutoScalingGroups"]:  # not provisioned (yet): nothing runs, nothing leaks
         return findings, []
     group = groups["AutoScalingGroups"][0]

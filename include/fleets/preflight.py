@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from gpu_worker import layout
 from include.fleets import config as fleet_config
+from include.fleets.aws_reads import get_parameter, image_state
 from include.naming import platform
 from include.naming.fleet import Fleet, check_slug
 from include.tables import format_table
@@ -45,6 +46,14 @@ class Scope:
 
     fleet_stage: str | None = None
     fleet_slug: str | None = None
+
+    @classmethod
+    def of(cls, value: dict[str, Any]) -> Scope:
+        """From the params (or the request a first task returned): ``fleet_stage``, ``fleet_slug``."""
+        return cls(value.get("fleet_stage"), value.get("fleet_slug"))
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"fleet_stage": self.fleet_stage, "fleet_slug": self.fleet_slug}
 
     def __post_init__(self) -> None:
         if self.fleet_stage is not None:
@@ -147,24 +156,15 @@ def render_table(findings: list[Finding]) -> str:
 # --- individual checks ---------------------------------------------------------------
 
 
-def _get(ssm: Any, name: str, *, decrypt: bool = False) -> dict[str, Any] | None:
-    try:
-        return ssm.get_parameter(Name=name, WithDecryption=decrypt)["Parameter"]
-    except ClientError as error:
-        if error.response["Error"]["Code"] == "ParameterNotFound":
-            return None
-        raise
-
-
 def _check_present(ssm: Any, name: str, what: str) -> Finding:
-    if _get(ssm, name) is None:
+    if get_parameter(ssm, name) is None:
         return Finding("parameter", name, Severity.WARNING, f"{what} parameter is missing")
     return Finding("parameter", name, Severity.OK, f"{what} is set")
 
 
 def _check_models_bucket(ssm: Any, s3: Any, findings: list[Finding]) -> str | None:
     name = platform.models_bucket_parameter()
-    parameter = _get(ssm, name)
+    parameter = get_parameter(ssm, name)
     if parameter is None:
         findings.append(Finding("models bucket", name, Severity.CRITICAL, "parameter is missing"))
         return None
@@ -185,7 +185,7 @@ def _check_models_bucket(ssm: Any, s3: Any, findings: list[Finding]) -> str | No
 def _check_fleet_secret(ssm: Any, stage: str, stage_has_fleets: bool, on_secret: Callable[[str], None]) -> Finding:
     name = platform.fleet_secret(stage)
     severity_if_bad = Severity.CRITICAL if stage_has_fleets else Severity.WARNING
-    parameter = _get(ssm, name, decrypt=True)
+    parameter = get_parameter(ssm, name, decrypt=True)
     if parameter is None:
         return Finding("fleet secret", name, severity_if_bad, "parameter is missing")
     value = parameter["Value"]
@@ -205,7 +205,7 @@ def _check_fleet_secret(ssm: Any, stage: str, stage_has_fleets: bool, on_secret:
 
 def _check_desired_config(ssm: Any, fleet: Fleet) -> Finding:
     name = fleet.desired_config
-    parameter = _get(ssm, name)
+    parameter = get_parameter(ssm, name)
     if parameter is None:
         return Finding("desired_config", name, Severity.WARNING, "missing: the fleet can't be provisioned yet")
     try:
@@ -222,7 +222,7 @@ def _check_desired_config(ssm: Any, fleet: Fleet) -> Finding:
 
 def _check_ami_pointer(ssm: Any, ec2: Any, fleet: Fleet) -> Finding:
     name = fleet.ami_pointer
-    parameter = _get(ssm, name)
+    parameter = get_parameter(ssm, name)
     if parameter is None:
         return Finding(
             "ami pointer",
@@ -231,15 +231,9 @@ def _check_ami_pointer(ssm: Any, ec2: Any, fleet: Fleet) -> Finding:
             "missing: run gpu_ami_build_and_bake (mode=base) before provisioning",
         )
     image_id = parameter["Value"]
-    try:
-        images = ec2.describe_images(ImageIds=[image_id])["Images"]
-    except ClientError as error:
-        if error.response["Error"]["Code"] not in ("InvalidAMIID.NotFound", "InvalidAMIID.Malformed"):
-            raise
-        images = []
-    if not images:
+    state = image_state(ec2, image_id)
+    if state is None:
         return Finding("ami pointer", name, Severity.CRITICAL, f"points to {image_id}, which does not exist")
-    state = images[0]["State"]
     if state != "available":
         return Finding("ami pointer", name, Severity.CRITICAL, f"points to {image_id}, which is {state}")
     return Finding("ami pointer", name, Severity.OK, f"{image_id} is available")
@@ -247,7 +241,7 @@ def _check_ami_pointer(ssm: Any, ec2: Any, fleet: Fleet) -> Finding:
 
 def _check_active_bundle(ssm: Any, s3: Any, models_bucket: str | None, fleet: Fleet) -> Finding:
     name = fleet.active_bundle
-    parameter = _get(ssm, name)
+    parameter = get_parameter(ssm, name)
     if parameter is None:
         return Finding(
             "active bundle", name, Severity.WARNING, f"missing (workers treat it as {platform.NO_ACTIVE_BUNDLE})"

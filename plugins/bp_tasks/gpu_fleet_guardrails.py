@@ -26,7 +26,7 @@ RETRIES = {"mode": "adaptive", "max_attempts": 10}
 def validate_request(params: dict | None = None, dag_run=None, dag=None) -> dict:
     """Domain checks on the params, before any AWS call."""
     scope = validated(
-        lambda p: preflight.Scope(p["fleet_stage"], p["fleet_slug"]),
+        preflight.Scope.of,
         params,
         "Nothing was checked or changed.",
         dag_run=dag_run,
@@ -38,7 +38,7 @@ def validate_request(params: dict | None = None, dag_run=None, dag=None) -> dict
         scope.fleet_slug or "(all)",
         "yes (production after an approval)" if params["remediate"] else "no",
     )
-    return {"fleet_stage": scope.fleet_stage, "fleet_slug": scope.fleet_slug, "remediate": bool(params["remediate"])}
+    return {**scope.as_dict(), "remediate": bool(params["remediate"])}
 
 
 def _client(aws_conn_id: str):
@@ -62,7 +62,7 @@ def inspect_fleets(request: dict, params: dict | None = None, ti=None) -> dict:
     from bp_tasks.fleet_lock import run_state
     from include.fleets import inspection
 
-    scope = preflight.Scope(request["fleet_stage"], request["fleet_slug"])
+    scope = preflight.Scope.of(request)
     client = _client(params["aws_conn_id"])
     fleets = preflight.discover_fleets(client("ssm"), scope)
     findings = inspection.inspect_fleets(
@@ -101,10 +101,8 @@ def start_drift_detection(inspected: dict, params: dict | None = None) -> dict[s
 @task
 def report(inspected: dict, drift: dict[str, str], params: dict | None = None, dag_run=None) -> dict:
     """One table in the log and one alert per fleet with findings; what may be remediated."""
-    from airflow.providers.common.compat.sdk import conf
-
     from bp_aws.hooks.cloudformation import ChangeSetHook
-    from bp_aws.notifiers.ops_alert import send_alert
+    from bp_aws.notifiers.ops_alert import run_link, send_alert
 
     findings = [g.Finding.from_dict(f) for f in inspected["findings"]]
     hook = ChangeSetHook(aws_conn_id=params["aws_conn_id"])
@@ -113,9 +111,7 @@ def report(inspected: dict, drift: dict[str, str], params: dict | None = None, d
             fleet = _fleet(name)
             findings += g.stack_drift(fleet, hook.drifted_resources(fleet.fleet_stack))
     log.info("Guardrail findings:\n%s", render_table(findings))
-    base = conf.get("api", "base_url", fallback="http://localhost:8080").rstrip("/")
-    link = f"{base}/dags/{dag_run.dag_id}/runs/{dag_run.run_id}" if dag_run else None
-    for stage, alert in alerts(findings, link):
+    for stage, alert in alerts(findings, run_link({"dag_run": dag_run})):
         send_alert(alert, stage=stage, aws_conn_id=params["aws_conn_id"])
     return {"findings": [f.as_dict() for f in findings]}
 

@@ -77,6 +77,28 @@ def fleet_slug_param(description: str = "The fleet, e.g. `gpu-default`.") -> Par
     )
 
 
+def fleet_scope_params() -> dict[str, Param]:
+    """``fleet_stage`` and ``fleet_slug`` of the DAGs that read every fleet unless narrowed
+    (preflight, guardrails): both optional, with the same rules as above."""
+    return {
+        "fleet_stage": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, *platform.STAGES],
+            title="Fleet stage",
+            description="Only check this stage (empty: every stage).",
+        ),
+        "fleet_slug": Param(
+            None,
+            type=["null", "string"],
+            pattern=form_pattern(SLUG_PATTERN),
+            maxLength=SLUG_MAX_LENGTH,
+            title="Fleet slug",
+            description_md="Only check this fleet, e.g. `gpu-default` (empty: every fleet).",
+        ),
+    }
+
+
 def bundle_id_param() -> Param:
     """A bundle in the models bucket (``bundles/<bundle_id>/manifest.json``)."""
     return Param(

@@ -17,14 +17,14 @@ log = logging.getLogger("bp.platform_preflight")
 def validate_request(params: dict | None = None, dag_run=None, dag=None) -> dict:
     """Domain checks on the params, before any AWS call."""
     scope = validated(
-        lambda p: preflight.Scope(p["fleet_stage"], p["fleet_slug"]),
+        preflight.Scope.of,
         params,
         "Nothing was checked.",
         dag_run=dag_run,
         dag=dag,
     )
     log.info("Checking stages %s, fleet %s", ", ".join(scope.stages), scope.fleet_slug or "(all)")
-    return {"fleet_stage": scope.fleet_stage, "fleet_slug": scope.fleet_slug}
+    return scope.as_dict()
 
 
 @task
@@ -35,7 +35,7 @@ def check_deploy_blockers(scope: dict, params: dict | None = None) -> dict:
     from bp_aws.hooks.clients import aws_client_factory
 
     findings = preflight.inspect_platform(
-        aws_client_factory(params["aws_conn_id"]), preflight.Scope(**scope), on_secret=mask_secret
+        aws_client_factory(params["aws_conn_id"]), preflight.Scope.of(scope), on_secret=mask_secret
     )
     log.info("Preflight findings:\n%s", preflight.render_table(findings))
     counts = {severity.value: 0 for severity in preflight.Severity}

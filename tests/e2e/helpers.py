@@ -63,6 +63,19 @@ def answer(client, dag_id: str, run, task_id: str, choice: str = "Approve", by=N
     (by or client).respond(dag_id, run.run_id, task_id, [choice])
 
 
+def topic_inbox(stack, topic_name: str, queue_name: str):
+    """An SQS queue subscribed to the SNS topic ``topic_name``: what its readers receive.
+    Returns a function that reads (and consumes) up to 10 messages."""
+    sns, sqs = stack.aws_client()("sns"), stack.aws_client()("sqs")
+    [topic] = [t["TopicArn"] for t in sns.list_topics()["Topics"] if t["TopicArn"].endswith(f":{topic_name}")]
+    queue = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    return lambda: [
+        json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    ]
+
+
 def states(client, dag_id: str, run) -> dict[str, str]:
     return {ti["task_id"]: ti["state"] for ti in client.task_instances(dag_id, run.run_id)}
 

@@ -5,7 +5,6 @@ and changes nothing when it is rejected."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from devstack.fleet_metrics import put_minutely
 from include.fleets.lock import Holder
 from include.naming.fleet import Fleet
-from tests.e2e.helpers import answer, log, provision_fleet, run_to_end, sample_bundles, scale, states
+from tests.e2e.helpers import answer, log, provision_fleet, run_to_end, sample_bundles, scale, states, topic_inbox
 
 pytestmark = pytest.mark.e2e
 DAG = "gpu_fleet_guardrails"
@@ -29,14 +28,7 @@ def fleet(stack, client):
 @pytest.fixture(scope="module")
 def alerts_inbox(stack):
     """An SQS queue subscribed to the staging alert topic: what on-call receives."""
-    sns, sqs = stack.aws_client()("sns"), stack.aws_client()("sqs")
-    [topic] = [t["TopicArn"] for t in sns.list_topics()["Topics"] if t["TopicArn"].endswith(":bp-ops-alerts-staging")]
-    queue = sqs.create_queue(QueueName="guardrails-inbox")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
-    return lambda: [
-        json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
-    ]
+    return topic_inbox(stack, "bp-ops-alerts-staging", "guardrails-inbox")
 
 
 def _metrics(stack, fleet: Fleet, queue: float, active: float, minutes: int) -> None:

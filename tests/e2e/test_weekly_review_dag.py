@@ -14,6 +14,7 @@ import pytest
 from include.cli.airflow_client import AirflowApiError
 from include.economics import warehouse
 from tests.e2e.conftest import stored
+from tests.e2e.helpers import topic_inbox
 
 pytestmark = pytest.mark.e2e
 DAG = "weekly_review_pack"
@@ -40,14 +41,7 @@ def _uploaded(stack, week):
 @pytest.fixture(scope="module")
 def report_inbox(stack):
     """An SQS queue subscribed to the report topic: what the readers receive."""
-    sns, sqs = stack.aws_client()("sns"), stack.aws_client()("sqs")
-    [topic] = [t["TopicArn"] for t in sns.list_topics()["Topics"] if t["TopicArn"].endswith(":bp-reports")]
-    queue = sqs.create_queue(QueueName="weekly-review-inbox")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
-    return lambda: [
-        json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
-    ]
+    return topic_inbox(stack, "bp-reports", "weekly-review-inbox")
 
 
 @pytest.fixture
