@@ -53,13 +53,20 @@ def run_to_end(client, dag_id: str, conf: dict, timeout: float = 300):
     return client.wait_for_run(dag_id, run.run_id, timeout=timeout, poll=1)
 
 
+#: How long after a task pauses for a person the tests wait before answering. Airflow
+#: 3.3.2 fails a resumed task when the scheduler handles the pause's executor event after
+#: the resume (the state-mismatch race, apache/airflow #67287); under `make test`'s load
+#: the scheduler handled it 4.5 s after the pause once, so 3 s was not enough.
+APPROVAL_SETTLE_SECONDS = 10
+
+
 def answer(client, dag_id: str, run, task_id: str, choice: str = "Approve", by=None) -> None:
     """Answer ``task_id`` once it waits for a person (as ``by``, the triggering client by default)."""
     deadline = time.monotonic() + 240
     while states(client, dag_id, run).get(task_id) != "awaiting_input":
         assert time.monotonic() < deadline, f"{task_id} never asked for an approval"
         time.sleep(1)
-    time.sleep(3)  # Airflow 3.3.2 races an answer given within a second of the pause
+    time.sleep(APPROVAL_SETTLE_SECONDS)
     (by or client).respond(dag_id, run.run_id, task_id, [choice])
 
 

@@ -13,7 +13,14 @@ import pytest
 from devstack.stack import APPROVER_USER
 from include.naming import platform
 from include.naming.fleet import Fleet
-from tests.e2e.helpers import FLEET_CONFIG, provision_fleet, remove_fleet, sample_bundles, states
+from tests.e2e.helpers import (
+    APPROVAL_SETTLE_SECONDS,
+    FLEET_CONFIG,
+    provision_fleet,
+    remove_fleet,
+    sample_bundles,
+    states,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -104,7 +111,7 @@ def test_an_approver_approves_a_production_apply_from_the_required_actions_view(
         while client.awaiting_input(PROVISION, run.run_id) != ["approve_apply"]:
             assert time.monotonic() < deadline, states(client, PROVISION, run)
             time.sleep(1)
-        time.sleep(3)  # Airflow 3.3.2 races an answer given within a second of the pause
+        time.sleep(APPROVAL_SETTLE_SECONDS)  # Airflow 3.3.2 races an answer given soon after the pause
 
         page = _signed_in(browser, stack, "/required_actions", user=APPROVER_USER)
         row = page.get_by_role("row").filter(has_text=run.run_id)

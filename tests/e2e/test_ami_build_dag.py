@@ -10,6 +10,7 @@ import pytest
 from include.cli.airflow_client import AirflowApiError
 from include.naming import platform
 from include.naming.fleet import Fleet
+from tests.e2e.helpers import APPROVAL_SETTLE_SECONDS
 
 pytestmark = pytest.mark.e2e
 
@@ -94,7 +95,7 @@ def test_a_production_promotion_waits_for_a_second_persons_approval(stack, clien
     assert _pointer(ssm, "production", "gpu-default")["Value"] == staging_ami  # nothing promoted before approval
     # a person takes seconds; an answer within a second of the pause races the executor's
     # report of that pause in Airflow 3.3.2 and the task is marked failed
-    time.sleep(3)
+    time.sleep(APPROVAL_SETTLE_SECONDS)
     with pytest.raises(AirflowApiError) as not_theirs:  # admin triggered it; production needs the approver
         client.respond(DAG, run.run_id, "approve_promotion", ["Approve"])
     assert not_theirs.value.status == 403

@@ -15,7 +15,7 @@ from devstack.stack import REPO_ROOT
 from include.cli.airflow_client import AirflowApiError
 from include.naming import platform
 from include.naming.fleet import Fleet
-from tests.e2e.helpers import answer, cli, cli_env
+from tests.e2e.helpers import APPROVAL_SETTLE_SECONDS, answer, cli, cli_env
 
 pytestmark = pytest.mark.e2e
 
@@ -167,7 +167,7 @@ def test_a_production_apply_deploys_nothing_until_a_second_person_approves(stack
     lines = iter(waiting.stdout.readline, "")
     said = next(line for line in lines if line.startswith("waiting for approval on approve_apply ("))
     run_id = urllib.parse.unquote(said.split("/runs/", 1)[1].split("/", 1)[0])
-    time.sleep(3)  # Airflow 3.3.2 races an answer given within a second of the pause
+    time.sleep(APPROVAL_SETTLE_SECONDS)  # Airflow 3.3.2 races an answer given soon after the pause
     answered = cli(stack, "approve", DAG, run_id, "approve_apply", user="approver")
     rest = "".join(lines)
     assert answered.returncode == 0, answered.stderr
