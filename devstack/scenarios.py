@@ -74,16 +74,22 @@ def scenarios(economics: EconomicsDemo) -> list[Scenario]:
             outputs=task_logs("check_deploy_blockers"),
         ),
         Scenario(
-            dag_id="gpu_ami_build_and_bake",
-            conf={"fleet_stage": "staging", "fleet_slug": "gpu-default", "mode": "bake"},
-            purpose="bake the active bundle into the staging fleet's AMI and promote it",
-            outputs=task_logs("check_bundle", "packer_build", "promote_ami", "apply_ami_retention"),
-        ),
-        Scenario(
             dag_id="gpu_fleet_provision",
             conf={"fleet_stage": "staging", "fleet_slug": "gpu-default", "action": "apply"},
             purpose="provision the staging fleet from its desired_config (shared + fleet stacks)",
             outputs=task_logs("read_desired_config", "deploy_fleet_stack", "verify_fleet"),
+        ),
+        Scenario(
+            dag_id="gpu_ami_build_and_bake",
+            conf={"fleet_stage": "staging", "fleet_slug": "gpu-default", "mode": "bake"},
+            purpose="bake the active bundle into the staging fleet's AMI, smoke-test it in the fleet, promote it",
+            outputs=chain(build_decision, task_logs("plan_build", "packer_build", "smoke_test_image", "promote_ami")),
+        ),
+        Scenario(
+            dag_id="gpu_ami_build_and_bake",
+            conf={"fleet_stage": "staging", "fleet_slug": "gpu-default", "mode": "bake"},
+            purpose="bake the same inputs again: skipped as unchanged (no Packer, no change)",
+            outputs=chain(build_decision, task_logs("plan_build", "report_unchanged")),
         ),
         Scenario(
             dag_id="gpu_bundle_rollout",
@@ -142,6 +148,12 @@ def scenarios(economics: EconomicsDemo) -> list[Scenario]:
             before=plant_idle_leak,
         ),
     ]
+
+
+def build_decision(stack: LocalStack, run: DagRun) -> list[str]:
+    """Whether Packer ran, and why (the fingerprint of the image's inputs decides)."""
+    plan = stack.client().xcom(run.dag_id, run.run_id, "plan_build") or {}
+    return [f"decision: {plan.get('action')}: {plan.get('reason')}"]
 
 
 def plant_idle_leak(stack: LocalStack) -> str:

@@ -37,6 +37,8 @@ locals {
     base_ami         = "{{ .SourceAMI }}"
     git_sha          = var.git_sha
     airflow_run_id   = var.airflow_run_id
+    input_fingerprint = var.input_fingerprint
+    base_image       = var.base_image
     "bp:image_kind"  = local.image_kind
     "bp:managed_by"  = "airflow"
   }

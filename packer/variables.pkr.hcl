@@ -83,6 +83,18 @@ variable "airflow_run_id" {
   description = "The Airflow DAG run that built the image."
 }
 
+variable "input_fingerprint" {
+  type        = string
+  default     = "none"
+  description = "sha256 of the build's inputs (base image, bundle manifest, templates and scripts, gpu_worker); a later build with the same one reuses this image."
+}
+
+variable "base_image" {
+  type        = string
+  default     = "unknown"
+  description = "The root base image the image is built on (a bake's base is its source image's base)."
+}
+
 variable "root_volume_gb" {
   type        = number
   default     = 100

@@ -1,6 +1,6 @@
-"""SSM behaviour moto lacks: ``aws:ec2:image`` validation, Run Command results, and
+"""SSM behaviour moto lacks: ``aws:ec2:image`` validation, Run Command results,
 ListCommandInvocations (moto raises NotImplementedError; the provider's Run Command
-trigger starts with it).
+trigger starts with it), and documents created by CloudFormation.
 
 ``aws:ec2:image`` parameters: moto stores any value.
 
@@ -16,16 +16,18 @@ Synchronous checks (a missing Overwrite on an existing parameter) still fail fir
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+import yaml
 from moto.core.responses import ActionResult
 from moto.ec2.models import ec2_backends
 from moto.ssm.exceptions import ParameterAlreadyExists, ValidationException
-from moto.ssm.models import SimpleSystemManagerBackend, ssm_backends
+from moto.ssm.models import Document, SimpleSystemManagerBackend, ssm_backends
 from moto.ssm.responses import SimpleSystemManagerResponse
 
 AMI_ID = re.compile(r"^ami-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
@@ -185,7 +187,26 @@ def list_command_invocations(self: SimpleSystemManagerResponse) -> ActionResult:
     return ActionResult({"CommandInvocations": invocations})
 
 
+# --- documents created by CloudFormation -----------------------------------------
+#
+# AWS (AWS::SSM::Document, Content): "The content for the new SSM document in JSON or
+# YAML." A template gives it as an object; SSM keeps it as text in the document's
+# DocumentFormat, and DescribeDocument answers its Hash ("The Sha256 or Sha1 hash of the
+# document content"). moto keeps the object, and DescribeDocument and GetDocument then
+# fail with a server error (``'dict' object has no attribute 'encode'``).
+
+_original_document_init = Document.__init__
+
+
+def document_init(self: Document, *args: Any, **kwargs: Any) -> None:
+    _original_document_init(self, *args, **kwargs)
+    if isinstance(self.content, dict):
+        as_json = self.document_format == "JSON"
+        self.content = json.dumps(self.content) if as_json else yaml.safe_dump(self.content, sort_keys=False)
+
+
 def install() -> None:
+    Document.__init__ = document_init
     SimpleSystemManagerResponse.list_command_invocations = list_command_invocations
     SimpleSystemManagerBackend.put_parameter = put_parameter
     SimpleSystemManagerBackend.send_command = send_command

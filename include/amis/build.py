@@ -23,7 +23,7 @@ from typing import Any
 
 from gpu_worker.layout import NO_ACTIVE_BUNDLE, bundle_id_of, bundle_prefix
 from include import approvals
-from include.amis import retention
+from include.amis import fingerprint, retention
 from include.errors import InvalidRequest
 from include.naming import platform
 from include.naming.fleet import Fleet
@@ -46,6 +46,10 @@ class BuildRequest:
     mode: str
     instance_type: str
     start_instance_refresh: bool
+    #: boot the candidate once and run the smoke document before promoting it
+    smoke_test: bool = True
+    #: build even when an image with the same inputs exists
+    force_build: bool = False
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> BuildRequest:
@@ -56,10 +60,14 @@ class BuildRequest:
         instance_type = params.get("instance_type")
         if not isinstance(instance_type, str) or not re.fullmatch(INSTANCE_TYPE_PATTERN, instance_type):
             raise InvalidRequest(f"instance_type {instance_type!r} is not an EC2 instance type like g4dn.xlarge")
-        refresh = params.get("start_instance_refresh")
-        if not isinstance(refresh, bool):
-            raise InvalidRequest(f"start_instance_refresh must be true or false, not {refresh!r}")
-        return cls(fleet, mode, instance_type, refresh)
+        flags = {}
+        for flag, default in (("start_instance_refresh", None), ("smoke_test", True), ("force_build", False)):
+            flags[flag] = params.get(flag, default)
+            if not isinstance(flags[flag], bool):
+                raise InvalidRequest(f"{flag} must be true or false, not {flags[flag]!r}")
+        if not flags["smoke_test"] and approvals.needs_approval(fleet.stage):
+            raise InvalidRequest(f"smoke_test can be turned off only outside production ({fleet} is production)")
+        return cls(fleet, mode, instance_type, **flags)
 
     @property
     def bakes_bundle(self) -> bool:
@@ -76,6 +84,8 @@ class BuildRequest:
             "mode": self.mode,
             "instance_type": self.instance_type,
             "start_instance_refresh": self.start_instance_refresh,
+            "smoke_test": self.smoke_test,
+            "force_build": self.force_build,
             "needs_approval": self.needs_approval,
             "image_tags": {retention.FLEET_STAGE_TAG: self.fleet.stage, retention.FLEET_SLUG_TAG: self.fleet.slug},
         }
@@ -92,6 +102,9 @@ class BuildInputs:
     #: where the build instance runs: a private subnet, a group with no inbound rule
     subnet_id: str
     security_group_id: str
+    #: where a smoke-test instance runs: the fleet's first private subnet, its worker group
+    worker_subnet_id: str
+    worker_security_group_id: str
     current_ami: str | None
     current_ami_version: int
 
@@ -129,6 +142,8 @@ def resolve_inputs(read: Callable[[str], dict[str, Any] | None], request: BuildR
         instance_profile=value(platform.packer_instance_profile()),
         subnet_id=value(platform.packer_subnet_id()),
         security_group_id=value(platform.packer_security_group_id()),
+        worker_subnet_id=value(platform.private_subnet_ids()).split(",")[0].strip(),
+        worker_security_group_id=value(platform.worker_security_group_id()),
         current_ami=current["Value"] if current else None,
         current_ami_version=current["Version"] if current else 0,
     )
@@ -172,9 +187,11 @@ def packer_variables(request: BuildRequest, inputs: BuildInputs, *, run_id: str,
     }
 
 
-def expected_tags(variables: dict[str, str]) -> dict[str, str]:
-    """The provenance tags the template puts on the image, from the variables it got."""
-    return {key: variables[key] for key in ("fleet_stage", "fleet_slug", "bundle_id", "airflow_run_id")}
+def expected_tags(variables: dict[str, str], *, built_by_this_run: bool = True) -> dict[str, str]:
+    """The provenance tags the template puts on the image, from the variables it got (a
+    reused image was built by an earlier run: its run id is that run's)."""
+    keys = ["fleet_stage", "fleet_slug", "bundle_id", fingerprint.FINGERPRINT_TAG]
+    return {key: variables[key] for key in [*keys, *(["airflow_run_id"] if built_by_this_run else [])]}
 
 
 def tag_problems(tags: dict[str, str], expected: dict[str, str]) -> list[str]:
@@ -183,3 +200,53 @@ def tag_problems(tags: dict[str, str], expected: dict[str, str]) -> list[str]:
         for key, value in expected.items()
         if tags.get(key) != value
     ]
+
+
+@dataclass(frozen=True)
+class BuildDecision:
+    """Build with Packer, reuse an image built from the same inputs, or change nothing."""
+
+    action: str  # build | reuse | unchanged
+    image_id: str | None
+    reason: str
+
+
+def decide(
+    request: BuildRequest,
+    digest: str | None,
+    reusable: str | None,
+    current_ami: str | None,
+    revoked: str | None = None,
+) -> BuildDecision:
+    """Skip Packer when an image with the same fingerprint exists for the fleet (a revoked
+    one, ``revoked``, is never reused: Packer builds anew and the run says why)."""
+    if request.force_build:
+        return BuildDecision("build", None, "force_build is on: Packer builds whatever exists")
+    if digest is None:
+        return BuildDecision("build", None, "the base image could not be resolved, so the inputs have no fingerprint")
+    if reusable is None and revoked:
+        return BuildDecision("build", None, f"{revoked} was built from these inputs ({digest[:12]}) but is revoked")
+    if reusable is None:
+        return BuildDecision("build", None, f"no image of {request.fleet} was built from these inputs ({digest[:12]})")
+    if reusable == current_ami:
+        return BuildDecision(
+            "unchanged",
+            reusable,
+            f"{reusable} was built from the same inputs ({digest[:12]}) and is already the fleet's image: "
+            "Packer was skipped and nothing changed",
+        )
+    return BuildDecision(
+        "reuse",
+        reusable,
+        f"{reusable} was built from the same inputs ({digest[:12]}): Packer is skipped and that image is checked "
+        "and promoted",
+    )
+
+
+def fingerprinted(variables: dict[str, str], digest: str | None, base_image: str | None) -> dict[str, str]:
+    """The Packer variables with the fingerprint and root base the image is tagged with."""
+    return {
+        **variables,
+        fingerprint.FINGERPRINT_TAG: digest or "none",
+        fingerprint.BASE_IMAGE_TAG: base_image or "unknown",
+    }

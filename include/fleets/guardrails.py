@@ -10,7 +10,7 @@ it. Missing metrics are a finding of their own ("no data"): never healthy, never
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -25,7 +25,7 @@ LEAK_GRACE = timedelta(minutes=10)
 #: spend-rate thresholds, as a share of the stage's daily budget
 BUDGET_WARNING_SHARE = Decimal("0.8")
 #: safe, idempotent fixes a guardrails run may apply
-REMEDIATIONS = ("scale_to_zero", "release_lock")
+REMEDIATIONS = ("scale_to_zero", "release_lock", "terminate_smoke_instance")
 #: instance families that are GPU instances (what the orphan check looks for)
 GPU_FAMILIES = ("g", "p")
 
@@ -223,8 +223,9 @@ def orphans(
                 )
             )
         elif stage in stages and instance_id not in fleet_instance_ids:
-            if tags.get(platform.ROLE_TAG) == platform.DEV_NODE_ROLE:
-                continue
+            if tags.get(platform.ROLE_TAG) in (platform.DEV_NODE_ROLE, platform.AMI_SMOKE_ROLE):
+                continue  # dev nodes are people's; smoke instances are leftover_smoke_instances'
+
             findings.append(
                 Finding(
                     stage,
@@ -236,6 +237,42 @@ def orphans(
                     dollars_per_hour=per_hour,
                 )
             )
+    return findings
+
+
+def leftover_smoke_instances(
+    stages: Sequence[str],
+    running: Sequence[Mapping[str, object]],
+    run_state: Callable[[str, str], str],
+    prices: Mapping[str, Decimal],
+) -> list[Finding]:
+    """AMI smoke-test instances whose build run has ended: the run terminates its instance
+    on every path it controls, but a run killed while deferred, or marked failed by hand,
+    can't. Terminating one is safe: nothing but that run ever used it."""
+    findings = []
+    for instance in running:
+        tags = {t["Key"]: t["Value"] for t in instance.get("Tags") or ()}  # type: ignore[union-attr]
+        if tags.get(platform.ROLE_TAG) != platform.AMI_SMOKE_ROLE or tags.get(platform.STAGE_TAG) not in stages:
+            continue
+        dag_id, run_id = tags.get("airflow_dag_id", "?"), tags.get("airflow_run_id", "?")
+        state = run_state(dag_id, run_id)
+        if state in LIVE_RUN_STATES:
+            continue
+        instance_id, instance_type = str(instance["InstanceId"]), str(instance["InstanceType"])
+        per_hour = price_of(instance_type, prices)
+        findings.append(
+            Finding(
+                f"{tags[platform.STAGE_TAG]}/{tags.get(platform.FLEET_TAG, '?')}",
+                "leftover smoke-test instance",
+                "warning",
+                f"{instance_id} ({instance_type}) smoke-tested {tags.get('smoke_test_of', '?')} for {dag_id} "
+                f"{run_id}, a run that is {state}: {money(per_hour)}/hour",
+                "terminate it (remediate): its run can no longer terminate it",
+                remediation="terminate_smoke_instance",
+                dollars_per_hour=per_hour,
+                details={"instance_id": instance_id},
+            )
+        )
     return findings
 
 

@@ -168,7 +168,7 @@ def inspect_fleets(
         for instance in group["Instances"]
     }
     orphans = g.orphans(stages, running, owned, prices)
-    findings += orphans
+    findings += orphans + g.leftover_smoke_instances(stages, running, run_state, prices)
     for stage in stages:
         per_hour = spend[stage] + sum((o.dollars_per_hour for o in orphans if o.scope == stage), Decimal(0))
         findings += g.spend_rate(stage, per_hour, daily_budgets.get(stage))

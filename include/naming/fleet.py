@@ -24,6 +24,7 @@ _SLUG = re.compile(SLUG_PATTERN)
 _FLEET_LEAF = re.compile(
     rf"^{re.escape(platform.FLEETS_ROOT)}/(?P<stage>[^/]+)/(?P<slug>[^/]+)/(?:active_bundle|desired_config)$"
 )
+_AMI_POINTER = re.compile(rf"^{re.escape(platform.AMI_POINTERS_ROOT)}/(?P<stage>[^/]+)/(?P<slug>[^/]+)$")
 
 
 def check_slug(slug: object) -> str:
@@ -53,7 +54,16 @@ class Fleet:
     def from_parameter_name(cls, name: str) -> Fleet | None:
         """The fleet a per-fleet parameter belongs to, or None for any other name
         (fleets are discovered from a GetParametersByPath listing of a stage)."""
-        match = _FLEET_LEAF.match(name)
+        return cls._matched(_FLEET_LEAF.match(name))
+
+    @classmethod
+    def from_ami_pointer(cls, name: str) -> Fleet | None:
+        """The fleet whose AMI pointer ``name`` is, or None (pointers are discovered from a
+        GetParametersByPath listing of :data:`platform.AMI_POINTERS_ROOT`)."""
+        return cls._matched(_AMI_POINTER.match(name))
+
+    @classmethod
+    def _matched(cls, match: re.Match[str] | None) -> Fleet | None:
         if not match:
             return None
         try:
@@ -89,7 +99,7 @@ class Fleet:
     @property
     def ami_pointer(self) -> str:
         """The fleet's promoted AMI (DataType ``aws:ec2:image``); launch templates resolve it."""
-        return f"{platform.ROOT}/ami/fleets/{self.stage}/{self.slug}"
+        return f"{platform.AMI_POINTERS_ROOT}/{self.stage}/{self.slug}"
 
     @property
     def fleet_secret(self) -> str:
@@ -120,6 +130,15 @@ class Fleet:
         return platform.bundle_status_document(self.stage)
 
     @property
+    def worker_instance_profile(self) -> str:
+        """The fleet's worker instance profile (``gpu-fleet.yaml``); AMI smoke tests use it too."""
+        return f"bp-gpu-worker-{self.stage}-{self.slug}"
+
+    @property
+    def smoke_document(self) -> str:
+        return platform.ami_smoke_document(self.stage)
+
+    @property
     def log_group(self) -> str:
         """Per stage and slug: two stages may share a slug (seed 003's topic collision)."""
         return f"/gpu-workers/{self.stage}/{self.slug}"
@@ -143,6 +162,10 @@ class Fleet:
         """Where a Run Command bundle apply's output is kept (seed 004: ``asset-sync/``)."""
         return f"asset-sync/{self.stage}/{self.slug}/{run_id}/{instance_id}.json"
 
+    def ami_smoke_key(self, run_id: str) -> str:
+        """Where an AMI smoke test's checks and output are kept."""
+        return f"ami-smoke/{self.stage}/{self.slug}/{run_id}.json"
+
     def names(self) -> dict[str, str]:
         """The fleet and every name derived from it, for XCom and for task logs."""
         return {
@@ -157,5 +180,7 @@ class Fleet:
             "shared_stack": self.shared_stack,
             "apply_document": self.apply_document,
             "status_document": self.status_document,
+            "smoke_document": self.smoke_document,
+            "worker_instance_profile": self.worker_instance_profile,
             "models_bucket_parameter": platform.models_bucket_parameter(),
         }

@@ -19,6 +19,8 @@ UNSET_FLEET_SECRET = "CHANGE_ME_AFTER_DEPLOY"  # noqa: S105 - the public placeho
 
 ROOT = "/bp"
 FLEETS_ROOT = f"{ROOT}/fleets"
+#: every fleet's AMI pointer lives below it (``<root>/<stage>/<slug>``, seed 004)
+AMI_POINTERS_ROOT = f"{ROOT}/ami/fleets"
 
 #: Cost-allocation tag keys on every fleet resource. Cost Explorer groups the GPU cost by
 #: ``fleet`` (economics), and the scale-to-zero function recognizes its own stage's fleets
@@ -29,6 +31,9 @@ FLEET_TAG = "fleet"
 #: tagged ``bp:role = dev-node`` and its ``stage``: a dev_node rollout installs only there.
 ROLE_TAG = "bp:role"
 DEV_NODE_ROLE = "dev-node"
+#: An instance launched to smoke-test a candidate AMI before it is promoted: it lives for
+#: one ``gpu_ami_build_and_bake`` run, whose id it carries (``airflow_run_id``).
+AMI_SMOKE_ROLE = "ami-smoke"
 
 
 def check_stage(stage: object) -> str:
@@ -108,6 +113,12 @@ def bundle_apply_document(stage: str) -> str:
     return f"bp-bundle-apply-{check_stage(stage)}"
 
 
+def ami_smoke_document(stage: str) -> str:
+    """Run Command document checking a candidate AMI's GPU, CUDA, ComfyUI, worker and
+    baked bundle, one line per check (``gpu-shared.yaml``)."""
+    return f"bp-ami-smoke-{check_stage(stage)}"
+
+
 def bundle_status_document(stage: str) -> str:
     """Run Command document printing a node's installed bundle as JSON (``gpu-shared.yaml``)."""
     return f"bp-bundle-status-{check_stage(stage)}"
@@ -122,6 +133,11 @@ def models_bucket(account_id: str) -> str:
 
 def logs_bucket(account_id: str) -> str:
     return f"bp-logs-{account_id}"
+
+
+def ami_revocation_audit_key(image_id: str, run_id: str) -> str:
+    """One immutable record per revocation of an image (every fleet it touched)."""
+    return f"audit/ami-revocations/{image_id}/{run_id}.jsonl"
 
 
 def weekly_report_key(week: str, filename: str) -> str:

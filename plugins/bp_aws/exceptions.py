@@ -3,7 +3,7 @@ resource it is about, so a task log says what failed without a traceback to read
 
 from __future__ import annotations
 
-from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
 
 class WaitEnded(AirflowException):
@@ -44,6 +44,15 @@ class StackDeployFailed(AirflowException):
 
 class ImageNotAvailable(AirflowException):
     """An AMI ended failed, invalid or deregistered instead of available."""
+
+
+class SmokeTestFailed(AirflowFailException):
+    """A candidate AMI failed a smoke-test check, or its instance never got to run them
+    (not retried: a second instance of the same image would fail the same way)."""
+
+
+class ImageRevoked(AirflowFailException):
+    """An AMI was revoked (``gpu_ami_revoke``): nothing may promote it again."""
 
 
 class PackerBuildFailed(AirflowException):

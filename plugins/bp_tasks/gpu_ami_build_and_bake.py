@@ -8,9 +8,11 @@ import logging
 from airflow.sdk import TriggerRule, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from bp_tasks.common import check_bundle_in_bucket, validated
-from include.amis import build
+from bp_tasks.common import check_bundle_in_bucket, validated, validated_request
+from gpu_worker.layout import bundle_prefix, manifest_key
+from include.amis import build, fingerprint, revocation, smoke
 from include.rollouts import pointers
+from include.tables import format_table
 
 log = logging.getLogger("bp.gpu_ami_build_and_bake")
 UNCHANGED = "Nothing was built or changed."
@@ -55,27 +57,140 @@ def check_bundle(request: dict, inputs: dict, params: dict | None = None) -> str
 
 
 @task
-def check_image(built: dict, request: dict, inputs: dict, params: dict | None = None) -> dict:
-    """The image must carry this run's provenance; record the AMI it replaces."""
+def plan_build(request: dict, inputs: dict, params: dict | None = None) -> dict:
+    """Fingerprint the build's inputs and look for an image already built from them: build
+    with Packer, reuse that image, or (it is the fleet's image already) change nothing."""
     from bp_aws.hooks.ami import AmiHook
 
     hook = AmiHook(aws_conn_id=params["aws_conn_id"])
-    image = hook.describe_image(built["ami_id"])
-    tags = {tag["Key"]: tag["Value"] for tag in image.get("Tags", [])}
-    problems = build.tag_problems(tags, build.expected_tags(inputs["variables"]))
-    if problems:
-        raise AirflowFailException(
-            f"AMI {built['ami_id']} was built but is not this run's image: {'; '.join(problems)}. "
-            f"It was not promoted; {request['ami_pointer']} still names {inputs['current_ami']}."
+    build_request = _request(request)
+    base_image = _base_image(hook, build_request, inputs)
+    digest = fingerprint_data = None
+    if base_image is not None:
+        manifest = _manifest(params["aws_conn_id"], inputs) if build_request.bakes_bundle else None
+        found = fingerprint.fingerprint(build_request.mode, base_image, manifest, build.PACKER_DIR)
+        digest, fingerprint_data = found.digest, found.as_dict()
+        log.info("Inputs of the image:\n%s", format_table(("INPUT", "VALUE"), sorted(fingerprint_data.items())))
+    reusable = revoked = None
+    if digest is not None:
+        images = hook.images_tagged({**request["image_tags"], fingerprint.FINGERPRINT_TAG: digest})
+        reusable = fingerprint.reusable_image(images, digest, revocation.REVOKED_TAG)
+        revoked = fingerprint.newest_image(
+            image for image in images if revocation.REVOKED_TAG in {tag["Key"] for tag in image.get("Tags", [])}
         )
-    hook.tag_image(built["ami_id"], {"previous_ami": inputs["current_ami"] or "none"})
-    log.info("AMI %s carries this run's provenance; it replaces %s", built["ami_id"], inputs["current_ami"])
-    return {"ami_id": built["ami_id"], "previous_ami": inputs["current_ami"], "name": image.get("Name", "")}
+    decision = build.decide(build_request, digest, reusable, inputs["current_ami"], revoked)
+    log.info("Decision: %s (%s)", decision.action, decision.reason)
+    return {
+        "action": decision.action,
+        "image_id": decision.image_id,
+        "reason": decision.reason,
+        "fingerprint": fingerprint_data,
+        "variables": build.fingerprinted(inputs["variables"], digest, base_image),
+    }
+
+
+def _base_image(hook, request: build.BuildRequest, inputs: dict) -> str | None:
+    """A bake's root base (its source image's ``base_image`` tag), or the Ubuntu image a
+    base build starts from (the template's filter), or None when it can't be found."""
+    if request.mode == "bake":
+        image = hook.describe_image(inputs["current_ami"])
+        tags = {tag["Key"]: tag["Value"] for tag in image.get("Tags", [])}
+        return fingerprint.root_base_image(inputs["current_ami"], tags)
+    filters = [{"Name": key, "Values": [value]} for key, value in fingerprint.UBUNTU_FILTERS.items()]
+    images = hook.conn.describe_images(Owners=[fingerprint.UBUNTU_OWNER], Filters=filters)["Images"]
+    newest = fingerprint.newest_image(images)
+    if newest is None:
+        log.warning("No Ubuntu 22.04 image of Canonical's was found: the build can't be fingerprinted and runs")
+    return newest
+
+
+def _manifest(aws_conn_id: str, inputs: dict) -> bytes:
+    from bp_aws.hooks.s3 import OwnBucketsS3Hook
+
+    key = manifest_key(bundle_prefix(inputs["bundle_id"]))
+    return OwnBucketsS3Hook(aws_conn_id=aws_conn_id).get_key(key, inputs["models_bucket"]).get()["Body"].read()
 
 
 @task.branch
-def promotion_path(request: dict) -> str:
-    if request["needs_approval"]:
+def build_or_reuse(plan: dict) -> str:
+    return {"build": "packer_build", "reuse": "reuse_image", "unchanged": "report_unchanged"}[plan["action"]]
+
+
+@task
+def reuse_image(plan: dict) -> dict:
+    """Packer is skipped: the image built from the same inputs is the candidate."""
+    log.info("%s", plan["reason"])
+    return {"ami_id": plan["image_id"]}
+
+
+@task
+def report_unchanged(plan: dict) -> str:
+    """The fleet already runs an image built from these inputs: the run ends here."""
+    message = f"Unchanged: {plan['reason']}. Set force_build to build anyway."
+    log.info("%s", message)
+    return message
+
+
+@task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+def check_image(params: dict | None = None, ti=None, run_id: str | None = None) -> dict:
+    """The candidate (built now, or reused) must carry the right provenance; record the
+    AMI it replaces. It joins the build and the reuse path: the request, inputs and plan
+    are pulled, so that only those paths' tasks can start it."""
+    from bp_aws.hooks.ami import AmiHook
+
+    request, inputs = validated_request(ti), ti.xcom_pull(task_ids="resolve_inputs")
+    plan = ti.xcom_pull(task_ids="plan_build")
+    built = ti.xcom_pull(task_ids="packer_build", key="ami_id")
+    ami_id = built or ti.xcom_pull(task_ids="reuse_image")["ami_id"]
+    hook = AmiHook(aws_conn_id=params["aws_conn_id"])
+    image = hook.describe_image(ami_id)
+    tags = {tag["Key"]: tag["Value"] for tag in image.get("Tags", [])}
+    expected = build.expected_tags(plan["variables"], built_by_this_run=bool(built))
+    problems = build.tag_problems(tags, expected)
+    revoked = revocation.revocation_of(tags)
+    if revoked:
+        problems.append(f"it was {revoked}")
+    if problems:
+        raise AirflowFailException(
+            f"AMI {ami_id} is not an image this run may promote: {'; '.join(problems)}. "
+            f"It was not promoted; {request['ami_pointer']} still names {inputs['current_ami']}."
+        )
+    if built:
+        hook.tag_image(ami_id, {"previous_ami": inputs["current_ami"] or "none"})
+    log.info("AMI %s carries the expected provenance; it replaces %s", ami_id, inputs["current_ami"])
+    fleet = build.BuildRequest.from_params(request).fleet
+    return {
+        "ami_id": ami_id,
+        "previous_ami": inputs["current_ami"],
+        "name": image.get("Name", ""),
+        "bundle_id": inputs["bundle_id"],
+        "smoke_launch": {  # the smoke instance: the fleet's subnet, group and worker profile
+            "instance_type": request["instance_type"],
+            "subnet_id": inputs["worker_subnet_id"],
+            "security_group_id": inputs["worker_security_group_id"],
+            "instance_profile": fleet.worker_instance_profile,
+            "tags": smoke.instance_tags(fleet, ami_id, ti.dag_id, run_id),
+        },
+        "smoke_output_key": fleet.ami_smoke_key(run_id),
+    }
+
+
+@task.short_circuit(ignore_downstream_trigger_rules=False)
+def smoke_test_requested(request: dict) -> bool:
+    if not request["smoke_test"]:
+        log.warning(
+            "smoke_test is off for %s/%s: the image is promoted without being booted once",
+            request["fleet_stage"],
+            request["fleet_slug"],
+        )
+    return request["smoke_test"]
+
+
+@task.branch(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+def promotion_path(ti=None) -> str:
+    """After the smoke test, or after the tag check when smoke_test is off: the request is
+    pulled, so a run that changes nothing (its candidate tasks skipped) ends here too."""
+    if validated_request(ti)["needs_approval"]:
         log.info("Production image: waiting for an approval in the Airflow UI")
         return "approve_promotion"
     return "acquire_lock"

@@ -145,7 +145,8 @@ def remediation_question(reported: dict) -> str:
 @task
 def remediate(reported: dict, stage: str, params: dict | None = None, ti=None, dag_run=None) -> dict:
     """Apply the stage's safe fixes, each once per fleet, each with an immutable audit
-    record: scale a leaking fleet to zero (protection cleared first) and release a lock
+    record: scale a leaking fleet to zero (protection cleared first), terminate a smoke-test
+    instance its ended build run left behind, and release a lock
     whose run has ended. Idempotent: a fleet already at zero, or a lock already gone, is
     said and left as it is."""
     from bp_aws.hooks.autoscaling import AutoScalingHook
@@ -171,6 +172,11 @@ def remediate(reported: dict, stage: str, params: dict | None = None, ti=None, d
             said = f"set {fleet.auto_scaling_group} to 0" + (
                 f", protection cleared on {', '.join(cleared)}" if cleared else ""
             )
+        elif remediation == "terminate_smoke_instance":
+            from bp_aws.hooks.ec2_instances import Ec2InstanceHook
+
+            leftovers = sorted(str(finding.details["instance_id"]) for finding in findings)
+            said = f"terminated {', '.join(Ec2InstanceHook(aws_conn_id=conn).terminate(leftovers))}"
         else:
             me = fleet_lock.Holder.new(ti.dag_id, ti.run_id, "stale lock remediation")
             said = fleet_lock.release_stale(SsmLockStore(conn), fleet.lock, me, run_state(ti))

@@ -155,6 +155,11 @@ def checkpoint_percentages_param() -> Param:
     )
 
 
+def switch_param(default: bool, title: str, description: str) -> Param:
+    """An on/off param (a checkbox in the trigger form)."""
+    return Param(default, type="boolean", title=title, description=description)
+
+
 def instance_type_param(title: str, description: str) -> Param:
     """An EC2 instance type (``g4dn.xlarge``); which ones a fleet allows is a domain check."""
     return Param(

@@ -15,6 +15,7 @@ EXPECTED_MAX_ACTIVE_RUNS = {
     "platform_preflight": 4,  # read-only: concurrent checks are harmless
     "ai_economics_daily": 1,  # days replace warehouse rows and build on earlier days
     "gpu_ami_build_and_bake": 1,  # one build at a time: the AMI pointer is never raced
+    "gpu_ami_revoke": 1,  # one revocation at a time: two would plan from the same pointer histories
     "gpu_fleet_provision": 1,  # a fleet's stacks are never changed by two runs at once
     "gpu_fleet_guardrails": 1,  # one inspection at a time: a fix is never applied twice at once
     "gpu_bundle_rollout": 4,  # fleets in parallel; a per-fleet lock refuses a second rollout of one fleet

@@ -3,9 +3,11 @@ sets, SSM parameters and Run Command. Each test quotes the AWS API reference it 
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
+import yaml
 from botocore.exceptions import ClientError
 
 from devstack.emulator import ssm as emulated_ssm
@@ -172,3 +174,30 @@ def test_a_group_launches_the_image_its_ssm_parameter_names_at_launch(aws, seede
         "Instances"
     ]
     assert (instance["ImageId"], instance["InstanceType"]) == (seeded.base_ami_id, "g5.xlarge")
+
+
+def test_a_document_from_a_template_is_described_with_the_hash_of_its_text(aws, seeded):
+    """AWS::SSM::Document Content: "The content for the new SSM document in JSON or YAML";
+    DescribeDocument's Hash: "The Sha256 or Sha1 hash of the document content"."""
+    content = {"schemaVersion": "2.2", "description": "smoke", "mainSteps": [{"action": "aws:runShellScript"}]}
+    template = {
+        "Resources": {
+            "Doc": {
+                "Type": "AWS::SSM::Document",
+                "Properties": {
+                    "Name": "bp-doc-test",
+                    "DocumentType": "Command",
+                    "DocumentFormat": "YAML",
+                    "Content": content,
+                },
+            }
+        }
+    }
+    aws("cloudformation").create_stack(StackName="bp-doc-test", TemplateBody=json.dumps(template))
+
+    described = aws("ssm").describe_document(Name="bp-doc-test")["Document"]
+    text = aws("ssm").get_document(Name="bp-doc-test")["Content"]
+
+    assert len(described["Hash"]) == len(hashlib.sha256().hexdigest())
+    assert (described["DocumentFormat"], described["SchemaVersion"]) == ("YAML", "2.2")
+    assert yaml.safe_load(text) == content

@@ -26,7 +26,16 @@ from pathlib import Path
 
 import boto3
 
-PROVENANCE = ("fleet_stage", "fleet_slug", "bundle_id", "base_ami", "git_sha", "airflow_run_id")
+PROVENANCE = (
+    "fleet_stage",
+    "fleet_slug",
+    "bundle_id",
+    "base_ami",
+    "git_sha",
+    "airflow_run_id",
+    "input_fingerprint",
+    "base_image",
+)
 
 
 def out(target: str, kind: str, *data: str) -> None:
@@ -80,6 +89,8 @@ def build(args: list[str]) -> int:
     )["ImageId"]
     image = ec2.describe_images(ImageIds=[image_id])["Images"][0]
     snapshots = [m["Ebs"]["SnapshotId"] for m in image["BlockDeviceMappings"] if "Ebs" in m]
+    # the template tags base_ami with {{ .SourceAMI }}: the bake's source (a base build's is Canonical's)
+    variables.setdefault("base_ami", variables.get("source_ami", ""))
     tags = [{"Key": key, "Value": variables[key]} for key in PROVENANCE if variables.get(key)]
     if tags:
         ec2.create_tags(Resources=[image_id, *snapshots], Tags=tags)

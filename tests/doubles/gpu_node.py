@@ -9,7 +9,13 @@ process), computing what the real ``gpu_worker.bundle`` CLI would print:
 * ``bp-bundle-apply-<stage>`` installs the bundle the named pointer holds now; a prefix
   whose manifest is not in the models bucket fails with exit 1, as the CLI does, and
   the node keeps its previous bundle;
-* ``bp-bundle-status-<stage>`` prints ``status --json``.
+* ``bp-bundle-status-<stage>`` prints ``status --json``;
+* ``bp-ami-smoke-<stage>`` prints what the smoke document's checks print on a good
+  image, one line each; an instance launched from an image tagged
+  ``emulator:smoke-fail = <check>`` (a planted bad image), or baked from one (its
+  ``base_ami``: a broken driver stays broken in every bake on top of it), fails that
+  check with what the real check prints when it fails; the bundle check compares the
+  image's ``bundle_id`` tag (what Packer baked) with the bundle expected.
 
 It never runs anything on the machine: it reads the emulator's SSM, S3 and EC2 state.
 """
@@ -101,8 +107,48 @@ def status(instance_id: str, parameters: dict[str, list[str]]) -> CommandResult:
     return CommandResult(stdout=json.dumps({"active_bundle_id": bundle_id, "baked_bundle_id": None}) + "\n")
 
 
+#: the tag that plants a bad image: the smoke check named by its value fails
+PLANTED_SMOKE_FAILURE_TAG = "emulator:smoke-fail"
+#: check -> (what it prints passing, what it prints failing), as the document's commands do
+_SMOKE_LINES = {
+    "gpu": ("NVIDIA A10G, 550.54.15", "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver."),
+    "cuda": ("torch 2.4.0+cu121 CUDA 12.1 NVIDIA A10G", "AssertionError: torch.cuda.is_available() is False"),
+    "comfyui": (
+        "HTTP 200 from /system_stats",
+        "curl: (7) Failed to connect to 127.0.0.1 port 8188 after 0 ms: Couldn't connect to server",
+    ),
+    "worker": ("gpu_worker imports", "ModuleNotFoundError: No module named 'gpu_worker'"),
+}
+
+
+def _image_tags(image_id: str) -> dict[str, str]:
+    image = ec2_backends[ACCOUNT][REGION].amis.get(image_id)
+    return {tag["key"]: tag["value"] for tag in image.get_tags()} if image is not None else {}
+
+
+def smoke(instance_id: str, parameters: dict[str, list[str]]) -> CommandResult:
+    tags = _image_tags(ec2_backends[ACCOUNT][REGION].get_instance(instance_id).image_id)
+    planted = tags.get(PLANTED_SMOKE_FAILURE_TAG) or _image_tags(tags.get("base_ami", "")).get(
+        PLANTED_SMOKE_FAILURE_TAG
+    )
+    lines, failed = [], False
+    for check, (passing, failing) in _SMOKE_LINES.items():
+        failed |= check == planted
+        lines.append(f"FAIL {check}: {failing}" if check == planted else f"PASS {check}: {passing}")
+    expected = parameters.get("expectedBundle", [layout.NO_ACTIVE_BUNDLE])[0]
+    if expected != layout.NO_ACTIVE_BUNDLE:
+        baked = tags.get("bundle_id", layout.NO_ACTIVE_BUNDLE)
+        ok = baked == expected and planted != "bundle"
+        failed |= not ok
+        lines.append(f"{'PASS' if ok else 'FAIL'} bundle: baked bundle {baked} expected {expected}")
+    return CommandResult(
+        status="Failed" if failed else "Success", response_code=int(failed), stdout="\n".join(lines) + "\n"
+    )
+
+
 def install() -> None:
     _applied.clear()
     for stage in platform.STAGES:
         program_command(platform.bundle_apply_document(stage), apply)
         program_command(platform.bundle_status_document(stage), status)
+        program_command(platform.ami_smoke_document(stage), smoke)

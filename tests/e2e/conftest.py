@@ -11,6 +11,7 @@ import pytest
 from devstack.demo import wait_for_dag
 from devstack.scenarios import prepare_stack
 from devstack.stack import LocalStack
+from include.naming.platform import STAGES
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +47,7 @@ def client(stack):
         "platform_preflight",
         "ai_economics_daily",
         "gpu_ami_build_and_bake",
+        "gpu_ami_revoke",
         "gpu_fleet_provision",
         "gpu_bundle_rollout",
         "gpu_fleet_guardrails",
@@ -54,6 +56,19 @@ def client(stack):
         wait_for_dag(client, dag_id)
         client.set_paused(dag_id, False)
     return client
+
+
+@pytest.fixture(scope="session")
+def ami_fleets(stack, client, approver):
+    """staging/gpu-default and production/gpu-default provisioned by gpu_fleet_provision:
+    an AMI smoke test launches with the fleet's worker profile and runs its stage's smoke
+    document (both from the stacks). Their pointers and params stay; the production fleet
+    stack goes at the end."""
+    from tests.e2e.helpers import provision_fleet
+
+    fleets = [provision_fleet(stack, client, "gpu-default", None, stage, approver=approver) for stage in STAGES]
+    yield fleets
+    stack.aws_client()("cloudformation").delete_stack(StackName=fleets[-1].fleet_stack)
 
 
 def stored(stack, location: str) -> dict[str, bytes]:

@@ -129,16 +129,28 @@ def sample_bundles(stack) -> list[str]:
     return ids
 
 
-def provision_fleet(stack, client, slug: str, bundle_id: str, stage: str = "staging") -> Fleet:
-    """A fleet created by gpu_fleet_provision from a desired_config, on ``bundle_id``."""
+def provision_fleet(stack, client, slug: str, bundle_id: str | None, stage: str = "staging", *, approver=None) -> Fleet:
+    """A fleet created by gpu_fleet_provision from a desired_config, on ``bundle_id`` (None:
+    the bundle it has), with staging/gpu-default's image unless it has one; production's
+    apply is approved by ``approver``."""
     fleet = Fleet(stage, slug)
     ssm = stack.aws_client()("ssm")
-    image = ssm.get_parameter(Name=Fleet(stage, "gpu-default").ami_pointer)["Parameter"]["Value"]
     ssm.put_parameter(Name=fleet.desired_config, Value=json.dumps(FLEET_CONFIG), Type="String", Overwrite=True)
-    ssm.put_parameter(Name=fleet.ami_pointer, Value=image, Type="String", DataType="aws:ec2:image", Overwrite=True)
-    ssm.put_parameter(Name=fleet.active_bundle, Value=layout.bundle_prefix(bundle_id), Type="String", Overwrite=True)
+    image = ssm.get_parameter(Name=Fleet("staging", "gpu-default").ami_pointer)["Parameter"]["Value"]
+    if fleet != Fleet("staging", "gpu-default"):
+        ssm.put_parameter(Name=fleet.ami_pointer, Value=image, Type="String", DataType="aws:ec2:image", Overwrite=True)
+    if bundle_id is not None:
+        ssm.put_parameter(
+            Name=fleet.active_bundle, Value=layout.bundle_prefix(bundle_id), Type="String", Overwrite=True
+        )
+    elif fleet.stage != "staging":
+        active = ssm.get_parameter(Name=Fleet("staging", "gpu-default").active_bundle)["Parameter"]["Value"]
+        ssm.put_parameter(Name=fleet.active_bundle, Value=active, Type="String", Overwrite=True)
     client.set_paused("gpu_fleet_provision", False)
-    run = run_to_end(client, "gpu_fleet_provision", {"fleet_stage": stage, "fleet_slug": slug, "action": "apply"})
+    run = client.trigger("gpu_fleet_provision", {"fleet_stage": stage, "fleet_slug": slug, "action": "apply"})
+    if approver is not None and stage == "production":
+        answer(client, "gpu_fleet_provision", run, "approve_apply", by=approver)
+    run = client.wait_for_run("gpu_fleet_provision", run.run_id, timeout=300, poll=1)
     assert run.state == "success", states(client, "gpu_fleet_provision", run)
     return fleet
 

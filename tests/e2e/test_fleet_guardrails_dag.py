@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from devstack.fleet_metrics import put_minutely
+from include.amis import smoke
 from include.fleets.lock import Holder
 from include.naming.fleet import Fleet
 from tests.e2e.helpers import answer, log, provision_fleet, run_to_end, sample_bundles, scale, states, topic_inbox
@@ -121,3 +122,29 @@ def test_a_production_fix_waits_for_an_approval_and_a_rejection_changes_nothing(
     assert "released /bp/fleets/production/e2e-guard/change_lock" in log(client, DAG, approved, "remediate_production")
     assert not ssm.get_parameters(Names=[fleet.lock])["Parameters"]
     assert _audit(stack, fleet, approved) == ["release_lock.jsonl"]
+
+
+def test_a_smoke_test_instance_left_by_a_dead_build_run_is_found_and_terminated(stack, client, fleet):
+    ec2 = stack.aws_client()("ec2")
+    image = ec2.describe_images(
+        ImageIds=[stack.aws_client()("ssm").get_parameter(Name=fleet.ami_pointer)["Parameter"]["Value"]]
+    )
+    tags = smoke.instance_tags(
+        fleet, image["Images"][0]["ImageId"], "gpu_ami_build_and_bake", "manual__killed-while-deferred"
+    )
+    [left] = ec2.run_instances(
+        ImageId=image["Images"][0]["ImageId"],
+        InstanceType="g4dn.xlarge",
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}],
+    )["Instances"]
+
+    run = run_to_end(client, DAG, _conf(fleet))
+
+    assert run.state == "success", states(client, DAG, run)
+    assert f"{left['InstanceId']} (g4dn.xlarge) smoke-tested" in log(client, DAG, run, "report")
+    assert f"terminated {left['InstanceId']}" in log(client, DAG, run, "remediate_staging")
+    [reservation] = ec2.describe_instances(InstanceIds=[left["InstanceId"]])["Reservations"]
+    assert reservation["Instances"][0]["State"]["Name"] in ("shutting-down", "terminated")
+    assert "terminate_smoke_instance.jsonl" in _audit(stack, fleet, run)

@@ -24,6 +24,8 @@ GOOD = {
         ({"mode": "rebuild"}, "mode 'rebuild' is not one of base, bake, base_and_bake"),
         ({"instance_type": "g4dn.xlarge --force"}, "is not an EC2 instance type"),
         ({"start_instance_refresh": "yes"}, "must be true or false"),
+        ({"smoke_test": "no"}, "smoke_test must be true or false"),
+        ({"fleet_stage": "production", "smoke_test": False}, "smoke_test can be turned off only outside production"),
     ],
 )
 def test_bad_requests_are_refused_with_a_clear_message(change, message):
@@ -45,6 +47,8 @@ PLATFORM = {
     platform.packer_instance_profile(): "bp-packer",
     platform.packer_subnet_id(): "subnet-0private",
     platform.packer_security_group_id(): "sg-0noinbound",
+    platform.private_subnet_ids(): "subnet-0a,subnet-0b",
+    platform.worker_security_group_id(): "sg-0worker",
     Fleet("staging", "gpu-default").active_bundle: "bundles/b-7",
     Fleet("staging", "gpu-default").ami_pointer: "ami-0current",
 }
@@ -61,12 +65,16 @@ def test_a_bake_starts_from_the_current_image_with_the_active_bundle():
     assert (variables["models_s3_prefix"], variables["bundle_id"]) == ("bundles/b-7", "b-7")
     assert variables["iam_instance_profile"] == "bp-packer"
     assert (variables["subnet_id"], variables["security_group_id"]) == ("subnet-0private", "sg-0noinbound")
+    assert (inputs.worker_subnet_id, inputs.worker_security_group_id) == ("subnet-0a", "sg-0worker")
+    variables = ami_build.fingerprinted(variables, "f" * 64, "ami-0base")
     assert ami_build.expected_tags(variables) == {
         "fleet_stage": "staging",
         "fleet_slug": "gpu-default",
         "bundle_id": "b-7",
+        "input_fingerprint": "f" * 64,
         "airflow_run_id": "manual__1",
     }
+    assert "airflow_run_id" not in ami_build.expected_tags(variables, built_by_this_run=False)
 
 
 def test_a_base_build_starts_from_ubuntu_without_a_bundle():
@@ -102,3 +110,30 @@ def test_tag_problems_name_each_wrong_tag():
     assert ami_build.tag_problems({"fleet_slug": "x"}, {"fleet_slug": "x", "airflow_run_id": "r1"}) == [
         "tag airflow_run_id is None, expected 'r1'"
     ]
+
+
+def test_smoke_test_is_on_unless_turned_off_outside_production():
+    assert ami_build.BuildRequest.from_params(GOOD).smoke_test
+    assert not ami_build.BuildRequest.from_params({**GOOD, "smoke_test": False}).smoke_test
+
+
+@pytest.mark.parametrize(
+    ("force", "digest", "reusable", "action", "said"),
+    [
+        (False, "d" * 64, None, "build", "no image of staging/gpu-default was built from these inputs"),
+        (False, None, None, "build", "no fingerprint"),
+        (True, "d" * 64, "ami-0same", "build", "force_build is on"),
+        (False, "d" * 64, "ami-0same", "reuse", "Packer is skipped"),
+        (False, "d" * 64, "ami-0current", "unchanged", "already the fleet's image"),
+        (False, "d" * 64, None, "build", "ami-0revoked was built from these inputs (dddddddddddd) but is revoked"),
+    ],
+)
+def test_a_build_is_skipped_only_for_an_image_from_the_same_inputs(force, digest, reusable, action, said):
+    request = ami_build.BuildRequest.from_params({**GOOD, "force_build": force})
+
+    revoked = "ami-0revoked" if "revoked" in said else None
+    decision = ami_build.decide(request, digest, reusable, "ami-0current", revoked)
+
+    assert decision.action == action
+    assert said in decision.reason
+    assert decision.image_id == (reusable if action != "build" else None)

@@ -115,6 +115,27 @@ def test_orphans_are_gpu_instances_of_the_stage_no_group_owns_and_no_dev_node():
     assert findings[1].dollars_per_hour == 0  # no price known: said as $0, not guessed
 
 
+def test_a_smoke_test_instance_is_left_over_only_once_its_build_run_has_ended():
+    def smoke_instance(instance_id, run_id):
+        tags = {"stage": "staging", "fleet": "gpu-default", "bp:role": "ami-smoke", "smoke_test_of": "ami-1"}
+        return _instance(
+            instance_id, "g5.xlarge", **tags, airflow_dag_id="gpu_ami_build_and_bake", airflow_run_id=run_id
+        )
+
+    running = [smoke_instance("i-live", "manual__live"), smoke_instance("i-left", "manual__killed")]
+    states = {"manual__live": "running", "manual__killed": "failed"}
+
+    findings = g.leftover_smoke_instances(["staging"], running, lambda dag_id, run_id: states[run_id], PRICES)
+
+    [left] = findings
+    assert (left.scope, left.check, left.remediation) == (
+        "staging/gpu-default", "leftover smoke-test instance", "terminate_smoke_instance"
+    )  # fmt: skip
+    assert left.details == {"instance_id": "i-left"}
+    assert "smoke-tested ami-1 for gpu_ami_build_and_bake manual__killed, a run that is failed" in left.summary
+    assert g.orphans(["staging"], running, set(), PRICES) == []  # not an orphan: a check of its own
+
+
 def test_a_lock_is_stale_only_when_its_run_has_ended():
     value = Holder.new("gpu_bundle_rollout", "manual__1", "rollout of bundle b").value()
     (stale,) = g.stale_lock(FLEET, value, "failed")

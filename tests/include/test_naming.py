@@ -94,3 +94,10 @@ def test_no_module_but_the_naming_package_spells_a_bp_name():
     }
     assert offenders == {}
     assert all(_bp_literals(owner) for owner in owners), "the owner module itself must be seen by this check"
+
+
+def test_an_ami_pointer_names_its_fleet_and_nothing_else_does():
+    fleet = Fleet("staging", "gpu-default")
+    assert Fleet.from_ami_pointer(fleet.ami_pointer) == fleet
+    assert Fleet.from_ami_pointer("/bp/ami/fleets/prod/gpu-default") is None  # not a stage
+    assert Fleet.from_ami_pointer(fleet.active_bundle) is None

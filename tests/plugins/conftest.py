@@ -59,7 +59,8 @@ def run_trigger(trigger) -> dict[str, Any]:
 def resume(operator, context: dict | None = None):
     """Execute a deferrable operator: run its trigger, then resume it with the event.
 
-    Returns what the resumed method returns. Follows chained deferrals.
+    Returns what the resumed method returns (given the deferral's kwargs). Follows
+    chained deferrals.
     """
     from airflow.sdk.exceptions import TaskDeferred
 
@@ -70,7 +71,7 @@ def resume(operator, context: dict | None = None):
         while True:
             event = run_trigger(deferred.trigger)
             try:
-                return getattr(operator, deferred.method_name)(context, event)
+                return getattr(operator, deferred.method_name)(context, event, **(deferred.kwargs or {}))
             except TaskDeferred as again:
                 deferred = again
 

@@ -3,9 +3,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
-from bp_aws.exceptions import AwsResourceNotFound, ImageNotAvailable
-from bp_aws.operators.ami import AmiRetentionOperator, TagImageOperator
+from bp_aws.exceptions import AwsResourceNotFound, ImageNotAvailable, ImageRevoked
+from bp_aws.operators.ami import AmiRetentionOperator, PromoteAmiOperator, TagImageOperator
 from bp_aws.sensors.ami import ImageAvailableSensor
+from include.amis import revocation
 from include.naming.fleet import Fleet
 from tests.plugins.conftest import resume, run_trigger
 
@@ -140,3 +141,20 @@ def test_retention_keeps_newest_and_used_images_and_deletes_the_rest(aws_http, b
     assert f"{images[6][0]}" in log
     assert f"SSM pointer {pointer}" in log
     assert "launch template old-template v1" in log
+
+
+def test_a_revoked_image_is_never_promoted_and_a_good_one_is(aws_http, baseline):
+    good, _ = _register(aws_http, "good")
+    bad, _ = _register(aws_http, "bad")
+    aws_http("ec2").create_tags(
+        Resources=[bad], Tags=[{"Key": k, "Value": v} for k, v in revocation.revoked_tags("cve", "manual__r").items()]
+    )
+    before = aws_http("ssm").get_parameter(Name=POINTER)["Parameter"]
+
+    with pytest.raises(ImageRevoked, match=r"revoked by manual__r: cve\. It is never promoted again"):
+        PromoteAmiOperator(task_id="promote_ami", name=POINTER, value=bad).execute({})
+    assert aws_http("ssm").get_parameter(Name=POINTER)["Parameter"]["Version"] == before["Version"]
+
+    promoted = PromoteAmiOperator(task_id="promote_ami", name=POINTER, value=good).execute({})
+    assert promoted["changed"]
+    assert aws_http("ssm").get_parameter(Name=POINTER)["Parameter"]["Value"] == good

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.ssm import SsmHook
@@ -19,6 +21,11 @@ class RunCommandHook(SsmHook):
 
     .. seealso:: :class:`airflow.providers.amazon.aws.hooks.ssm.SsmHook`
     """
+
+    @cached_property
+    def waiter_path(self) -> Path:
+        """``command_settled``: any end of one invocation (the caller judges it)."""
+        return Path(__file__).parents[1] / "waiters" / "ssm.json"
 
     def invocations(self, command_id: str, instance_ids: list[str]) -> dict[str, dict[str, Any]]:
         """GetCommandInvocation of each instance. .. seealso:: SSM.Client.get_command_invocation"""

@@ -8,9 +8,12 @@ from typing import Any
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
+from bp_aws.exceptions import ImageNotAvailable, ImageRevoked
 from bp_aws.hooks.ami import AmiHook
 from bp_aws.hooks.ssm_parameters import SsmParameterHook
+from bp_aws.operators.ssm_parameters import PutSsmParameterOperator
 from include.amis import retention as ami_retention
+from include.amis import revocation
 from include.tables import format_table
 
 
@@ -99,3 +102,27 @@ class AmiRetentionOperator(AwsBaseOperator[AmiHook]):
             "deleted": [d.image_id for d in plan.to_delete],
             "dry_run": bool(self.dry_run),
         }
+
+
+class PromoteAmiOperator(PutSsmParameterOperator):
+    """Point an AMI parameter (DataType ``aws:ec2:image``) at ``value``, refusing an
+    image that is not ``available`` or that was revoked (``gpu_ami_revoke``): a revoked
+    image is never promoted again, whichever run asks.
+
+    Takes every argument of :class:`~bp_aws.operators.ssm_parameters.PutSsmParameterOperator`.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("data_type", "aws:ec2:image")
+        super().__init__(**kwargs)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        images = AmiHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify)
+        image = images.describe_image(self.value)
+        tags = {tag["Key"]: tag["Value"] for tag in image.get("Tags", [])}
+        revoked = revocation.revocation_of(tags)
+        if revoked:
+            raise ImageRevoked(f"AMI {self.value} was {revoked}. It is never promoted again; {self.name} is unchanged.")
+        if image["State"] != "available":
+            raise ImageNotAvailable(f"AMI {self.value} is {image['State']}, not available; {self.name} is unchanged.")
+        return super().execute(context)

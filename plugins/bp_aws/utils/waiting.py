@@ -42,15 +42,17 @@ def connection_kwargs(task: Any) -> dict[str, Any]:
     }
 
 
-def defer_or_wait(task: Any, trigger: AwsBaseWaiterTrigger, method_name: str) -> None:
-    """Defer ``task`` to ``trigger`` (resuming in ``method_name``), or wait here.
+def defer_or_wait(
+    task: Any, trigger: AwsBaseWaiterTrigger, method_name: str, kwargs: dict[str, Any] | None = None
+) -> None:
+    """Defer ``task`` to ``trigger`` (resuming in ``method_name``, given ``kwargs``), or wait here.
 
     Waiting here raises :class:`~bp_aws.exceptions.WaitEnded` when the waiter reaches a
     failure state or runs out of attempts; an API error (access denied, a bad request)
     is not a wait that ended and propagates as it is. Callers judge the final state.
     """
     if task.deferrable:
-        task.defer(trigger=trigger, method_name=method_name)
+        task.defer(trigger=trigger, method_name=method_name, kwargs=kwargs)
     try:
         wait(
             waiter=task.hook.get_waiter(trigger.waiter_name, config_overrides=trigger.waiter_config_overrides),

@@ -1,0 +1,201 @@
+"""Revoking a bad GPU image everywhere (``gpu_ami_revoke``), as plain decisions.
+
+HCP Packer's revocation is the model: once revoked, nothing new launches from an image.
+Here that means every fleet pointer that names the image goes back to the image it
+replaced *in that pointer* - read from the pointer's own SSM history (the version before
+the image was written), never "whatever is current" - and the image is tagged revoked,
+so ``promote_ami`` refuses it from then on. A pointer that held the image once but has
+moved since is someone else's change: it is left alone and reported.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from include import approvals
+from include.errors import InvalidRequest
+from include.naming.fleet import Fleet
+
+IMAGE_ID_PATTERN = r"^ami-[0-9a-f]{8}(?:[0-9a-f]{9})?$"
+REASON_MAX_LENGTH = 200
+#: tags a revoked image carries (``promote_ami`` refuses an image with ``revoked``)
+REVOKED_TAG = "revoked"
+REVOKED_REASON_TAG = "revoked_reason"
+REVOKED_BY_TAG = "revoked_by_run"
+#: the provenance every image this project builds carries (the Packer template's tags)
+PROVENANCE_TAGS = ("fleet_stage", "fleet_slug", "airflow_run_id")
+#: one line of letters, digits, spaces and punctuation: it becomes an EC2 tag value
+REASON_PATTERN = r"^[\w .,:;()/#@+=-]+$"
+_REASON = re.compile(REASON_PATTERN)
+
+
+class RevocationRefused(Exception):
+    """The revocation can't be done as asked; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class RevocationRequest:
+    image_id: str
+    reason: str
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> RevocationRequest:
+        image_id, reason = params.get("image_id"), params.get("reason")
+        if not isinstance(image_id, str) or not re.fullmatch(IMAGE_ID_PATTERN, image_id):
+            raise InvalidRequest(f"image_id {image_id!r} is not an AMI id like ami-0123456789abcdef0")
+        if not isinstance(reason, str) or not reason.strip():
+            raise InvalidRequest("reason is required: say why the image is revoked (it is tagged on the image)")
+        reason = reason.strip()
+        if len(reason) > REASON_MAX_LENGTH or not _REASON.fullmatch(reason):
+            raise InvalidRequest(
+                f"reason must be one line of at most {REASON_MAX_LENGTH} letters, digits, spaces and "
+                "punctuation (it becomes an EC2 tag value)"
+            )
+        return cls(image_id, reason)
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PointerRestore:
+    """One pointer going back: expected to still be at ``version`` (naming the image)."""
+
+    fleet_stage: str
+    fleet_slug: str
+    pointer: str
+    version: int
+    previous_image: str
+
+    @property
+    def fleet(self) -> Fleet:
+        return Fleet(self.fleet_stage, self.fleet_slug)
+
+
+@dataclass(frozen=True)
+class MovedPointer:
+    """A pointer that held the image and has been moved by someone since: left alone."""
+
+    pointer: str
+    now: str
+    version: int
+    modified_by: str
+
+
+@dataclass(frozen=True)
+class RevocationPlan:
+    image_id: str
+    image_stage: str
+    restores: tuple[PointerRestore, ...]
+    moved: tuple[MovedPointer, ...]
+
+    @property
+    def needs_approval(self) -> bool:
+        stages = {self.image_stage, *(r.fleet_stage for r in self.restores)}
+        return any(approvals.needs_approval(stage) for stage in stages)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "image_id": self.image_id,
+            "image_stage": self.image_stage,
+            "restores": [asdict(r) for r in self.restores],
+            "moved": [asdict(m) for m in self.moved],
+            "needs_approval": self.needs_approval,
+        }
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> RevocationPlan:
+        return cls(
+            image_id=value["image_id"],
+            image_stage=value["image_stage"],
+            restores=tuple(PointerRestore(**r) for r in value["restores"]),
+            moved=tuple(MovedPointer(**m) for m in value["moved"]),
+        )
+
+    def lines(self) -> list[str]:
+        said = [f"{r.pointer}: {self.image_id} -> {r.previous_image} (at version {r.version})" for r in self.restores]
+        said += [f"{m.pointer}: left alone, moved since to {m.now} by {m.modified_by}" for m in self.moved]
+        return said or [f"no fleet pointer names {self.image_id}"]
+
+
+def check_provenance(image_id: str, image: Mapping[str, Any] | None) -> dict[str, str]:
+    """The image's tags, when it exists and is one of ours; refused otherwise."""
+    if image is None:
+        raise RevocationRefused(f"AMI {image_id} does not exist in this account and region")
+    tags = {t["Key"]: t["Value"] for t in image.get("Tags") or ()}
+    missing = [key for key in PROVENANCE_TAGS if not tags.get(key)]
+    if missing:
+        raise RevocationRefused(
+            f"AMI {image_id} ({image.get('Name', '')}) is not an image this platform built: it has no "
+            f"{', '.join(missing)} tag (gpu_ami_build_and_bake tags every image it builds)"
+        )
+    return tags
+
+
+def plan(
+    image_id: str, image_tags: Mapping[str, str], histories: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> RevocationPlan:
+    """What a revocation does to each fleet pointer, from each pointer's history
+    (GetParameterHistory: ``Value``, ``Version``, ``LastModifiedUser``, oldest first).
+
+    Refused, changing nothing, when a pointer naming the image has no earlier value:
+    the image is the only one that fleet ever had."""
+    restores, moved = [], []
+    for name, history in sorted(histories.items()):
+        fleet = Fleet.from_ami_pointer(name)
+        versions = sorted(history, key=lambda version: int(version["Version"]))
+        if fleet is None or not any(v["Value"] == image_id for v in versions):
+            continue
+        latest = versions[-1]
+        if latest["Value"] != image_id:
+            moved.append(
+                MovedPointer(name, latest["Value"], int(latest["Version"]), str(latest.get("LastModifiedUser", "?")))
+            )
+            continue
+        start = len(versions) - 1
+        while start > 0 and versions[start - 1]["Value"] == image_id:
+            start -= 1
+        if start == 0:
+            raise RevocationRefused(
+                f"{image_id} is the only image {fleet} ever had ({name} has no earlier value): there is nothing to "
+                f"go back to. Build a base image first (gpu_ami_build_and_bake mode=base_and_bake for {fleet}), "
+                "then revoke this one"
+            )
+        restores.append(
+            PointerRestore(fleet.stage, fleet.slug, name, int(latest["Version"]), versions[start - 1]["Value"])
+        )
+    return RevocationPlan(image_id, image_tags.get("fleet_stage", ""), tuple(restores), tuple(moved))
+
+
+def check_previous_images(plan: RevocationPlan, images: Mapping[str, Mapping[str, Any] | None]) -> None:
+    """Each image a pointer goes back to must still be available and not revoked itself."""
+    problems = []
+    for restore in plan.restores:
+        image = images.get(restore.previous_image)
+        tags = {t["Key"]: t["Value"] for t in (image or {}).get("Tags") or ()}
+        if image is None or image.get("State") != "available":
+            state = "gone" if image is None else image.get("State")
+            problems.append(f"{restore.pointer} would go back to {restore.previous_image}, which is {state}")
+        elif tags.get(REVOKED_TAG):
+            problems.append(
+                f"{restore.pointer} would go back to {restore.previous_image}, which is revoked too "
+                f"({tags.get(REVOKED_REASON_TAG, 'no reason')})"
+            )
+    if problems:
+        raise RevocationRefused(
+            "; ".join(problems) + ". Build a new image for these fleets first (gpu_ami_build_and_bake), then revoke"
+        )
+
+
+def revoked_tags(reason: str, run_id: str) -> dict[str, str]:
+    return {REVOKED_TAG: "true", REVOKED_REASON_TAG: reason, REVOKED_BY_TAG: run_id}
+
+
+def revocation_of(tags: Mapping[str, str]) -> str | None:
+    """Why an image was revoked (its tags), or None when it is not."""
+    if not tags.get(REVOKED_TAG):
+        return None
+    return f"revoked by {tags.get(REVOKED_BY_TAG, '?')}: {tags.get(REVOKED_REASON_TAG, 'no reason given')}"

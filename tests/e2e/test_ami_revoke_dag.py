@@ -1,0 +1,112 @@
+"""gpu_ami_revoke end to end: a bad image leaves two fleets (each back to the image it
+replaced there), the one with nodes is refreshed, the image is tagged and never reused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from devstack import baseline as seeded
+from include.amis import revocation
+from include.naming import platform
+from include.naming.fleet import Fleet
+from tests.e2e.helpers import log, provision_fleet, remove_fleet, run_to_end, scale, states
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("ami_fleets")]
+
+DAG = "gpu_ami_revoke"
+BUILD = "gpu_ami_build_and_bake"
+DEFAULT = Fleet("staging", "gpu-default")
+
+
+def _pointer(ssm, fleet: Fleet) -> str:
+    return ssm.get_parameter(Name=fleet.ami_pointer)["Parameter"]["Value"]
+
+
+def _base_image(stack) -> str:
+    """The baseline's base image: made outside the pipeline, it has no provenance tags."""
+    name = [{"Name": "name", "Values": [seeded.BASE_AMI_NAME]}]
+    return stack.aws_client()("ec2").describe_images(Owners=["self"], Filters=name)["Images"][0]["ImageId"]
+
+
+@pytest.fixture(scope="module")
+def second_fleet(stack, client):
+    """staging/e2e-revoke: its pointer held another image before the bad one came."""
+    ssm = stack.aws_client()("ssm")
+    fleet = Fleet("staging", "e2e-revoke")
+    ssm.put_parameter(
+        Name=fleet.ami_pointer,
+        Value=_base_image(stack),
+        Type="String",
+        DataType="aws:ec2:image",
+        Overwrite=True,
+    )
+    provision_fleet(stack, client, fleet.slug, None)  # its pointer now names staging/gpu-default's image
+    yield fleet
+    remove_fleet(stack, fleet)
+
+
+def test_a_revocation_restores_each_pointer_refreshes_the_fleet_with_nodes_and_is_never_reused(
+    stack, client, second_fleet
+):
+    aws = stack.aws_client()
+    ssm, ec2 = aws("ssm"), aws("ec2")
+    built = run_to_end(client, BUILD, {"fleet_stage": "staging", "fleet_slug": "gpu-default", "force_build": True})
+    assert built.state == "success", states(client, BUILD, built)
+    bad = _pointer(ssm, DEFAULT)
+    history = [v["Value"] for v in ssm.get_parameter_history(Name=DEFAULT.ami_pointer)["Parameters"]]
+    default_before = history[history.index(bad) - 1]
+    ssm.put_parameter(Name=second_fleet.ami_pointer, Value=bad, Type="String", DataType="aws:ec2:image", Overwrite=True)
+    second_before = [v["Value"] for v in ssm.get_parameter_history(Name=second_fleet.ami_pointer)["Parameters"]][-2]
+    scale(stack, second_fleet, 1)
+
+    run = run_to_end(client, DAG, {"image_id": bad, "reason": "driver crash under load (INC-42)"})
+
+    found = states(client, DAG, run)
+    assert run.state == "success", found
+    assert found["approve_revocation"] == "skipped"  # staging only
+    assert (_pointer(ssm, DEFAULT), _pointer(ssm, second_fleet)) == (default_before, second_before)
+    [image] = ec2.describe_images(ImageIds=[bad])["Images"]
+    tags = {t["Key"]: t["Value"] for t in image["Tags"]}
+    assert (tags["revoked"], tags["revoked_reason"], tags["revoked_by_run"]) == (
+        "true", "driver crash under load (INC-42)", run.run_id
+    )  # fmt: skip
+    refreshes = aws("autoscaling").describe_instance_refreshes(AutoScalingGroupName=second_fleet.auto_scaling_group)
+    assert [r["Status"] for r in refreshes["InstanceRefreshes"]][:1] == ["Successful"]
+    assert (
+        aws("autoscaling").describe_instance_refreshes(AutoScalingGroupName=DEFAULT.auto_scaling_group)[
+            "InstanceRefreshes"
+        ]
+        == []
+    )  # no nodes: nothing to replace
+    key = platform.ami_revocation_audit_key(bad, run.run_id)
+    record = json.loads(aws("s3").get_object(Bucket=platform.logs_bucket("123456789012"), Key=key)["Body"].read())
+    assert len(record["restored"]) == 2
+    assert record["refresh_state"] == "success"
+    assert "was revoked (driver crash under load (INC-42))" in log(client, DAG, run, "record_revocation")
+    for lock in (DEFAULT.lock, second_fleet.lock):  # given back
+        assert not ssm.get_parameters(Names=[lock])["Parameters"]
+
+    # a bake of the same inputs never takes the revoked image back
+    rebuilt = run_to_end(client, BUILD, {"fleet_stage": "staging", "fleet_slug": "gpu-default"})
+    assert rebuilt.state == "success", states(client, BUILD, rebuilt)
+    assert client.xcom(BUILD, rebuilt.run_id, "plan_build")["image_id"] != bad
+    assert _pointer(ssm, DEFAULT) != bad
+
+
+def test_an_image_that_is_not_ours_is_refused_before_anything_changes(stack, client):
+    ssm = stack.aws_client()("ssm")
+    base = _base_image(stack)
+    before = ssm.get_parameter(Name=DEFAULT.ami_pointer)["Parameter"]["Version"]
+
+    run = run_to_end(client, DAG, {"image_id": base, "reason": "not ours"})
+
+    found = states(client, DAG, run)
+    assert run.state == "failed"
+    assert found["plan_revocation"] == "failed"
+    assert found["revoke"] == "upstream_failed"
+    assert "is not an image this platform built" in log(client, DAG, run, "plan_revocation")
+    assert ssm.get_parameter(Name=DEFAULT.ami_pointer)["Parameter"]["Version"] == before
+    tags = {t["Key"] for t in stack.aws_client()("ec2").describe_images(ImageIds=[base])["Images"][0]["Tags"]}
+    assert revocation.REVOKED_TAG not in tags
