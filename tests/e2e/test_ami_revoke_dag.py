@@ -1,9 +1,12 @@
 """gpu_ami_revoke end to end: a bad image leaves two fleets (each back to the image it
-replaced there), the one with nodes is refreshed, the image is tagged and never reused."""
+replaced there), the one with nodes is refreshed, the image is tagged and never reused;
+an image revoked while its production promotion awaits approval is refused by
+promote_ami; an image that isn't ours is refused before anything changes."""
 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -11,7 +14,7 @@ from devstack import baseline as seeded
 from include.amis import revocation
 from include.naming import platform
 from include.naming.fleet import Fleet
-from tests.e2e.helpers import log, provision_fleet, remove_fleet, run_to_end, scale, states
+from tests.e2e.helpers import answer, log, provision_fleet, remove_fleet, run_to_end, scale, states
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("ami_fleets")]
 
@@ -111,3 +114,30 @@ def test_an_image_that_is_not_ours_is_refused_before_anything_changes(stack, cli
     assert ssm.get_parameter(Name=DEFAULT.ami_pointer)["Parameter"]["Version"] == before
     tags = {t["Key"] for t in stack.aws_client()("ec2").describe_images(ImageIds=[base])["Images"][0]["Tags"]}
     assert revocation.REVOKED_TAG not in tags
+
+
+def test_an_image_revoked_while_its_promotion_awaits_approval_is_never_promoted(stack, client, approver):
+    ssm = stack.aws_client()("ssm")
+    fleet = Fleet("production", "gpu-default")
+    before = ssm.get_parameter(Name=fleet.ami_pointer)["Parameter"]
+    conf = {"fleet_stage": "production", "fleet_slug": "gpu-default", "mode": "bake", "force_build": True}
+    promotion = client.trigger(BUILD, conf)
+    deadline = time.monotonic() + 300
+    while states(client, BUILD, promotion).get("approve_promotion") != "awaiting_input":
+        assert time.monotonic() < deadline, states(client, BUILD, promotion)
+        time.sleep(1)
+    candidate = client.xcom(BUILD, promotion.run_id, "check_image", key="ami_id")
+
+    revoked = client.trigger(DAG, {"image_id": candidate, "reason": "CVE-2026-0001 in the driver"})
+    answer(client, DAG, revoked, "approve_revocation", by=approver)  # a production image
+    revoked = client.wait_for_run(DAG, revoked.run_id, timeout=300, poll=1)
+    assert revoked.state == "success", states(client, DAG, revoked)
+    answer(client, BUILD, promotion, "approve_promotion", by=approver)
+    promotion = client.wait_for_run(BUILD, promotion.run_id, timeout=300, poll=1)
+
+    assert promotion.state == "failed"
+    assert states(client, BUILD, promotion)["promote_ami"] == "failed"
+    said = log(client, BUILD, promotion, "promote_ami")
+    assert f"AMI {candidate} was revoked by {revoked.run_id}: CVE-2026-0001 in the driver" in said
+    assert "It is never promoted again" in said
+    assert ssm.get_parameter(Name=fleet.ami_pointer)["Parameter"]["Version"] == before["Version"]
