@@ -88,7 +88,7 @@ def gpu_ami_build_and_bake():
         aws_conn_id=AWS,
         image_id=image["ami_id"],
         document_name=request["smoke_document"],
-        baked_bundle_id=image["bundle_id"],
+        baked_bundle_id=inputs["bundle_id"],
         launch=image["smoke_launch"],
         output_key=image["smoke_output_key"],
         deferrable=True,

@@ -20,8 +20,10 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import gpu_worker
+from include.naming.platform import tags_of
 
 #: the tag that carries the fingerprint on every image, and the root base image's
 FINGERPRINT_TAG = "input_fingerprint"
@@ -100,13 +102,9 @@ def fingerprint(mode: str, base_image: str, manifest: bytes | None, packer_dir: 
     )
 
 
-def reusable_image(images: Iterable[Mapping[str, object]], digest: str, revoked_tag: str) -> str | None:
-    """The newest available, unrevoked image carrying ``digest`` (DescribeImages' answer)."""
-    matching = [
-        image
-        for image in images
-        if image.get("State") == "available"
-        and {t["Key"]: t["Value"] for t in image.get("Tags") or ()}.get(FINGERPRINT_TAG) == digest  # type: ignore[union-attr]
-        and revoked_tag not in {t["Key"] for t in image.get("Tags") or ()}  # type: ignore[union-attr]
-    ]
-    return newest_image(matching)
+def same_inputs(images: Iterable[Mapping[str, Any]], digest: str, revoked_tag: str) -> tuple[str | None, str | None]:
+    """Among DescribeImages' answer, the images carrying ``digest``: the newest available,
+    unrevoked one (to reuse), and the newest revoked one (to say why it is not reused)."""
+    matching = [(image, tags_of(image)) for image in images if tags_of(image).get(FINGERPRINT_TAG) == digest]
+    reusable = [image for image, tags in matching if image.get("State") == "available" and revoked_tag not in tags]
+    return newest_image(reusable), newest_image(image for image, tags in matching if revoked_tag in tags)

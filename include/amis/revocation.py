@@ -17,6 +17,7 @@ from typing import Any
 
 from include import approvals
 from include.errors import InvalidRequest
+from include.naming import platform
 from include.naming.fleet import Fleet
 
 IMAGE_ID_PATTERN = r"^ami-[0-9a-f]{8}(?:[0-9a-f]{9})?$"
@@ -125,7 +126,7 @@ def check_provenance(image_id: str, image: Mapping[str, Any] | None) -> dict[str
     """The image's tags, when it exists and is one of ours; refused otherwise."""
     if image is None:
         raise RevocationRefused(f"AMI {image_id} does not exist in this account and region")
-    tags = {t["Key"]: t["Value"] for t in image.get("Tags") or ()}
+    tags = platform.tags_of(image)
     missing = [key for key in PROVENANCE_TAGS if not tags.get(key)]
     if missing:
         raise RevocationRefused(
@@ -175,7 +176,7 @@ def check_previous_images(plan: RevocationPlan, images: Mapping[str, Mapping[str
     problems = []
     for restore in plan.restores:
         image = images.get(restore.previous_image)
-        tags = {t["Key"]: t["Value"] for t in (image or {}).get("Tags") or ()}
+        tags = platform.tags_of(image)
         if image is None or image.get("State") != "available":
             state = "gone" if image is None else image.get("State")
             problems.append(f"{restore.pointer} would go back to {restore.previous_image}, which is {state}")

@@ -208,7 +208,7 @@ def orphans(
         instance_type = str(instance["InstanceType"])
         if not instance_type.startswith(GPU_FAMILIES):
             continue
-        tags = {t["Key"]: t["Value"] for t in instance.get("Tags") or ()}  # type: ignore[union-attr]
+        tags = platform.tags_of(instance)
         instance_id, per_hour = str(instance["InstanceId"]), price_of(instance_type, prices)
         stage = tags.get(platform.STAGE_TAG)
         if stage is None:
@@ -251,7 +251,7 @@ def leftover_smoke_instances(
     can't. Terminating one is safe: nothing but that run ever used it."""
     findings = []
     for instance in running:
-        tags = {t["Key"]: t["Value"] for t in instance.get("Tags") or ()}  # type: ignore[union-attr]
+        tags = platform.tags_of(instance)
         if tags.get(platform.ROLE_TAG) != platform.AMI_SMOKE_ROLE or tags.get(platform.STAGE_TAG) not in stages:
             continue
         dag_id, run_id = tags.get("airflow_dag_id", "?"), tags.get("airflow_run_id", "?")

@@ -164,7 +164,7 @@ def inspect_fleets(
         instance["InstanceId"]
         for page in client("autoscaling").get_paginator("describe_auto_scaling_groups").paginate()
         for group in page["AutoScalingGroups"]
-        if any(tag["Key"] == platform.FLEET_TAG for tag in group.get("Tags", []))
+        if platform.FLEET_TAG in platform.tags_of(group)
         for instance in group["Instances"]
     }
     orphans = g.orphans(stages, running, owned, prices)

@@ -222,7 +222,7 @@ def fleet_drift(
     expect("capacity rebalance", group.get("CapacityRebalance"), True)
     expect("new instances protected from scale in", group.get("NewInstancesProtectedFromScaleIn"), False)
     expect("launch template image", image_id, f"resolve:ssm:{fleet.ami_pointer}")
-    tags = {tag["Key"]: tag["Value"] for tag in group.get("Tags", [])}
+    tags = platform.tags_of(group)
     for key, value in fleet.tags.items():
         expect(f"tag {key}", tags.get(key), value)
 

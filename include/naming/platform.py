@@ -6,6 +6,9 @@ buckets are named by account (``bp-models-<account>``, ``bp-logs-<account>``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from gpu_worker import layout
 from include.errors import InvalidRequest
 
@@ -34,6 +37,12 @@ DEV_NODE_ROLE = "dev-node"
 #: An instance launched to smoke-test a candidate AMI before it is promoted: it lives for
 #: one ``gpu_ami_build_and_bake`` run, whose id it carries (``airflow_run_id``).
 AMI_SMOKE_ROLE = "ami-smoke"
+
+
+def tags_of(resource: Mapping[str, Any] | None) -> dict[str, str]:
+    """The tags of a resource as EC2, Auto Scaling and the other Describe* calls answer it
+    (a ``Tags`` list of ``Key``/``Value``), as a dict; none for a missing resource."""
+    return {tag["Key"]: tag["Value"] for tag in (resource or {}).get("Tags") or ()}
 
 
 def check_stage(stage: object) -> str:

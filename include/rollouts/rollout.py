@@ -112,7 +112,7 @@ def dev_node_problem(instance_id: str, instance: dict[str, Any] | None, stage: s
     dev node of that stage (a staging rollout never reaches a production instance)."""
     if instance is None:
         return f"instance {instance_id} does not exist"
-    tags = {tag["Key"]: tag["Value"] for tag in instance.get("Tags", [])}
+    tags = platform.tags_of(instance)
     state = (instance.get("State") or {}).get("Name")
     if tags.get(platform.ROLE_TAG) != platform.DEV_NODE_ROLE:
         return f"instance {instance_id} is not a dev node (tag {platform.ROLE_TAG}={platform.DEV_NODE_ROLE} is missing)"

@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from bp_tasks.common import check_bundle_in_bucket, validated, validated_request
 from gpu_worker.layout import bundle_prefix, manifest_key
 from include.amis import build, fingerprint, revocation, smoke
+from include.naming import platform
 from include.rollouts import pointers
 from include.tables import format_table
 
@@ -74,10 +75,7 @@ def plan_build(request: dict, inputs: dict, params: dict | None = None) -> dict:
     reusable = revoked = None
     if digest is not None:
         images = hook.images_tagged({**request["image_tags"], fingerprint.FINGERPRINT_TAG: digest})
-        reusable = fingerprint.reusable_image(images, digest, revocation.REVOKED_TAG)
-        revoked = fingerprint.newest_image(
-            image for image in images if revocation.REVOKED_TAG in {tag["Key"] for tag in image.get("Tags", [])}
-        )
+        reusable, revoked = fingerprint.same_inputs(images, digest, revocation.REVOKED_TAG)
     decision = build.decide(build_request, digest, reusable, inputs["current_ami"], revoked)
     log.info("Decision: %s (%s)", decision.action, decision.reason)
     return {
@@ -94,8 +92,7 @@ def _base_image(hook, request: build.BuildRequest, inputs: dict) -> str | None:
     base build starts from (the template's filter), or None when it can't be found."""
     if request.mode == "bake":
         image = hook.describe_image(inputs["current_ami"])
-        tags = {tag["Key"]: tag["Value"] for tag in image.get("Tags", [])}
-        return fingerprint.root_base_image(inputs["current_ami"], tags)
+        return fingerprint.root_base_image(inputs["current_ami"], platform.tags_of(image))
     filters = [{"Name": key, "Values": [value]} for key, value in fingerprint.UBUNTU_FILTERS.items()]
     images = hook.conn.describe_images(Owners=[fingerprint.UBUNTU_OWNER], Filters=filters)["Images"]
     newest = fingerprint.newest_image(images)
@@ -144,7 +141,7 @@ def check_image(params: dict | None = None, ti=None, run_id: str | None = None) 
     ami_id = built or ti.xcom_pull(task_ids="reuse_image")["ami_id"]
     hook = AmiHook(aws_conn_id=params["aws_conn_id"])
     image = hook.describe_image(ami_id)
-    tags = {tag["Key"]: tag["Value"] for tag in image.get("Tags", [])}
+    tags = platform.tags_of(image)
     expected = build.expected_tags(plan["variables"], built_by_this_run=bool(built))
     problems = build.tag_problems(tags, expected)
     revoked = revocation.revocation_of(tags)
@@ -158,12 +155,11 @@ def check_image(params: dict | None = None, ti=None, run_id: str | None = None) 
     if built:
         hook.tag_image(ami_id, {"previous_ami": inputs["current_ami"] or "none"})
     log.info("AMI %s carries the expected provenance; it replaces %s", ami_id, inputs["current_ami"])
-    fleet = build.BuildRequest.from_params(request).fleet
+    fleet = _request(request).fleet
     return {
         "ami_id": ami_id,
         "previous_ami": inputs["current_ami"],
         "name": image.get("Name", ""),
-        "bundle_id": inputs["bundle_id"],
         "smoke_launch": {  # the smoke instance: the fleet's subnet, group and worker profile
             "instance_type": request["instance_type"],
             "subnet_id": inputs["worker_subnet_id"],

@@ -116,8 +116,8 @@ def test_the_newest_available_unrevoked_image_with_the_fingerprint_is_reused():
         _image("ami-pending", "2026-11-26", "d1", state="pending"),
         _image("ami-other", "2026-11-27", "d2"),
     ]
-    assert fingerprint.reusable_image(images, "d1", revocation.REVOKED_TAG) == "ami-new"
-    assert fingerprint.reusable_image(images, "d3", revocation.REVOKED_TAG) is None
+    assert fingerprint.same_inputs(images, "d1", revocation.REVOKED_TAG) == ("ami-new", "ami-revoked")
+    assert fingerprint.same_inputs(images, "d3", revocation.REVOKED_TAG) == (None, None)
 
 
 @pytest.mark.parametrize(

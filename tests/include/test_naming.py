@@ -101,3 +101,9 @@ def test_an_ami_pointer_names_its_fleet_and_nothing_else_does():
     assert Fleet.from_ami_pointer(fleet.ami_pointer) == fleet
     assert Fleet.from_ami_pointer("/bp/ami/fleets/prod/gpu-default") is None  # not a stage
     assert Fleet.from_ami_pointer(fleet.active_bundle) is None
+
+
+def test_a_described_resources_tags_read_as_a_dict():
+    assert platform.tags_of({"Tags": [{"Key": "stage", "Value": "staging"}]}) == {"stage": "staging"}
+    assert platform.tags_of({"ImageId": "ami-1"}) == {}
+    assert platform.tags_of(None) == {}

@@ -14,6 +14,7 @@ from bp_aws.hooks.ssm_parameters import SsmParameterHook
 from bp_aws.operators.ssm_parameters import PutSsmParameterOperator
 from include.amis import retention as ami_retention
 from include.amis import revocation
+from include.naming import platform
 from include.tables import format_table
 
 
@@ -119,8 +120,7 @@ class PromoteAmiOperator(PutSsmParameterOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         images = AmiHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify)
         image = images.describe_image(self.value)
-        tags = {tag["Key"]: tag["Value"] for tag in image.get("Tags", [])}
-        revoked = revocation.revocation_of(tags)
+        revoked = revocation.revocation_of(platform.tags_of(image))
         if revoked:
             raise ImageRevoked(f"AMI {self.value} was {revoked}. It is never promoted again; {self.name} is unchanged.")
         if image["State"] != "available":

@@ -9,7 +9,7 @@ from typing import Any
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from bp_aws.exceptions import SmokeTestFailed, WaitEnded
 from bp_aws.hooks.ec2_instances import Ec2InstanceHook
@@ -147,12 +147,14 @@ class AmiSmokeTestOperator(AwsBaseOperator[Ec2InstanceHook]):
     # --- helpers ----------------------------------------------------------------------
 
     def _waiting(self, trigger: Any, method_name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Defer, or wait here and go on to ``method_name`` (the instance goes on any failure)."""
+        """Defer, or wait here and go on to ``method_name``: a wait that ends badly is judged
+        there as a trigger's error event would be; an AWS error while waiting (access
+        denied, a bad request) terminates the instance and propagates."""
         try:
             defer_or_wait(self, trigger, method_name, kwargs)
         except WaitEnded as ended:
             return getattr(self, method_name)(None, {"status": "error", "message": str(ended)}, **kwargs)
-        except Exception:
+        except (ClientError, BotoCoreError):
             self._terminate()
             raise
         return getattr(self, method_name)(None, None, **kwargs)
