@@ -19,16 +19,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devstack.__main__ import read_up_state
-from devstack.demo import unpause_every_dag
-from devstack.processes import alive
-from devstack.scenarios import prepare_stack
-from devstack.stack import REPO_ROOT, LocalStack
+from bench.stacks import on_a_stack
 from include.cli.airflow_client import AirflowClient
 from include.tables import format_table
 
@@ -81,21 +77,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    up = read_up_state()
-    if up and up["status"] == "ready" and alive(up["serve_pid"]):
-        print(f"On the running `make up` stack ({up['engine']}, {up['api_url']})")
-        client = AirflowClient(up["api_url"], username="admin", password=up["password"])
-        unpause_every_dag(client)
-        return measure(client, args.runs)
-    stack = LocalStack(REPO_ROOT / ".local" / "bench-ami")
-    try:
-        stack.start(seed=prepare_stack(stack, datetime.now(UTC).date() - timedelta(days=1)))
-        print(f"On a stack of its own ({stack.describe()})")
-        client = stack.client()
-        unpause_every_dag(client)
-        return measure(client, args.runs)
-    finally:
-        stack.stop()
+    return on_a_stack("bench-ami", lambda on: measure(on.client, args.runs))
 
 
 if __name__ == "__main__":

@@ -21,12 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.stacks import on_a_stack
 from devstack import baseline
-from devstack.__main__ import read_up_state
-from devstack.demo import unpause_every_dag
-from devstack.processes import alive
-from devstack.scenarios import prepare_stack
-from devstack.stack import REPO_ROOT, LocalStack
 from include.cli.airflow_client import AirflowApiError, AirflowClient, DagRun
 from include.tables import format_table
 
@@ -128,21 +124,10 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=10)
     args = parser.parse_args()
     last_day = datetime.now(UTC).date() - timedelta(days=1)
-    up = read_up_state()
-    if up and up["status"] == "ready" and alive(up["serve_pid"]):
-        print(f"On the running `make up` stack ({up['engine']}, {up['api_url']})")
-        client = AirflowClient(up["api_url"], username="admin", password=up["password"])
-        unpause_every_dag(client)
-        return measure(client, Path(up["logs"]) / "api-server.log", args.rollouts, args.days, last_day)
-    stack = LocalStack(REPO_ROOT / ".local" / "bench-concurrent")
-    try:
-        stack.start(seed=prepare_stack(stack, last_day))
-        print(f"On a stack of its own ({stack.describe()})")
-        client = stack.client()
-        unpause_every_dag(client)
-        return measure(client, stack.logs_dir / "api-server.log", args.rollouts, args.days, last_day)
-    finally:
-        stack.stop()
+    return on_a_stack(
+        "bench-concurrent",
+        lambda on: measure(on.client, on.logs_dir / "api-server.log", args.rollouts, args.days, last_day),
+    )
 
 
 if __name__ == "__main__":

@@ -9,30 +9,35 @@ Replaces seed 004's hand runbook (activate → bake → roll the ASG) and `apply
 4. by **strategy**: `pointer_only` (nodes pick it up at their next boot); `dev_node`
    (**apply_on_dev_node** by Run Command, whose parameters are SSM parameter names, never
    shell text; **check_dev_node** keeps the output in `asset-sync/` and asks the node);
-   `refresh` (none if the ASG is empty; else **start_refresh** → **wait_for_refresh** in
-   the triggerer → **verify_fleet_bundle**: every InService node reports the bundle);
+   `refresh` (none if the ASG is empty; else **start_refresh** → **judge_refresh** →
+   **verify_fleet_bundle**: every InService node reports the bundle);
    `bake_and_refresh` (**bake_ami** runs `gpu_ami_build_and_bake` first);
-5. **roll_back** on any failure: the pointer restored (only over this run's own write),
+5. **judge_refresh**: at each checkpoint and at the end, a bake window (waited in the
+   triggerer), then the fleet's `ComfyUI/Workers` metrics against the baseline before the
+   run: *failed* (ErrorRate, JobProcessingP50, LeaseExpiredCount over their limits) stops
+   the refresh and rolls back; *inconclusive* (fewer jobs than `min_jobs`) stops it and
+   **approve_going_on** asks a person (Approve: **continue_refresh** → **judge_continued**;
+   Reject: roll back); *success* lets it go on. Each analysis is a table in the log and
+   in the audit record;
+6. **roll_back** on any failure: the pointer restored (only over this run's own write),
    the refresh cancelled, replaced nodes refreshed back (`auto_rollback`), a critical alert;
-6. **release_lock**, **record_audit** (one immutable record in `audit/rollouts/`) →
+7. **release_lock**, **record_audit** (one immutable record in `audit/rollouts/`) →
    **rollout_outcome**: the run's verdict, failed with the rollback paragraph.
 """
 
 from __future__ import annotations
 
-from functools import partial
-
 from airflow.providers.amazon.aws.operators.ssm import SsmRunCommandOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import Param, dag
+from airflow.sdk import dag
 
 from bp_aws.operators.autoscaling import StartInstanceRefreshOperator
 from bp_aws.operators.ssm_parameters import PutSsmParameterOperator
 from bp_aws.sensors.autoscaling import InstanceRefreshSensor
 from bp_aws.sensors.ssm_parameters import SsmParameterSensor
-from bp_tasks import fleet_lock, params
+from bp_tasks import fleet_lock, params, rollout_verdict
 from bp_tasks import gpu_bundle_rollout as tasks
-from bp_tasks.params import PLATFORM_START, SAFE_TO_RETRY, aws_conn_id_param, fleet_slug_param, fleet_stage_param
+from bp_tasks.params import PLATFORM_START, SAFE_TO_RETRY
 from include.amis.build import DAG_ID as AMI_DAG
 from include.rollouts.rollout import bake_run_id
 
@@ -47,17 +52,7 @@ AWS = "{{ params.aws_conn_id }}"
     doc_md=__doc__,
     tags=["platform", "bundle", "rollout"],
     default_args={"owner": "platform", "retries": 0},
-    params={
-        "fleet_stage": fleet_stage_param("The stage of the fleet the bundle goes to."),
-        "fleet_slug": fleet_slug_param(),
-        "bundle_id": params.bundle_id_param(),
-        "strategy": params.strategy_param(),
-        "instance_id": params.instance_id_param(),
-        "min_healthy_percentage": params.min_healthy_percentage_param(),
-        "checkpoint_percentages": params.checkpoint_percentages_param(),
-        "auto_rollback": Param(True, type="boolean", title="Roll back", description="On failure, refresh back."),
-        "aws_conn_id": aws_conn_id_param(),
-    },
+    params=params.rollout_params(),
 )
 def gpu_bundle_rollout():
     request = tasks.validate_request()
@@ -119,29 +114,30 @@ def gpu_bundle_rollout():
         preferences=tasks.refresh_preferences_of(request, current),
         wait_for_completion=False,
     )
-    wait_for = partial(
-        InstanceRefreshSensor,
+    judged, judged_again, verdict = rollout_verdict.judged_refresh(request, current, start.output, AWS)
+    fleet_verified = tasks.verify_fleet_bundle(request)
+
+    undo = tasks.roll_back(request, current)
+    wait_back = InstanceRefreshSensor(
+        task_id="wait_for_roll_back",
         aws_conn_id=AWS,
         auto_scaling_group_name=request["auto_scaling_group"],
+        instance_refresh_id=undo["back_refresh_id"],
         deferrable=True,
         poke_interval=5,
         timeout=6 * 3600,
         **SAFE_TO_RETRY,
     )
-    wait = wait_for(task_id="wait_for_refresh", instance_refresh_id=start.output)
-    fleet_verified = tasks.verify_fleet_bundle(request)
-
-    undo = tasks.roll_back(request, current)
-    wait_back = wait_for(task_id="wait_for_roll_back", instance_refresh_id=undo["back_refresh_id"])
     released = fleet_lock.release_lock(request)
     audit = tasks.record_audit(request, current)
 
     request >> checked >> lock >> current >> move >> confirm >> path
     path >> [apply_on_dev_node, bake, has_instances]
     apply_on_dev_node >> dev_node_checked
-    bake >> has_instances >> start >> wait >> fleet_verified
+    bake >> has_instances >> start >> judged
+    [judged, judged_again] >> fleet_verified
     # every task after which the fleet may have changed: roll_back watches them all
-    [move, confirm, apply_on_dev_node, dev_node_checked, bake, has_instances, start, wait, fleet_verified] >> undo
+    [move, confirm, apply_on_dev_node, dev_node_checked, bake, has_instances, start, *verdict, fleet_verified] >> undo
     undo >> tasks.refreshing_back(undo) >> wait_back
     [undo, wait_back, checked, lock] >> released >> audit >> tasks.rollout_outcome(request)
 

@@ -23,6 +23,8 @@ from devstack import synthetic
 from include.alerts import DEFAULT_REPORT_TOPIC
 from include.economics import daily, infra_cost, warehouse
 from include.economics.prices import PriceBook
+from include.naming import platform
+from include.naming.fleet import Fleet
 
 FLEET = {"stage": "staging", "slug": "gpu-default", "instance_type": "g4dn.xlarge"}
 
@@ -104,18 +106,17 @@ def fleet_hours(day: date) -> list[dict[str, float]]:
 
 def put_fleet_metrics(cloudwatch: Any, day: date) -> None:
     """:func:`fleet_hours` of ``day`` into CloudWatch, at half past each hour."""
-    dimensions = [{"Name": "FleetSlug", "Value": FLEET["slug"]}, {"Name": "Stage", "Value": FLEET["stage"]}]
     data = [
         {
             "MetricName": name,
-            "Dimensions": dimensions,
+            "Dimensions": Fleet(FLEET["stage"], FLEET["slug"]).metric_dimensions,
             "Timestamp": datetime.combine(day, time(hour, 30), tzinfo=UTC),
             "Value": value,
         }
         for hour, metrics in enumerate(fleet_hours(day))
         for name, value in metrics.items()
     ]
-    cloudwatch.put_metric_data(Namespace="ComfyUI/Workers", MetricData=data)
+    cloudwatch.put_metric_data(Namespace=platform.WORKER_METRICS_NAMESPACE, MetricData=data)
 
 
 def fleet_days(day: date) -> list[infra_cost.FleetDay]:

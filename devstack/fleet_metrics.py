@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from include.fleets.inspection import NAMESPACE
+from include.naming import platform
 from include.naming.fleet import Fleet
 
 #: PutMetricData takes at most this many datapoints per call
@@ -17,11 +17,10 @@ BATCH = 500
 
 def put_minutely(cloudwatch: Any, fleet: Fleet, series: Mapping[str, Sequence[float]], end: datetime) -> None:
     """Each metric's values, one a minute, oldest first, the last at ``end``."""
-    dimensions = [{"Name": "FleetSlug", "Value": fleet.slug}, {"Name": "Stage", "Value": fleet.stage}]
     data = [
         {
             "MetricName": name,
-            "Dimensions": dimensions,
+            "Dimensions": fleet.metric_dimensions,
             "Timestamp": end - timedelta(minutes=len(values) - 1 - i),
             "Value": value,
         }
@@ -29,4 +28,4 @@ def put_minutely(cloudwatch: Any, fleet: Fleet, series: Mapping[str, Sequence[fl
         for i, value in enumerate(values)
     ]
     for start in range(0, len(data), BATCH):
-        cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data[start : start + BATCH])
+        cloudwatch.put_metric_data(Namespace=platform.WORKER_METRICS_NAMESPACE, MetricData=data[start : start + BATCH])

@@ -110,9 +110,12 @@ def scenarios(economics: EconomicsDemo) -> list[Scenario]:
                 "bundle_id": baseline.sample_bundle_id("v3"),
                 "strategy": "refresh",
                 "checkpoint_percentages": [50, 100],
+                "bake_window_seconds": 20,  # 10 minutes by default; the node double reports every 5 s
+                "min_jobs": 10,
             },
-            purpose="roll bundle v3 to the staging fleet's 2 nodes by instance refresh, verified on each node",
-            outputs=task_logs("wait_for_refresh", "verify_fleet_bundle", "record_audit"),
+            purpose="roll bundle v3 to the staging fleet's 2 nodes by instance refresh, judged by the fleet's "
+            "metrics at 50% and at the end, verified on each node",
+            outputs=task_logs("judge_refresh", "verify_fleet_bundle", "record_audit"),
             before=scale_staging_fleet,
         ),
         Scenario(

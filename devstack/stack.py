@@ -280,6 +280,7 @@ class LocalStack:
                 [
                     *(sys.executable, "-m", "devstack.moto_server", "--port", str(self.ports.moto)),
                     *("--double", "tests.doubles.gpu_node"),  # the GPU nodes' bundle installer
+                    *("--double", "tests.doubles.fleet_traffic"),  # the jobs the fleets run, as metrics
                 ],
             )
             self._wait_for_port("moto", self.ports.moto, timeout=60)

@@ -12,7 +12,11 @@ rule follows are quoted in tests/devstack/test_emulator_autoscaling.py.
   (Pending -> InProgress, then one instance replaced per step, then Successful).
   Replacing an instance terminates it and launches one from the group's current
   launch template, so new instances really boot the new AMI.
-* CheckpointPercentages pause the refresh for one step at each checkpoint.
+* CheckpointPercentages pause the refresh at each checkpoint for CheckpointDelay
+  seconds of wall-clock time ("The amount of time, in seconds, to wait after a checkpoint
+  before continuing"; 3600 when not given): the one rule here that time, not reads,
+  drives, because a rollout judges the fleet during that pause. A refresh paused at a
+  checkpoint stays InProgress, as AWS's does.
 * ScaleInProtectedInstances ``Refresh`` replaces protected instances, ``Ignore``
   skips them, ``Wait`` (AWS's default) leaves the refresh InProgress until protection
   is removed (AWS gives up after an hour; reads, not time, drive this emulator).
@@ -40,7 +44,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from moto.autoscaling.exceptions import AutoscalingClientError
@@ -49,6 +53,8 @@ from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult
 
 ACTIVE = ("Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking")
+#: RefreshPreferences.CheckpointDelay: "defaults to 3600 (1 hour)"
+DEFAULT_CHECKPOINT_DELAY = 3600
 
 
 class InstanceRefreshInProgress(AutoscalingClientError):
@@ -78,6 +84,7 @@ class InstanceRefresh:
     updated: list[str] = field(default_factory=list)
     replaced_with: list[str] = field(default_factory=list)
     checkpoints_passed: set[int] = field(default_factory=set)
+    paused_until: datetime | None = None
     fail_at_percentage: int | None = None
     failure_reason: str = ""
     rollback_failure_reason: str = ""
@@ -200,7 +207,11 @@ def _step(backend: AutoScalingBackend, refresh: InstanceRefresh) -> None:
     reached = [c for c in checkpoints if c <= refresh.percentage and c not in refresh.checkpoints_passed and c < 100]
     if reached:
         refresh.checkpoints_passed.update(reached)
-        refresh.status_reason = f"Checkpoint {max(reached)}% reached: waiting the checkpoint delay."
+        delay = int(refresh.preferences.get("CheckpointDelay", DEFAULT_CHECKPOINT_DELAY))
+        refresh.paused_until = datetime.now(UTC) + timedelta(seconds=delay)
+        refresh.status_reason = f"Checkpoint {max(reached)}% reached: waiting the checkpoint delay ({delay} s)."
+        return
+    if refresh.paused_until is not None and datetime.now(UTC) < refresh.paused_until:
         return
     if not refresh.to_update:
         refresh.finish("Successful", "The instance refresh completed successfully.")

@@ -25,7 +25,6 @@ from include.naming import platform
 from include.naming.fleet import Fleet
 
 ClientFactory = Callable[[str], Any]
-NAMESPACE = "ComfyUI/Workers"
 #: metrics read before the idle window starts, so the window's start is seen
 LOOKBACK_MARGIN = timedelta(minutes=60)
 #: what a fleet without a readable desired_config scales to zero after (seed 004's sdxl default)
@@ -37,9 +36,9 @@ def _metric(client: ClientFactory, fleet: Fleet, name: str, start: datetime, end
         "Id": "m",
         "MetricStat": {
             "Metric": {
-                "Namespace": NAMESPACE,
+                "Namespace": platform.WORKER_METRICS_NAMESPACE,
                 "MetricName": name,
-                "Dimensions": [{"Name": "FleetSlug", "Value": fleet.slug}, {"Name": "Stage", "Value": fleet.stage}],
+                "Dimensions": fleet.metric_dimensions,
             },
             "Period": 60,
             "Stat": "Maximum",

@@ -144,15 +144,25 @@ class Fleet:
         return f"/gpu-workers/{self.stage}/{self.slug}"
 
     @property
+    def metric_dimensions(self) -> list[dict[str, str]]:
+        """The CloudWatch dimensions of the fleet's metrics (ADR-0005: fleet-only)."""
+        return [{"Name": "FleetSlug", "Value": self.slug}, {"Name": "Stage", "Value": self.stage}]
+
+    @property
     def tags(self) -> dict[str, str]:
         """The cost-allocation tags of the fleet's resources."""
         return {platform.STAGE_TAG: self.stage, platform.FLEET_TAG: self.slug}
 
     # --- what the DAGs keep in the logs bucket ---------------------------------------
 
+    @property
+    def rollout_audit_prefix(self) -> str:
+        """Where the fleet's rollout audit records are (one per run)."""
+        return f"audit/rollouts/{self.stage}/{self.slug}/"
+
     def rollout_audit_key(self, run_id: str) -> str:
         """One immutable JSON-lines object per rollout."""
-        return f"audit/rollouts/{self.stage}/{self.slug}/{run_id}.jsonl"
+        return f"{self.rollout_audit_prefix}{run_id}.jsonl"
 
     def remediation_audit_key(self, run_id: str, remediation: str) -> str:
         """One immutable record per remediation a guardrails run applied to the fleet."""

@@ -38,6 +38,9 @@ DEV_NODE_ROLE = "dev-node"
 #: one ``gpu_ami_build_and_bake`` run, whose id it carries (``airflow_run_id``).
 AMI_SMOKE_ROLE = "ami-smoke"
 
+#: Where the workers publish their fleet metrics (ADR-0005), by FleetSlug and Stage.
+WORKER_METRICS_NAMESPACE = "ComfyUI/Workers"
+
 
 def tags_of(resource: Mapping[str, Any] | None) -> dict[str, str]:
     """The tags of a resource as EC2, Auto Scaling and the other Describe* calls answer it

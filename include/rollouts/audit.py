@@ -21,7 +21,10 @@ def audit_record(
     ended_at: str,
     task_states: dict[str, str],
     rolled_back: list[str],
+    analyses: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """The record of a rollout that ran: what moved where, each task's end, what was
+    rolled back, every analysis of the fleet's metrics, and the rollout it undid."""
     return {
         "event": "bundle_rollout",
         "run_id": run_id,
@@ -37,6 +40,8 @@ def audit_record(
         "ended_at": ended_at,
         "tasks": task_states,
         "rolled_back": rolled_back,
+        "analyses": analyses or [],
+        "rollback_of": request.rollback_of,
     }
 
 

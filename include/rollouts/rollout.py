@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gpu_worker import layout, manifest
 from include.errors import InvalidRequest
 from include.naming import platform
 from include.naming.fleet import Fleet
+from include.rollouts.analysis import Thresholds
 
 STRATEGIES = ("pointer_only", "dev_node", "refresh", "bake_and_refresh")
 REFRESHING = ("refresh", "bake_and_refresh")
@@ -24,6 +25,9 @@ INSTANCE_ID_PATTERN = r"^i-[0-9a-f]{8}(?:[0-9a-f]{9})?$"
 BUNDLE_ID_PATTERN = f"^{manifest.BUNDLE_ID.pattern}$"
 
 _INSTANCE_ID = re.compile(INSTANCE_ID_PATTERN)
+#: Airflow run ids (manual__2026-11-30T08:30:00+00:00, scheduled__..., or one given by the API)
+RUN_ID_PATTERN = r"^[A-Za-z0-9_.:+-]{1,250}$"
+_RUN_ID = re.compile(RUN_ID_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,9 @@ class RolloutRequest:
     min_healthy_percentage: int
     checkpoint_percentages: tuple[int, ...]
     auto_rollback: bool
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    #: the run id of the rollout this one undoes (gpu_bundle_rollback), else None
+    rollback_of: str | None = None
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> RolloutRequest:
@@ -56,20 +63,26 @@ class RolloutRequest:
         healthy = params.get("min_healthy_percentage", 90)
         if isinstance(healthy, bool) or not isinstance(healthy, int) or not 0 <= healthy <= 100:
             raise InvalidRequest(f"min_healthy_percentage must be a whole number from 0 to 100, got {healthy!r}")
-        checkpoints = params.get("checkpoint_percentages") or []
-        if (
-            not isinstance(checkpoints, list)
-            or any(isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= 100 for c in checkpoints)
-            or checkpoints != sorted(set(checkpoints))
-            or (checkpoints and checkpoints[-1] != 100)
-        ):
-            raise InvalidRequest(
-                f"checkpoint_percentages must rise strictly from 1 to 100 and end at 100, got {checkpoints!r}"
-            )
+        checkpoints = checked_checkpoints(params.get("checkpoint_percentages") or [])
         auto_rollback = params.get("auto_rollback", True)
         if not isinstance(auto_rollback, bool):
             raise InvalidRequest(f"auto_rollback must be true or false, got {auto_rollback!r}")
-        return cls(fleet, bundle_id, strategy, instance_id, healthy, tuple(checkpoints), auto_rollback)
+        rollback_of = params.get("rollback_of") or None
+        if rollback_of is not None and not is_run_id(rollback_of):
+            raise InvalidRequest(f"rollback_of {rollback_of!r} is not a run id")
+        if rollback_of is not None and strategy not in REFRESHING:
+            raise InvalidRequest(f"rollback_of is for the refresh strategies, not {strategy}")
+        return cls(
+            fleet,
+            bundle_id,
+            strategy,
+            instance_id,
+            healthy,
+            checkpoints,
+            auto_rollback,
+            Thresholds.from_params(params),
+            rollback_of,
+        )
 
     @property
     def pointer_value(self) -> str:
@@ -101,9 +114,29 @@ class RolloutRequest:
             "min_healthy_percentage": self.min_healthy_percentage,
             "checkpoint_percentages": list(self.checkpoint_percentages),
             "auto_rollback": self.auto_rollback,
+            **asdict(self.thresholds),
+            "rollback_of": self.rollback_of,
             "pointer_value": self.pointer_value,
             "dev_node_command": self.dev_node_command(),
         }
+
+
+def checked_checkpoints(checkpoints: Any) -> tuple[int, ...]:
+    """Checkpoint percentages as StartInstanceRefresh takes them, or InvalidRequest."""
+    if (
+        not isinstance(checkpoints, list)
+        or any(isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= 100 for c in checkpoints)
+        or checkpoints != sorted(set(checkpoints))
+        or (checkpoints and checkpoints[-1] != 100)
+    ):
+        raise InvalidRequest(
+            f"checkpoint_percentages must rise strictly from 1 to 100 and end at 100, got {checkpoints!r}"
+        )
+    return tuple(checkpoints)
+
+
+def is_run_id(value: Any) -> bool:
+    return isinstance(value, str) and _RUN_ID.fullmatch(value) is not None
 
 
 def dev_node_problem(instance_id: str, instance: dict[str, Any] | None, stage: str) -> str | None:
@@ -129,20 +162,25 @@ def bake_run_id(rollout_run_id: str) -> str:
     return f"rollout_bake__{rollout_run_id}"
 
 
-def refresh_preferences(request: RolloutRequest, warmup_seconds: int) -> dict[str, Any]:
+def refresh_preferences(
+    request: RolloutRequest, warmup_seconds: int, checkpoints: tuple[int, ...] | None = None
+) -> dict[str, Any]:
     """StartInstanceRefresh preferences. AWS can't roll a refresh back when the launch
     template resolves its AMI from SSM (ours does), so AutoRollback stays off and the
     rollout rolls back itself: pointer restored, refresh cancelled, replaced nodes
-    refreshed again onto the restored bundle."""
+    refreshed again onto the restored bundle. At each checkpoint AWS pauses long enough
+    for the bake window and its verdict (:meth:`Thresholds.checkpoint_delay_seconds`).
+    ``checkpoints``: the request's, unless a continued refresh has fewer left."""
     preferences: dict[str, Any] = {
         "MinHealthyPercentage": request.min_healthy_percentage,
         "InstanceWarmup": warmup_seconds,
         "SkipMatching": False,
         "AutoRollback": False,
     }
-    if request.checkpoint_percentages:
-        preferences["CheckpointPercentages"] = list(request.checkpoint_percentages)
-        preferences["CheckpointDelay"] = warmup_seconds
+    checkpoints = request.checkpoint_percentages if checkpoints is None else checkpoints
+    if checkpoints:
+        preferences["CheckpointPercentages"] = list(checkpoints)
+        preferences["CheckpointDelay"] = request.thresholds.checkpoint_delay_seconds()
     return preferences
 
 
@@ -167,10 +205,12 @@ def node_report_problems(reports: dict[str, dict[str, Any]], bundle_id: str) -> 
     return problems
 
 
-def failure_summary(request: RolloutRequest, failed_tasks: list[str], undone: list[str]) -> str:
-    """The one paragraph a failed rollout ends with: what failed, what was rolled back."""
+def failure_summary(request: RolloutRequest, failed_tasks: list[str], undone: list[str], why: str = "") -> str:
+    """The one paragraph a failed rollout ends with: what failed and why, what was rolled back."""
     what = ", ".join(failed_tasks) or "an upstream task"
     rolled_back = " ".join(f"{step[0].upper()}{step[1:]}." for step in undone) or "Nothing had changed."
+    because = f" {why.rstrip('.')}." if why else ""
     return (
-        f"Rollout of bundle {request.bundle_id} to {request.fleet} ({request.strategy}) failed in {what}. {rolled_back}"
+        f"Rollout of bundle {request.bundle_id} to {request.fleet} ({request.strategy}) failed in {what}."
+        f"{because} {rolled_back}"
     )

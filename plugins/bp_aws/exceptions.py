@@ -62,3 +62,8 @@ class PackerBuildFailed(AirflowException):
 class ParameterConditionNotMet(AirflowSensorTimeout):
     """An SSM parameter did not reach the value, pattern or version waited for in time
     (a timeout: not retried, the wait already had its whole window)."""
+
+
+class RolloutJudgedFailed(AirflowFailException):
+    """The fleet's metrics broke a limit during a rollout's bake window (not retried: the
+    same window would be judged the same way)."""

@@ -37,14 +37,18 @@ class FleetChangeApproval(ApprovalOperator):
 
     :param stage: the fleet's stage; its approvers are assigned to the task. (templated)
     :param change: what is not done when rejected, e.g. "the AMI was not promoted".
+    :param rejected_outcome: what follows a Reject. (default: "Nothing was changed.")
     """
 
     template_fields = (*ApprovalOperator.template_fields, "stage")
 
-    def __init__(self, *, stage: str, change: str, **kwargs: Any) -> None:
+    def __init__(
+        self, *, stage: str, change: str, rejected_outcome: str = "Nothing was changed.", **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.stage = stage
         self.change = change
+        self.rejected_outcome = rejected_outcome
 
     def execute(self, context: Any) -> Any:
         approvers = configured_approvers().get(self.stage, [])
@@ -60,7 +64,7 @@ class FleetChangeApproval(ApprovalOperator):
         when = event["responded_at"].isoformat(timespec="seconds") if event.get("responded_at") else "?"
         triggered_by = context["dag_run"].triggering_user_name
         if event["chosen_options"] == [self.REJECT]:
-            raise ChangeRejected(f"Rejected by {who} at {when}: {self.change}. Nothing was changed.")
+            raise ChangeRejected(f"Rejected by {who} at {when}: {self.change}. {self.rejected_outcome}")
         if approvals.needs_approval(self.stage) and triggered_by and who == triggered_by:
             raise ChangeRejected(
                 f"Approved by {who}, who also triggered this run: in {self.stage} a second person must approve. "

@@ -11,7 +11,7 @@ from typing import Any
 from airflow.sdk import TriggerRule, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from bp_tasks import fleet_lock
+from bp_tasks import fleet_lock, rollout_verdict
 from bp_tasks.common import (
     FAILED_STATES,
     RequestRefused,
@@ -126,6 +126,13 @@ def read_pointer(request: dict, params: dict | None = None) -> dict:
         "warmup_seconds": warmup,
     }
     log.info("%s holds %s (version %s)", request["active_bundle"], current["value"], current["version"])
+    if request.get("rollback_of"):  # checked again under the lock: the pointer may have moved since the plan
+        from bp_tasks.gpu_bundle_rollback import rollback_refusal
+
+        fleet, undone = Fleet.of(request), request["rollback_of"]
+        problem = rollback_refusal(fleet, undone, current["value"], params["aws_conn_id"], request["pointer_value"])
+        if problem:
+            raise AirflowFailException(f"Can't roll back rollout {request['rollback_of']}: {problem}. {UNCHANGED}")
     return current
 
 
@@ -258,14 +265,14 @@ def roll_back(
         except pointers.PointerMoved as error:
             undone.append(f"the pointer was NOT restored: {error}")
     back_refresh_id = None
-    refresh_id = ti.xcom_pull(task_ids="start_refresh")
-    if refresh_id:
+    refresh_ids = [r for r in (ti.xcom_pull(task_ids=t) for t in ("start_refresh", "continue_refresh")) if r]
+    if refresh_ids:
         pointer = _ssm(params).get(request["active_bundle"])
         steps, back_refresh_id = _undo_refresh(
-            rollout, current, refresh_id, params, pointer["Value"] if pointer else None
+            rollout, current, refresh_ids, params, pointer["Value"] if pointer else None
         )
         undone += steps
-    paragraph = failure_summary(rollout, failed, undone)
+    paragraph = failure_summary(rollout, failed, undone, rollout_verdict.why_it_failed(failed, ti))
     send_alert(
         Alert(
             severity="critical",
@@ -281,22 +288,33 @@ def roll_back(
 
 
 def _undo_refresh(
-    rollout: RolloutRequest, current: dict | None, refresh_id: str, params: dict, pointer_now: str | None
+    rollout: RolloutRequest, current: dict | None, refresh_ids: list[str], params: dict, pointer_now: str | None
 ) -> tuple[list[str], str | None]:
-    """Cancel this run's refresh; with auto_rollback, refresh the nodes it replaced back
-    onto the restored bundle (AWS can't roll back a refresh whose AMI comes from SSM), but
-    only when the pointer holds that bundle again: nodes boot with what it holds now."""
+    """Cancel this run's refreshes (the judge may have stopped one already); with
+    auto_rollback, refresh the nodes they replaced back onto the restored bundle (AWS
+    can't roll back a refresh whose AMI comes from SSM), but only when the pointer holds
+    that bundle again: nodes boot with what it holds now."""
+    from bp_aws.hooks.autoscaling import ACTIVE_REFRESH_STATES
+
     autoscaling = _autoscaling(params)
     group = rollout.fleet.auto_scaling_group
-    undone = []
-    refresh = next(iter(autoscaling.describe_instance_refreshes(group, refresh_id)), None)
-    if refresh and refresh["Status"] in ("Pending", "InProgress", "Baking"):
-        autoscaling.cancel_instance_refresh(group)
-        autoscaling.get_waiter("instance_refresh_ended").wait(
-            AutoScalingGroupName=group, InstanceRefreshIds=[refresh_id], WaiterConfig={"Delay": 2, "MaxAttempts": 150}
-        )
-        undone.append(f"the instance refresh {refresh_id} was cancelled at {refresh.get('PercentageComplete', 0)}%")
-    replaced = refresh is not None and (refresh.get("PercentageComplete") or 0) > 0
+    for refresh_id in refresh_ids:
+        refresh = next(iter(autoscaling.describe_instance_refreshes(group, refresh_id)), None)
+        if refresh and refresh["Status"] in ("Pending", "InProgress", "Baking"):
+            autoscaling.cancel_instance_refresh(group)
+        if refresh and refresh["Status"] in ACTIVE_REFRESH_STATES:
+            autoscaling.get_waiter("instance_refresh_ended").wait(
+                AutoScalingGroupName=group,
+                InstanceRefreshIds=[refresh_id],
+                WaiterConfig={"Delay": 2, "MaxAttempts": 150},
+            )
+    ended = [r for refresh_id in refresh_ids for r in autoscaling.describe_instance_refreshes(group, refresh_id)]
+    undone = [
+        f"the instance refresh {r['InstanceRefreshId']} was cancelled at {r.get('PercentageComplete', 0)}%"
+        for r in ended
+        if r["Status"] == "Cancelled"
+    ]
+    replaced = any((r.get("PercentageComplete") or 0) > 0 for r in ended)
     if not (rollout.auto_rollback and replaced and current and current["value"]):
         return undone, None
     if pointer_now != current["value"]:
@@ -352,6 +370,7 @@ def record_audit(request: dict | None, current: dict | None, params: dict | None
         ended_at=ended,
         task_states=states,
         rolled_back=rolled_back.get("undone", []),
+        analyses=rollout_verdict.analyses_of(ti),
     )
     return write_record(rollout.fleet.rollout_audit_key(run_id), record, params["aws_conn_id"])
 

@@ -151,8 +151,47 @@ def checkpoint_percentages_param() -> Param:
         items={"type": "integer", "minimum": 1, "maximum": 100},
         maxItems=10,
         title="Checkpoint percentages",
-        description="Where the refresh pauses one warmup (rising, ending at 100); [] for none.",
+        description="Where the refresh pauses for a bake window and a verdict (rising, ending at 100); "
+        "[] for one verdict at the end.",
     )
+
+
+def analysis_params() -> dict[str, Param]:
+    """The limits a rollout is judged by (:class:`include.rollouts.analysis.Thresholds`:
+    the defaults live there, and so do the ranges)."""
+    from include.rollouts.analysis import Thresholds
+
+    defaults, limits = Thresholds(), Thresholds.LIMITS
+
+    def number(name: str, title: str, description: str) -> Param:
+        low, high = limits[name]
+        kind = "integer" if isinstance(getattr(defaults, name), int) else "number"
+        return Param(
+            getattr(defaults, name), type=kind, minimum=low, maximum=high, title=title, description=description
+        )
+
+    return {
+        "bake_window_seconds": number(
+            "bake_window_seconds",
+            "Bake window (s)",
+            "How long the fleet runs at each checkpoint before its metrics are judged (the triggerer waits it).",
+        ),
+        "error_rate_ceiling": number("error_rate_ceiling", "ErrorRate ceiling (%)", "Failed above this error rate."),
+        "error_rate_margin": number(
+            "error_rate_margin", "ErrorRate margin (points)", "Failed this many points over the baseline."
+        ),
+        "p50_ratio": number("p50_ratio", "JobProcessingP50 ratio", "Failed when the median job is this much slower."),
+        "min_jobs": number("min_jobs", "Minimum jobs", "Fewer jobs in the window: inconclusive, a person decides."),
+    }
+
+
+def run_id_param(title: str, description: str, default: str | None = "") -> Param:
+    """An Airflow run id (:data:`include.rollouts.rollout.RUN_ID_PATTERN`); None allowed
+    when the default is None."""
+    from include.rollouts.rollout import RUN_ID_PATTERN
+
+    kind = "string" if default is not None else ["null", "string"]
+    return Param(default, type=kind, pattern=form_pattern(RUN_ID_PATTERN), title=title, description=description)
 
 
 def switch_param(default: bool, title: str, description: str) -> Param:
@@ -165,3 +204,20 @@ def instance_type_param(title: str, description: str) -> Param:
     return Param(
         "g4dn.xlarge", type="string", pattern=form_pattern(INSTANCE_TYPE_PATTERN), title=title, description=description
     )
+
+
+def rollout_params() -> dict[str, Param]:
+    """The trigger form of ``gpu_bundle_rollout``."""
+    return {
+        "fleet_stage": fleet_stage_param("The stage of the fleet the bundle goes to."),
+        "fleet_slug": fleet_slug_param(),
+        "bundle_id": bundle_id_param(),
+        "strategy": strategy_param(),
+        "instance_id": instance_id_param(),
+        "min_healthy_percentage": min_healthy_percentage_param(),
+        "checkpoint_percentages": checkpoint_percentages_param(),
+        "auto_rollback": Param(True, type="boolean", title="Roll back", description="On failure, refresh back."),
+        **analysis_params(),
+        "rollback_of": run_id_param("Rollback of", "Set by gpu_bundle_rollback: the run it undoes.", None),
+        "aws_conn_id": aws_conn_id_param(),
+    }

@@ -19,6 +19,7 @@ EXPECTED_MAX_ACTIVE_RUNS = {
     "gpu_fleet_provision": 1,  # a fleet's stacks are never changed by two runs at once
     "gpu_fleet_guardrails": 1,  # one inspection at a time: a fix is never applied twice at once
     "gpu_bundle_rollout": 4,  # fleets in parallel; a per-fleet lock refuses a second rollout of one fleet
+    "gpu_bundle_rollback": 4,  # fleets in parallel; the rollout it triggers takes the fleet lock
     "weekly_review_pack": 2,  # different weeks in parallel; a week rebuilds the same files
 }
 

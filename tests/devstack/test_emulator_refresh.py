@@ -3,6 +3,8 @@ quotes the sentence of the AWS API reference it follows."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from botocore.exceptions import ClientError
 
@@ -202,16 +204,33 @@ def test_a_failure_without_auto_rollback_ends_failed_with_its_reason(aws, group)
     assert (final["Status"], final["StatusReason"]) == ("Failed", "EC2 launch failure: InsufficientInstanceCapacity")
 
 
-def test_checkpoints_pause_the_refresh(aws, group):
+def test_checkpoints_pause_the_refresh_for_the_checkpoint_delay(aws, group):
     """RefreshPreferences.CheckpointPercentages: "(Optional) Threshold values for each
-    checkpoint in ascending order." """
+    checkpoint in ascending order." CheckpointDelay: "The amount of time, in seconds, to
+    wait after a checkpoint before continuing." """
+    refresh_id = aws("autoscaling").start_instance_refresh(
+        AutoScalingGroupName=GROUP, Preferences={"CheckpointPercentages": [50, 100], "CheckpointDelay": 2}
+    )["InstanceRefreshId"]
+
+    paused = [_describe(aws, refresh_id) for _ in range(6)]
+    time.sleep(2.1)
+    after = [_describe(aws, refresh_id) for _ in range(4)]
+
+    assert "Checkpoint 50% reached: waiting the checkpoint delay (2 s)." in [r["StatusReason"] for r in paused]
+    assert {(r["Status"], r["PercentageComplete"]) for r in paused[3:]} == {("InProgress", 50)}
+    assert after[-1]["Status"] == "Successful"
+
+
+def test_a_checkpoint_without_a_delay_pauses_an_hour(aws, group):
+    """CheckpointDelay: "If you specify a value for CheckpointPercentages and not for
+    CheckpointDelay, the CheckpointDelay defaults to 3600 (1 hour)." """
     refresh_id = aws("autoscaling").start_instance_refresh(
         AutoScalingGroupName=GROUP, Preferences={"CheckpointPercentages": [50, 100]}
     )["InstanceRefreshId"]
 
-    reasons = [_describe(aws, refresh_id)["StatusReason"] for _ in range(4)]
+    reasons = [_describe(aws, refresh_id)["StatusReason"] for _ in range(8)]
 
-    assert "Checkpoint 50% reached: waiting the checkpoint delay." in reasons
+    assert reasons[-1] == "Checkpoint 50% reached: waiting the checkpoint delay (3600 s)."
 
 
 @pytest.mark.parametrize(("choice", "replaced"), [("Wait", 0), ("Ignore", 1), ("Refresh", 2)])

@@ -50,6 +50,7 @@ def client(stack):
         "gpu_ami_revoke",
         "gpu_fleet_provision",
         "gpu_bundle_rollout",
+        "gpu_bundle_rollback",
         "gpu_fleet_guardrails",
         "weekly_review_pack",
     ):

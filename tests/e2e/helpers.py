@@ -48,6 +48,10 @@ def cli(stack, *args: str, user: str = "admin", password: str | None = None) -> 
     )
 
 
+#: Rollout params for a verdict within seconds: the node double reports every 5 s, 3 jobs a node.
+QUICK_VERDICT = {"bake_window_seconds": 15, "min_jobs": 5}
+
+
 def run_to_end(client, dag_id: str, conf: dict, timeout: float = 300):
     run = client.trigger(dag_id, conf)
     return client.wait_for_run(dag_id, run.run_id, timeout=timeout, poll=1)

@@ -14,7 +14,7 @@ from include.cli.airflow_client import AirflowApiError
 from include.fleets.lock import Holder
 from include.naming import platform
 from include.naming.fleet import Fleet
-from tests.e2e.helpers import plan_refresh_failure, provision_fleet, remove_fleet, sample_bundles
+from tests.e2e.helpers import QUICK_VERDICT, plan_refresh_failure, provision_fleet, remove_fleet, sample_bundles
 
 pytestmark = pytest.mark.e2e
 
@@ -32,7 +32,15 @@ def _log(client, run, task_id: str) -> str:
 
 def _rollout(client, slug: str, bundle_id: str, strategy: str, **conf):
     run = client.trigger(
-        DAG, {"fleet_stage": STAGE, "fleet_slug": slug, "bundle_id": bundle_id, "strategy": strategy, **conf}
+        DAG,
+        {
+            "fleet_stage": STAGE,
+            "fleet_slug": slug,
+            "bundle_id": bundle_id,
+            "strategy": strategy,
+            **QUICK_VERDICT,
+            **conf,
+        },
     )
     return client.wait_for_run(DAG, run.run_id, timeout=300, poll=1)
 
@@ -125,7 +133,9 @@ def test_a_refresh_replaces_every_node_and_checks_each_runs_the_new_bundle(stack
     assert not set(after) & set(before)
     verified = _log(client, run, "verify_fleet_bundle")
     assert f"2 node(s) report bundle {bundles[1]}" in verified
-    assert "InProgress" in _log(client, run, "wait_for_refresh")
+    judged = _log(client, run, "judge_refresh")
+    assert "Analysis at 50% checkpoint on 2 node(s): success" in judged
+    assert "Analysis at end of the refresh on 2 node(s): success" in judged
 
 
 def test_a_failed_refresh_restores_the_pointer_and_refreshes_the_nodes_back(stack, client, fleet, bundles):
@@ -139,12 +149,12 @@ def test_a_failed_refresh_restores_the_pointer_and_refreshes_the_nodes_back(stac
 
     states = _states(client, run)
     assert run.state == "failed"
-    assert states["wait_for_refresh"] == "failed"
+    assert states["judge_refresh"] == "failed"
     assert (states["roll_back"], states["wait_for_roll_back"], states["release_lock"]) == ("success",) * 3
     assert states["rollout_outcome"] == "failed"
     assert _pointer(aws, fleet)["Value"] == layout.bundle_prefix(bundles[0])
     paragraph = _log(client, run, "rollout_outcome")
-    assert f"Rollout of bundle {bundles[1]} to staging/{fleet} (refresh) failed in wait_for_refresh." in paragraph
+    assert f"Rollout of bundle {bundles[1]} to staging/{fleet} (refresh) failed in judge_refresh." in paragraph
     assert f"{Fleet(STAGE, fleet).active_bundle} restored to {layout.bundle_prefix(bundles[0])}" in paragraph
     assert f"The replaced nodes were refreshed back onto {layout.bundle_prefix(bundles[0])}" in paragraph
     group_now = aws("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]
@@ -167,7 +177,7 @@ def test_two_rollouts_racing_for_a_stale_lock_and_a_fleet_apply_meanwhile_change
     conf = {"fleet_stage": STAGE, "fleet_slug": fleet, "bundle_id": bundles[1], "strategy": "refresh"}
     first, second = client.trigger(DAG, conf), client.trigger(DAG, conf)
     deadline = time.monotonic() + 240
-    while not any(_states(client, r).get("wait_for_refresh") in ("deferred", "running") for r in (first, second)):
+    while not any(_states(client, r).get("judge_refresh") in ("deferred", "running") for r in (first, second)):
         assert time.monotonic() < deadline, [_states(client, r) for r in (first, second)]
         time.sleep(1)
     # the winner is refreshing the fleet: a fleet apply of it is refused, naming the rollout

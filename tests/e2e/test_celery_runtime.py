@@ -22,6 +22,7 @@ from include.economics import warehouse
 from tests.conftest import ARTIFACTS
 from tests.e2e.conftest import stored
 from tests.e2e.helpers import (
+    QUICK_VERDICT,
     plan_refresh_failure,
     plant_bad_ledger_row,
     provision_fleet,
@@ -113,11 +114,12 @@ def test_a_failed_refresh_is_rolled_back(celery):
     plan_refresh_failure(stack, fleet)
 
     conf = {"fleet_stage": fleet.stage, "fleet_slug": fleet.slug, "bundle_id": bundles[1], "strategy": "refresh"}
+    conf |= QUICK_VERDICT
     run = _run(client, ROLLOUT, conf)
 
     assert run.state == "failed"
     found = states(client, ROLLOUT, run)
-    assert (found["wait_for_refresh"], found["roll_back"], found["wait_for_roll_back"]) == (
+    assert (found["judge_refresh"], found["roll_back"], found["wait_for_roll_back"]) == (
         "failed",
         "success",
         "success",

@@ -48,9 +48,13 @@ def test_every_readme_example_runs_as_written(stack, client):
         if what in ("approve", "reject"):
             # they need a run paused on a person: test_fleet_provision_dag answers one with this command
             continue
-        # a reader fills <run_id> from the `runs` example just above it: the newest run
+        # a reader fills <run_id> from the `runs` example just above it: the newest run;
+        # <rollout_run_id> (inside a conf) is the newest gpu_bundle_rollout run
         newest = client.list_runs(dag_id, limit=1)[0].run_id if "<run_id>" in command else None
         command = [newest if token == "<run_id>" else token for token in command]
+        if any("<rollout_run_id>" in token for token in command):
+            rollout = client.list_runs("gpu_bundle_rollout", limit=1)[0].run_id
+            command = [token.replace("<rollout_run_id>", rollout) for token in command]
         result = subprocess.run(
             [sys.executable, *command[1:]], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
         )
@@ -58,4 +62,4 @@ def test_every_readme_example_runs_as_written(stack, client):
         expected = {"runs": "RUN ID ", "logs": "----- log of "}.get(what, "the run: http://127.0.0.1:")
         assert expected in result.stdout, f"{shlex.join(command)}\n{result.stdout}"
         ran.add(what)
-    assert {"runs", "logs", "gpu_bundle_rollout", "weekly_review_pack"} <= ran
+    assert {"runs", "logs", "gpu_bundle_rollout", "gpu_bundle_rollback", "weekly_review_pack"} <= ran

@@ -74,8 +74,17 @@ def test_refresh_preferences_never_ask_aws_for_a_rollback_it_can_not_do():
         "SkipMatching": False,
         "AutoRollback": False,
         "CheckpointPercentages": [50, 100],
-        "CheckpointDelay": 240,
+        "CheckpointDelay": 900,  # the default bake window (600 s) and half of it again, at most 300 s
     }
+
+
+def test_aws_pauses_at_a_checkpoint_for_the_bake_window_and_the_time_to_judge_it():
+    short = _request(checkpoint_percentages=[50, 100], bake_window_seconds=30)
+    continued = bundle_rollout.refresh_preferences(short, 240, (75, 100))
+
+    assert bundle_rollout.refresh_preferences(short, 240)["CheckpointDelay"] == 30 + 15
+    assert (continued["CheckpointPercentages"], continued["CheckpointDelay"]) == ([75, 100], 45)
+    assert "CheckpointPercentages" not in bundle_rollout.refresh_preferences(short, 240, ())
 
 
 def test_node_reports_must_all_name_the_bundle():

@@ -30,8 +30,8 @@ class FakeTaskInstance:
     def get_task_states(self, dag_id, run_ids):
         return {run_ids[0]: self.states}
 
-    def xcom_pull(self, task_ids):
-        return self.xcoms.get(task_ids)
+    def xcom_pull(self, task_ids, key="return_value"):
+        return self.xcoms.get(task_ids if key == "return_value" else (task_ids, key))
 
 
 def _params(**conf):

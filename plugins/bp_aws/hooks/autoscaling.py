@@ -54,6 +54,25 @@ class AutoScalingHook(AwsBaseHook):
             ]
         }
 
+    @staticmethod
+    def checkpoint_waiter_config(percentage: int) -> dict[str, Any]:
+        """``config_overrides`` for the ``instance_refresh_checkpoint`` waiter: success once
+        ``percentage`` of the group is new (at 100, once the refresh is Successful), failure
+        when the refresh ends any other way."""
+        status = "InstanceRefreshes[0].Status"
+        acceptors: list[dict[str, Any]] = [
+            {"matcher": "path", "argument": "length(InstanceRefreshes)", "expected": 0, "state": "failure"},
+            {"matcher": "path", "argument": status, "expected": "Successful", "state": "success"},
+            *(
+                {"matcher": "path", "argument": status, "expected": ended, "state": "failure"}
+                for ended in ("Failed", "Cancelled", "RollbackSuccessful", "RollbackFailed")
+            ),
+        ]
+        if percentage < 100:
+            reached = f"InstanceRefreshes[0].PercentageComplete >= `{int(percentage)}`"
+            acceptors.append({"matcher": "path", "argument": reached, "expected": True, "state": "success"})
+        return {"acceptors": acceptors}
+
     def describe_group(self, group_name: str) -> dict[str, Any]:
         group = self.describe_group_or_none(group_name)
         if group is None:

@@ -10,6 +10,8 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
 from include.economics import infra_cost
+from include.naming import platform
+from include.naming.fleet import Fleet
 
 
 class CostExplorerHook(AwsBaseHook):
@@ -34,15 +36,9 @@ class CostExplorerHook(AwsBaseHook):
 class FleetMetricsHook(AwsBaseHook):
     """Read the fleet metrics of the ADR-0005 contract from CloudWatch."""
 
-    NAMESPACE = "ComfyUI/Workers"
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["client_type"] = "cloudwatch"
         super().__init__(*args, **kwargs)
-
-    @staticmethod
-    def _dimensions(fleet_stage: str, fleet_slug: str) -> list[dict[str, str]]:
-        return [{"Name": "FleetSlug", "Value": fleet_slug}, {"Name": "Stage", "Value": fleet_stage}]
 
     def daily_statistics(
         self,
@@ -64,9 +60,9 @@ class FleetMetricsHook(AwsBaseHook):
                         "Id": query_id,
                         "MetricStat": {
                             "Metric": {
-                                "Namespace": self.NAMESPACE,
+                                "Namespace": platform.WORKER_METRICS_NAMESPACE,
                                 "MetricName": metric,
-                                "Dimensions": self._dimensions(fleet_stage, fleet_slug),
+                                "Dimensions": Fleet(fleet_stage, fleet_slug).metric_dimensions,
                             },
                             "Period": 86400,
                             "Stat": statistic,
@@ -85,13 +81,27 @@ class FleetMetricsHook(AwsBaseHook):
                 found[names[result["Id"]]].extend(float(value) for value in result["Values"])
         return found
 
+    def metric_data(self, queries: list[dict[str, Any]], start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Every MetricDataResult of ``queries`` over [start, end), all pages joined.
+        .. seealso:: CloudWatch.Client.get_metric_data"""
+        results: dict[str, dict[str, Any]] = {}
+        pages = self.conn.get_paginator("get_metric_data").paginate(
+            MetricDataQueries=queries, StartTime=start, EndTime=end
+        )
+        for page in pages:
+            for result in page["MetricDataResults"]:
+                joined = results.setdefault(result["Id"], {"Id": result["Id"], "Timestamps": [], "Values": []})
+                joined["Timestamps"] += result["Timestamps"]
+                joined["Values"] += result["Values"]
+        return list(results.values())
+
     def instance_hours(self, day: date, fleet_stage: str, fleet_slug: str) -> float:
         """Sum of the day's hourly averages of ActiveWorkers. .. seealso:: get_metric_statistics"""
         start = datetime.combine(day, time.min, tzinfo=UTC)
         response = self.conn.get_metric_statistics(
-            Namespace=self.NAMESPACE,
+            Namespace=platform.WORKER_METRICS_NAMESPACE,
             MetricName="ActiveWorkers",
-            Dimensions=self._dimensions(fleet_stage, fleet_slug),
+            Dimensions=Fleet(fleet_stage, fleet_slug).metric_dimensions,
             StartTime=start,
             EndTime=start + timedelta(days=1),
             Period=3600,

@@ -92,3 +92,47 @@ class GroupCapacityTrigger(SettledFirstPoll, AwsBaseWaiterTrigger):
             aws_conn_id=aws_conn_id,
             **kwargs,
         )
+
+
+class RefreshCheckpointTrigger(SettledFirstPoll, AwsBaseWaiterTrigger):
+    """Wait for an instance refresh to reach a checkpoint: ``percentage`` of the group
+    replaced (100: the refresh Successful); an error event when it ends any other way.
+
+    :param auto_scaling_group_name: the group being refreshed.
+    :param instance_refresh_id: the refresh to follow.
+    :param percentage: the checkpoint, as in the refresh's CheckpointPercentages.
+    """
+
+    aws_hook_class = AutoScalingHook
+
+    def __init__(
+        self,
+        *,
+        auto_scaling_group_name: str,
+        instance_refresh_id: str,
+        percentage: int,
+        waiter_delay: int = 15,
+        waiter_max_attempts: int = 1440,
+        aws_conn_id: str | None = "aws_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            serialized_fields={
+                "auto_scaling_group_name": auto_scaling_group_name,
+                "instance_refresh_id": instance_refresh_id,
+                "percentage": percentage,
+            },
+            waiter_name="instance_refresh_checkpoint",
+            waiter_args={"AutoScalingGroupName": auto_scaling_group_name, "InstanceRefreshIds": [instance_refresh_id]},
+            waiter_config_overrides=AutoScalingHook.checkpoint_waiter_config(percentage),
+            failure_message=f"Instance refresh {instance_refresh_id} of {auto_scaling_group_name} "
+            f"ended before its {percentage}% checkpoint",
+            status_message=f"Instance refresh {instance_refresh_id} of {auto_scaling_group_name}",
+            status_queries=REFRESH_STATUS_QUERIES,
+            return_key="instance_refresh_id",
+            return_value=instance_refresh_id,
+            waiter_delay=waiter_delay,
+            waiter_max_attempts=waiter_max_attempts,
+            aws_conn_id=aws_conn_id,
+            **kwargs,
+        )

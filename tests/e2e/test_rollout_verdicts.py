@@ -1,0 +1,174 @@
+"""A rollout judged by the fleet's own metrics, end to end: the real Airflow services, the
+emulator's instance refreshes (paused at each checkpoint for CheckpointDelay) and the
+node double reporting ``ComfyUI/Workers`` every 5 s as each node's bundle makes it
+(tests/doubles/fleet_traffic.py: a degraded bundle, a quiet fleet)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from devstack import baseline
+from gpu_worker import layout
+from include.naming import platform
+from include.naming.fleet import Fleet
+from include.rollouts.rollback import rollback_run_id
+from tests.doubles.fleet_traffic import DEGRADED_TAG, QUIET_TAG
+from tests.e2e.helpers import QUICK_VERDICT, answer, log, provision_fleet, remove_fleet, run_to_end, scale, states
+
+pytestmark = pytest.mark.e2e
+
+ROLLOUT, ROLLBACK = "gpu_bundle_rollout", "gpu_bundle_rollback"
+MODELS = platform.models_bucket("123456789012")
+
+
+@pytest.fixture(scope="module")
+def bundles(stack) -> dict[str, str]:
+    """v1 and v2 of the sample bundle, and a degraded release (its nodes fail a job in four)."""
+    s3 = stack.aws_client()("s3")
+    ids = {release: baseline.sample_bundle_id(f"verdict-{release}") for release in ("v1", "v2", "bad")}
+    for bundle_id in ids.values():
+        baseline.upload_sample_bundle(s3, MODELS, bundle_id)
+    s3.put_object_tagging(
+        Bucket=MODELS,
+        Key=layout.manifest_key(layout.bundle_prefix(ids["bad"])),
+        Tagging={"TagSet": [{"Key": DEGRADED_TAG, "Value": "errors"}]},
+    )
+    return ids
+
+
+@pytest.fixture(scope="module")
+def fleet(stack, client, bundles):
+    provisioned = provision_fleet(stack, client, "e2e-verdict", bundles["v1"])
+    client.set_paused(ROLLBACK, False)
+    yield provisioned
+    remove_fleet(stack, provisioned)
+
+
+def _on(stack, fleet: Fleet, bundle_id: str, nodes: int = 2) -> None:
+    """The fleet's ``nodes`` booted with ``bundle_id``, reporting."""
+    scale(stack, fleet, 0)
+    stack.aws_client()("ssm").put_parameter(
+        Name=fleet.active_bundle, Value=layout.bundle_prefix(bundle_id), Type="String", Overwrite=True
+    )
+    scale(stack, fleet, nodes)
+
+
+def _rollout(client, fleet: Fleet, bundle_id: str, **conf):
+    conf = {"fleet_stage": fleet.stage, "fleet_slug": fleet.slug, "bundle_id": bundle_id, "strategy": "refresh"} | conf
+    return client.trigger(ROLLOUT, {**QUICK_VERDICT, **conf})
+
+
+def _finished(client, run):
+    return client.wait_for_run(ROLLOUT, run.run_id, timeout=300, poll=1)
+
+
+def _pointer(stack, fleet: Fleet) -> str:
+    return stack.aws_client()("ssm").get_parameter(Name=fleet.active_bundle)["Parameter"]["Value"]
+
+
+def _audit(stack, fleet: Fleet, run_id: str) -> dict:
+    s3 = stack.aws_client()("s3")
+    return json.loads(s3.get_object(Bucket=stack.logs_bucket, Key=fleet.rollout_audit_key(run_id))["Body"].read())
+
+
+@pytest.fixture
+def quiet(stack, fleet):
+    """The fleet runs no jobs while the test runs."""
+    autoscaling = stack.aws_client()("autoscaling")
+    tag = {"ResourceId": fleet.auto_scaling_group, "ResourceType": "auto-scaling-group", "Key": QUIET_TAG}
+    autoscaling.create_or_update_tags(Tags=[{**tag, "Value": "true", "PropagateAtLaunch": False}])
+    yield
+    autoscaling.delete_tags(Tags=[tag])
+
+
+def test_a_healthy_refresh_passes_an_analysis_at_each_checkpoint(stack, client, fleet, bundles):
+    _on(stack, fleet, bundles["v1"])
+
+    run = _finished(client, _rollout(client, fleet, bundles["v2"], checkpoint_percentages=[50, 100]))
+
+    assert run.state == "success", states(client, ROLLOUT, run)
+    judged = log(client, ROLLOUT, run, "judge_refresh")
+    assert "Analysis at 50% checkpoint on 2 node(s): success" in judged
+    assert any(line.split()[:5] == ["metric", "baseline", "window", "limit", "verdict"] for line in judged.splitlines())
+    analyses = _audit(stack, fleet, run.run_id)["analyses"]
+    assert [(a["checkpoint"], a["verdict"]) for a in analyses] == [
+        ("50% checkpoint", "success"),
+        ("end of the refresh", "success"),
+    ]
+    assert states(client, ROLLOUT, run)["approve_going_on"] == "skipped"
+
+
+def test_a_degraded_bundle_is_judged_failed_at_the_first_checkpoint_and_rolled_back(stack, client, fleet, bundles):
+    _on(stack, fleet, bundles["v1"])
+
+    run = _finished(client, _rollout(client, fleet, bundles["bad"], checkpoint_percentages=[50, 100]))
+
+    found = states(client, ROLLOUT, run)
+    assert run.state == "failed"
+    assert (found["judge_refresh"], found["roll_back"], found["wait_for_roll_back"]) == ("failed", "success", "success")
+    paragraph = log(client, ROLLOUT, run, "rollout_outcome")
+    assert f"Rollout of bundle {bundles['bad']} to {fleet} (refresh) failed in judge_refresh." in paragraph
+    # the limit is 3% over the healthy baseline's 1%, or the 5% ceiling if no baseline was reported yet
+    assert re.search(
+        r"At the 50% checkpoint the fleet's metrics failed: ErrorRate [\d.]+% broke its limit <= [35]%", paragraph
+    )
+    assert "was cancelled at 50%" in paragraph
+    assert _pointer(stack, fleet) == layout.bundle_prefix(bundles["v1"])
+    [analysis] = _audit(stack, fleet, run.run_id)["analyses"]
+    assert analysis["verdict"] == "failed"
+
+
+@pytest.mark.parametrize("choice", ["Approve", "Reject"])
+def test_a_quiet_fleet_asks_a_person_who_decides_whether_it_goes_on(stack, client, fleet, bundles, quiet, choice):
+    _on(stack, fleet, bundles["v1"])
+
+    run = _rollout(client, fleet, bundles["v2"], checkpoint_percentages=[50, 100])
+    try:
+        answer(client, ROLLOUT, run, "approve_going_on", choice)
+    except AssertionError as never_asked:  # say why, from the judge's own log
+        raise AssertionError(f"{never_asked}: {log(client, ROLLOUT, run, 'judge_refresh')}") from None
+    run = _finished(client, run)
+
+    found = states(client, ROLLOUT, run)
+    question = client.xcom(ROLLOUT, run.run_id, "judge_refresh")["question"]
+    assert "0 job(s) in the window, fewer than the 5 needed to judge" in question
+    if choice == "Approve":
+        assert run.state == "success", found
+        assert (found["continue_refresh"], found["judge_continued"], found["verify_fleet_bundle"]) == ("success",) * 3
+        assert "a person already chose to go on" in log(client, ROLLOUT, run, "judge_continued")
+        assert _pointer(stack, fleet) == layout.bundle_prefix(bundles["v2"])
+    else:
+        assert run.state == "failed"
+        paragraph = log(client, ROLLOUT, run, "rollout_outcome")
+        assert "failed in approve_going_on. Too few jobs to judge it, and a person rejected going on" in paragraph
+        assert _pointer(stack, fleet) == layout.bundle_prefix(bundles["v1"])
+
+
+def test_a_finished_rollout_is_rolled_back_by_its_run_id_then_refused_once_the_pointer_moved(
+    stack, client, fleet, bundles
+):
+    _on(stack, fleet, bundles["v1"])
+    earlier = _finished(client, _rollout(client, fleet, bundles["v2"], checkpoint_percentages=[]))
+    assert earlier.state == "success"
+    conf = {"fleet_stage": fleet.stage, "fleet_slug": fleet.slug, "rollout_run_id": earlier.run_id}
+
+    rolled_back = run_to_end(client, ROLLBACK, {**conf, "checkpoint_percentages": [], **QUICK_VERDICT})
+    again = run_to_end(client, ROLLBACK, conf)
+
+    assert rolled_back.state == "success", states(client, ROLLBACK, rolled_back)
+    assert _pointer(stack, fleet) == layout.bundle_prefix(bundles["v1"])
+    record = _audit(stack, fleet, rollback_run_id(rolled_back.run_id))
+    assert (record["rollback_of"], record["from_bundle"], record["to_bundle"]) == (
+        earlier.run_id,
+        layout.bundle_prefix(bundles["v2"]),
+        layout.bundle_prefix(bundles["v1"]),
+    )
+    assert [a["verdict"] for a in record["analyses"]] == ["success"]
+    assert again.state == "failed"
+    refusal = log(client, ROLLBACK, again, "plan_rollback")
+    assert f"holds {layout.bundle_prefix(bundles['v1'])}, not {layout.bundle_prefix(bundles['v2'])}" in refusal
+    assert f"rollout {rollback_run_id(rolled_back.run_id)} (triggered by" in refusal
+    assert states(client, ROLLBACK, again)["roll_back_rollout"] == "upstream_failed"
