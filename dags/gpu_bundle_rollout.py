@@ -115,7 +115,7 @@ def gpu_bundle_rollout():
         wait_for_completion=False,
     )
     judged, judged_again, verdict = rollout_verdict.judged_refresh(request, current, start.output, AWS)
-    fleet_verified = tasks.verify_fleet_bundle(request)
+    fleet_verified = tasks.verify_fleet_bundle()
 
     undo = tasks.roll_back(request, current)
     wait_back = InstanceRefreshSensor(

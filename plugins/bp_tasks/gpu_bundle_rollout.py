@@ -208,9 +208,14 @@ def refresh_preferences_of(request: dict, current: dict) -> dict:
     return refresh_preferences(_rollout(request), current["warmup_seconds"])
 
 
-@task
-def verify_fleet_bundle(request: dict, params: dict | None = None) -> str:
-    """Every InService node must report the new bundle."""
+@task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+def verify_fleet_bundle(params: dict | None = None, ti=None) -> str:
+    """Every InService node must report the new bundle. Joins the judge and, after an
+    Approve, the continued judge (the request is pulled, see
+    :func:`bp_tasks.common.validated_request`: a skipped refresh path must skip this)."""
+    from bp_tasks.common import validated_request
+
+    request = validated_request(ti)
     instances = _in_service(_autoscaling(params).describe_group(request["auto_scaling_group"]))
     _require_bundle(request, instances, params)
     return f"{len(instances)} node(s) run bundle {request['bundle_id']}"

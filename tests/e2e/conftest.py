@@ -40,23 +40,41 @@ def approver(stack):
     return stack.client(user=APPROVER_USER)
 
 
-@pytest.fixture(scope="session")
-def client(stack):
-    client = stack.client()
-    for dag_id in (
-        "platform_preflight",
-        "ai_economics_daily",
-        "gpu_ami_build_and_bake",
-        "gpu_ami_revoke",
-        "gpu_fleet_provision",
-        "gpu_bundle_rollout",
-        "gpu_bundle_rollback",
-        "gpu_fleet_guardrails",
-        "weekly_review_pack",
-    ):
+#: the DAGs the end-to-end tests run, unpaused once their stack has parsed them
+DAGS = (
+    "platform_preflight",
+    "ai_economics_daily",
+    "gpu_ami_build_and_bake",
+    "gpu_ami_revoke",
+    "gpu_fleet_provision",
+    "gpu_bundle_rollout",
+    "gpu_bundle_rollback",
+    "gpu_fleet_guardrails",
+    "weekly_review_pack",
+)
+
+
+def _unpaused(client):
+    for dag_id in DAGS:
         wait_for_dag(client, dag_id)
         client.set_paused(dag_id, False)
     return client
+
+
+@pytest.fixture(scope="session")
+def client(stack):
+    return _unpaused(stack.client())
+
+
+@pytest.fixture(scope="session")
+def celery(tmp_path_factory):
+    """The Celery stack (PostgreSQL, Redis, two workers; supervised: a killed worker comes
+    back), shared by the files marked ``celery``: (stack, client, economics, events)."""
+    events: list[str] = []
+    stack = LocalStack(tmp_path_factory.mktemp("celery-stack"), executor="celery", restart=True, on_event=events.append)
+    _, economics = stack.start(seed=prepare_stack(stack, datetime.now(UTC).date() - timedelta(days=1)))
+    yield stack, _unpaused(stack.client()), economics, events
+    stack.stop()
 
 
 @pytest.fixture(scope="session")

@@ -10,14 +10,11 @@ from __future__ import annotations
 import os
 import signal
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from devstack import baseline
-from devstack.demo import wait_for_dag
-from devstack.scenarios import prepare_stack
-from devstack.stack import LocalStack
 from include.economics import warehouse
 from tests.conftest import ARTIFACTS
 from tests.e2e.conftest import stored
@@ -36,19 +33,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.celery]
 ECONOMICS, WEEKLY, ROLLOUT = "ai_economics_daily", "weekly_review_pack", "gpu_bundle_rollout"
 #: every run this module started, for the check that both workers took tasks
 RUNS: list[tuple[str, str]] = []
-
-
-@pytest.fixture(scope="module")
-def celery(tmp_path_factory):
-    events: list[str] = []
-    stack = LocalStack(tmp_path_factory.mktemp("celery-stack"), executor="celery", restart=True, on_event=events.append)
-    _, economics = stack.start(seed=prepare_stack(stack, datetime.now(UTC).date() - timedelta(days=1)))
-    client = stack.client()
-    for dag_id in (ECONOMICS, WEEKLY, ROLLOUT, "gpu_fleet_provision"):
-        wait_for_dag(client, dag_id)
-        client.set_paused(dag_id, False)
-    yield stack, client, economics, events
-    stack.stop()
 
 
 def _run(client, dag_id, conf):

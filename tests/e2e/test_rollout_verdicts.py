@@ -1,7 +1,9 @@
-"""A rollout judged by the fleet's own metrics, end to end: the real Airflow services, the
+"""A rollout judged by the fleet's own metrics, end to end, on the Celery stack (the
+judge defers at each checkpoint and bake window, and resumes on either worker): the
 emulator's instance refreshes (paused at each checkpoint for CheckpointDelay) and the
 node double reporting ``ComfyUI/Workers`` every 5 s as each node's bundle makes it
-(tests/doubles/fleet_traffic.py: a degraded bundle, a quiet fleet)."""
+(tests/doubles/fleet_traffic.py: a degraded bundle, a quiet fleet). A healthy refresh
+and its two analyses: tests/e2e/test_bundle_rollout_dag.py."""
 
 from __future__ import annotations
 
@@ -18,10 +20,20 @@ from include.rollouts.rollback import rollback_run_id
 from tests.doubles.fleet_traffic import DEGRADED_TAG, QUIET_TAG
 from tests.e2e.helpers import QUICK_VERDICT, answer, log, provision_fleet, remove_fleet, run_to_end, scale, states
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.celery]
 
 ROLLOUT, ROLLBACK = "gpu_bundle_rollout", "gpu_bundle_rollback"
 MODELS = platform.models_bucket("123456789012")
+
+
+@pytest.fixture(scope="module")
+def stack(celery):
+    return celery[0]
+
+
+@pytest.fixture(scope="module")
+def client(celery):
+    return celery[1]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +54,6 @@ def bundles(stack) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def fleet(stack, client, bundles):
     provisioned = provision_fleet(stack, client, "e2e-verdict", bundles["v1"])
-    client.set_paused(ROLLBACK, False)
     yield provisioned
     remove_fleet(stack, provisioned)
 
@@ -84,23 +95,6 @@ def quiet(stack, fleet):
     autoscaling.delete_tags(Tags=[tag])
 
 
-def test_a_healthy_refresh_passes_an_analysis_at_each_checkpoint(stack, client, fleet, bundles):
-    _on(stack, fleet, bundles["v1"])
-
-    run = _finished(client, _rollout(client, fleet, bundles["v2"], checkpoint_percentages=[50, 100]))
-
-    assert run.state == "success", states(client, ROLLOUT, run)
-    judged = log(client, ROLLOUT, run, "judge_refresh")
-    assert "Analysis at 50% checkpoint on 2 node(s): success" in judged
-    assert any(line.split()[:5] == ["metric", "baseline", "window", "limit", "verdict"] for line in judged.splitlines())
-    analyses = _audit(stack, fleet, run.run_id)["analyses"]
-    assert [(a["checkpoint"], a["verdict"]) for a in analyses] == [
-        ("50% checkpoint", "success"),
-        ("end of the refresh", "success"),
-    ]
-    assert states(client, ROLLOUT, run)["approve_going_on"] == "skipped"
-
-
 def test_a_degraded_bundle_is_judged_failed_at_the_first_checkpoint_and_rolled_back(stack, client, fleet, bundles):
     _on(stack, fleet, bundles["v1"])
 
@@ -121,11 +115,16 @@ def test_a_degraded_bundle_is_judged_failed_at_the_first_checkpoint_and_rolled_b
     assert analysis["verdict"] == "failed"
 
 
-@pytest.mark.parametrize("choice", ["Approve", "Reject"])
-def test_a_quiet_fleet_asks_a_person_who_decides_whether_it_goes_on(stack, client, fleet, bundles, quiet, choice):
+@pytest.mark.parametrize(
+    ("choice", "checkpoints"),
+    [("Approve", [50, 100]), ("Reject", [])],  # asked at 50%, or at the end of the refresh
+)
+def test_a_quiet_fleet_asks_a_person_who_decides_whether_it_goes_on(
+    stack, client, fleet, bundles, quiet, choice, checkpoints
+):
     _on(stack, fleet, bundles["v1"])
 
-    run = _rollout(client, fleet, bundles["v2"], checkpoint_percentages=[50, 100])
+    run = _rollout(client, fleet, bundles["v2"], checkpoint_percentages=checkpoints)
     try:
         answer(client, ROLLOUT, run, "approve_going_on", choice)
     except AssertionError as never_asked:  # say why, from the judge's own log
@@ -150,8 +149,8 @@ def test_a_quiet_fleet_asks_a_person_who_decides_whether_it_goes_on(stack, clien
 def test_a_finished_rollout_is_rolled_back_by_its_run_id_then_refused_once_the_pointer_moved(
     stack, client, fleet, bundles
 ):
-    _on(stack, fleet, bundles["v1"])
-    earlier = _finished(client, _rollout(client, fleet, bundles["v2"], checkpoint_percentages=[]))
+    _on(stack, fleet, bundles["v1"])  # the bad news comes after the rollout: its nodes are not the point here
+    earlier = _finished(client, _rollout(client, fleet, bundles["v2"], strategy="pointer_only"))
     assert earlier.state == "success"
     conf = {"fleet_stage": fleet.stage, "fleet_slug": fleet.slug, "rollout_run_id": earlier.run_id}
 
