@@ -180,7 +180,7 @@ def test_two_rollouts_racing_for_a_stale_lock_and_a_fleet_apply_meanwhile_change
     lock_name = Fleet(STAGE, fleet).lock
     stale = Holder.new(DAG, "manual__a-run-that-was-deleted", "rollout of bundle b-0 (refresh)")
     aws("ssm").put_parameter(Name=lock_name, Value=stale.value(), Type="String")  # left by a run that is gone
-    conf = {"fleet_stage": STAGE, "fleet_slug": fleet, "bundle_id": bundles[1], "strategy": "refresh"}
+    conf = {"fleet_stage": STAGE, "fleet_slug": fleet, "bundle_id": bundles[1], "strategy": "refresh", **QUICK_VERDICT}
     first, second = client.trigger(DAG, conf), client.trigger(DAG, conf)
     deadline = time.monotonic() + 240
     while not any(_states(client, r).get("judge_refresh") in ("deferred", "running") for r in (first, second)):
