@@ -15,6 +15,8 @@ from devstack.fleet_metrics import put_minutely
 from devstack.stack import LocalStack
 from include.cli.airflow_client import DagRun
 from include.naming.fleet import Fleet
+from include.rollouts.analysis import Analysis
+from include.tables import format_table
 
 Outputs = Callable[[LocalStack, DagRun], list[str]]
 
@@ -115,7 +117,7 @@ def scenarios(economics: EconomicsDemo) -> list[Scenario]:
             },
             purpose="roll bundle v3 to the staging fleet's 2 nodes by instance refresh, judged by the fleet's "
             "metrics at 50% and at the end, verified on each node",
-            outputs=task_logs("judge_refresh", "verify_fleet_bundle", "record_audit"),
+            outputs=chain(analysis_tables, task_logs("judge_refresh", "verify_fleet_bundle", "record_audit")),
             before=scale_staging_fleet,
         ),
         Scenario(
@@ -157,6 +159,16 @@ def build_decision(stack: LocalStack, run: DagRun) -> list[str]:
     """Whether Packer ran, and why (the fingerprint of the image's inputs decides)."""
     plan = stack.client().xcom(run.dag_id, run.run_id, "plan_build") or {}
     return [f"decision: {plan.get('action')}: {plan.get('reason')}"]
+
+
+def analysis_tables(stack: LocalStack, run: DagRun) -> list[str]:
+    """The rollout's verdicts from the fleet's metrics: each analysis as its table."""
+    analyses = stack.client().xcom(run.dag_id, run.run_id, "judge_refresh", key="analyses") or []
+    lines = []
+    for analysis in analyses:
+        lines.append(f"analysis at {analysis['checkpoint']} on {analysis['nodes']} node(s): {analysis['verdict']}")
+        lines += format_table(Analysis.HEADER, [list(row.values()) for row in analysis["rows"]]).splitlines()
+    return lines
 
 
 def plant_idle_leak(stack: LocalStack) -> str:
