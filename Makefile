@@ -85,7 +85,7 @@ down: $(STAMP) ## Stop what `make up` started
 	@$(PY) -m devstack down
 
 bench: venv ## Run the benchmarks in bench/
-	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	@for script in bench/[!_]*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean: down ## Remove the local stack's state (.local/) and caches; keeps .venv
 	rm -rf .local .pytest_cache .ruff_cache

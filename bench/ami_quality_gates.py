@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.stacks import on_a_stack
+from bench._stacks import on_a_stack
 from include.cli.airflow_client import AirflowClient
 from include.tables import format_table
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.stacks import BenchStack, on_a_stack
+from bench._stacks import BenchStack, on_a_stack
 from devstack import baseline
 from devstack.scenarios import scale_staging_fleet
 from include.cli.airflow_client import AirflowClient

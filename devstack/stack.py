@@ -248,7 +248,10 @@ class LocalStack:
         generated = self.airflow_home / "simple_auth_manager_passwords.json.generated"
         return json.loads(generated.read_text())[user]
 
-    def client(self, timeout: float = 30.0, user: str = ADMIN_USER) -> AirflowClient:
+    def client(self, timeout: float = 90.0, user: str = ADMIN_USER) -> AirflowClient:
+        """A REST client of the stack's api-server. Its patience is for two CPUs running
+        four stacks and the unit tests at once (``make test``): the api-server then went
+        unanswered for over 30 s now and then."""
         return AirflowClient(self.api_url, username=user, password=self.admin_password(user), timeout=timeout)
 
     def aws_client(self) -> Callable[[str], Any]:
