@@ -167,7 +167,8 @@ def analysis_tables(stack: LocalStack, run: DagRun) -> list[str]:
     lines = []
     for analysis in analyses:
         lines.append(f"analysis at {analysis['checkpoint']} on {analysis['nodes']} node(s): {analysis['verdict']}")
-        lines += format_table(Analysis.HEADER, [list(row.values()) for row in analysis["rows"]]).splitlines()
+        rows = [[row[column] for column in Analysis.HEADER] for row in analysis["rows"]]  # JSON sorted the keys
+        lines += format_table(Analysis.HEADER, rows).splitlines()
     return lines
 
 
