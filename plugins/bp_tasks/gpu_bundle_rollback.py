@@ -47,13 +47,18 @@ def _records(fleet: Fleet, aws_conn_id: str, *, key: str | None = None) -> list[
 
 
 def rollback_refusal(
-    fleet: Fleet, run_id: str, pointer: str | None, aws_conn_id: str, going_to: str | None = None
+    fleet: Fleet,
+    run_id: str,
+    record: dict[str, Any] | None,
+    pointer: str | None,
+    aws_conn_id: str,
+    going_to: str | None = None,
 ) -> str | None:
-    """Why rollout ``run_id`` can't be rolled back now (:func:`include.rollouts.rollback.refusal`),
-    naming who moved the pointer when it moved; None when it can."""
+    """Why rollout ``run_id`` (``record``: :func:`rollout_record`) can't be rolled back now
+    (:func:`include.rollouts.rollback.refusal`), naming who moved the pointer when it
+    moved; None when it can."""
     from bp_aws.hooks.ssm_parameters import SsmParameterHook
 
-    record = rollout_record(fleet, run_id, aws_conn_id)
     moved_by = "someone"
     if record is not None and pointer != record.get("to_bundle"):
         history = SsmParameterHook(aws_conn_id=aws_conn_id).history(fleet.active_bundle)
@@ -70,10 +75,10 @@ def plan_rollback(request: dict, params: dict | None = None) -> dict:
     fleet, run_id, aws_conn_id = Fleet.of(request), request["rollout_run_id"], params["aws_conn_id"]
     pointer = SsmParameterHook(aws_conn_id=aws_conn_id).get(fleet.active_bundle)
     value = pointer["Value"] if pointer else None
-    problem = rollback_refusal(fleet, run_id, value, aws_conn_id)
+    record = rollout_record(fleet, run_id, aws_conn_id)
+    problem = rollback_refusal(fleet, run_id, record, value, aws_conn_id)
     if problem:
         raise RequestRefused(f"Can't roll back rollout {run_id}: {problem}. {UNCHANGED}")
-    record = rollout_record(fleet, run_id, aws_conn_id)
     conf = rollback.rollout_conf(rollback.RollbackRequest.from_params(params), record, aws_conn_id)
     log.info(
         "Rollout %s moved %s from %s to %s: rolling back to bundle %s (gpu_bundle_rollout, refresh)",

@@ -127,10 +127,13 @@ def read_pointer(request: dict, params: dict | None = None) -> dict:
     }
     log.info("%s holds %s (version %s)", request["active_bundle"], current["value"], current["version"])
     if request.get("rollback_of"):  # checked again under the lock: the pointer may have moved since the plan
-        from bp_tasks.gpu_bundle_rollback import rollback_refusal
+        from bp_tasks.gpu_bundle_rollback import rollback_refusal, rollout_record
 
         fleet, undone = Fleet.of(request), request["rollback_of"]
-        problem = rollback_refusal(fleet, undone, current["value"], params["aws_conn_id"], request["pointer_value"])
+        record = rollout_record(fleet, undone, params["aws_conn_id"])
+        problem = rollback_refusal(
+            fleet, undone, record, current["value"], params["aws_conn_id"], request["pointer_value"]
+        )
         if problem:
             raise AirflowFailException(f"Can't roll back rollout {request['rollback_of']}: {problem}. {UNCHANGED}")
     return current

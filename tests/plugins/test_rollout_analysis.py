@@ -261,7 +261,8 @@ def test_a_rollback_refusal_names_the_newer_rollout_from_the_fleets_audit_record
 
     assert rollout_record(FLEET, "manual__first", "aws_default") == first
     assert rollout_record(FLEET, "manual__gone", "aws_default") is None
-    assert rollback_refusal(FLEET, "manual__first", "bundles/b-2", "aws_default") is None
+    found = rollout_record(FLEET, "manual__first", "aws_default")
+    assert rollback_refusal(FLEET, "manual__first", found, "bundles/b-2", "aws_default") is None
     assert "bundles/b-3, not bundles/b-2 that rollout manual__first set: rollout manual__newer (triggered by bob)" in (
-        rollback_refusal(FLEET, "manual__first", "bundles/b-3", "aws_default")
+        rollback_refusal(FLEET, "manual__first", found, "bundles/b-3", "aws_default")
     )
