@@ -4,6 +4,7 @@ refreshes, Run Command) and the GPU node double answering the bundle documents."
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -263,7 +264,8 @@ def test_dev_node_installs_through_run_command_and_keeps_the_output(stack, clien
     key = Fleet(STAGE, fleet).asset_sync_key(run.run_id, instance)
     output = json.loads(aws("s3").get_object(Bucket=platform.logs_bucket("123456789012"), Key=key)["Body"].read())
     assert output["status"] == "Success"
-    assert f"bundle {bundles[1]} active" in output["stdout"]
+    # a retried apply_on_dev_node (a busy CI machine) finds the bundle in place: both count
+    assert re.match(rf"bundle {bundles[1]} (active: \d+ file|is already active)", output["stdout"]), output
 
 
 @pytest.mark.parametrize(
