@@ -73,7 +73,8 @@ def run_scenario(client: AirflowClient, scenario: Scenario, stack: LocalStack) -
         print(f"  {scenario.before(stack)}", flush=True)
     wait_for_dag(client, scenario.dag_id)
     client.set_paused(scenario.dag_id, False)
-    run = client.trigger(scenario.dag_id, scenario.conf)
+    conf = scenario.conf(stack) if callable(scenario.conf) else scenario.conf
+    run = client.trigger(scenario.dag_id, conf)
     print(f"  triggered {scenario.dag_id} ({scenario.purpose}) as {run.run_id}", flush=True)
     run = client.wait_for_run(scenario.dag_id, run.run_id, timeout=RUN_TIMEOUT, poll=1.0, on_poll=stack.check)
     return Outcome(scenario, run)

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from devstack import synthetic
 from include.alerts import DEFAULT_REPORT_TOPIC
+from include.devnodes import usage
 from include.economics import daily, infra_cost, warehouse
 from include.economics.prices import PriceBook
 from include.naming import platform
@@ -128,12 +129,51 @@ def fleet_days(day: date) -> list[infra_cost.FleetDay]:
     return [infra_cost.FleetDay(FLEET["stage"], FLEET["slug"], float(hours), cost[FLEET["slug"]], "estimate")]
 
 
+#: The demo's dev node: an engineer's g5.xlarge, started each weekday morning and stopped
+#: in the evening (stopped over the weekend).
+DEV_NODE = {"stage": "staging", "name": "alice-sdxl", "owner": "alice", "instance_type": "g5.xlarge"}
+
+
+def lifecycle_events(node: dict[str, str], day: date, stretches: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    """The events of ``node`` started at each stretch's first hour of ``day`` and stopped
+    at its second (each action taking two minutes), as ``gpu_dev_node`` leaves them."""
+    events = []
+    for start, stop in stretches:
+        for action, hour, state in (("start", start, "running"), ("stop", stop, "stopped")):
+            moment = datetime.combine(day, time(hour), tzinfo=UTC)
+            events.append(
+                {
+                    **node,
+                    "action": action,
+                    "to_state": state,
+                    "started_at": moment.isoformat(),
+                    "ended_at": (moment + timedelta(minutes=2)).isoformat(),
+                }
+            )
+    return events
+
+
+def dev_node_events(day: date) -> list[dict[str, Any]]:
+    """What :data:`DEV_NODE` left on ``day``: a weekday's session or two, nothing at weekends."""
+    if day.weekday() >= 5:
+        return []
+    return lifecycle_events(DEV_NODE, day, [(9, 12), (13, 18)] if day.toordinal() % 3 else [(9, 18)])
+
+
+def dev_node_days(day: date) -> list[usage.DevNodeCost]:
+    """What ``ai_economics_daily`` finds for the demo's dev node on ``day``."""
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+    return usage.dev_node_days(dev_node_events(day), day, end, infra_cost.DEFAULT_HOURLY_PRICES)
+
+
 def seed_history(
     ledger_engine: sa.engine.Engine, warehouse_engine: sa.engine.Engine, book: PriceBook, days: list[date]
 ) -> None:
     """Publish ``days`` in order as the daily runs would have: computed, gated, with anomalies."""
     for day in days:
-        result = daily.compute_day(ledger_engine, warehouse_engine, book, day, fleets=fleet_days(day))
+        result = daily.compute_day(
+            ledger_engine, warehouse_engine, book, day, fleets=fleet_days(day), dev_nodes=dev_node_days(day)
+        )
         if not result.gate.passed:
             raise RuntimeError(f"the synthetic ledger fails the gate on {day}: {result.gate.paragraph()}")
         warehouse.publish(warehouse_engine, day, result.tables)

@@ -3,6 +3,7 @@ or the scaler's doing). Each capability adds its own :class:`Scenario`."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -14,6 +15,10 @@ from devstack.economics_demo import EconomicsDemo
 from devstack.fleet_metrics import put_minutely
 from devstack.stack import LocalStack
 from include.cli.airflow_client import DagRun
+from include.devnodes import usage
+from include.devnodes.lifecycle import port_forward_command
+from include.economics import infra_cost
+from include.naming.dev_node import DevNode
 from include.naming.fleet import Fleet
 from include.rollouts.analysis import Analysis
 from include.tables import format_table
@@ -24,7 +29,8 @@ Outputs = Callable[[LocalStack, DagRun], list[str]]
 @dataclass(frozen=True)
 class Scenario:
     dag_id: str
-    conf: dict[str, Any]
+    #: the run's conf, or what builds it from the stack once the runs before it have ended
+    conf: dict[str, Any] | Callable[[LocalStack], dict[str, Any]]
     purpose: str
     #: Where a reader finds what the run produced, given the stack and the finished run.
     outputs: Outputs = field(default=lambda stack, run: [])
@@ -121,6 +127,31 @@ def scenarios(economics: EconomicsDemo) -> list[Scenario]:
             before=scale_staging_fleet,
         ),
         Scenario(
+            dag_id="gpu_dev_node",
+            conf={**DEV_NODE, "action": "create", "owner": "alice", "fleet_slug": "gpu-default"}
+            | {"instance_type": "g5.xlarge", "idle_stop_minutes": 60},
+            purpose="create alice's dev node from the staging fleet's AMI, and wait until ComfyUI answers on it",
+            outputs=chain(dev_node_created, task_logs("act", "record_lifecycle")),
+        ),
+        Scenario(
+            dag_id="gpu_bundle_rollout",
+            conf=lambda stack: {
+                "fleet_stage": "staging",
+                "fleet_slug": "gpu-default",
+                "bundle_id": baseline.sample_bundle_id("v3"),
+                "strategy": "dev_node",
+                "instance_id": dev_node_instance(stack),
+            },
+            purpose="install the fleet's bundle v3 on alice's dev node by Run Command (the dev_node strategy)",
+            outputs=task_logs("apply_on_dev_node", "check_dev_node"),
+        ),
+        Scenario(
+            dag_id="gpu_dev_node",
+            conf={**DEV_NODE, "action": "stop", "reason": "end of the demo session"},
+            purpose="stop alice's dev node; its node-hours and cost come from its lifecycle events",
+            outputs=chain(dev_node_registry, dev_node_cost, task_logs("act", "record_lifecycle")),
+        ),
+        Scenario(
             dag_id="ai_economics_daily",
             conf={"day": last_day.isoformat()},
             purpose=f"AI cost and margin of {last_day} (with a planted token-burn anomaly)",
@@ -153,6 +184,59 @@ def scenarios(economics: EconomicsDemo) -> list[Scenario]:
             before=plant_idle_leak,
         ),
     ]
+
+
+#: The demo's dev node (its lifecycle events land under audit/devnodes/staging/alice-sdxl/).
+DEV_NODE = {"fleet_stage": "staging", "name": "alice-sdxl"}
+
+
+def _dev_node_registry(stack: LocalStack) -> dict[str, str]:
+    root = DevNode.of(DEV_NODE).root
+    pages = stack.aws_client()("ssm").get_paginator("get_parameters_by_path").paginate(Path=root, Recursive=True)
+    return {p["Name"].rsplit("/", 1)[1]: p["Value"] for page in pages for p in page["Parameters"]}
+
+
+def dev_node_instance(stack: LocalStack) -> str:
+    return _dev_node_registry(stack)["instance_id"]
+
+
+def dev_node_created(stack: LocalStack, run: DagRun) -> list[str]:
+    """The node the create launched, how long it took to get ready, how to open ComfyUI on it."""
+    acted = stack.client().xcom(run.dag_id, run.run_id, "act") or {}
+    return [
+        f"{acted.get('instance_id')} {acted.get('state')}, ready after {acted.get('seconds')} s "
+        "(status checks, then ComfyUI answering)",
+        f"open ComfyUI: {port_forward_command(acted.get('instance_id', '<instance-id>'))}",
+    ]
+
+
+def dev_node_registry(stack: LocalStack, run: DagRun) -> list[str]:
+    """What the registry says of the node now."""
+    registry = _dev_node_registry(stack)
+    return [
+        f"registry {DevNode.of(DEV_NODE).root}/: {registry['instance_id']} {registry['state']}, "
+        f"endpoint {registry['endpoint']}, owner {registry['owner']}, last heartbeat {registry['last_heartbeat']}"
+    ]
+
+
+def dev_node_cost(stack: LocalStack, run: DagRun) -> list[str]:
+    """The node's hours running today and their price, from its lifecycle events."""
+    s3, node = stack.aws_client()("s3"), DevNode.of(DEV_NODE)
+    listing = s3.list_objects_v2(Bucket=stack.logs_bucket, Prefix=node.lifecycle_prefix).get("Contents", [])
+    events = [
+        json.loads(line)
+        for item in listing
+        for line in s3.get_object(Bucket=stack.logs_bucket, Key=item["Key"])["Body"].read().decode().splitlines()
+    ]
+    now = datetime.now(UTC)
+    days = usage.dev_node_days(events, now.date(), now, infra_cost.DEFAULT_HOURLY_PRICES)
+    steps = [f"{e['action']} -> {e['to_state']}" for e in sorted(events, key=lambda e: e["ended_at"])]
+    lines = [f"lifecycle events: {', '.join(steps)}"]
+    lines += [
+        f"{d.stage}/{d.name} (owner {d.owner}, {d.instance_type}): {d.node_hours:.4f} node-hours, ${d.cost_usd:.4f}"
+        for d in days
+    ]
+    return lines
 
 
 def build_decision(stack: LocalStack, run: DagRun) -> list[str]:

@@ -15,6 +15,8 @@ from datetime import date
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from include.devnodes import usage
+from include.devnodes.usage import DevNodeCost
 from include.economics import anomalies, infra_cost, margin, quality, rollups, warehouse
 from include.economics.prices import PriceBook
 
@@ -56,6 +58,7 @@ def compute_day(
     day: date,
     *,
     fleets: Sequence[infra_cost.FleetDay] = (),
+    dev_nodes: Sequence[DevNodeCost] = (),
     rules: anomalies.Rules | None = None,
     reconcile_threshold_pct: float = 5.0,
 ) -> DayResult:
@@ -70,8 +73,10 @@ def compute_day(
     ai_cost_by_plan = {
         row["plan"]: row["cost_usd"] for row in plan_daily.to_dict("records") if row["cost_usd"] is not None
     }
-    tables["ai_margin_daily"] = margin.margin_table(day, ai_cost_by_plan, revenue, infra_cost.total(fleets))
+    gpu_cost = infra_cost.total(fleets) + usage.total(dev_nodes)
+    tables["ai_margin_daily"] = margin.margin_table(day, ai_cost_by_plan, revenue, gpu_cost)
     tables["ai_fleet_daily"] = infra_cost.fleet_table(day, fleets)
+    tables["ai_devnode_daily"] = usage.dev_node_table(day, dev_nodes)
     tables["ai_quality_daily"] = gate.table_rows(day)
     found = (
         anomalies.detect(day, tables, warehouse.history(warehouse_engine, day), rules or anomalies.Rules())

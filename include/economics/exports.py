@@ -33,6 +33,7 @@ INFLUX_MEASUREMENTS = {
     "ai_margin_daily": ("ai_margin", ("plan",)),
     "ai_anomalies": ("ai_anomaly", ("signal", "dimension", "severity")),
     "ai_fleet_daily": ("ai_fleet", ("stage", "fleet")),
+    "ai_devnode_daily": ("ai_devnode", ("stage", "name", "owner")),
 }
 
 

@@ -25,6 +25,7 @@ from decimal import Decimal
 
 import pandas as pd
 
+from include.devnodes.usage import DevNodeCost
 from include.economics import margin
 from include.economics.actions import actions
 from include.economics.review_model import (
@@ -259,6 +260,22 @@ def _fleets(tables: WeekTables, metrics: Mapping[str, Mapping[str, float | None]
     return reviews
 
 
+def _dev_nodes(tables: WeekTables) -> list[DevNodeCost]:
+    frame = tables.frames["ai_devnode_daily"]
+    reviews = [
+        DevNodeCost(
+            stage=stage,
+            name=name,
+            owner=", ".join(sorted(set(rows["owner"]))),
+            instance_type=", ".join(sorted(set(rows["instance_type"]))),
+            node_hours=round(float(rows["node_hours"].sum()), 2),
+            cost_usd=_money(rows["cost_usd"]),
+        )
+        for (stage, name), rows in frame.groupby(["stage", "name"])
+    ]
+    return sorted(reviews, key=lambda r: (-r.cost_usd, r.stage, r.name))
+
+
 def _quality(tables: WeekTables) -> tuple[list[QualityDay], list[QualityFinding]]:
     frame = tables.frames["ai_quality_daily"]
     published = set(tables.coverage.published)
@@ -301,6 +318,7 @@ def build_review(
         regressions=_regressions(this, previous, rules),
         anomalies=_anomalies(this),
         fleets=_fleets(this, fleet_metrics or {}),
+        dev_nodes=_dev_nodes(this),
         fleet_days=fleet_days,
         quality_days=quality_days,
         quality_findings=findings,

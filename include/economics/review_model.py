@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pandas as pd
 
+from include.devnodes.usage import DevNodeCost
 from include.economics.calendar import IsoWeek
 from include.economics.week_reads import Coverage
 
@@ -201,6 +202,7 @@ class Review:
     anomalies: list[AnomalyReview]
     fleets: list[FleetReview]
     fleet_days: pd.DataFrame  # day, fleet, gpu_hours
+    dev_nodes: list[DevNodeCost]  # the week's hours and cost of each dev node
     quality_days: list[QualityDay]
     quality_findings: list[QualityFinding]
     actions: list[Action] = field(default_factory=list)

@@ -113,6 +113,20 @@ ai_fleet_daily = sa.Table(
     sa.Column("cost_source", sa.String(20), nullable=False),
     sa.Index("ix_ai_fleet_daily_day", "day"),
 )
+#: Dev nodes' share of the day (gpu_dev_node): hours running, from their lifecycle events,
+#: and the cost the margin carries, per node and owner.
+ai_devnode_daily = sa.Table(
+    "ai_devnode_daily",
+    metadata,
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("stage", sa.String(50), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("owner", sa.String(100), nullable=False),
+    sa.Column("instance_type", sa.String(50), nullable=False),
+    sa.Column("node_hours", sa.Float, nullable=False),
+    sa.Column("cost_usd", Money, nullable=False),
+    sa.Index("ix_ai_devnode_daily_day", "day"),
+)
 TABLES: dict[str, sa.Table] = {table.name: table for table in metadata.sorted_tables}
 
 

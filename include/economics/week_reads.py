@@ -22,6 +22,7 @@ WEEK_TABLES = (
     "ai_anomalies",
     "ai_quality_daily",
     "ai_fleet_daily",
+    "ai_devnode_daily",
 )
 #: A published day always has its rows here (the margin's "all" row, even on a day without requests).
 COVERAGE_TABLE = "ai_margin_daily"

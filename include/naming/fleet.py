@@ -27,10 +27,11 @@ _FLEET_LEAF = re.compile(
 _AMI_POINTER = re.compile(rf"^{re.escape(platform.AMI_POINTERS_ROOT)}/(?P<stage>[^/]+)/(?P<slug>[^/]+)$")
 
 
-def check_slug(slug: object) -> str:
+def check_slug(slug: object, param: str = "fleet_slug") -> str:
+    """``slug`` when it follows the admin UI's slug rules (fleets and dev nodes share them)."""
     if not isinstance(slug, str) or len(slug) > SLUG_MAX_LENGTH or not _SLUG.fullmatch(slug):
         raise InvalidRequest(
-            f"fleet_slug {slug!r} must be lowercase letters, digits and single "
+            f"{param} {slug!r} must be lowercase letters, digits and single "
             f"hyphens, start with a letter, at most {SLUG_MAX_LENGTH} characters"
         )
     return slug

@@ -22,6 +22,8 @@ UNSET_FLEET_SECRET = "CHANGE_ME_AFTER_DEPLOY"  # noqa: S105 - the public placeho
 
 ROOT = "/bp"
 FLEETS_ROOT = f"{ROOT}/fleets"
+#: the dev-node registry: ``<root>/<stage>/<name>/<field>`` (:class:`include.naming.dev_node.DevNode`)
+DEV_NODES_ROOT = f"{ROOT}/devnodes"
 #: every fleet's AMI pointer lives below it (``<root>/<stage>/<slug>``, seed 004)
 AMI_POINTERS_ROOT = f"{ROOT}/ami/fleets"
 
@@ -34,6 +36,9 @@ FLEET_TAG = "fleet"
 #: tagged ``bp:role = dev-node`` and its ``stage``: a dev_node rollout installs only there.
 ROLE_TAG = "bp:role"
 DEV_NODE_ROLE = "dev-node"
+#: Cost-allocation tags of a dev node (issue 22): its name and the person it belongs to.
+DEV_NODE_TAG = "devnode"
+OWNER_TAG = "owner"
 #: An instance launched to smoke-test a candidate AMI before it is promoted: it lives for
 #: one ``gpu_ami_build_and_bake`` run, whose id it carries (``airflow_run_id``).
 AMI_SMOKE_ROLE = "ami-smoke"
@@ -129,6 +134,17 @@ def ami_smoke_document(stage: str) -> str:
     """Run Command document checking a candidate AMI's GPU, CUDA, ComfyUI, worker and
     baked bundle, one line per check (``gpu-shared.yaml``)."""
     return f"bp-ami-smoke-{check_stage(stage)}"
+
+
+def dev_node_health_document(stage: str) -> str:
+    """Run Command document that waits for ComfyUI to answer on a dev node (``gpu-shared.yaml``)."""
+    return f"bp-devnode-health-{check_stage(stage)}"
+
+
+def dev_node_instance_profile(stage: str) -> str:
+    """The instance profile of a stage's dev nodes (``gpu-shared.yaml``): the only role a
+    dev-node run may pass to EC2."""
+    return f"bp-devnode-{check_stage(stage)}"
 
 
 def bundle_status_document(stage: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -139,10 +140,13 @@ def is_run_id(value: Any) -> bool:
     return isinstance(value, str) and _RUN_ID.fullmatch(value) is not None
 
 
-def dev_node_problem(instance_id: str, instance: dict[str, Any] | None, stage: str) -> str | None:
+def dev_node_problem(
+    instance_id: str, instance: dict[str, Any] | None, stage: str, registered: Mapping[str, object]
+) -> str | None:
     """Why ``instance`` (EC2 DescribeInstances' entry, None when absent) may not take a
-    dev_node install for a fleet of ``stage``, or None: it must be running and tagged as a
-    dev node of that stage (a staging rollout never reaches a production instance)."""
+    dev_node install for a fleet of ``stage``, or None: it must be running, tagged as a
+    dev node of that stage (a staging rollout never reaches a production instance) and in
+    the stage's dev-node registry (``registered``: instance id -> node; ``gpu_dev_node``)."""
     if instance is None:
         return f"instance {instance_id} does not exist"
     tags = platform.tags_of(instance)
@@ -153,6 +157,8 @@ def dev_node_problem(instance_id: str, instance: dict[str, Any] | None, stage: s
         return f"instance {instance_id} is a dev node of stage {tags.get(platform.STAGE_TAG)!r}, not {stage}"
     if state != "running":
         return f"instance {instance_id} is {state}, not running"
+    if instance_id not in registered:
+        return f"instance {instance_id} is not a registered dev node of {stage} (create dev nodes with gpu_dev_node)"
     return None
 
 

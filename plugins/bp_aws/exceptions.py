@@ -67,3 +67,8 @@ class ParameterConditionNotMet(AirflowSensorTimeout):
 class RolloutJudgedFailed(AirflowFailException):
     """The fleet's metrics broke a limit during a rollout's bake window (not retried: the
     same window would be judged the same way)."""
+
+
+class DevNodeNotReady(AirflowFailException):
+    """A dev node did not pass its status checks, or ComfyUI did not answer on it in time
+    (not retried: the node is left as it is, for its owner to look at or stop)."""

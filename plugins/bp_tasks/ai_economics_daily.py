@@ -75,6 +75,40 @@ def _fleet_days(settings: Settings, day: date, aws_conn_id: str) -> list:
     return fleets
 
 
+def _dev_node_days(settings: Settings, day: date, aws_conn_id: str) -> list:
+    """Each dev node's hours running on ``day`` and their price, from the lifecycle events
+    every ``gpu_dev_node`` run leaves in the logs bucket (``audit/devnodes/``)."""
+    from bp_aws.hooks.s3 import OwnBucketsS3Hook
+    from include.devnodes import usage
+    from include.naming import platform
+    from include.naming.dev_node import DevNode
+
+    if settings.infra_cost_source == "none":
+        return []
+    s3 = OwnBucketsS3Hook(aws_conn_id=aws_conn_id)
+    bucket = platform.logs_bucket(s3.account_id)
+    paginator = s3.conn.get_paginator("list_objects_v2")
+    listing = [
+        item
+        for stage in platform.STAGES
+        for page in paginator.paginate(Bucket=bucket, Prefix=DevNode.lifecycle_stage_prefix(stage))
+        for item in page.get("Contents", [])
+    ]
+    events = []
+    for key in usage.events_for_day(listing, day):
+        events += [json.loads(line) for line in s3.read_key(key, bucket).splitlines() if line.strip()]
+    days = usage.dev_node_days(events, day, datetime.now(UTC), settings.gpu_hourly_prices)
+    log.info(
+        "Dev nodes on %s: %s (total %s USD; %d of %d lifecycle events read)",
+        day,
+        {f"{d.stage}/{d.name} ({d.owner})": f"{d.node_hours:.2f} h" for d in days} or "none ran",
+        usage.total(days),
+        len(events),
+        len(listing),
+    )
+    return days
+
+
 def load_tables(folder, names: Iterable[str] | None = None) -> dict:
     """The folder's tables; only ``names`` when given (the per-user table can be large)."""
     import pyarrow.parquet as pq
@@ -122,6 +156,7 @@ def compute(day: str, params: dict | None = None, ti=None) -> dict:
         book,
         the_day,
         fleets=_fleet_days(settings, the_day, params["aws_conn_id"]),
+        dev_nodes=_dev_node_days(settings, the_day, params["aws_conn_id"]),
         reconcile_threshold_pct=settings.reconcile_threshold_pct,
     )
     folder = try_folder("ai_economics_daily", day, ti.run_id, ti.try_number)

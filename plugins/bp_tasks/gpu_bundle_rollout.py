@@ -83,10 +83,12 @@ def check_bundle(request: dict, params: dict | None = None) -> str:
     message = f"bundle {bundle.bundle_id} ({bundle.name}): {len(bundle.assets)} asset(s), all present at their size"
     rollout = _rollout(request)
     if rollout.strategy == "dev_node":
-        from bp_aws.hooks.ami import AmiHook
+        from bp_aws.hooks.ec2_instances import Ec2InstanceHook
+        from bp_tasks.gpu_dev_node import registered_nodes
 
-        found = AmiHook(aws_conn_id=params["aws_conn_id"]).describe_instance_or_none(rollout.instance_id)
-        problem = dev_node_problem(rollout.instance_id, found, rollout.fleet.stage)
+        found = Ec2InstanceHook(aws_conn_id=params["aws_conn_id"]).describe_instance(rollout.instance_id)
+        registered = {r.instance_id: node for node, r in registered_nodes(rollout.fleet.stage, params["aws_conn_id"])}
+        problem = dev_node_problem(rollout.instance_id, found, rollout.fleet.stage, registered)
         if problem:
             raise AirflowFailException(f"Can't install on a dev node: {problem}. {UNCHANGED}")
         message += f"; {rollout.instance_id} is a running dev node of {rollout.fleet.stage}"

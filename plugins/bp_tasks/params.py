@@ -67,12 +67,18 @@ def fleet_stage_param(description: str) -> Param:
 def fleet_slug_param(description: str = "The fleet, e.g. `gpu-default`.") -> Param:
     """The ``fleet_slug`` param: the admin UI's slug rules, checked before any AWS call.
     ``description`` is Markdown (the trigger form renders it)."""
+    return slug_param("gpu-default", "Fleet slug", description)
+
+
+def slug_param(default: str | None, title: str, description: str) -> Param:
+    """A slug (a fleet's or a dev node's), optional when the default is None; ``description``
+    is Markdown."""
     return Param(
-        "gpu-default",
-        type="string",
+        default,
+        type="string" if default is not None else ["null", "string"],
         pattern=form_pattern(SLUG_PATTERN),
         maxLength=SLUG_MAX_LENGTH,
-        title="Fleet slug",
+        title=title,
         description_md=description,
     )
 
@@ -88,14 +94,7 @@ def fleet_scope_params() -> dict[str, Param]:
             title="Fleet stage",
             description="Only check this stage (empty: every stage).",
         ),
-        "fleet_slug": Param(
-            None,
-            type=["null", "string"],
-            pattern=form_pattern(SLUG_PATTERN),
-            maxLength=SLUG_MAX_LENGTH,
-            title="Fleet slug",
-            description_md="Only check this fleet, e.g. `gpu-default` (empty: every fleet).",
-        ),
+        "fleet_slug": slug_param(None, "Fleet slug", "Only check this fleet, e.g. `gpu-default` (empty: every fleet)."),
     }
 
 
@@ -219,5 +218,62 @@ def rollout_params() -> dict[str, Param]:
         "auto_rollback": Param(True, type="boolean", title="Roll back", description="On failure, refresh back."),
         **analysis_params(),
         "rollback_of": run_id_param("Rollback of", "Set by gpu_bundle_rollback: the run it undoes.", None),
+        "aws_conn_id": aws_conn_id_param(),
+    }
+
+
+def dev_node_params() -> dict[str, Param]:
+    """The trigger form of ``gpu_dev_node``."""
+    from include.devnodes import lifecycle
+
+    low, high = lifecycle.IDLE_STOP_MINUTES
+    return {
+        "action": Param(
+            "status",
+            type="string",
+            enum=list(lifecycle.ACTIONS),
+            title="Action",
+            description="create (from a fleet's AMI), start, stop, restart, status, terminate (production or a "
+            "node under an hour old: after an Approve).",
+        ),
+        "fleet_stage": fleet_stage_param("The stage the dev node belongs to."),
+        "name": slug_param(
+            "my-dev-node",
+            "Dev node name",
+            "The node's own slug, e.g. `alice-sdxl` (lowercase, digits, single hyphens).",
+        ),
+        "owner": Param(
+            None,
+            type=["null", "string"],
+            pattern=form_pattern(lifecycle.OWNER_PATTERN),
+            title="Owner (create)",
+            description="Who the node belongs to: its cost and its idle alerts go to them.",
+        ),
+        "fleet_slug": slug_param(
+            None, "Fleet (create)", "The fleet whose AMI (and so bundle) the node starts from, e.g. `gpu-default`."
+        ),
+        "instance_type": Param(
+            None,
+            type=["null", "string"],
+            pattern=form_pattern(INSTANCE_TYPE_PATTERN),
+            title="Instance type (create)",
+            description="One the fleet's template allows, e.g. g5.xlarge.",
+        ),
+        "idle_stop_minutes": Param(
+            lifecycle.DEFAULT_IDLE_STOP_MINUTES,
+            type="integer",
+            minimum=low,
+            maximum=high,
+            title="Idle stop (minutes, create)",
+            description="gpu_dev_node_idle_stop stops the node after this long without CPU/GPU activity.",
+        ),
+        "reason": Param(
+            "",
+            type="string",
+            pattern=form_pattern(lifecycle.REASON_PATTERN),
+            maxLength=200,
+            title="Reason",
+            description="Kept in the lifecycle event.",
+        ),
         "aws_conn_id": aws_conn_id_param(),
     }

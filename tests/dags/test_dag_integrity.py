@@ -21,6 +21,8 @@ EXPECTED_MAX_ACTIVE_RUNS = {
     "gpu_bundle_rollout": 4,  # fleets in parallel; a per-fleet lock refuses a second rollout of one fleet
     "gpu_bundle_rollback": 4,  # fleets in parallel; the rollout it triggers takes the fleet lock
     "weekly_review_pack": 2,  # different weeks in parallel; a week rebuilds the same files
+    "gpu_dev_node": 8,  # nodes in parallel; a per-node lock refuses a second action on one node
+    "gpu_dev_node_idle_stop": 1,  # one sweep at a time: a node is never stopped twice at once
 }
 
 

@@ -14,6 +14,11 @@ node behaving as the bundle it runs (:func:`tests.doubles.gpu_node.installed`) m
 * a **quiet fleet**, planted by tagging its Auto Scaling group ``emulator:quiet`` (any
   value): its nodes run no jobs, and report ``JobCount`` 0 and nothing else.
 
+Running **dev nodes** (``bp:role = dev-node``) report what EC2 and the CloudWatch agent
+would: ``AWS/EC2 CPUUtilization`` and ``CWAgent nvidia_smi_utilization_gpu`` by
+``InstanceId``, flat (1 %) unless the instance is tagged ``emulator:busy`` (an engineer
+at work: 60 % CPU, 85 % GPU).
+
 It reads the emulator's own state and never runs anything on the machine.
 """
 
@@ -30,6 +35,7 @@ from moto.s3.models import s3_backends
 from moto.ssm.models import ssm_backends
 
 from gpu_worker import layout
+from include.devnodes import usage
 from include.naming import platform
 from include.naming.fleet import Fleet
 from tests.doubles import gpu_node
@@ -38,6 +44,9 @@ ACCOUNT, REGION = gpu_node.ACCOUNT, gpu_node.REGION
 REPORT_SECONDS = 5.0
 DEGRADED_TAG = "emulator:degraded"
 QUIET_TAG = "emulator:quiet"
+BUSY_TAG = "emulator:busy"
+#: (CPU %, GPU %) of a dev node: flat, or in use
+DEV_NODE_ACTIVITY = {False: (1.0, 1.0), True: (60.0, 85.0)}
 
 log = logging.getLogger("bp.fleet_traffic")
 
@@ -113,12 +122,34 @@ def report_once(now: datetime | None = None) -> dict[Fleet, dict[str, float]]:
     return published
 
 
+def report_dev_nodes(now: datetime | None = None) -> dict[str, tuple[float, float]]:
+    """One period of CPU and GPU use for every running dev node; instance id -> (cpu, gpu)."""
+    from moto.ec2.models import ec2_backends
+
+    now = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)  # moto keeps UTC datapoints naive
+    reported = {}
+    for reservation in list(ec2_backends[ACCOUNT][REGION].reservations.values()):
+        for instance in reservation.instances:
+            tags = {tag["key"]: tag["value"] for tag in instance.get_tags()}
+            if instance.state != "running" or tags.get(platform.ROLE_TAG) != platform.DEV_NODE_ROLE:
+                continue
+            cpu, gpu = DEV_NODE_ACTIVITY[BUSY_TAG in tags]
+            dimensions = [{"Name": "InstanceId", "Value": instance.id}]
+            backend = cloudwatch_backends[ACCOUNT][REGION]
+            for (namespace, metric), value in zip(usage.ACTIVITY_METRICS, (cpu, gpu), strict=True):
+                point = {"MetricName": metric, "Value": value, "Timestamp": now, "Dimensions": dimensions}
+                backend.put_metric_data(namespace, [point])
+            reported[instance.id] = (cpu, gpu)
+    return reported
+
+
 def _report_forever(stop: threading.Event) -> None:
     while not stop.wait(REPORT_SECONDS):
-        try:
-            report_once()
-        except Exception:  # a report that failed is the next period's to make; the server goes on
-            log.exception("fleet traffic report failed")
+        for report in (report_once, report_dev_nodes):  # one failing never silences the other
+            try:
+                report()
+            except Exception:  # a report that failed is the next period's to make; the server goes on
+                log.exception("%s failed", report.__name__)
 
 
 def install() -> threading.Event:

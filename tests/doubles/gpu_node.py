@@ -10,6 +10,9 @@ process), computing what the real ``gpu_worker.bundle`` CLI would print:
   whose manifest is not in the models bucket fails with exit 1, as the CLI does, and
   the node keeps its previous bundle;
 * ``bp-bundle-status-<stage>`` prints ``status --json``;
+* ``bp-devnode-health-<stage>`` prints what the readiness probe prints once ComfyUI
+  answers, or fails as it does when ComfyUI never comes up (an instance of an image
+  planted with ``emulator:smoke-fail = comfyui``);
 * ``bp-ami-smoke-<stage>`` prints what the smoke document's checks print on a good
   image, one line each; an instance launched from an image tagged
   ``emulator:smoke-fail = <check>`` (a planted bad image), or baked from one (its
@@ -126,11 +129,15 @@ def _image_tags(image_id: str) -> dict[str, str]:
     return {tag["key"]: tag["value"] for tag in image.get_tags()} if image is not None else {}
 
 
+def _planted_failure(instance_id: str) -> str | None:
+    """The check an instance's image (or the base it was baked on) was planted to fail."""
+    tags = _image_tags(ec2_backends[ACCOUNT][REGION].get_instance(instance_id).image_id)
+    return tags.get(PLANTED_SMOKE_FAILURE_TAG) or _image_tags(tags.get("base_ami", "")).get(PLANTED_SMOKE_FAILURE_TAG)
+
+
 def smoke(instance_id: str, parameters: dict[str, list[str]]) -> CommandResult:
     tags = _image_tags(ec2_backends[ACCOUNT][REGION].get_instance(instance_id).image_id)
-    planted = tags.get(PLANTED_SMOKE_FAILURE_TAG) or _image_tags(tags.get("base_ami", "")).get(
-        PLANTED_SMOKE_FAILURE_TAG
-    )
+    planted = _planted_failure(instance_id)
     lines, failed = [], False
     for check, (passing, failing) in _SMOKE_LINES.items():
         failed |= check == planted
@@ -146,9 +153,17 @@ def smoke(instance_id: str, parameters: dict[str, list[str]]) -> CommandResult:
     )
 
 
+def health(instance_id: str, parameters: dict[str, list[str]]) -> CommandResult:
+    passing, failing = _SMOKE_LINES["comfyui"]
+    if _planted_failure(instance_id) == "comfyui":
+        return CommandResult(status="Failed", response_code=7, stderr=failing + "\n")
+    return CommandResult(stdout=f"ComfyUI ready: {passing}\n")
+
+
 def install() -> None:
     _applied.clear()
     for stage in platform.STAGES:
         program_command(platform.bundle_apply_document(stage), apply)
         program_command(platform.bundle_status_document(stage), status)
         program_command(platform.ami_smoke_document(stage), smoke)
+        program_command(platform.dev_node_health_document(stage), health)

@@ -51,6 +51,8 @@ DAGS = (
     "gpu_bundle_rollback",
     "gpu_fleet_guardrails",
     "weekly_review_pack",
+    "gpu_dev_node",
+    "gpu_dev_node_idle_stop",
 )
 
 

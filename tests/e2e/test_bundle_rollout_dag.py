@@ -14,6 +14,7 @@ from gpu_worker import layout
 from include.cli.airflow_client import AirflowApiError
 from include.fleets.lock import Holder
 from include.naming import platform
+from include.naming.dev_node import DevNode
 from include.naming.fleet import Fleet
 from tests.e2e.helpers import QUICK_VERDICT, plan_refresh_failure, provision_fleet, remove_fleet, sample_bundles
 
@@ -257,6 +258,10 @@ def test_dev_node_installs_through_run_command_and_keeps_the_output(stack, clien
     assert _pointer(aws, fleet)["Version"] == before["Version"]
 
     instance = launched[STAGE]
+    # what gpu_dev_node's create leaves in the registry (its own e2e test creates one for real)
+    for field, value in {"instance_id": instance, "state": "running", "owner": "e2e"}.items():
+        parameter = DevNode(STAGE, "e2e-rollout-node").registry_parameter(field)
+        aws("ssm").put_parameter(Name=parameter, Value=value, Type="String", Overwrite=True)
     run = _rollout(client, fleet, bundles[1], "dev_node", instance_id=instance)
 
     assert run.state == "success", _states(client, run)

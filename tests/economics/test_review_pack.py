@@ -63,6 +63,9 @@ def test_the_page_loads_cleanly_with_every_chart_and_the_warehouse_sums(browser,
     actions = page.inner_text("#actions")
     assert "feature:image-gen (and model:gemini-2.5-pro: the same requests)" in actions
     assert "p95 latency +" in actions
+    dev_nodes = page.inner_text("#fleets")
+    assert "Dev nodes" in dev_nodes
+    assert "staging/alice-sdxl\talice\tg5.xlarge" in dev_nodes
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=ARTIFACTS / "weekly-review-2026-W47.png", full_page=True)
     assert errors == []

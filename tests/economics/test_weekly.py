@@ -196,6 +196,18 @@ def test_fleets_carry_the_margin_s_gpu_hours_and_cloudwatch_figures(review_wareh
     assert fleet_week_figures({})["spot_interruptions"] is None
 
 
+def test_dev_nodes_carry_the_hours_their_lifecycle_events_put_them_in_running(review_warehouse):
+    [node] = _review(review_warehouse).dev_nodes
+    days = [d for day in W47.days() for d in economics_demo.dev_node_days(day)]
+    hours, cost = sum(d.node_hours for d in days), sum(d.cost_usd for d in days)
+
+    assert (node.stage, node.name, node.owner, node.instance_type) == ("staging", "alice-sdxl", "alice", "g5.xlarge")
+    assert hours > 0
+    assert node.node_hours == pytest.approx(hours)
+    assert cost == pytest.approx(Decimal(str(hours)) * Decimal("0.4024"), abs=Decimal("0.00001"))  # g5.xlarge
+    assert node.cost_usd == pytest.approx(cost, abs=Decimal("0.00001"))  # each day's cost as the warehouse keeps it
+
+
 def test_every_published_day_has_its_gate_verdicts(review_warehouse):
     review = _review(review_warehouse)
 

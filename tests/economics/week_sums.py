@@ -13,7 +13,8 @@ from include.economics.calendar import IsoWeek
 
 SUMS = {
     "ai_cost_usd": "SELECT SUM(cost_usd) FROM ai_cost_daily WHERE day BETWEEN :first AND :last",
-    "infra_cost_usd": "SELECT SUM(cost_usd) FROM ai_fleet_daily WHERE day BETWEEN :first AND :last",
+    "infra_cost_usd": "SELECT SUM(cost_usd) FROM (SELECT day, cost_usd FROM ai_fleet_daily UNION ALL "
+    "SELECT day, cost_usd FROM ai_devnode_daily) AS gpu WHERE day BETWEEN :first AND :last",
     "revenue_usd": "SELECT SUM(revenue_usd) FROM ai_margin_daily WHERE plan = 'all' AND day BETWEEN :first AND :last",
     "margin_usd": "SELECT SUM(margin_usd) FROM ai_margin_daily WHERE plan = 'all' AND day BETWEEN :first AND :last",
     "requests": "SELECT SUM(requests) FROM ai_usage_daily WHERE day BETWEEN :first AND :last",

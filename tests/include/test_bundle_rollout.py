@@ -149,5 +149,10 @@ def _instance(state="running", **tags):
     ids=["absent", "not-a-dev-node", "other-stage", "stopped"],
 )
 def test_a_dev_node_install_goes_only_to_a_running_dev_node_of_the_fleets_stage(instance, problem):
-    assert bundle_rollout.dev_node_problem("i-1", instance, "staging") == f"instance {problem}"
-    assert bundle_rollout.dev_node_problem("i-1", _instance(stage="staging", bp_role="dev-node"), "staging") is None
+    registered = {"i-1": "staging/alice"}
+    assert bundle_rollout.dev_node_problem("i-1", instance, "staging", registered) == f"instance {problem}"
+    good = _instance(stage="staging", bp_role="dev-node")
+    assert bundle_rollout.dev_node_problem("i-1", good, "staging", registered) is None
+    assert bundle_rollout.dev_node_problem("i-1", good, "staging", {}) == (
+        "instance i-1 is not a registered dev node of staging (create dev nodes with gpu_dev_node)"
+    )

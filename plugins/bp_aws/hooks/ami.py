@@ -42,20 +42,6 @@ class AmiHook(AwsBaseHook):
             raise AwsResourceNotFound("AMI", image_id)
         return images[0]
 
-    def describe_instance_or_none(self, instance_id: str) -> dict[str, Any] | None:
-        """One instance (Tags, State, ...) or None when EC2 doesn't know it.
-
-        .. seealso:: EC2.Client.describe_instances
-        """
-        try:
-            reservations = self.conn.describe_instances(InstanceIds=[instance_id])["Reservations"]
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"):
-                return None
-            raise
-        instances = [instance for reservation in reservations for instance in reservation["Instances"]]
-        return instances[0] if instances else None
-
     def images_tagged(self, tags: dict[str, str]) -> list[dict[str, Any]]:
         """This account's images carrying every tag given."""
         filters = [{"Name": f"tag:{key}", "Values": [value]} for key, value in tags.items()]

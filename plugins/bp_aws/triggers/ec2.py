@@ -72,3 +72,35 @@ class CommandInvocationTrigger(SettledFirstPoll, AwsBaseWaiterTrigger):
             aws_conn_id=aws_conn_id,
             **kwargs,
         )
+
+
+class InstanceStateTrigger(SettledFirstPoll, AwsBaseWaiterTrigger):
+    """Succeed once the instance is in ``state`` (botocore's ``instance_<state>`` waiter:
+    ``running``, ``stopped`` or ``terminated``)."""
+
+    aws_hook_class = Ec2InstanceHook
+
+    def __init__(
+        self,
+        *,
+        instance_id: str,
+        state: str,
+        waiter_delay: int = 15,
+        waiter_max_attempts: int = 40,
+        aws_conn_id: str | None = "aws_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            serialized_fields={"instance_id": instance_id, "state": state},
+            waiter_name=f"instance_{state}",
+            waiter_args={"InstanceIds": [instance_id]},
+            failure_message=f"Instance {instance_id} did not become {state}",
+            status_message=f"Instance {instance_id} on its way to {state}",
+            status_queries=["Reservations[0].Instances[0].State.Name"],
+            return_key="instance_id",
+            return_value=instance_id,
+            waiter_delay=waiter_delay,
+            waiter_max_attempts=waiter_max_attempts,
+            aws_conn_id=aws_conn_id,
+            **kwargs,
+        )

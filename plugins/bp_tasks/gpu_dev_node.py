@@ -1,0 +1,302 @@
+"""Task bodies of ``gpu_dev_node`` and ``gpu_dev_node_idle_stop``: AWS reads through the
+project's hooks, the lifecycle rules in :mod:`include.devnodes`."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.sdk import TriggerRule, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from bp_tasks import fleet_lock
+from bp_tasks.common import FAILED_STATES, RequestRefused, task_states, validated
+from include.devnodes import lifecycle
+from include.devnodes.lifecycle import DevNodeRequest, Registration
+from include.naming.dev_node import DevNode
+
+log = logging.getLogger("bp.gpu_dev_node")
+
+UNCHANGED = "Nothing was changed."
+DAG_ID = "gpu_dev_node"
+
+
+def _request(request: dict) -> DevNodeRequest:
+    return DevNodeRequest.from_params(request)
+
+
+def _ssm(aws_conn_id: str):
+    from bp_aws.hooks.ssm_parameters import SsmParameterHook
+
+    return SsmParameterHook(aws_conn_id=aws_conn_id)
+
+
+def _ec2(aws_conn_id: str):
+    from bp_aws.hooks.ec2_instances import Ec2InstanceHook
+
+    return Ec2InstanceHook(aws_conn_id=aws_conn_id)
+
+
+def _parameters_under(aws_conn_id: str, path: str) -> dict[str, str]:
+    paginator = _ssm(aws_conn_id).conn.get_paginator("get_parameters_by_path")
+    return {p["Name"]: p["Value"] for page in paginator.paginate(Path=path, Recursive=True) for p in page["Parameters"]}
+
+
+def read_registration(node: DevNode, aws_conn_id: str) -> Registration | None:
+    return Registration.from_parameters(node, _parameters_under(aws_conn_id, node.root))
+
+
+def registered_nodes(stage: str, aws_conn_id: str) -> list[tuple[DevNode, Registration]]:
+    """Every dev node of ``stage`` the registry holds."""
+    values = _parameters_under(aws_conn_id, DevNode.stage_root(stage))
+    prefix = DevNode.stage_root(stage) + "/"
+    names = sorted({name[len(prefix) :].split("/", 1)[0] for name in values if name.startswith(prefix)})
+    found = []
+    for name in names:
+        node = DevNode(stage, name)
+        registration = Registration.from_parameters(node, values)
+        if registration is not None:
+            found.append((node, registration))
+    return found
+
+
+@task
+def validate_request(params: dict | None = None, dag_run=None, dag=None) -> dict:
+    """Domain checks on the params, before any AWS call."""
+    request = validated(DevNodeRequest.from_params, params, UNCHANGED, dag_run=dag_run, dag=dag)
+    log.info("%s of dev node %s: %s", request.action, request.node, request.as_dict())
+    return request.as_dict()
+
+
+@task
+def acquire_lock(request: dict, params: dict | None = None, ti=None) -> str:
+    """The node's lock: one action per node at a time (a second is refused, naming the run)."""
+    return fleet_lock.take(request["lock"], f"dev node {request['action']}", aws_conn_id=params["aws_conn_id"], ti=ti)
+
+
+@task
+def inspect_node(request: dict, params: dict | None = None) -> dict:
+    """What AWS and the registry hold, and whether the action may go on: every refusal
+    here comes before the node is changed."""
+    aws_conn_id = params["aws_conn_id"]
+    rollout = _request(request)
+    node = rollout.node
+    registration = read_registration(node, aws_conn_id)
+    ec2 = _ec2(aws_conn_id)
+    instance = ec2.describe_instance(registration.instance_id) if registration else None
+    problem = lifecycle.refusal(rollout, registration, instance)
+    state = lifecycle.state_of(instance)
+    plan: dict[str, Any] = {
+        "instance_id": registration.instance_id if registration else None,
+        "from_state": state,
+        "registration": registration.as_dict() if registration else None,
+        "nothing_to_do": lifecycle.nothing_to_do(rollout.action, state),
+        "resource_name": node.resource_name,
+        "approval_reason": None,
+    }
+    if problem is None and rollout.action == "create":
+        plan, problem = _create_plan(rollout, plan, aws_conn_id)
+    if problem is None and rollout.action == "stop" and state == "running":
+        from bp_aws.hooks.run_command import RunCommandHook
+
+        unfinished = RunCommandHook(aws_conn_id=aws_conn_id).unfinished_invocations(
+            registration.instance_id, _apply_document(node)
+        )
+        problem = lifecycle.busy_commands_problem(node, registration.instance_id, unfinished)
+    if problem is None and rollout.action == "terminate" and not plan["nothing_to_do"]:
+        plan["approval_reason"] = lifecycle.terminate_needs_approval(node, registration, datetime.now(UTC))
+    if problem:
+        raise RequestRefused(f"Can't {rollout.action} dev node {node}: {problem}. {UNCHANGED}")
+    log.info("Dev node %s is %s; %s: %s", node, state, rollout.action, plan)
+    return plan
+
+
+def _apply_document(node: DevNode) -> str:
+    from include.naming import platform
+
+    return platform.bundle_apply_document(node.stage)
+
+
+def _create_plan(rollout: DevNodeRequest, plan: dict, aws_conn_id: str) -> tuple[dict, str | None]:
+    """The launch of a new node: the fleet's AMI, an instance type its template allows,
+    the stage's private subnet and the node's tags."""
+    from include.fleets import config as fleet_config
+    from include.naming import platform
+
+    fleet = rollout.source_fleet
+    ssm = _ssm(aws_conn_id)
+    pointer = ssm.get(fleet.ami_pointer)
+    if pointer is None:
+        return plan, f"fleet {fleet} has no AMI pointer ({fleet.ami_pointer}): bake one with gpu_ami_build_and_bake"
+    config = ssm.get(fleet.desired_config)
+    if config is None:
+        return plan, f"fleet {fleet} has no desired_config ({fleet.desired_config}): its template is unknown"
+    try:
+        template_slug = fleet_config.parse_desired_config(config["Value"], source=config["Name"]).template_slug
+    except fleet_config.InvalidFleetConfig as error:
+        return plan, f"fleet {fleet}'s desired_config can't be read: {error}"
+    allowed = fleet_config.templates()[template_slug].instance_types
+    problem = lifecycle.instance_type_problem(rollout.instance_type, allowed, fleet)
+    if problem:
+        return plan, problem
+    subnets = ssm.require(platform.private_subnet_ids())["Value"]
+    plan.update(
+        {
+            "image_id": pointer["Value"],
+            "instance_type": rollout.instance_type,
+            "vpc_id": ssm.require(platform.vpc_id())["Value"],
+            "subnet_id": subnets.split(",")[0].strip(),
+            "instance_profile": rollout.node.instance_profile,
+            "tags": rollout.node.tags(rollout.owner),
+        }
+    )
+    return plan, None
+
+
+@task.branch
+def action_path(request: dict, plan: dict) -> list[str]:
+    if request["action"] == "status":
+        return ["report_status"]
+    if plan["approval_reason"]:
+        log.info("Terminating %s waits for an Approve: %s", request["name"], plan["approval_reason"])
+        return ["approve_terminate"]
+    return ["go_ahead"]
+
+
+@task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+def go_ahead(ti=None) -> dict:
+    """The plan, once the path to the change is clear (with or without an Approve); pulled,
+    not passed, so that a skipped path never starts it (see ``validated_request``)."""
+    return ti.xcom_pull(task_ids="inspect_node")
+
+
+@task
+def report_status(request: dict, plan: dict, params: dict | None = None) -> dict:
+    """AWS, the registry and where they differ, as one table; the registry then takes AWS's state."""
+    from include.tables import format_table
+
+    node = _request(request).node
+    registration = Registration(**plan["registration"])
+    instance = _ec2(params["aws_conn_id"]).describe_instance(registration.instance_id)
+    drift = lifecycle.drift(node, registration, instance)
+    rows = [(field, value, _aws_value(field, instance)) for field, value in registration.as_dict().items()]
+    log.info("Dev node %s:\n%s", node, format_table(("field", "registry", "aws"), rows))
+    if drift:
+        log.warning("Drift between the registry and AWS (the registry now takes AWS's state): %s", "; ".join(drift))
+    if instance and lifecycle.state_of(instance) == "running":
+        forward = lifecycle.port_forward_command(instance["InstanceId"])
+        log.info("Open ComfyUI on it: %s, then http://localhost:8188", forward)
+    return {"state": lifecycle.state_of(instance), "drift": drift}
+
+
+def _aws_value(field: str, instance: dict | None) -> str:
+    from include.naming import platform
+
+    if instance is None:
+        return "absent"
+    return {
+        "instance_id": instance.get("InstanceId"),
+        "state": lifecycle.state_of(instance),
+        "owner": platform.tags_of(instance).get(platform.OWNER_TAG),
+        "instance_type": instance.get("InstanceType"),
+    }.get(field, "")
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE)
+def record_lifecycle(request: dict | None, params: dict | None = None, ti=None, dag_run=None) -> dict:
+    """Whatever happened: the registry takes what AWS says now, and one immutable
+    lifecycle event says who did what, from which state to which, how long it took."""
+    from bp_tasks.audit import write_record
+
+    if request is None:
+        return {"event": None, "paragraph": "the request itself was refused"}
+    rollout = _request(request)
+    node = rollout.node
+    aws_conn_id = params["aws_conn_id"]
+    plan = ti.xcom_pull(task_ids="inspect_node") or {}
+    acted = ti.xcom_pull(task_ids="act") or {}
+    states = {k: v for k, v in task_states(ti, dag_run.run_id).items() if k not in (ti.task_id, "outcome")}
+    failed = sorted(task_id for task_id, state in states.items() if state in FAILED_STATES)
+    # refused before the inspection (the lock): the registry still says whose node it is
+    if plan:
+        previous = Registration(**plan["registration"]) if plan["registration"] else None
+    else:
+        previous = read_registration(node, aws_conn_id)
+    instance_id = acted.get("instance_id") or (previous.instance_id if previous else None)
+    if rollout.action == "create" and not acted and "inspect_node" not in failed:
+        # the create failed after its launch: the instance it made, not the node's earlier one
+        found = _ec2(aws_conn_id).instances_tagged({"devnode": node.name, "stage": node.stage})
+        instance_id = found[0]["InstanceId"] if found else instance_id
+    instance = _ec2(aws_conn_id).describe_instance(instance_id) if instance_id else None
+    now = datetime.now(UTC)
+    result = "refused" if "inspect_node" in failed or "acquire_lock" in failed else ("failed" if failed else "success")
+    if result == "refused":
+        instance = None  # nothing was changed: the registry stays as it is
+    if instance is not None:
+        created = rollout.action == "create" and (previous is None or previous.instance_id != instance_id)
+        kept = None if created else previous
+        values = lifecycle.registry_values(
+            instance=instance,
+            owner=kept.owner if kept else rollout.owner or "",
+            source_fleet=kept.source_fleet if kept else str(rollout.source_fleet or ""),
+            idle_stop_minutes=kept.idle_stop_minutes if kept else rollout.idle_stop_minutes,
+            created_at=kept.created_at if kept else now.isoformat(),
+            heartbeat=now.isoformat() if acted.get("ready") else None,
+            previous=kept,
+        )
+        ssm = _ssm(aws_conn_id)
+        for field, value in values.items():
+            ssm.put(node.registry_parameter(field), value or "none", description=f"dev node {node} ({field})")
+        log.info("Registry %s/: %s", node.root, values)
+    owner = (previous.owner if previous else None) or rollout.owner
+    started = dag_run.start_date or now
+    event = lifecycle.lifecycle_event(
+        rollout,
+        run_id=dag_run.run_id,
+        actor=dag_run.triggering_user_name,
+        instance_id=instance_id,
+        instance_type=(instance or {}).get("InstanceType") or (previous.instance_type if previous else None),
+        owner=owner,
+        from_state=plan.get("from_state", "unknown"),
+        to_state=lifecycle.state_of(instance) if instance is not None else plan.get("from_state", "unknown"),
+        result=result,
+        started_at=started,
+        ended_at=now,
+        ready_seconds=acted.get("seconds") if acted.get("ready") else None,
+        detail="; ".join(failed),
+    )
+    location = write_record(node.lifecycle_event_key(dag_run.run_id), event, aws_conn_id, post=False)
+    return {"event": location, "result": result, "to_state": event["to_state"], "failed": failed}
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE)
+def release_lock(request: dict | None, params: dict | None = None, dag_run=None) -> str:
+    if request is None:
+        return "this run holds no lock (its request was refused)"
+    return fleet_lock.give_back(
+        request["lock"], aws_conn_id=params["aws_conn_id"], dag_id=dag_run.dag_id, run_id=dag_run.run_id
+    )
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE)
+def outcome(request: dict | None, recorded: dict | None, ti=None, run_id: str | None = None) -> str:
+    """The run's verdict in one paragraph, as its last task."""
+    if request is None:
+        raise RequestRefused(f"Dev node request refused. {UNCHANGED}")
+    failed = sorted(t for t, s in task_states(ti, run_id).items() if s in FAILED_STATES and t != ti.task_id)
+    node = f"{request['fleet_stage']}/{request['name']}"
+    if not failed:
+        message = f"{request['action']} of dev node {node}: {recorded['to_state']}"
+        log.info("%s (lifecycle event %s)", message, recorded["event"])
+        return message
+    if recorded and recorded.get("result") == "refused":
+        raise RequestRefused(
+            f"The {request['action']} of dev node {node} was refused before anything changed (see {failed[0]})."
+        )
+    raise AirflowFailException(
+        f"The {request['action']} of dev node {node} failed in {', '.join(failed)}. The node is "
+        f"{(recorded or {}).get('to_state', 'unknown')} now (the registry says so too); nothing was rolled back: "
+        f"look at it with action=status, and stop or terminate it if it is not wanted. The lifecycle event is at "
+        f"{(recorded or {}).get('event')}."
+    )
