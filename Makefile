@@ -54,7 +54,7 @@ lint: venv ## ruff over the project (lint and format)
 # finished. A new e2e file lands in `services` unless it is named below (or marked
 # `celery`: then it runs on the Celery stack, in `celery`; five stacks overload two CPUs).
 # pytest exits 5 when it collected no test: that must never read as success.
-E2E_FLEET_FILES := tests/e2e/test_airflow_ui.py tests/e2e/test_bundle_rollout_dag.py
+E2E_FLEET_FILES := tests/e2e/test_airflow_ui.py tests/e2e/test_bundle_rollout_dag.py tests/e2e/test_weekly_review_dag.py
 E2E_AMI_FILES := tests/e2e/test_ami_build_dag.py tests/e2e/test_ami_revoke_dag.py tests/e2e/test_dev_node_dag.py
 E2E_GROUPS := fleets amis services celery
 E2E_ARGS_fleets := -m "e2e and not celery" $(E2E_FLEET_FILES)

@@ -52,9 +52,15 @@ def cli(stack, *args: str, user: str = "admin", password: str | None = None) -> 
 QUICK_VERDICT = {"bake_window_seconds": 15, "min_jobs": 5}
 
 
+#: How often the tests ask Airflow how a run or a task is doing. Under ``make test`` four
+#: stacks share two CPUs, and every poll costs an api-server request and its PostgreSQL
+#: queries: a run's verdict a second later costs nothing.
+POLL_SECONDS = 2
+
+
 def run_to_end(client, dag_id: str, conf: dict, timeout: float = 300):
     run = client.trigger(dag_id, conf)
-    return client.wait_for_run(dag_id, run.run_id, timeout=timeout, poll=1)
+    return client.wait_for_run(dag_id, run.run_id, timeout=timeout)
 
 
 #: How long after a task pauses for a person the tests wait before answering. Airflow
@@ -69,7 +75,7 @@ def answer(client, dag_id: str, run, task_id: str, choice: str = "Approve", by=N
     deadline = time.monotonic() + 240
     while states(client, dag_id, run).get(task_id) != "awaiting_input":
         assert time.monotonic() < deadline, f"{task_id} never asked for an approval"
-        time.sleep(1)
+        time.sleep(POLL_SECONDS)
     time.sleep(APPROVAL_SETTLE_SECONDS)
     (by or client).respond(dag_id, run.run_id, task_id, [choice])
 
@@ -154,7 +160,7 @@ def provision_fleet(stack, client, slug: str, bundle_id: str | None, stage: str 
     run = client.trigger("gpu_fleet_provision", {"fleet_stage": stage, "fleet_slug": slug, "action": "apply"})
     if approver is not None and stage == "production":
         answer(client, "gpu_fleet_provision", run, "approve_apply", by=approver)
-    run = client.wait_for_run("gpu_fleet_provision", run.run_id, timeout=300, poll=1)
+    run = client.wait_for_run("gpu_fleet_provision", run.run_id, timeout=300)
     assert run.state == "success", states(client, "gpu_fleet_provision", run)
     return fleet
 

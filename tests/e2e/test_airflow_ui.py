@@ -16,6 +16,7 @@ from include.naming.fleet import Fleet
 from tests.e2e.helpers import (
     APPROVAL_SETTLE_SECONDS,
     FLEET_CONFIG,
+    POLL_SECONDS,
     provision_fleet,
     remove_fleet,
     sample_bundles,
@@ -88,7 +89,7 @@ def test_the_trigger_form_refuses_a_bad_slug_in_one_line_then_runs_and_shows_the
     (run,) = [run for run in client.list_runs(ROLLOUT) if run.run_id not in runs_before]
     assert run.conf["fleet_slug"] == fleet.slug
     assert run.conf["bundle_id"] == bundle_id
-    run = client.wait_for_run(ROLLOUT, run.run_id, timeout=300, poll=1)
+    run = client.wait_for_run(ROLLOUT, run.run_id, timeout=300)
     assert run.state == "success", states(client, ROLLOUT, run)
 
     page.goto(stack.api_url + _run_page(ROLLOUT, run.run_id, "rollout_outcome"))
@@ -110,7 +111,7 @@ def test_an_approver_approves_a_production_apply_from_the_required_actions_view(
         deadline = time.monotonic() + 240
         while client.awaiting_input(PROVISION, run.run_id) != ["approve_apply"]:
             assert time.monotonic() < deadline, states(client, PROVISION, run)
-            time.sleep(1)
+            time.sleep(POLL_SECONDS)
         time.sleep(APPROVAL_SETTLE_SECONDS)  # Airflow 3.3.2 races an answer given soon after the pause
 
         page = _signed_in(browser, stack, "/required_actions", user=APPROVER_USER)
@@ -122,7 +123,7 @@ def test_an_approver_approves_a_production_apply_from_the_required_actions_view(
         page.get_by_text(f"from {APPROVER_USER}").wait_for()
         page.screenshot(path=artifacts_dir / "ui-4-approved.png")
 
-        run = client.wait_for_run(PROVISION, run.run_id, timeout=300, poll=1)
+        run = client.wait_for_run(PROVISION, run.run_id, timeout=300)
         assert run.state == "success", states(client, PROVISION, run)
         stack_status = aws("cloudformation").describe_stacks(StackName=fleet.fleet_stack)["Stacks"][0]["StackStatus"]
         assert stack_status == "CREATE_COMPLETE"

@@ -13,7 +13,7 @@ from include.cli.airflow_client import AirflowApiError
 from include.naming import platform
 from include.naming.fleet import Fleet
 from tests.doubles.gpu_node import PLANTED_SMOKE_FAILURE_TAG
-from tests.e2e.helpers import APPROVAL_SETTLE_SECONDS, log, states
+from tests.e2e.helpers import APPROVAL_SETTLE_SECONDS, POLL_SECONDS, log, states
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("ami_fleets")]
 
@@ -40,7 +40,7 @@ def _live_smoke_instances(ec2) -> list[str]:
 
 def _bake(client, **conf):
     run = client.trigger(DAG, {"fleet_stage": "staging", "fleet_slug": "gpu-default", "mode": "bake", **conf})
-    return client.wait_for_run(DAG, run.run_id, timeout=300, poll=1)
+    return client.wait_for_run(DAG, run.run_id, timeout=300)
 
 
 def test_a_staging_bake_builds_checks_promotes_and_applies_retention(stack, client):
@@ -121,7 +121,7 @@ def test_a_bake_without_an_active_bundle_fails_before_packer_and_changes_nothing
     before = _pointer(ssm, "staging", "gpu-default")
     try:
         run = client.trigger(DAG, {"fleet_stage": "staging", "fleet_slug": "gpu-default", "mode": "bake"})
-        run = client.wait_for_run(DAG, run.run_id, timeout=240, poll=1)
+        run = client.wait_for_run(DAG, run.run_id, timeout=240)
     finally:
         ssm.put_parameter(Name=name, Value=active, Type="String", Overwrite=True)
 
@@ -156,7 +156,7 @@ def test_a_production_promotion_waits_for_a_second_persons_approval(stack, clien
     deadline = time.monotonic() + 240
     while _state(client, run.run_id, "approve_promotion") != "awaiting_input":
         assert time.monotonic() < deadline, "the approval never became available"
-        time.sleep(1)
+        time.sleep(POLL_SECONDS)
     assert _pointer(ssm, "production", "gpu-default")["Value"] == staging_ami  # nothing promoted before approval
     # a person takes seconds; an answer within a second of the pause races the executor's
     # report of that pause in Airflow 3.3.2 and the task is marked failed
@@ -165,7 +165,7 @@ def test_a_production_promotion_waits_for_a_second_persons_approval(stack, clien
         client.respond(DAG, run.run_id, "approve_promotion", ["Approve"])
     assert not_theirs.value.status == 403
     approver.respond(DAG, run.run_id, "approve_promotion", ["Approve"])
-    run = client.wait_for_run(DAG, run.run_id, timeout=240, poll=1)
+    run = client.wait_for_run(DAG, run.run_id, timeout=240)
 
     assert run.state == "success"
     promoted = _pointer(ssm, "production", "gpu-default")["Value"]

@@ -14,7 +14,7 @@ from devstack import baseline as seeded
 from include.amis import revocation
 from include.naming import platform
 from include.naming.fleet import Fleet
-from tests.e2e.helpers import answer, log, provision_fleet, remove_fleet, run_to_end, scale, states
+from tests.e2e.helpers import POLL_SECONDS, answer, log, provision_fleet, remove_fleet, run_to_end, scale, states
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("ami_fleets")]
 
@@ -125,15 +125,15 @@ def test_an_image_revoked_while_its_promotion_awaits_approval_is_never_promoted(
     deadline = time.monotonic() + 300
     while states(client, BUILD, promotion).get("approve_promotion") != "awaiting_input":
         assert time.monotonic() < deadline, states(client, BUILD, promotion)
-        time.sleep(1)
+        time.sleep(POLL_SECONDS)
     candidate = client.xcom(BUILD, promotion.run_id, "check_image", key="ami_id")
 
     revoked = client.trigger(DAG, {"image_id": candidate, "reason": "CVE-2026-0001 in the driver"})
     answer(client, DAG, revoked, "approve_revocation", by=approver)  # a production image
-    revoked = client.wait_for_run(DAG, revoked.run_id, timeout=300, poll=1)
+    revoked = client.wait_for_run(DAG, revoked.run_id, timeout=300)
     assert revoked.state == "success", states(client, DAG, revoked)
     answer(client, BUILD, promotion, "approve_promotion", by=approver)
-    promotion = client.wait_for_run(BUILD, promotion.run_id, timeout=300, poll=1)
+    promotion = client.wait_for_run(BUILD, promotion.run_id, timeout=300)
 
     assert promotion.state == "failed"
     assert states(client, BUILD, promotion)["promote_ami"] == "failed"

@@ -16,7 +16,14 @@ from include.fleets.lock import Holder
 from include.naming import platform
 from include.naming.dev_node import DevNode
 from include.naming.fleet import Fleet
-from tests.e2e.helpers import QUICK_VERDICT, plan_refresh_failure, provision_fleet, remove_fleet, sample_bundles
+from tests.e2e.helpers import (
+    POLL_SECONDS,
+    QUICK_VERDICT,
+    plan_refresh_failure,
+    provision_fleet,
+    remove_fleet,
+    sample_bundles,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +51,7 @@ def _rollout(client, slug: str, bundle_id: str, strategy: str, **conf):
             **conf,
         },
     )
-    return client.wait_for_run(DAG, run.run_id, timeout=300, poll=1)
+    return client.wait_for_run(DAG, run.run_id, timeout=300)
 
 
 def _pointer(aws, slug: str) -> dict:
@@ -187,12 +194,12 @@ def test_two_rollouts_racing_for_a_stale_lock_and_a_fleet_apply_meanwhile_change
     deadline = time.monotonic() + 240
     while not any(_states(client, r).get("judge_refresh") in ("deferred", "running") for r in (first, second)):
         assert time.monotonic() < deadline, [_states(client, r) for r in (first, second)]
-        time.sleep(1)
+        time.sleep(POLL_SECONDS)
     # the winner is refreshing the fleet: a fleet apply of it is refused, naming the rollout
     apply = client.trigger("gpu_fleet_provision", {"fleet_stage": STAGE, "fleet_slug": fleet, "action": "apply"})
-    apply = client.wait_for_run("gpu_fleet_provision", apply.run_id, timeout=300, poll=1)
+    apply = client.wait_for_run("gpu_fleet_provision", apply.run_id, timeout=300)
 
-    runs = [client.wait_for_run(DAG, r.run_id, timeout=300, poll=1) for r in (first, second)]
+    runs = [client.wait_for_run(DAG, r.run_id, timeout=300) for r in (first, second)]
 
     assert sorted(r.state for r in runs) == ["failed", "success"]
     winner, refused = sorted(runs, key=lambda r: r.state != "success")
@@ -316,7 +323,7 @@ def test_bake_and_refresh_bakes_an_image_first_and_the_new_nodes_boot_it(stack, 
 def test_a_refused_request_ends_in_one_paragraph_with_every_cleanup_task_green(stack, client, bundles):
     conf = {"fleet_stage": STAGE, "fleet_slug": "gpu-default", "bundle_id": bundles[1], "strategy": "dev_node"}
 
-    run = client.wait_for_run(DAG, client.trigger(DAG, conf).run_id, timeout=300, poll=1)
+    run = client.wait_for_run(DAG, client.trigger(DAG, conf).run_id, timeout=300)
 
     states = _states(client, run)
     assert run.state == "failed"

@@ -13,7 +13,7 @@ import pytest
 from include.cli.airflow_client import AirflowApiError
 from include.naming import platform
 from include.naming.dev_node import DevNode
-from tests.e2e.helpers import answer, log, run_to_end, states
+from tests.e2e.helpers import POLL_SECONDS, answer, log, run_to_end, states
 
 pytestmark = pytest.mark.e2e
 
@@ -28,7 +28,7 @@ def _act(client, node: DevNode, action: str, **conf):
 
 
 def _done(client, run, timeout: float = 300):
-    return client.wait_for_run(DAG, run.run_id, timeout=timeout, poll=1)
+    return client.wait_for_run(DAG, run.run_id, timeout=timeout)
 
 
 def _registry(stack, node: DevNode) -> dict[str, str]:
@@ -108,7 +108,7 @@ def test_a_dev_node_lives_from_create_to_terminate_and_stops_when_idle(stack, cl
     answer_deadline = time.monotonic() + 240
     while states(client, DAG, terminate).get("approve_terminate") != "awaiting_input":
         assert time.monotonic() < answer_deadline, states(client, DAG, terminate)
-        time.sleep(1)
+        time.sleep(POLL_SECONDS)
     second = _done(client, _act(client, NODE, "status"))
     assert second.state == "failed"
     assert terminate.run_id in log(client, DAG, second, "acquire_lock")

@@ -107,7 +107,7 @@ def test_a_production_fix_waits_for_an_approval_and_a_rejection_changes_nothing(
 
     rejected = client.trigger(DAG, _conf(fleet))
     answer(client, DAG, rejected, "approve_remediation", "Reject", by=approver)
-    rejected = client.wait_for_run(DAG, rejected.run_id, timeout=300, poll=1)
+    rejected = client.wait_for_run(DAG, rejected.run_id, timeout=300)
 
     assert rejected.state == "failed"
     assert "nothing was remediated in production" in log(client, DAG, rejected, "approve_remediation")
@@ -116,7 +116,7 @@ def test_a_production_fix_waits_for_an_approval_and_a_rejection_changes_nothing(
 
     approved = client.trigger(DAG, _conf(fleet))
     answer(client, DAG, approved, "approve_remediation", by=approver)
-    approved = client.wait_for_run(DAG, approved.run_id, timeout=300, poll=1)
+    approved = client.wait_for_run(DAG, approved.run_id, timeout=300)
 
     assert approved.state == "success", states(client, DAG, approved)
     assert "released /bp/fleets/production/e2e-guard/change_lock" in log(client, DAG, approved, "remediate_production")

@@ -58,7 +58,7 @@ def admin_ui(stack):
 
 def _run(client, slug: str, action: str = "apply", **conf):
     run = client.trigger(DAG, {"fleet_stage": "staging", "fleet_slug": slug, "action": action, **conf})
-    return client.wait_for_run(DAG, run.run_id, timeout=300, poll=1)
+    return client.wait_for_run(DAG, run.run_id, timeout=300)
 
 
 def _approve(client, run, task_id: str, choice: str = "Approve", by=None) -> None:
@@ -127,7 +127,7 @@ def test_apply_creates_then_updates_then_is_a_no_op_then_destroy_needs_zero_and_
     run = client.trigger(DAG, {"fleet_stage": "staging", "fleet_slug": slug, "action": "destroy"})
     _approve(client, run, "approve_destroy")
     assert _stack(aws, fleet_stack) is not None  # nothing was deleted before the approval
-    destroyed = client.wait_for_run(DAG, run.run_id, timeout=240, poll=1)
+    destroyed = client.wait_for_run(DAG, run.run_id, timeout=240)
     assert destroyed.state == "success", _states(client, destroyed)
     assert _stack(aws, fleet_stack) is None
     assert (
@@ -149,7 +149,7 @@ def test_a_production_apply_deploys_nothing_until_a_second_person_approves(stack
         _approve(client, rejected, "approve_apply")
     assert not_theirs.value.status == 403
     _approve(client, rejected, "approve_apply", "Reject", by=approver)
-    rejected = client.wait_for_run(DAG, rejected.run_id, timeout=300, poll=1)
+    rejected = client.wait_for_run(DAG, rejected.run_id, timeout=300)
     assert rejected.state == "failed"  # a rejected change is not a successful run
     assert "Rejected by approver at " in _log(client, rejected, "approve_apply")
     assert "the fleet's stacks were not deployed. Nothing was changed." in _log(client, rejected, "approve_apply")

@@ -22,7 +22,7 @@ def test_preflight_runs_green_and_its_task_log_is_read_through_the_api(client):
     run = client.trigger("platform_preflight", STAGING_FLEET)
     assert run.conf == STAGING_FLEET
 
-    run = client.wait_for_run("platform_preflight", run.run_id, timeout=240, poll=1)
+    run = client.wait_for_run("platform_preflight", run.run_id, timeout=240)
 
     assert run.state == "success"
     lines = list(client.task_log_lines("platform_preflight", run.run_id, "check_deploy_blockers", 1))

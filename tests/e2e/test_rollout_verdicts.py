@@ -73,7 +73,7 @@ def _rollout(client, fleet: Fleet, bundle_id: str, **conf):
 
 
 def _finished(client, run):
-    return client.wait_for_run(ROLLOUT, run.run_id, timeout=300, poll=1)
+    return client.wait_for_run(ROLLOUT, run.run_id, timeout=300)
 
 
 def _pointer(stack, fleet: Fleet) -> str:

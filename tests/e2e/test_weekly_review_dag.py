@@ -22,7 +22,7 @@ DAG = "weekly_review_pack"
 
 def _run(client, conf):
     run = client.trigger(DAG, conf)
-    return client.wait_for_run(DAG, run.run_id, timeout=300, poll=1)
+    return client.wait_for_run(DAG, run.run_id, timeout=300)
 
 
 def _states(client, run):
