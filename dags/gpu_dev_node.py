@@ -29,6 +29,7 @@ from __future__ import annotations
 from airflow.sdk import dag
 
 from bp_aws.operators.dev_node import DevNodeActionOperator
+from bp_tasks import fleet_lock
 from bp_tasks import gpu_dev_node as tasks
 from bp_tasks.approvals import FleetChangeApproval
 from bp_tasks.params import PLATFORM_START, SAFE_TO_RETRY, dev_node_params
@@ -69,7 +70,7 @@ def gpu_dev_node():
     )
     status = tasks.report_status(request, plan)
     recorded = tasks.record_lifecycle(request)
-    released = tasks.release_lock(request)
+    released = fleet_lock.release_lock(request)  # the node's lock: request["lock"]
 
     request >> lock >> plan >> path >> [approve, cleared, status]
     approve >> cleared

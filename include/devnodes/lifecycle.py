@@ -181,10 +181,14 @@ def nothing_to_do(action: str, state: str) -> bool:
     return state in _ACTS_ON.get(action, ((), ()))[1]
 
 
+#: Run Command invocation states that have not ended (SSM's ListCommandInvocations).
+UNFINISHED_COMMAND_STATES = ("Pending", "InProgress", "Delayed")
+
+
 def busy_commands_problem(node: DevNode, instance_id: str, invocations: list[dict[str, Any]]) -> str | None:
     """Why the node may not stop now: a bundle apply still runs on it (the node would stop
     half-installed), or None."""
-    running = [i for i in invocations if i.get("Status") in ("Pending", "InProgress", "Delayed")]
+    running = [i for i in invocations if i.get("Status") in UNFINISHED_COMMAND_STATES]
     if not running:
         return None
     listed = ", ".join(f"{i['CommandId']} ({i.get('DocumentName', '?')}, {i['Status']})" for i in running)

@@ -99,23 +99,18 @@ def inspect_node(request: dict, params: dict | None = None) -> dict:
         plan, problem = _create_plan(rollout, plan, aws_conn_id)
     if problem is None and rollout.action == "stop" and state == "running":
         from bp_aws.hooks.run_command import RunCommandHook
+        from include.naming import platform
 
-        unfinished = RunCommandHook(aws_conn_id=aws_conn_id).unfinished_invocations(
-            registration.instance_id, _apply_document(node)
+        applies = RunCommandHook(aws_conn_id=aws_conn_id).invocations_of(
+            registration.instance_id, platform.bundle_apply_document(node.stage)
         )
-        problem = lifecycle.busy_commands_problem(node, registration.instance_id, unfinished)
+        problem = lifecycle.busy_commands_problem(node, registration.instance_id, applies)
     if problem is None and rollout.action == "terminate" and not plan["nothing_to_do"]:
         plan["approval_reason"] = lifecycle.terminate_needs_approval(node, registration, datetime.now(UTC))
     if problem:
         raise RequestRefused(f"Can't {rollout.action} dev node {node}: {problem}. {UNCHANGED}")
     log.info("Dev node %s is %s; %s: %s", node, state, rollout.action, plan)
     return plan
-
-
-def _apply_document(node: DevNode) -> str:
-    from include.naming import platform
-
-    return platform.bundle_apply_document(node.stage)
 
 
 def _create_plan(rollout: DevNodeRequest, plan: dict, aws_conn_id: str) -> tuple[dict, str | None]:
@@ -223,12 +218,13 @@ def record_lifecycle(request: dict | None, params: dict | None = None, ti=None, 
         previous = Registration(**plan["registration"]) if plan["registration"] else None
     else:
         previous = read_registration(node, aws_conn_id)
+    ec2 = _ec2(aws_conn_id)
     instance_id = acted.get("instance_id") or (previous.instance_id if previous else None)
     if rollout.action == "create" and not acted and "inspect_node" not in failed:
         # the create failed after its launch: the instance it made, not the node's earlier one
-        found = _ec2(aws_conn_id).instances_tagged({"devnode": node.name, "stage": node.stage})
+        found = ec2.instances_tagged({"devnode": node.name, "stage": node.stage})
         instance_id = found[0]["InstanceId"] if found else instance_id
-    instance = _ec2(aws_conn_id).describe_instance(instance_id) if instance_id else None
+    instance = ec2.describe_instance(instance_id) if instance_id else None
     now = datetime.now(UTC)
     result = "refused" if "inspect_node" in failed or "acquire_lock" in failed else ("failed" if failed else "success")
     if result == "refused":
@@ -268,15 +264,6 @@ def record_lifecycle(request: dict | None, params: dict | None = None, ti=None, 
     )
     location = write_record(node.lifecycle_event_key(dag_run.run_id), event, aws_conn_id, post=False)
     return {"event": location, "result": result, "to_state": event["to_state"], "failed": failed}
-
-
-@task(trigger_rule=TriggerRule.ALL_DONE)
-def release_lock(request: dict | None, params: dict | None = None, dag_run=None) -> str:
-    if request is None:
-        return "this run holds no lock (its request was refused)"
-    return fleet_lock.give_back(
-        request["lock"], aws_conn_id=params["aws_conn_id"], dag_id=dag_run.dag_id, run_id=dag_run.run_id
-    )
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE)

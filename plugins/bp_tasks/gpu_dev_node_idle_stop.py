@@ -27,11 +27,11 @@ def find_idle_nodes(params: dict | None = None) -> list[dict]:
 
     aws_conn_id = params["aws_conn_id"]
     now = datetime.now(UTC)
-    metrics = FleetMetricsHook(aws_conn_id=aws_conn_id)
+    metrics, ec2 = FleetMetricsHook(aws_conn_id=aws_conn_id), Ec2InstanceHook(aws_conn_id=aws_conn_id)
     idle = []
     for stage in platform.STAGES:
         for node, registration in registered_nodes(stage, aws_conn_id):
-            instance = Ec2InstanceHook(aws_conn_id=aws_conn_id).describe_instance(registration.instance_id)
+            instance = ec2.describe_instance(registration.instance_id)
             if lifecycle.state_of(instance) != "running":
                 continue
             minutes = int(registration.idle_stop_minutes or lifecycle.DEFAULT_IDLE_STOP_MINUTES)

@@ -9,6 +9,7 @@ from moto.ssm.models import ssm_backends
 from bp_aws.exceptions import DevNodeNotReady
 from bp_aws.hooks.run_command import RunCommandHook
 from bp_aws.operators.dev_node import DevNodeActionOperator
+from include.devnodes import lifecycle
 from include.naming import platform
 from include.naming.dev_node import DevNode
 from include.naming.fleet import Fleet
@@ -111,7 +112,7 @@ def test_an_unfinished_bundle_apply_is_found_on_the_node(aws_http, world):
     instance_id = _act("create", _create_plan(world))["instance_id"]
     apply_document = platform.bundle_apply_document("staging")
     hook = RunCommandHook(aws_conn_id="aws_default")
-    assert hook.unfinished_invocations(instance_id, apply_document) == []
+    assert hook.invocations_of(instance_id, apply_document) == []
     ssm = aws_http("ssm")
     pointer = Fleet("staging", "gpu-default").active_bundle
     ssm.put_parameter(Name=pointer, Value=platform.NO_ACTIVE_BUNDLE, Type="String", Overwrite=True)
@@ -119,10 +120,15 @@ def test_an_unfinished_bundle_apply_is_found_on_the_node(aws_http, world):
     command_id = ssm.send_command(DocumentName=apply_document, InstanceIds=[instance_id], Parameters=parameters)[
         "Command"
     ]["CommandId"]
+    assert lifecycle.busy_commands_problem(NODE, instance_id, hook.invocations_of(instance_id, apply_document)) is None
     command = ssm_backends["123456789012"]["us-east-1"].get_command_by_id(command_id)
     for invocation in command.invocations:  # what SSM reports while the installer runs
         invocation["Status"] = "InProgress"
 
-    [unfinished] = hook.unfinished_invocations(instance_id, apply_document)
+    [unfinished] = hook.invocations_of(instance_id, apply_document)
     assert (unfinished["CommandId"], unfinished["Status"]) == (command_id, "InProgress")
-    assert hook.unfinished_invocations(instance_id, NODE.health_document) == []
+    problem = lifecycle.busy_commands_problem(NODE, instance_id, [unfinished])
+    assert f"a bundle apply runs on staging/alice-sdxl ({instance_id}): {command_id}" in problem
+    probes = hook.invocations_of(instance_id, NODE.health_document)  # the create's readiness probe: ended
+    assert [p["Status"] for p in probes] == ["Success"]
+    assert lifecycle.busy_commands_problem(NODE, instance_id, probes) is None

@@ -31,8 +31,8 @@ class RunCommandHook(SsmHook):
         """GetCommandInvocation of each instance. .. seealso:: SSM.Client.get_command_invocation"""
         return {i: self.get_command_invocation(command_id, i) for i in instance_ids}
 
-    def unfinished_invocations(self, instance_id: str, document_name: str) -> list[dict[str, Any]]:
-        """The invocations of ``document_name`` on the instance that have not ended.
+    def invocations_of(self, instance_id: str, document_name: str) -> list[dict[str, Any]]:
+        """Every invocation of ``document_name`` on the instance, ended or not.
 
         .. seealso:: SSM.Client.list_command_invocations
         """
@@ -42,7 +42,6 @@ class RunCommandHook(SsmHook):
             for page in paginator.paginate(InstanceId=instance_id)
             for invocation in page["CommandInvocations"]
             if invocation.get("DocumentName") == document_name
-            and invocation.get("Status") in ("Pending", "InProgress", "Delayed")
         ]
 
     def run_and_collect(

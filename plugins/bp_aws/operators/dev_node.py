@@ -11,11 +11,11 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
 from botocore.exceptions import ClientError
 
-from bp_aws.exceptions import DevNodeNotReady, WaitEnded
+from bp_aws.exceptions import DevNodeNotReady
 from bp_aws.hooks.ec2_instances import Ec2InstanceHook
 from bp_aws.hooks.run_command import RunCommandHook
 from bp_aws.triggers.ec2 import CommandInvocationTrigger, InstanceStateTrigger, InstanceStatusOkTrigger
-from bp_aws.utils.waiting import connection_kwargs, defer_or_wait, poll_attempts
+from bp_aws.utils.waiting import connection_kwargs, poll_attempts, wait_then_resume
 
 #: actions that end with the node serving: status checks, then ComfyUI answering
 _SERVING = ("create", "start", "restart")
@@ -100,7 +100,9 @@ class DevNodeActionOperator(AwsBaseOperator[Ec2InstanceHook]):
                 waiter_max_attempts=poll_attempts(self.status_timeout, self.poll_interval),
                 **connection_kwargs(self),
             )
-            return self._waiting(trigger, "probe_readiness", {"instance_id": instance_id, "began": began})
+            return wait_then_resume(
+                self, context, trigger, "probe_readiness", {"instance_id": instance_id, "began": began}
+            )
         trigger = InstanceStateTrigger(
             instance_id=instance_id,
             state={"stop": "stopped", "terminate": "terminated"}[self.action],
@@ -108,7 +110,7 @@ class DevNodeActionOperator(AwsBaseOperator[Ec2InstanceHook]):
             waiter_max_attempts=poll_attempts(self.status_timeout, self.poll_interval),
             **connection_kwargs(self),
         )
-        return self._waiting(trigger, "finish", {"instance_id": instance_id, "began": began})
+        return wait_then_resume(self, context, trigger, "finish", {"instance_id": instance_id, "began": began})
 
     def probe_readiness(
         self, context: Any, event: dict[str, Any] | None = None, *, instance_id: str, began: float
@@ -130,7 +132,7 @@ class DevNodeActionOperator(AwsBaseOperator[Ec2InstanceHook]):
             **connection_kwargs(self),
         )
         kwargs = {"instance_id": instance_id, "began": began, "command_id": command_id}
-        return self._waiting(trigger, "judge_readiness", kwargs)
+        return wait_then_resume(self, context, trigger, "judge_readiness", kwargs)
 
     def judge_readiness(
         self, context: Any, event: dict[str, Any] | None = None, *, instance_id: str, began: float, command_id: str
@@ -162,13 +164,6 @@ class DevNodeActionOperator(AwsBaseOperator[Ec2InstanceHook]):
         }
 
     # --- helpers ----------------------------------------------------------------------
-
-    def _waiting(self, trigger: Any, method_name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-        try:
-            defer_or_wait(self, trigger, method_name, kwargs)
-        except WaitEnded as ended:
-            return getattr(self, method_name)(None, {"status": "error", "message": str(ended)}, **kwargs)
-        return getattr(self, method_name)(None, None, **kwargs)
 
     def _judge_wait(self, event: dict[str, Any] | None, instance_id: str, what: str) -> None:
         if event is not None and event.get("status") != "success":

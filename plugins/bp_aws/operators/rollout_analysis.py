@@ -12,12 +12,12 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
-from bp_aws.exceptions import InstanceRefreshFailed, RolloutJudgedFailed, WaitEnded
+from bp_aws.exceptions import InstanceRefreshFailed, RolloutJudgedFailed
 from bp_aws.hooks.autoscaling import ACTIVE_REFRESH_STATES, AutoScalingHook
 from bp_aws.hooks.costs import FleetMetricsHook
 from bp_aws.sensors.autoscaling import describe_refresh
 from bp_aws.triggers.autoscaling import RefreshCheckpointTrigger
-from bp_aws.utils.waiting import connection_kwargs, defer_or_wait
+from bp_aws.utils.waiting import connection_kwargs, wait_then_resume
 from include.naming.fleet import Fleet
 from include.rollouts import analysis
 
@@ -112,12 +112,7 @@ class RolloutAnalysisOperator(AwsBaseOperator[AutoScalingHook]):
             waiter_delay=int(self.poll_interval),
             **connection_kwargs(self),
         )
-        kwargs = {"index": index, "analyses": analyses}
-        try:
-            defer_or_wait(self, trigger, "checkpoint_reached", kwargs)
-        except WaitEnded as ended:
-            return self.checkpoint_reached(context, {"status": "error", "message": str(ended)}, **kwargs)
-        return self.checkpoint_reached(context, None, **kwargs)
+        return wait_then_resume(self, context, trigger, "checkpoint_reached", {"index": index, "analyses": analyses})
 
     def checkpoint_reached(
         self, context: Any, event: dict[str, Any] | None = None, *, index: int, analyses: list[dict[str, Any]]

@@ -65,3 +65,16 @@ def defer_or_wait(
         )
     except (WaiterTerminalFailure, WaiterMaxAttemptsError) as error:
         raise WaitEnded(str(error)) from error
+
+
+def wait_then_resume(
+    task: Any, context: Any, trigger: AwsBaseWaiterTrigger, method_name: str, kwargs: dict[str, Any]
+) -> Any:
+    """:func:`defer_or_wait`, then - when the wait ran here - resume in ``method_name`` as
+    the triggerer would: with an error event when the wait ended badly, with none when it
+    succeeded. One judgement of a wait, whichever mode ran it."""
+    try:
+        defer_or_wait(task, trigger, method_name, kwargs)
+    except WaitEnded as ended:
+        return getattr(task, method_name)(context, {"status": "error", "message": str(ended)}, **kwargs)
+    return getattr(task, method_name)(context, None, **kwargs)
