@@ -13,13 +13,14 @@ IAC_STAMP := $(IAC)/.installed-requirements
 CHROMIUM ?= /usr/bin/chromium
 export BP_CHROMIUM := $(CHROMIUM)
 
-.PHONY: help venv browser demo test test-fast lint up down bench clean
+.PHONY: help venv mariadb-headers browser demo test test-fast lint up down bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(MAKE) --no-print-directory mariadb-headers
 	@echo "Installing requirements-dev.txt into $(VENV) (first run: about 3 minutes)"
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
@@ -40,6 +41,15 @@ browser: ## Debian's chromium for the browser tests (apt-get install when missin
 	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
 	  || { $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; \
 	  test -x $(CHROMIUM); }
+
+mariadb-headers: ## MariaDB's C client library and headers, which mysqlclient builds against (apt-get install when missing)
+	@pkg-config --exists libmariadb 2>/dev/null || { \
+	  echo "Installing Debian's libmariadb-dev for the MariaDB driver (about 10 seconds)"; \
+	  command -v apt-get >/dev/null || { echo "no apt-get here: install MariaDB's (or MySQL's) client headers and pkg-config" >&2; exit 1; }; \
+	  sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libmariadb-dev pkg-config >/dev/null 2>&1 \
+	  || { $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libmariadb-dev pkg-config >/dev/null; }; \
+	  pkg-config --exists libmariadb; }
 
 demo: $(STAMP) ## Run the whole pipeline on the embedded local stack; exit 0 only if every run succeeded
 	@$(PY) -m devstack demo

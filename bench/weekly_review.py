@@ -7,7 +7,7 @@ Two weeks of warehouse (the review reads a week and the week before) are written
 ``warehouse.publish``, as the daily DAG writes them: ``ai_cost_daily`` (one row per
 user, feature, model and plan: the only table that grows with traffic) and the small
 rollups derived from it. Each size is timed on SQLite and on the local MariaDB
-(``BP_BENCH_MARIADB_URL``, default ``mysql+pymysql://root@127.0.0.1:3306``).
+(``BP_BENCH_MARIADB_URL``, default ``mysql+mysqldb://root@127.0.0.1:3306``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from include.economics.review import build_review  # noqa: E402
 from include.economics.week_reads import load_week  # noqa: E402
 from include.tables import format_table  # noqa: E402
 
-SERVER = os.environ.get("BP_BENCH_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306")
+SERVER = os.environ.get("BP_BENCH_MARIADB_URL", "mysql+mysqldb://root@127.0.0.1:3306")
 WEEK = IsoWeek(2026, 47)
 MODELS = np.array(["gpt-4.1-mini", "gpt-4.1", "claude-sonnet-4", "gemini-2.5-pro", "text-embedding-3-small"])
 FEATURES = np.array(["chat", "video-effects", "image-gen", "search", "summarize", "agents", "translate", "voice"])

@@ -4,14 +4,17 @@
 Every morning at 02:00 UTC, for the previous UTC day (or the `day` param):
 
 1. **resolve_day** - the day to compute; a day not yet over is refused.
-2. **compute** - pushed-down aggregates of the `ai_ledger` connection (never the raw
-   requests), priced by the catalogue (Variable `ai_price_catalogue`); revenue with FX;
-   GPU infrastructure cost (Variable `infra_cost_source`: `cost_explorer`, `estimate`,
-   `none`); margin per plan and `all`; anomalies against a same-weekday robust baseline;
-   then the **Great Expectations gate**. A failed critical expectation fails the run
-   here, with the expectation, the count and example `request_id`s in the log and
-   `gx_validation.json` in the run folder: **nothing is published**.
-3. **publish_warehouse** - replaces the day in the `ai_warehouse` tables
+2. **compute** - one streamed `GROUP BY` of the `ai_ledger` connection's day (never the
+   raw requests), priced by the catalogue (Variable `ai_price_catalogue`); the per-user
+   level goes to its Parquet file a chunk at a time, so memory does not grow with the
+   day; revenue with FX; GPU infrastructure cost (Variable `infra_cost_source`:
+   `cost_explorer`, `estimate`, `none`); margin per plan and `all`; anomalies against a
+   same-weekday robust baseline; then the **Great Expectations gate** (the ledger's
+   checks counted in one aggregate pass while the per-user level is built). A failed
+   critical expectation fails the run here, with the expectation, the count and example
+   `request_id`s in the log and `gx_validation.json` in the run folder: **nothing is
+   published**.
+3. **publish_warehouse** - replaces the day, in one transaction, in the `ai_warehouse` tables
    (`ai_cost_daily`, `ai_feature_daily`, `ai_model_daily`, `ai_plan_daily`,
    `ai_usage_daily`, `ai_margin_daily`, `ai_anomalies`) and updates the asset.
 4. **export_s3** (Parquet under Variable `economics_s3_uri`) and **export_influx**

@@ -1,14 +1,15 @@
 """One day of AI economics, start to finish, without Airflow: the DAG's tasks call these.
 
-:func:`compute_day` reads the ledger (pushed-down aggregates only), runs the
-data-quality gate and computes every table; nothing is written. Publishing is
-separate (:mod:`include.economics.warehouse`, :mod:`include.economics.exports`) and only
-happens when the gate passed.
+:func:`compute_day` reads the ledger (one streamed aggregate, and the gate's one
+aggregate pass), runs the data-quality gate and computes every table; nothing is
+published. Publishing is separate (:mod:`include.economics.warehouse`,
+:mod:`include.economics.exports`) and only happens when the gate passed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -51,6 +52,13 @@ def _empty(name: str) -> pd.DataFrame:
     return pd.DataFrame(columns=[column.name for column in warehouse.TABLES[name].columns])
 
 
+def _check_ledger(engine: Engine, book: PriceBook, day: date):
+    """The gate's ledger and revenue suites, with the day's revenue and FX rates they read."""
+    revenue_groups = margin.day_revenue_groups(engine, day)
+    fx = margin.fx_for_day(engine, day)
+    return quality.check_ledger(engine, book, day, revenue_groups, set(fx)), revenue_groups, fx
+
+
 def compute_day(
     ledger_engine: Engine,
     warehouse_engine: Engine,
@@ -61,13 +69,33 @@ def compute_day(
     dev_nodes: Sequence[DevNodeCost] = (),
     rules: anomalies.Rules | None = None,
     reconcile_threshold_pct: float = 5.0,
+    cost_rows: Callable[[pd.DataFrame], None] | None = None,
 ) -> DayResult:
-    groups, tables = rollups.compute_rollups(ledger_engine, book, day)
-    revenue_groups = margin.day_revenue_groups(ledger_engine, day)
-    fx = margin.fx_for_day(ledger_engine, day)
-    gate = quality.run_gate(
-        ledger_engine, book, day, tables.get("ai_cost_daily", _empty("ai_cost_daily")), revenue_groups, set(fx)
+    """The day's tables, gate, reconciliation and anomalies.
+
+    ``cost_rows`` takes the per-user level (``ai_cost_daily``) chunk by chunk as it
+    streams (the DAG writes it to a Parquet file): it is then not in ``tables``, and
+    memory stays bounded however big the day. Without it the level is in ``tables``
+    like the others (small days, tests).
+    """
+    kept: list[pd.DataFrame] = []
+    if ledger_engine.dialect.name == "sqlite":  # in this process: nothing to overlap
+        verdict, revenue_groups, fx = _check_ledger(ledger_engine, book, day)
+        day_rollups = rollups.stream_rollups(ledger_engine, book, day, cost_rows or kept.append)
+    else:
+        # the ledger half of the gate (its own pass over the day, on the database's other
+        # core) runs while the database builds the per-user level
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate-ledger") as pool:
+            checking = pool.submit(_check_ledger, ledger_engine, book, day)
+            day_rollups = rollups.stream_rollups(ledger_engine, book, day, cost_rows or kept.append)
+            verdict, revenue_groups, fx = checking.result()
+    tables = day_rollups.tables()
+    if cost_rows is None and tables:
+        tables["ai_cost_daily"] = rollups.in_key_order(kept)
+    per_user = quality.RollupTotals(
+        day_rollups.totals, day_rollups.unpriced_rows, tuple(sorted(day_rollups.unpriced_models))
     )
+    gate = quality.check_rollups(verdict, per_user)
     revenue = margin.revenue_by_plan(revenue_groups, fx)
     plan_daily = tables.get("ai_plan_daily", _empty("ai_plan_daily"))
     ai_cost_by_plan = {
@@ -85,12 +113,13 @@ def compute_day(
     )
     tables["ai_anomalies"] = anomalies.anomalies_table(found)
     for name in warehouse.TABLES:
-        tables.setdefault(name, _empty(name))
+        if not (name == "ai_cost_daily" and cost_rows is not None):
+            tables.setdefault(name, _empty(name))
     return DayResult(
         day=day,
         tables=tables,
         gate=gate,
-        reconciliation=margin.reconcile(groups, threshold_pct=reconcile_threshold_pct),
+        reconciliation=margin.reconcile(day_rollups.reconciliation_rows(), threshold_pct=reconcile_threshold_pct),
         revenue=revenue,
         anomalies=found,
     )

@@ -14,6 +14,7 @@ Parquet: ``<prefix><table>/day=YYYY-MM-DD/part-0.parquet``, money as decimal128(
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
@@ -78,18 +79,52 @@ def _arrow_type(column) -> pa.DataType:
     return pa.string()
 
 
+def arrow_table(name: str, frame: pd.DataFrame) -> pa.Table:
+    """One table's rows with the warehouse's column types (money to the micro-dollar)."""
+    table = warehouse.TABLES[name]
+    warehouse.columns_of(table, frame)
+    arrays = []
+    for column in table.columns:
+        values = warehouse.python_values(frame[column.name])
+        if isinstance(column.type, warehouse.sa.Numeric) and not isinstance(column.type, warehouse.sa.Float):
+            step = Decimal(1).scaleb(-column.type.scale)
+            values = [None if value is None else Decimal(value).quantize(step) for value in values]
+        arrays.append(pa.array(values, type=_arrow_type(column)))
+    return pa.Table.from_arrays(arrays, schema=schema_of(name))
+
+
+def schema_of(name: str) -> pa.Schema:
+    return pa.schema([pa.field(c.name, _arrow_type(c)) for c in warehouse.TABLES[name].columns])
+
+
 def parquet_bytes(name: str, frame: pd.DataFrame) -> bytes:
     """One table's rows as Parquet, with the warehouse's column types."""
-    table = warehouse.TABLES[name]
-    schema = pa.schema([pa.field(c.name, _arrow_type(c)) for c in table.columns])
-    rows = warehouse.records(table, frame)
-    for row in rows:
-        for column in table.columns:
-            if isinstance(row[column.name], Decimal):
-                row[column.name] = row[column.name].quantize(Decimal(1).scaleb(-column.type.scale))
     buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), buffer)
+    pq.write_table(arrow_table(name, frame), buffer)
     return buffer.getvalue()
+
+
+class ParquetChunks:
+    """A table written to an open binary file one chunk (a row group) at a time, so the
+    per-user level never has to be held whole; :attr:`rows` counts what was written."""
+
+    def __init__(self, name: str, handle) -> None:
+        self.name = name
+        self.rows = 0
+        self._writer = pq.ParquetWriter(handle, schema_of(name))
+
+    def write(self, frame: pd.DataFrame) -> None:
+        self._writer.write_table(arrow_table(self.name, frame))
+        self.rows += len(frame)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def parquet_chunks(handle, batch_rows: int = 50_000) -> Iterator[pd.DataFrame]:
+    """A Parquet file's rows as frames of at most ``batch_rows``."""
+    for batch in pq.ParquetFile(handle).iter_batches(batch_size=batch_rows):
+        yield batch.to_pandas()
 
 
 def parquet_key(prefix: str, name: str, day: date) -> str:

@@ -4,15 +4,13 @@ The pipeline only reads these tables (they belong to the application); their
 definitions here let tests and the demo create a ledger on SQLite, MariaDB or
 PostgreSQL with the same columns the application writes.
 
-:func:`snapshot` copies the day's requests, joined to their plan and price tier,
-into a session-temporary table that every daily aggregate then reads
-(:mod:`include.economics.rollups`); no request row ever comes to Python.
+:func:`day_requests_select` is the day's requests joined to their plan and price tier,
+the one row set the daily aggregate groups (:mod:`include.economics.rollups`); no
+request row ever comes to Python.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -89,7 +87,11 @@ SUMS = [
 ]
 
 
-#: MariaDB/MySQL only: how much memory one daily job's GROUP BY temporary tables may use.
+#: The plan of a request whose user has none in effect.
+NO_PLAN = "none"
+
+#: MariaDB/MySQL only: how much memory the daily job's GROUP BY temporary tables may use
+#: (at the 16 MB default they spill to disk: several times slower on a million-row day).
 AGGREGATE_MEMORY_BYTES = 256 * 1024 * 1024
 
 
@@ -139,13 +141,15 @@ def day_requests_select(book: PriceBook, day: date) -> sa.Select:
             sa.or_(plans.valid_to.is_(None), logs.created_at < plans.valid_to),
         ),
     )
-    minute_of_day = sa.extract("hour", logs.created_at) * 60 + sa.extract("minute", logs.created_at)
+    minute_of_day = sa.cast(
+        sa.extract("hour", logs.created_at) * 60 + sa.extract("minute", logs.created_at), sa.Integer
+    )
     return (
         sa.select(
             logs.user_id,
             logs.feature_name,
             logs.model_name,
-            sa.func.coalesce(plans.plan, "none").label("plan"),
+            sa.func.coalesce(plans.plan, NO_PLAN).label("plan"),
             _tier_expression(book, day).label("tier"),
             logs.input_tokens,
             logs.cached_input_tokens,
@@ -159,64 +163,3 @@ def day_requests_select(book: PriceBook, day: date) -> sa.Select:
         .select_from(joined)
         .where(logs.created_at >= window.start, logs.created_at < window.end)
     )
-
-
-def _snapshot_table() -> sa.Table:
-    return sa.Table(
-        "bp_day_requests",
-        sa.MetaData(),
-        sa.Column("user_id", sa.BigInteger),
-        sa.Column("feature_name", sa.String(100)),
-        sa.Column("model_name", sa.String(100)),
-        sa.Column("plan", sa.String(50)),
-        sa.Column("tier", sa.String(10)),
-        sa.Column("input_tokens", sa.BigInteger),
-        sa.Column("cached_input_tokens", sa.BigInteger),
-        sa.Column("output_tokens", sa.BigInteger),
-        sa.Column("total_tokens", sa.BigInteger),
-        sa.Column("estimated_cost", sa.Numeric(18, 6)),
-        sa.Column("request_duration_ms", sa.Integer),
-        sa.Column("success", sa.Boolean),
-        sa.Column("minute_of_day", sa.Integer),
-        prefixes=["TEMPORARY"],
-    )
-
-
-@dataclass
-class DaySnapshot:
-    """The day's joined requests, copied once into a session-temporary table.
-
-    Every daily aggregate (per-user sums and percentiles, duration histograms, tokens
-    per minute) reads this copy instead of re-running the plan join over the ledger: on a million-row
-    MariaDB day that made the whole computation several times faster.
-    """
-
-    connection: sa.Connection
-    table: sa.Table
-    book: PriceBook
-    day: date
-
-
-@contextmanager
-def snapshot(engine: Engine, book: PriceBook, day: date) -> Iterator[DaySnapshot]:
-    """Copy the day's requests into a temporary table for the length of the block."""
-    table = _snapshot_table()
-    with engine.connect() as connection:
-        if connection.dialect.name == "mysql":
-            # this session's in-memory GROUP BY tables: at the 16 MB default, the day's
-            # aggregates over wide VARCHAR keys spill to disk (per-minute tokens on a
-            # million-row day: 18 s spilled, 3.5 s in memory; see bench/economics_day.py)
-            connection.exec_driver_sql(
-                f"SET SESSION max_heap_table_size = {AGGREGATE_MEMORY_BYTES}, tmp_table_size = {AGGREGATE_MEMORY_BYTES}"
-            )
-        table.create(connection)
-        try:
-            connection.execute(
-                table.insert().from_select([c.name for c in table.columns], day_requests_select(book, day))
-            )
-            yield DaySnapshot(connection, table, book, day)
-        finally:
-            # dropped and committed explicitly: MariaDB keeps temporary tables past a rollback,
-            # and SQLite's driver would roll the DROP back; the pool then reuses a clean session
-            table.drop(connection)
-            connection.commit()

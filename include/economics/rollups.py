@@ -1,32 +1,37 @@
-"""The daily rollup tables, all aggregated where the data is.
+"""The daily rollup tables, from one streamed pass over the day's ledger.
 
-* the per-user level (``ai_cost_daily``) is one ``GROUP BY`` over the day's snapshot:
-  request and token sums split by price tier (priced here, exactly, one vectorized step
-  per model) and p50/p95 duration;
-* the coarser levels add the per-user sums up in pandas (a few hundred thousand rows at
-  most), count DAU from them, and take their percentiles from a duration histogram the
-  database builds;
-* peak tokens per minute comes from one more ``GROUP BY`` on the minute of the day.
+The database does the heavy part, one ``GROUP BY`` per (user, feature, model, plan)
+read in chunks of whole users (:mod:`include.economics.day_groups`); per chunk, with
+numpy, :class:`DayRollups`:
 
-Percentiles are ``percentile_cont`` (linear interpolation), exact: the database ranks
-each group's durations with a running sum and returns, per quantile, the two values
-either side of the quantile's position - over the raw rows for the per-user level,
-over ``(duration, count)`` histogram rows for the coarse ones, where that is far
-fewer rows. The same SQL runs on SQLite, MariaDB and PostgreSQL (MariaDB's own
-``PERCENTILE_CONT`` took minutes on a million rows; see the closing note of issue 4).
+* prices each group exactly (Decimal, one vectorized step per model) and takes its
+  p50/p95 from its own durations: the ``ai_cost_daily`` rows, handed on chunk by chunk
+  (to a Parquet file in the DAG), never all held at once;
+* adds the chunk into the coarse levels (feature, model, plan, the whole day): sums,
+  DAU (a chunk holds whole users, so distinct users add up across chunks), a duration
+  histogram per key, and tokens per (feature, model, plan, minute of day) for the peaks.
+
+Memory is set by the chunk size and the number of distinct keys and durations, not by
+the size of the day (``bench/economics_day.py``). Percentiles are ``percentile_cont``
+(linear interpolation over the ranked durations, NULL durations left out), exact: the
+rank arithmetic is integer arithmetic on the quantiles as fractions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from fractions import Fraction
 
+import numpy as np
 import pandas as pd
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from include.economics.ledger import SUMS, DaySnapshot, snapshot
-from include.economics.prices import PriceBook
+from include.economics.day_groups import CODED, LONG, NO_DURATION, PRICED_TOKENS, DayKeys, requests_of, stream_groups
+from include.economics.ledger import SUMS
+from include.economics.prices import PriceBook, PriceRow
 
 #: Rollup level -> its grouping columns. ``usage`` is the whole day.
 LEVELS: dict[str, list[str]] = {
@@ -43,44 +48,31 @@ TABLES = {
     "plan": "ai_plan_daily",
     "usage": "ai_usage_daily",
 }
-#: Quantiles as exact fractions, so the rank arithmetic in SQL is integer arithmetic.
+COARSE = [level for level in LEVELS if level != "cost"]
+#: Quantiles as exact fractions, so the rank arithmetic is integer arithmetic.
 QUANTILES = {"p50_ms": Fraction(1, 2), "p95_ms": Fraction(19, 20)}
-PRICED_TOKENS = ("input_tokens", "cached_input_tokens", "output_tokens")
-LONG = "long_"
+MINUTES_PER_DAY = 24 * 60
+COST_COLUMNS = ["day", *LEVELS["cost"], *SUMS, "cost_usd", *QUANTILES]
 
 
-def _tuples(day_snapshot: DaySnapshot, query: sa.Select) -> list[tuple]:
-    """The result as plain tuples: pandas probes SQLAlchemy rows for attributes, which
-    costs seconds on the per-user level's million rows."""
-    return [tuple(row) for row in day_snapshot.connection.execute(query)]
-
-
-def _ranked(source: sa.FromClause, keys: list[str], weight: sa.ColumnElement, *columns: str) -> sa.Subquery:
-    """``source`` with each row's running weight (``rank_end``) and its group's total
-    weight (``ranked``), durations ascending within ``keys``."""
-    partition = [source.c[key] for key in keys] or None
-    duration = source.c.request_duration_ms
-    return sa.select(
-        *(source.c[name] for name in (*keys, *columns)),
-        duration,
-        weight.label("weight"),
-        sa.func.sum(weight).over(partition_by=partition, order_by=duration, rows=(None, 0)).label("rank_end"),
-        sa.func.sum(weight).over(partition_by=partition).label("ranked"),
-    ).subquery("ranked_durations")
-
-
-def _percentile_bounds(ranked: sa.Subquery) -> list[sa.ColumnElement]:
-    """Aggregates giving, per quantile q, the values at ranks floor(q(n-1)) and the
-    next one; a row covers ranks ``[rank_end - weight, rank_end)``."""
-    r = ranked.c
-    columns = [sa.func.max(r.ranked).label("ranked")]
+def _percentiles(codes: np.ndarray, values: np.ndarray, counts: np.ndarray, n_codes: int) -> pd.DataFrame:
+    """p50_ms and p95_ms per code ``0..n_codes-1`` of ``values`` weighted by ``counts``;
+    the entries sorted by (code, value). NaN for a code without values."""
+    totals = np.zeros(n_codes, dtype=np.int64)
+    np.add.at(totals, codes, counts)
+    running = np.cumsum(counts)
+    before = np.cumsum(totals) - totals  # entries' weight before each code's first
+    bounds = {"ranked": totals}
     for name, q in QUANTILES.items():
-        position = q.numerator * (r.ranked - 1)  # q(n-1), times q's denominator
-        den = q.denominator
+        index = q.numerator * (totals - 1) // q.denominator  # floor(q(n-1))
         for suffix, shift in (("low", 0), ("high", 1)):
-            covers = sa.and_(den * (r.rank_end - r.weight - shift) <= position, position < den * (r.rank_end - shift))
-            columns.append(sa.func.max(sa.case((covers, r.request_duration_ms))).label(f"{name}_{suffix}"))
-    return columns
+            rank = index + shift
+            exists = (totals > 0) & (rank < totals)
+            found = np.full(n_codes, np.nan)
+            at = np.searchsorted(running, before[exists] + rank[exists], side="right")
+            found[exists] = values[at]
+            bounds[f"{name}_{suffix}"] = found
+    return _interpolate(pd.DataFrame(bounds))
 
 
 def _interpolate(frame: pd.DataFrame) -> pd.DataFrame:
@@ -94,50 +86,10 @@ def _interpolate(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def cost_groups(day_snapshot: DaySnapshot) -> pd.DataFrame:
-    """The per-user level: sums, exact cost, p50/p95 per (user, feature, model, plan).
-
-    ``cost_usd`` is a Decimal, or None when the model has no price that day (the
-    data-quality gate reports those); ``estimated_cost`` is the app's own estimate.
-    """
-    keys = LEVELS["cost"]
-    ranked = _ranked(
-        day_snapshot.table,
-        keys,
-        sa.literal_column("1"),
-        "tier",
-        "success",
-        *SUMS[2:],
-        "estimated_cost",
-    )
-    r = ranked.c
-    long_tier = r.tier == "long"
-    query = sa.select(
-        *(r[key] for key in keys),
-        sa.func.count().label("requests"),
-        sa.func.sum(sa.case((r.success.is_(True), 0), else_=1)).label("failures"),
-        *(sa.func.sum(r[column]).label(column) for column in SUMS[2:]),
-        *(sa.func.sum(sa.case((long_tier, r[column]), else_=0)).label(LONG + column) for column in PRICED_TOKENS),
-        sa.func.sum(r.estimated_cost).label("estimated_cost"),
-        *_percentile_bounds(ranked),
-    ).group_by(*(r[key] for key in keys))
-    columns = [*keys, *SUMS, *(LONG + c for c in PRICED_TOKENS), "estimated_cost", "ranked"]
-    frame = pd.DataFrame(
-        _tuples(day_snapshot, query), columns=[*columns, *(f"{n}_{s}" for n in QUANTILES for s in ("low", "high"))]
-    )
-    if frame.empty:
-        return pd.DataFrame(columns=[*keys, *SUMS, "estimated_cost", "cost_usd", *QUANTILES])
-    for column in [*SUMS, *(LONG + c for c in PRICED_TOKENS)]:
-        frame[column] = frame[column].astype("int64")
-    frame["cost_usd"] = _price(frame, day_snapshot)
-    frame = _interpolate(frame.drop(columns=[LONG + c for c in PRICED_TOKENS]))
-    return frame.sort_values(keys, ignore_index=True)
-
-
-def _price(frame: pd.DataFrame, day_snapshot: DaySnapshot) -> pd.Series:
+def _price(frame: pd.DataFrame, rows: dict[str, PriceRow]) -> pd.Series:
     """Exact cost per group: the standard rates on its standard-tier token sums plus
-    the long-context rates on its long-tier sums (cost is linear in the sums)."""
-    rows = day_snapshot.book.rows_for_day(day_snapshot.day)
+    the long-context rates on its long-tier sums (cost is linear in the sums), added in
+    integer units of the finer tier's precision: one Decimal per group."""
     cost = pd.Series([None] * len(frame), index=frame.index, dtype=object)
     for model, index in frame.groupby("model_name").indices.items():
         row = rows.get(model)
@@ -148,104 +100,202 @@ def _price(frame: pd.DataFrame, day_snapshot: DaySnapshot) -> pd.Series:
         long = [part[LONG + column].to_numpy(dtype=object) for column in PRICED_TOKENS]
         everything = [part[column].to_numpy(dtype=object) for column in PRICED_TOKENS]
         standard = [total - in_long for total, in_long in zip(everything, long, strict=True)]
-        values = [row.standard.to_usd(units) for units in row.standard.units(*standard)]
-        if row.long is not None:
-            long_costs = (row.long.to_usd(units) for units in row.long.units(*long))
-            values = [value + long_cost for value, long_cost in zip(values, long_costs, strict=True)]
-        cost.iloc[index] = values
+        tiers = [(row.standard, standard)] + ([(row.long, long)] if row.long is not None else [])
+        exponent = max(rates.exponent for rates, _ in tiers)
+        units = sum(rates.units(*sums) * 10 ** (exponent - rates.exponent) for rates, sums in tiers)
+        cost.iloc[index] = [Decimal(int(value)).scaleb(-exponent) for value in units]
     return cost
 
 
-def level_percentiles(day_snapshot: DaySnapshot, keys: list[str]) -> pd.DataFrame:
-    """p50_ms and p95_ms per ``keys``, from the database's duration histogram."""
-    requests = day_snapshot.table.c
-    grouping = [*(requests[key] for key in keys), requests.request_duration_ms]
-    histogram = (
-        sa.select(*grouping, sa.func.count().label("requests")).group_by(*grouping).subquery("duration_histogram")
+def _grown(array: np.ndarray, rows: int) -> np.ndarray:
+    """``array`` with zero rows added up to ``rows``."""
+    extra = rows - len(array)
+    return np.concatenate([array, np.zeros((extra, *array.shape[1:]), dtype=array.dtype)]) if extra else array
+
+
+@dataclass
+class _Level:
+    """One coarse level's running DAU and duration histogram, by key code."""
+
+    dau: np.ndarray
+    #: (code << 32 | duration, requests), sorted
+    histogram: tuple[np.ndarray, np.ndarray] = field(
+        default_factory=lambda: (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
     )
-    ranked = _ranked(histogram, keys, histogram.c.requests)
-    query = sa.select(*(ranked.c[key] for key in keys), *_percentile_bounds(ranked))
-    if keys:
-        query = query.group_by(*(ranked.c[key] for key in keys))
-    bounds = [f"{n}_{s}" for n in QUANTILES for s in ("low", "high")]
-    frame = pd.DataFrame(_tuples(day_snapshot, query), columns=[*keys, "ranked", *bounds])
-    frame = frame[frame["ranked"].notna()]
-    return _interpolate(frame) if not frame.empty else pd.DataFrame(columns=[*keys, *QUANTILES])
 
 
-def minute_tokens(day_snapshot: DaySnapshot) -> pd.DataFrame:
-    """Tokens per (feature, model, plan, minute of day): every level's peak comes from it."""
-    requests = day_snapshot.table.c
-    keys = [requests.feature_name, requests.model_name, requests.plan, requests.minute_of_day]
-    query = sa.select(*keys, sa.func.sum(requests.total_tokens)).group_by(*keys)
-    frame = pd.DataFrame(
-        _tuples(day_snapshot, query),
-        columns=["feature_name", "model_name", "plan", "minute", "total_tokens"],
-    )
-    frame["minute"] = frame["minute"].astype(int)
-    frame["total_tokens"] = frame["total_tokens"].astype("int64")
-    return frame
+#: The combination sums and tokens per minute are kept at (the coded keys): every coarse
+#: level is a roll-up of it.
+COMBO = CODED
+#: A coarse level -> the key it groups by (the day as a whole: none).
+LEVEL_KEY = {level: keys[0] if keys else None for level, keys in LEVELS.items() if level != "cost"}
 
 
-def _peaks(minutes: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    per_minute = minutes.groupby([*keys, "minute"], dropna=False)["total_tokens"].sum()
-    if not keys:
-        return pd.DataFrame([{"peak_tokens_per_minute": int(per_minute.max()) if len(per_minute) else 0}])
-    return per_minute.groupby(level=list(range(len(keys)))).max().rename("peak_tokens_per_minute").reset_index()
+class DayRollups:
+    """The day's rollups, built chunk by chunk from :func:`stream_groups`.
 
-
-def build_rollups(
-    day: date,
-    groups: pd.DataFrame,
-    percentiles: dict[str, pd.DataFrame],
-    minutes: pd.DataFrame,
-) -> dict[str, pd.DataFrame]:
-    """Every rollup table for ``day``, keyed by warehouse table name.
-
-    ``groups`` is :func:`cost_groups`; ``percentiles`` holds each coarser level's
-    :func:`level_percentiles`. Sums and DAU of the coarser levels come from ``groups``.
+    :meth:`add` returns the chunk's ``ai_cost_daily`` rows; :meth:`tables` the coarse
+    levels once every chunk is in; :attr:`totals`, :attr:`unpriced_rows` and
+    :meth:`reconciliation_rows` are what the gate and the reconciliation read.
     """
-    if groups.empty:
-        return {}
-    columns = [*SUMS, "cost_usd"]  # cost_usd holds Decimals: pandas adds them exactly
-    tables = {"cost": groups[[*LEVELS["cost"], *columns, *QUANTILES]]}
-    for level, keys in LEVELS.items():
-        if level == "cost":
-            continue
-        if keys:
-            by_keys = groups.groupby(keys, dropna=False)
-            table = by_keys[columns].sum().join(by_keys["user_id"].nunique().rename("dau")).reset_index()
-            table = table.merge(percentiles[level], on=keys).merge(_peaks(minutes, keys), on=keys)
-        else:
-            table = pd.DataFrame(
-                [
-                    {
-                        **{column: groups[column].sum() for column in columns},
-                        "dau": groups["user_id"].nunique(),
-                        **percentiles[level].iloc[0].to_dict(),
-                        **_peaks(minutes, keys).iloc[0].to_dict(),
-                    }
-                ]
+
+    def __init__(self, book: PriceBook, day: date, keys: DayKeys) -> None:
+        self.day = day
+        self.keys = keys
+        self.rates = book.rows_for_day(day)
+        self.levels = {level: _Level(np.zeros(self._codes(key), dtype=np.int64)) for level, key in LEVEL_KEY.items()}
+        self.unpriced_rows = 0
+        self.unpriced_models: set[str] = set()
+        self._by_model: dict[str, tuple[Decimal, Decimal]] = {}
+        #: combination code (its feature, model and plan codes in one integer) -> row below
+        self._combo_row: dict[int, int] = {}
+        self._combo_sums = np.zeros((0, len(SUMS)), dtype=np.int64)
+        self._combo_cost: list[Decimal] = []
+        self._minute_tokens = np.zeros((0, MINUTES_PER_DAY), dtype=np.int64)
+
+    def _codes(self, key: str | None) -> int:
+        return len(self.keys.values[key]) + 1 if key else 1
+
+    @property
+    def totals(self) -> dict[str, int]:
+        """Requests and token sums over every group (the gate checks them against the ledger)."""
+        sums = self._combo_sums.sum(axis=0)
+        return {column: int(sums[SUMS.index(column)]) for column in ("requests", *SUMS[2:])}
+
+    def add(self, chunk: pd.DataFrame) -> pd.DataFrame:
+        """Take one chunk of whole users; return its ``ai_cost_daily`` rows (with the app's
+        ``estimated_cost``, which the table does not keep)."""
+        chunk = chunk.reset_index(drop=True)
+        chunk["cost_usd"] = _price(chunk, self.rates)
+        requests = requests_of(chunk)
+        group_of = np.repeat(np.arange(len(chunk)), chunk["requests"].to_numpy())
+        self._add_models(chunk)
+        self._add_combos(chunk, group_of, requests)
+        self._add_levels(chunk, group_of, requests)
+        durations = requests[:, 0]
+        timed = durations != NO_DURATION
+        codes, values = group_of[timed], durations[timed]
+        order = np.lexsort((values, codes))
+        percentiles = _percentiles(codes[order], values[order], np.ones(len(order), dtype=np.int64), len(chunk))
+        rows = chunk[[*LEVELS["cost"], *SUMS, "cost_usd", "estimated_cost"]].join(percentiles)
+        rows.insert(0, "day", self.day)
+        return rows
+
+    def _add_models(self, chunk: pd.DataFrame) -> None:
+        unpriced = chunk["cost_usd"].isna().to_numpy()
+        self.unpriced_rows += int(unpriced.sum())
+        self.unpriced_models |= set(chunk.loc[unpriced, "model_name"].dropna())
+        for model, part in chunk[~unpriced].groupby("model_name_code"):
+            name = self.keys.names("model_name")[model]
+            cost, estimate = self._by_model.get(name, (Decimal(0), Decimal(0)))
+            self._by_model[name] = (
+                cost + sum(part["cost_usd"], Decimal(0)),
+                estimate + sum((Decimal(v) for v in part["estimated_cost"] if v is not None), Decimal(0)),
             )
-        table["failure_rate"] = (table["failures"] / table["requests"]).round(6)
-        tables[level] = table
-    dated = {}
-    for level, table in tables.items():
-        table = table.copy()
-        table.insert(0, "day", day)
-        dated[TABLES[level]] = table.sort_values(["day", *LEVELS[level]], ignore_index=True)
-    return dated
+
+    def _add_combos(self, chunk: pd.DataFrame, group_of: np.ndarray, requests: np.ndarray) -> None:
+        sizes = [self._codes(key) for key in COMBO]
+        combined = np.zeros(len(chunk), dtype=np.int64)
+        for key, size in zip(COMBO, sizes, strict=True):
+            combined = combined * size + chunk[f"{key}_code"].to_numpy()
+        local, uniques = pd.factorize(combined)
+        for value in uniques:
+            self._combo_row.setdefault(int(value), len(self._combo_row))
+        combos = np.array([self._combo_row[int(value)] for value in uniques], dtype=np.int64)[local]
+        count = len(self._combo_row)
+        self._combo_sums = _grown(self._combo_sums, count)
+        np.add.at(self._combo_sums, combos, chunk[SUMS].to_numpy(dtype=np.int64))
+        self._combo_cost += [Decimal(0)] * (count - len(self._combo_cost))
+        # an unpriced group adds nothing here; the gate fails the day on it
+        costs = chunk["cost_usd"].where(chunk["cost_usd"].notna(), Decimal(0))
+        for row, cost in costs.groupby(combos).sum().items():
+            self._combo_cost[row] += cost
+        self._minute_tokens = _grown(self._minute_tokens, count)
+        np.add.at(self._minute_tokens, (combos[group_of], requests[:, 1]), requests[:, 2])
+
+    def _add_levels(self, chunk: pd.DataFrame, group_of: np.ndarray, requests: np.ndarray) -> None:
+        users, _ = pd.factorize(chunk["user_id"])  # -1: no user, not a daily active one
+        active = users >= 0
+        timed = requests[:, 0] != NO_DURATION
+        for level, state in self.levels.items():
+            key = LEVEL_KEY[level]
+            n_codes = self._codes(key)
+            codes = chunk[f"{key}_code"].to_numpy() if key else np.zeros(len(chunk), dtype=np.int64)
+            np.add.at(state.dau, np.unique(users[active] * n_codes + codes[active]) % n_codes, 1)
+            entries = (codes[group_of[timed]] << 32) | requests[timed, 0]
+            unique, inverse = np.unique(np.concatenate([state.histogram[0], entries]), return_inverse=True)
+            counts = np.zeros(len(unique), dtype=np.int64)
+            np.add.at(counts, inverse, np.concatenate([state.histogram[1], np.ones(len(entries), dtype=np.int64)]))
+            state.histogram = (unique, counts)
+
+    def reconciliation_rows(self) -> pd.DataFrame:
+        """Per priced model: the recomputed cost and the app's estimate (what
+        :func:`include.economics.margin.reconcile` compares)."""
+        return pd.DataFrame(
+            [(model, cost, estimate) for model, (cost, estimate) in sorted(self._by_model.items())],
+            columns=["model_name", "cost_usd", "estimated_cost"],
+        )
+
+    def _combo_codes(self, key: str) -> np.ndarray:
+        """Each kept combination's code of ``key``."""
+        sizes = [self._codes(k) for k in COMBO]
+        combined = np.array(list(self._combo_row), dtype=np.int64)
+        position = COMBO.index(key)
+        return combined // int(np.prod(sizes[position + 1 :], dtype=np.int64)) % sizes[position]
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The coarse levels, keyed by warehouse table name; empty for a day without requests."""
+        if not self._combo_row or self.totals["requests"] == 0:
+            return {}
+        tables = {}
+        for level, state in self.levels.items():
+            key = LEVEL_KEY[level]
+            n_codes = self._codes(key)
+            of_combo = self._combo_codes(key) if key else np.zeros(len(self._combo_row), dtype=np.int64)
+            sums = np.zeros((n_codes, len(SUMS)), dtype=np.int64)
+            np.add.at(sums, of_combo, self._combo_sums)
+            minutes = np.zeros((n_codes, MINUTES_PER_DAY), dtype=np.int64)
+            np.add.at(minutes, of_combo, self._minute_tokens)
+            cost = [Decimal(0)] * n_codes
+            for code, combo_cost in zip(of_combo, self._combo_cost, strict=True):
+                cost[code] += combo_cost
+            histogram_keys, counts = state.histogram
+            table = pd.DataFrame(sums, columns=SUMS)
+            if key:
+                table.insert(0, key, pd.Series(self.keys.names(key), dtype=object))
+            table["cost_usd"] = pd.Series(cost, dtype=object)
+            table["dau"] = state.dau
+            table = table.join(_percentiles(histogram_keys >> 32, histogram_keys & 0xFFFFFFFF, counts, n_codes))
+            table["peak_tokens_per_minute"] = minutes.max(axis=1)
+            table = table[table["requests"] > 0].copy()
+            table["failure_rate"] = (table["failures"] / table["requests"]).round(6)
+            table.insert(0, "day", self.day)
+            tables[TABLES[level]] = table.sort_values(["day", *LEVELS[level]], ignore_index=True)
+        return tables
 
 
-def rollups_of(day_snapshot: DaySnapshot) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """The per-user groups (with the app's estimates, for reconciliation) and every
-    rollup table, from one snapshot."""
-    groups = cost_groups(day_snapshot)
-    percentiles = {level: level_percentiles(day_snapshot, keys) for level, keys in LEVELS.items() if level != "cost"}
-    return groups, build_rollups(day_snapshot.day, groups, percentiles, minute_tokens(day_snapshot))
+def stream_rollups(engine: Engine, book: PriceBook, day: date, cost_rows: Callable[[pd.DataFrame], None]) -> DayRollups:
+    """Stream the day through :class:`DayRollups`, each chunk's ``ai_cost_daily`` rows to
+    ``cost_rows``; return the finished rollups."""
+    keys = DayKeys.read(engine, day)
+    rollups = DayRollups(book, day, keys)
+    for chunk in stream_groups(engine, book, day, keys):
+        cost_rows(rollups.add(chunk))
+    return rollups
+
+
+def in_key_order(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Chunks of ``ai_cost_daily`` rows as one frame, sorted by their keys."""
+    groups = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COST_COLUMNS)
+    return groups.sort_values(LEVELS["cost"], ignore_index=True)
 
 
 def compute_rollups(engine: Engine, book: PriceBook, day: date) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """:func:`rollups_of` on a snapshot of its own."""
-    with snapshot(engine, book, day) as day_snapshot:
-        return rollups_of(day_snapshot)
+    """The whole day in memory (small days, tests): the ``ai_cost_daily`` rows and every
+    rollup table (``ai_cost_daily`` among them)."""
+    parts: list[pd.DataFrame] = []
+    tables = stream_rollups(engine, book, day, parts.append).tables()
+    groups = in_key_order(parts)
+    if tables:
+        tables[TABLES["cost"]] = groups
+    return groups, tables

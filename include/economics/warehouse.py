@@ -1,17 +1,17 @@
 """The warehouse tables the daily job publishes, and how it publishes them.
 
 Publishing a day replaces that day: in one transaction every table's rows for the day
-are deleted and the new ones inserted, so re-running a day (or clearing the task)
+are deleted and the new ones inserted (the per-user level chunk by chunk), so re-running a day (or clearing the task)
 never duplicates anything, and a failure leaves the previous version in place.
 Money is DECIMAL(18,6) USD.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from decimal import Decimal
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -130,42 +130,72 @@ ai_devnode_daily = sa.Table(
 TABLES: dict[str, sa.Table] = {table.name: table for table in metadata.sorted_tables}
 
 
-def _plain(value):
-    """A value every DB-API driver accepts (no numpy scalars, no NaN)."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, pd.Timestamp):
-        return value.date()
-    return value
+def python_values(series: pd.Series) -> list:
+    """A column as values every DB-API driver accepts: Python scalars, None for a missing
+    value (never NaN), dates as ``date`` - converted a column at a time, not a value at a time."""
+    if series.dtype.kind == "M":
+        series = series.dt.date
+    if series.dtype.kind in "fO":
+        return series.astype(object).where(series.notna(), None).tolist()
+    return series.tolist()
 
 
-def records(table: sa.Table, frame: pd.DataFrame) -> list[dict]:
+def columns_of(table: sa.Table, frame: pd.DataFrame) -> list[str]:
+    """The table's columns, every one of which the frame must have."""
     columns = [column.name for column in table.columns]
     missing = set(columns) - set(frame.columns)
     if missing:
         raise ValueError(f"{table.name}: the frame lacks column(s) {', '.join(sorted(missing))}")
-    return [{c: _plain(row[c]) for c in columns} for row in frame[columns].to_dict("records")]
+    return columns
 
 
-def publish(engine: Engine, day: date, frames: dict[str, pd.DataFrame]) -> dict[str, int]:
-    """Replace ``day`` in every table given; return rows written per table."""
+def records(table: sa.Table, frame: pd.DataFrame) -> list[dict]:
+    columns = columns_of(table, frame)
+    values = [python_values(frame[column]) for column in columns]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+#: A table's rows as one frame, or as chunks of one (the per-user level streams).
+Rows = pd.DataFrame | Iterable[pd.DataFrame]
+
+
+def publish(engine: Engine, day: date, frames: Mapping[str, Rows]) -> dict[str, int]:
+    """Replace ``day`` in every table given, in one transaction; return rows written per
+    table. A table may come as chunks: they are inserted one at a time."""
     metadata.create_all(engine, checkfirst=True)
     written = {}
     with engine.begin() as connection:
-        for name, frame in frames.items():
+        for name, rows in frames.items():
             table = TABLES[name]
-            rows = records(table, frame)
-            if any(row["day"] != day for row in rows):
-                raise ValueError(f"{name}: rows for another day than {day}")
             connection.execute(table.delete().where(table.c.day == day))
-            if rows:
-                connection.execute(table.insert(), rows)
-            written[name] = len(rows)
+            written[name] = 0
+            for frame in [rows] if isinstance(rows, pd.DataFrame) else rows:
+                if (frame["day"] != day).any():
+                    raise ValueError(f"{name}: rows for another day than {day}")
+                if len(frame):
+                    _insert(connection, table, frame)
+                written[name] += len(frame)
     return written
+
+
+def _insert(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
+    """Insert the frame's rows. A driver with positional parameters (SQLite's, mysqlclient)
+    takes them straight through DB-API ``executemany`` - SQLite's loop in C, mysqlclient's
+    multi-row INSERTs - after SQLAlchemy's own conversion of each column (Decimal, dates):
+    on the per-user level that is several times faster than SQLAlchemy building and
+    converting one parameter dict per row. Others (psycopg2) go through SQLAlchemy's
+    batched ``insertmanyvalues``."""
+    compiled = table.insert().compile(dialect=connection.dialect)
+    if not compiled.positional:
+        connection.execute(table.insert(), records(table, frame))
+        return
+    columns = [table.c[name] for name in compiled.positiontup]
+    values = []
+    for column in columns:
+        convert = column.type.bind_processor(connection.dialect)
+        found = python_values(frame[column.name])
+        values.append(found if convert is None else [None if v is None else convert(v) for v in found])
+    connection.exec_driver_sql(compiled.string, list(zip(*values, strict=True)))
 
 
 def read_days(engine: Engine, name: str, first: date, last: date) -> pd.DataFrame:

@@ -4,10 +4,12 @@
 # they import every DAG and no development tool).
 FROM apache/airflow:3.3.2-python3.11 AS airflow
 
-# Pango and a font for WeasyPrint, which renders the weekly review pack's PDF
+# Pango and a font for WeasyPrint, which renders the weekly review pack's PDF; MariaDB's
+# client library and headers, which mysqlclient (the ledger's driver) builds against
 USER root
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
+       libmariadb-dev pkg-config build-essential \
     && rm -rf /var/lib/apt/lists/*
 USER airflow
 

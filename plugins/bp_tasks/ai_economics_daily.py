@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -23,6 +23,9 @@ from bp_tasks.economics_settings import LEDGER_CONN, WAREHOUSE_CONN, Settings
 from bp_tasks.storage import read_text, try_folder
 
 log = logging.getLogger("bp.economics")
+
+#: The per-user level: the one table that grows with the ledger, streamed rather than held.
+PER_USER = "ai_cost_daily"
 
 #: Updated when a day is published, for whatever schedules on fresh economics. An "x-" scheme
 #: is a custom one Airflow leaves as is (no provider lookup while the file is parsed).
@@ -109,17 +112,23 @@ def _dev_node_days(settings: Settings, day: date, aws_conn_id: str) -> list:
     return days
 
 
-def load_tables(folder, names: Iterable[str] | None = None) -> dict:
-    """The folder's tables; only ``names`` when given (the per-user table can be large)."""
+def load_tables(folder, names: Iterable[str]) -> dict:
+    """Some of the folder's small tables, whole (never the per-user level: see :func:`chunks_of`)."""
     import pyarrow.parquet as pq
 
-    from include.economics import warehouse
-
     tables = {}
-    for name in warehouse.TABLES if names is None else names:
+    for name in names:
         with (folder / "tables" / f"{name}.parquet").open("rb") as handle:
             tables[name] = pq.read_table(handle).to_pandas()
     return tables
+
+
+def chunks_of(folder, name: str) -> Iterator:
+    """One of the folder's tables, a bounded chunk at a time."""
+    from include.economics import exports
+
+    with (folder / "tables" / f"{name}.parquet").open("rb") as handle:
+        yield from exports.parquet_chunks(handle)
 
 
 def _folder(computed: dict):
@@ -150,17 +159,25 @@ def compute(day: str, params: dict | None = None, ti=None) -> dict:
     settings = Settings.load()
     book = PriceBook.from_text(read_text(settings.price_catalogue), settings.price_catalogue)
     log.info("Prices from %s; ledger %s, warehouse %s", settings.price_catalogue, LEDGER_CONN, WAREHOUSE_CONN)
-    result = daily.compute_day(
-        engine_for(LEDGER_CONN),
-        engine_for(WAREHOUSE_CONN),
-        book,
-        the_day,
-        fleets=_fleet_days(settings, the_day, params["aws_conn_id"]),
-        dev_nodes=_dev_node_days(settings, the_day, params["aws_conn_id"]),
-        reconcile_threshold_pct=settings.reconcile_threshold_pct,
-    )
     folder = try_folder("ai_economics_daily", day, ti.run_id, ti.try_number)
     (folder / "tables").mkdir(parents=True, exist_ok=True)
+    # the per-user level goes to its Parquet file chunk by chunk as it streams: memory is
+    # set by the chunk, not by the day
+    with (folder / "tables" / f"{PER_USER}.parquet").open("wb") as handle:
+        per_user = exports.ParquetChunks(PER_USER, handle)
+        try:
+            result = daily.compute_day(
+                engine_for(LEDGER_CONN),
+                engine_for(WAREHOUSE_CONN),
+                book,
+                the_day,
+                fleets=_fleet_days(settings, the_day, params["aws_conn_id"]),
+                dev_nodes=_dev_node_days(settings, the_day, params["aws_conn_id"]),
+                reconcile_threshold_pct=settings.reconcile_threshold_pct,
+                cost_rows=per_user.write,
+            )
+        finally:
+            per_user.close()
     (folder / "gx_validation.json").write_text(result.gate.to_json())
     log.info("Data-quality gate for %s:\n%s", the_day, result.gate.table())
     if not result.gate.passed:
@@ -169,7 +186,7 @@ def compute(day: str, params: dict | None = None, ti=None) -> dict:
         )
     for name, frame in result.tables.items():
         (folder / "tables" / f"{name}.parquet").write_bytes(exports.parquet_bytes(name, frame))
-    rows = {name: len(frame) for name, frame in result.tables.items()}
+    rows = {PER_USER: per_user.rows} | {name: len(frame) for name, frame in result.tables.items()}
     # written last: its presence says every table above is complete
     (folder / MANIFEST).write_text(json.dumps(manifest(ti.run_id, ti.try_number, day, rows)))
     rec = result.reconciliation
@@ -213,7 +230,9 @@ def publish_warehouse(computed: dict, ti=None) -> dict:
             "clear compute to recompute the day."
         )
     day = date.fromisoformat(computed["day"])
-    written = warehouse.publish(engine_for(WAREHOUSE_CONN), day, load_tables(folder))
+    written = warehouse.publish(
+        engine_for(WAREHOUSE_CONN), day, {name: chunks_of(folder, name) for name in warehouse.TABLES}
+    )
     log.info("Replaced %s in the warehouse (%s) from %s: %s", day, WAREHOUSE_CONN, folder, written)
     return written
 

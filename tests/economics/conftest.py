@@ -15,7 +15,7 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
-MARIADB = os.environ.get("BP_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306")
+MARIADB = os.environ.get("BP_TEST_MARIADB_URL", "mysql+mysqldb://root@127.0.0.1:3306")
 POSTGRES = os.environ.get("BP_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432")
 
 

@@ -48,7 +48,7 @@ def test_connections_become_engines(monkeypatch, tmp_path):
     assert str(engine_for("ai_ledger").url) == f"sqlite:///{tmp_path / 'l.db'}"
     warehouse = engine_for("ai_warehouse").url
     assert (warehouse.drivername, warehouse.host, warehouse.database, warehouse.password) == (
-        "mysql+pymysql",
+        "mysql+mysqldb",
         "db.internal",
         "bi",
         "p@ss:w/rd",
