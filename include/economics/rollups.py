@@ -48,7 +48,6 @@ TABLES = {
     "plan": "ai_plan_daily",
     "usage": "ai_usage_daily",
 }
-COARSE = [level for level in LEVELS if level != "cost"]
 #: Quantiles as exact fractions, so the rank arithmetic is integer arithmetic.
 QUANTILES = {"p50_ms": Fraction(1, 2), "p95_ms": Fraction(19, 20)}
 MINUTES_PER_DAY = 24 * 60
@@ -124,9 +123,6 @@ class _Level:
     )
 
 
-#: The combination sums and tokens per minute are kept at (the coded keys): every coarse
-#: level is a roll-up of it.
-COMBO = CODED
 #: A coarse level -> the key it groups by (the day as a whole: none).
 LEVEL_KEY = {level: keys[0] if keys else None for level, keys in LEVELS.items() if level != "cost"}
 
@@ -194,9 +190,9 @@ class DayRollups:
             )
 
     def _add_combos(self, chunk: pd.DataFrame, group_of: np.ndarray, requests: np.ndarray) -> None:
-        sizes = [self._codes(key) for key in COMBO]
+        sizes = [self._codes(key) for key in CODED]
         combined = np.zeros(len(chunk), dtype=np.int64)
-        for key, size in zip(COMBO, sizes, strict=True):
+        for key, size in zip(CODED, sizes, strict=True):
             combined = combined * size + chunk[f"{key}_code"].to_numpy()
         local, uniques = pd.factorize(combined)
         for value in uniques:
@@ -238,9 +234,9 @@ class DayRollups:
 
     def _combo_codes(self, key: str) -> np.ndarray:
         """Each kept combination's code of ``key``."""
-        sizes = [self._codes(k) for k in COMBO]
+        sizes = [self._codes(k) for k in CODED]
         combined = np.array(list(self._combo_row), dtype=np.int64)
-        position = COMBO.index(key)
+        position = CODED.index(key)
         return combined // int(np.prod(sizes[position + 1 :], dtype=np.int64)) % sizes[position]
 
     def tables(self) -> dict[str, pd.DataFrame]:
