@@ -13,7 +13,7 @@ IAC_STAMP := $(IAC)/.installed-requirements
 CHROMIUM ?= /usr/bin/chromium
 export BP_CHROMIUM := $(CHROMIUM)
 
-.PHONY: help venv mariadb-headers browser demo test test-fast lint up down bench clean
+.PHONY: help venv mariadb-headers browser demo test test-fast lint up down dashboards bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -96,6 +96,9 @@ up: $(STAMP) ## Start the local stack and leave it running (prints the UI URL an
 
 down: $(STAMP) ## Stop what `make up` started
 	@$(PY) -m devstack down
+
+dashboards: $(STAMP) ## Write the Grafana dashboards, alert rules and docs/dashboards.md from include/observability
+	@PYTHONPATH=. $(PY) -m include.observability.build
 
 bench: venv ## Run the benchmarks in bench/
 	@for script in bench/[!_]*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

@@ -8,14 +8,13 @@ Replaces the `build-ami.yml` and `bake-ami.yml` workflows (seed 004) and the han
    `gpu_worker`): an image with the same one is **reused** (no Packer), or, already the
    fleet's, the run ends in **report_unchanged**. `force_build` builds anyway;
 3. **packer_build** → **wait_for_image** (or **reuse_image**) → **check_image** (provenance);
-4. **smoke_test_image**: one instance of it (fleet subnet and worker profile) passes its
-   status checks and `bp-ami-smoke-<stage>` (GPU/driver, CUDA, ComfyUI `/system_stats`,
-   `gpu_worker`, baked bundle); output in `s3://bp-logs-<account>/ami-smoke/`, instance
-   always terminated; a failed check ends the run before the pointer moves.
-   `smoke_test=false` (not in production) skips it, with a warning;
+4. **smoke_test_image**: one instance of it (fleet subnet, worker profile) passes status checks
+   and `bp-ami-smoke-<stage>` (GPU/driver, CUDA, ComfyUI `/system_stats`, `gpu_worker`, baked
+   bundle; output in `s3://bp-logs-<account>/ami-smoke/`), then is always terminated; a failed
+   check ends the run before the pointer moves (`smoke_test=false`, not in production, skips it);
 5. **approve_promotion** (production: Approve/Reject in the UI) → **acquire_lock** →
    **promote_ami**: `/bp/ami/fleets/<stage>/<slug>` (DataType `aws:ec2:image`), only if
-   nobody changed it since step 1, never to a revoked image;
+   nobody changed it since step 1, never to a revoked image; **mark_promotion** (dashboards);
 6. **start_instance_refresh** → **wait_for_instance_refresh** (when asked); a failed
    refresh → **restore_previous_ami**; **apply_ami_retention**; **release_lock** always.
 
@@ -142,6 +141,7 @@ def gpu_ami_build_and_bake():
     lock = fleet_lock.acquire_lock(purpose="AMI promotion (and instance refresh when asked)")
     [image, smoke_test] >> tasks.promotion_path() >> [approve, lock]
     approve >> lock >> promote >> tasks.refresh_requested(request) >> refresh >> refreshed
+    tasks.mark_promotion(request, image, promote.output)
     refreshed >> [restored := tasks.restore_previous_ami(request, inputs), retention]
     # a teardown: it runs whatever happened once the lock was taken; the work tasks' states are the verdict
     [promote, refreshed, restored, retention] >> fleet_lock.release_lock(request).as_teardown(setups=lock)

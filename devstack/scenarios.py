@@ -66,6 +66,23 @@ def xcom_location(task_id: str, what: str) -> Outputs:
     return lines
 
 
+def dashboards_reading_the_day(stack: LocalStack, run: DagRun) -> list[str]:
+    """Where the day's InfluxDB points went, and whether the provisioned dashboards and
+    alert rules read only what the project writes (the contract ``make test`` checks)."""
+    from include.observability import build, contract
+    from include.observability.catalogue import measurements
+
+    boards, rules = build.provisioned()
+    queries, problems = contract.check(boards, rules, measurements())
+    panels = sum(1 for board in boards.values() for panel in board["panels"] if panel["type"] != "row")
+    verdict = "each reads only what is written" if not problems else f"{len(problems)} problem(s): {problems[0]}"
+    count = sum(len(group["rules"]) for group in rules["groups"])
+    return [
+        f"influx {stack.client().xcom(run.dag_id, run.run_id, 'export_influx')} (every tag on the allow-list)",
+        f"grafana {len(boards)} dashboards, {panels} panels, {count} alert rules, {queries} queries: {verdict}",
+    ]
+
+
 def chain(*parts: Outputs) -> Outputs:
     return lambda stack, run: [line for part in parts for line in part(stack, run)]
 
@@ -161,6 +178,7 @@ def scenarios(economics: EconomicsDemo) -> list[Scenario]:
                     f"warehouse {economics.warehouse_url}",
                     f"parquet s3://{stack.logs_bucket}/economics/<table>/day={last_day}/ (in the emulator)",
                 ],
+                dashboards_reading_the_day,
                 task_logs("compute", "publish_warehouse", "send_alerts"),
             ),
         ),

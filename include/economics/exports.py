@@ -5,8 +5,9 @@ InfluxDB: one measurement per table, points stamped at the day's 00:00 UTC, so a
 re-run writes the same series and timestamps and replaces the values. The per-user
 ``ai_cost_daily`` is left out on purpose: a user id as a tag is the unbounded
 cardinality seed 000's risk register warns about; dashboards read feature, model, plan,
-fleet and day totals. ``ai_quality_daily`` is left out too: its expectation names carry
-the day's totals.
+fleet and day totals. ``ai_quality_daily`` goes as one point per suite and severity
+(its expectation names carry the day's totals: free text), and the day's failed payments
+as one point per plan. Every point's tags pass :func:`include.observability.tags.check_tags`.
 
 Parquet: ``<prefix><table>/day=YYYY-MM-DD/part-0.parquet``, money as decimal128(18, 6).
 """
@@ -24,6 +25,7 @@ import pyarrow.parquet as pq
 from influxdb_client import Point, WritePrecision
 
 from include.economics import warehouse
+from include.observability.tags import check_tags
 
 #: table -> (measurement, tag columns). ai_cost_daily is deliberately absent (cardinality).
 INFLUX_MEASUREMENTS = {
@@ -36,32 +38,64 @@ INFLUX_MEASUREMENTS = {
     "ai_fleet_daily": ("ai_fleet", ("stage", "fleet")),
     "ai_devnode_daily": ("ai_devnode", ("stage", "name", "owner")),
 }
+#: Day summaries that are not a table's rows: measurement -> (tags, fields).
+INFLUX_SUMMARIES = {
+    "ai_quality": (("suite", "severity"), ("checks", "failed_checks", "failed_rows")),
+    "ai_payment": (("plan",), ("failed_payments",)),
+}
 
 
 def day_timestamp(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-def influx_points(day: date, tables: dict[str, pd.DataFrame]) -> list[Point]:
+def _point(day: date, measurement: str, tags: dict[str, str], fields: dict) -> Point:
+    check_tags(measurement, tags)
+    point = Point(measurement).time(day_timestamp(day), WritePrecision.S)
+    for tag, value in tags.items():
+        point = point.tag(tag, value)
+    for column, value in fields.items():
+        point = point.field(column, float(value) if isinstance(value, Decimal) else value)
+    return point
+
+
+def _summaries(tables: dict[str, pd.DataFrame], failed_payments: dict[str, int]) -> Iterator[tuple[str, dict, dict]]:
+    quality = tables.get("ai_quality_daily")
+    if quality is not None and not quality.empty:
+        for (suite, severity), checks in quality.groupby(["suite", "severity"]):
+            failed = checks[~checks["passed"].astype(bool)]
+            counts = {
+                "checks": len(checks),
+                "failed_checks": len(failed),
+                "failed_rows": int(failed["failed_rows"].sum()),
+            }
+            yield "ai_quality", {"suite": str(suite), "severity": str(severity)}, counts
+    for plan, count in sorted(failed_payments.items()):
+        yield "ai_payment", {"plan": str(plan)}, {"failed_payments": int(count)}
+
+
+def influx_points(
+    day: date, tables: dict[str, pd.DataFrame], failed_payments: dict[str, int] | None = None
+) -> list[Point]:
     points = []
     for name, (measurement, tags) in INFLUX_MEASUREMENTS.items():
         frame = tables.get(name)
         if frame is None or frame.empty:
             continue
         for row in warehouse.records(warehouse.TABLES[name], frame):
-            point = Point(measurement).time(day_timestamp(day), WritePrecision.S)
-            for tag in tags:
-                point = point.tag(tag, str(row[tag]))
-            for column, value in row.items():
-                if column in tags or column == "day" or value is None or isinstance(value, str):
-                    continue
-                point = point.field(column, float(value) if isinstance(value, Decimal) else value)
-            points.append(point)
+            fields = {
+                column: value
+                for column, value in row.items()
+                if column not in tags and column != "day" and value is not None and not isinstance(value, str)
+            }
+            points.append(_point(day, measurement, {tag: str(row[tag]) for tag in tags}, fields))
+    for measurement, tags, fields in _summaries(tables, failed_payments or {}):
+        points.append(_point(day, measurement, tags, fields))
     return points
 
 
-def line_protocol(day: date, tables: dict[str, pd.DataFrame]) -> str:
-    return "\n".join(point.to_line_protocol() for point in influx_points(day, tables)) + "\n"
+def line_protocol(points: list[Point]) -> str:
+    return "\n".join(point.to_line_protocol() for point in points) + "\n"
 
 
 def _arrow_type(column) -> pa.DataType:

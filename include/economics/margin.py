@@ -29,6 +29,8 @@ from include.economics.prices import to_money
 
 REVENUE_SIGN = {"charge": 1, "renewal": 1, "refund": -1, "failed_payment": 0}
 ALL_PLANS = "all"
+#: The margin (percent of revenue) under which a day alerts, unless Variable margin_floor_pct says otherwise.
+MARGIN_FLOOR_PCT = Decimal(20)
 ZERO = Decimal(0)
 
 

@@ -45,6 +45,17 @@ AMI_SMOKE_ROLE = "ami-smoke"
 
 #: Where the workers publish their fleet metrics (ADR-0005), by FleetSlug and Stage.
 WORKER_METRICS_NAMESPACE = "ComfyUI/Workers"
+#: The ADR-0005 metrics themselves (the only ones in the namespace), with the unit each is in.
+WORKER_METRICS = {
+    "QueueDepth": "jobs",
+    "BacklogPerInstance": "jobs per instance",
+    "ActiveWorkers": "instances",
+    "AvailableCapacity": "instances",
+    "JobProcessingP50": "seconds",
+    "ErrorRate": "percent",
+    "LeaseExpiredCount": "leases",
+    "SpotInterruptionCount": "interruptions",
+}
 
 
 def tags_of(resource: Mapping[str, Any] | None) -> dict[str, str]:

@@ -265,13 +265,13 @@ def export_influx(computed: dict) -> str:
 
     settings = Settings.load()
     day, folder = date.fromisoformat(computed["day"]), _folder(computed)
-    tables = load_tables(folder, exports.INFLUX_MEASUREMENTS)
-    points = exports.influx_points(day, tables)
+    tables = load_tables(folder, [*exports.INFLUX_MEASUREMENTS, "ai_quality_daily"])
+    points = exports.influx_points(day, tables, computed["failed_payments"])
     if write_points(points, bucket=settings.influx_bucket):
         log.info("Wrote %d point(s) to InfluxDB bucket %s, stamped %s", len(points), settings.influx_bucket, day)
         return f"influxdb:{settings.influx_bucket}"
     path = folder / "economics.lp"
-    path.write_text(exports.line_protocol(day, tables))
+    path.write_text(exports.line_protocol(points))
     log.info("No InfluxDB connection (influxdb_default): wrote %d point(s) as line protocol to %s", len(points), path)
     return str(path)
 

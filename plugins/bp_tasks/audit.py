@@ -1,7 +1,8 @@
 """Immutable audit records in the logs bucket, shared by every DAG that changes a fleet
 (rollouts, remediations, dev-node lifecycle events): written once with
 ``If-None-Match: *``, so a re-run or a cleared task never replaces one, and POSTed
-(signed) to the backend's ops endpoint when the ``bp_asset_ops`` connection exists."""
+(signed) to the backend's ops endpoint when the ``bp_asset_ops`` connection exists.
+Rollouts and AMI changes are also marked on the GPU fleets dashboard (:func:`mark_change`)."""
 
 from __future__ import annotations
 
@@ -66,3 +67,33 @@ def post_to_backend(body: bytes, aws_conn_id: str) -> None:
         log.info("Audit record POSTed to the backend: HTTP %s", response.status_code)
     except (RequestException, AirflowException) as error:
         log.warning("Could not POST the audit record to the backend (%s); it is in S3", error)
+
+
+def mark_change(kind: str, stage: str, fleet: str, text: str, dag_run) -> bool:
+    """Mark a fleet change on the GPU fleets dashboard: a ``bp_change`` point in the
+    telemetry bucket through ``influxdb_default`` (none configured: the audit record only).
+    A failed write is logged, not raised: the change itself is done and recorded."""
+    from influxdb_client.rest import ApiException
+    from urllib3.exceptions import HTTPError
+
+    from bp_data.influx import write_points
+    from include.observability.catalogue import TELEMETRY_BUCKET
+    from include.observability.changes import change_point
+
+    point = change_point(kind, stage, fleet, text, dag_run.run_id, dag_run.run_after)
+    try:
+        written = write_points([point], bucket=TELEMETRY_BUCKET)
+    except (ApiException, HTTPError, OSError) as error:
+        log.warning("Could not mark the %s of %s/%s on the dashboards (%s)", kind, stage, fleet, error)
+        return False
+    if written:
+        log.info("Marked on the GPU fleets dashboard: %s %s/%s: %s", kind, stage, fleet, text)
+    else:
+        log.info("No InfluxDB connection (influxdb_default): the %s is in the audit record only", kind)
+    return written
+
+
+def mark_rollout(rollout, result: str, dag_run) -> bool:
+    """A rollout (or the rollback a ``rollback_of`` names) and how it ended, on the dashboards."""
+    kind, fleet = "rollback" if rollout.rollback_of else "rollout", rollout.fleet
+    return mark_change(kind, fleet.stage, fleet.slug, f"{kind} of bundle {rollout.bundle_id}: {result}", dag_run)

@@ -30,14 +30,16 @@ class Settings:
     @classmethod
     def load(cls) -> Settings:
         from include.economics import infra_cost
+        from include.economics.margin import MARGIN_FLOOR_PCT
         from include.economics.prices import DEFAULT_CATALOGUE
+        from include.observability.catalogue import ECONOMICS_BUCKET
 
         return cls(
             price_catalogue=Variable.get("ai_price_catalogue", default=str(DEFAULT_CATALOGUE)),
             infra_cost_source=infra_cost.check_source(Variable.get("infra_cost_source", default="none")),
             s3_uri=Variable.get("economics_s3_uri", default=""),
-            influx_bucket=Variable.get("economics_influx_bucket", default="economics"),
-            margin_floor_pct=Decimal(Variable.get("margin_floor_pct", default="20")),
+            influx_bucket=Variable.get("economics_influx_bucket", default=ECONOMICS_BUCKET),
+            margin_floor_pct=Decimal(Variable.get("margin_floor_pct", default=str(MARGIN_FLOOR_PCT))),
             reconcile_threshold_pct=float(Variable.get("reconcile_threshold_pct", default="5")),
             alert_stage=Variable.get("economics_alert_stage", default="production"),
             gpu_hourly_prices=gpu_hourly_prices(),

@@ -222,6 +222,17 @@ def restore_previous_ami(request: dict, inputs: dict | None, params: dict | None
     return message
 
 
+@task
+def mark_promotion(request: dict, image: dict, written: dict, dag_run=None) -> bool:
+    """The promotion as a mark on the GPU fleets dashboard, when the pointer changed."""
+    from bp_tasks.audit import mark_change
+
+    if not written.get("changed"):
+        return False
+    text = f"AMI {image['ami_id']} ({image['name']}) promoted to {request['ami_pointer']}"
+    return mark_change("ami_promotion", request["fleet_stage"], request["fleet_slug"], text, dag_run)
+
+
 @task.short_circuit(ignore_downstream_trigger_rules=False)
 def refresh_requested(request: dict) -> bool:
     return request["start_instance_refresh"]

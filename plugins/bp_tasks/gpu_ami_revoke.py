@@ -143,7 +143,7 @@ def record_revocation(request: dict, params: dict | None = None, ti=None, dag_ru
     """An immutable audit record and a critical alert: what was revoked, which pointers
     went back, which were left alone, how each fleet's refresh ended."""
     from bp_aws.notifiers.ops_alert import send_alert
-    from bp_tasks.audit import write_record
+    from bp_tasks.audit import mark_change, write_record
     from bp_tasks.common import task_states
     from include.alerts import Alert
     from include.naming import platform
@@ -182,6 +182,10 @@ def record_revocation(request: dict, params: dict | None = None, ti=None, dag_ru
         + (f"; left alone: {'; '.join(left_alone)}" if left_alone else "")
         + f". Refreshes: {record['refresh_state']}. Record: {uri}."
     )
+    for restore in _plan(ti).restores:
+        if not any(restore.pointer in line for line in left_alone):
+            text = f"AMI {request['image_id']} revoked: back to {restore.previous_image}"
+            mark_change("ami_revocation", restore.fleet_stage, restore.fleet_slug, text, dag_run)
     stage = _plan(ti).image_stage or "staging"
     send_alert(
         Alert(severity="critical", title=f"AMI {request['image_id']} revoked", detail=paragraph),

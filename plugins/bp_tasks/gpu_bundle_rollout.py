@@ -345,7 +345,7 @@ def refreshing_back(rolled_back: dict) -> bool:
 @task(trigger_rule=TriggerRule.ALL_DONE)
 def record_audit(request: dict | None, current: dict | None, params: dict | None = None, ti=None, dag_run=None) -> str:
     """One immutable record per rollout, refused ones included: written once, never replaced."""
-    from bp_tasks.audit import write_record
+    from bp_tasks.audit import mark_rollout, write_record
     from include.rollouts.audit import audit_record, refused_record
 
     run_id = dag_run.run_id
@@ -382,13 +382,13 @@ def record_audit(request: dict | None, current: dict | None, params: dict | None
         rolled_back=rolled_back.get("undone", []),
         analyses=rollout_verdict.analyses_of(ti),
     )
+    mark_rollout(rollout, record["result"], dag_run)
     return write_record(rollout.fleet.rollout_audit_key(run_id), record, params["aws_conn_id"])
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE)
 def rollout_outcome(request: dict | None, ti=None, run_id: str | None = None) -> str:
-    """The run's verdict, as its last task: Airflow judges a run by its leaves, and the
-    bookkeeping before this one succeeds even when the rollout did not."""
+    """The run's verdict, last: Airflow judges a run by its leaves (the bookkeeping succeeds anyway)."""
     rolled_back = ti.xcom_pull(task_ids="roll_back") or {}
     if request is None:
         raise RequestRefused(rolled_back.get("paragraph") or "Rollout refused. Nothing was changed.")

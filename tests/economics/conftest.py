@@ -47,15 +47,9 @@ def ledger_engine(request, tmp_path):
 @pytest.fixture
 def ledger_db(ledger_engine):
     """The hand-checked day (tests/economics/fixture_day.py) loaded into the ledger."""
-    from include.economics import ledger
     from tests.economics import fixture_day
 
-    ledger.create_ledger_schema(ledger_engine)
-    with ledger_engine.begin() as connection:
-        connection.execute(ledger.ai_usage_logs.insert(), fixture_day.REQUESTS)
-        connection.execute(ledger.user_plans.insert(), fixture_day.PLANS)
-        connection.execute(ledger.revenue_events.insert(), fixture_day.REVENUE)
-        connection.execute(ledger.fx_rates.insert(), fixture_day.FX)
+    fixture_day.load_into(ledger_engine)
     return ledger_engine
 
 

@@ -120,3 +120,15 @@ REVENUE = [
     },
 ]
 # pro revenue: 20 + 55 - 10 = 65; basic: nothing (its only event is a failed payment)
+
+
+def load_into(engine) -> None:
+    """The day's ledger (requests, plans, revenue, FX) in a new ledger schema on ``engine``."""
+    from include.economics import ledger
+
+    ledger.create_ledger_schema(engine)
+    with engine.begin() as connection:
+        connection.execute(ledger.ai_usage_logs.insert(), REQUESTS)
+        connection.execute(ledger.user_plans.insert(), PLANS)
+        connection.execute(ledger.revenue_events.insert(), REVENUE)
+        connection.execute(ledger.fx_rates.insert(), FX)

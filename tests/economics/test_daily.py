@@ -81,7 +81,7 @@ def test_a_failed_gate_computes_no_anomalies(ledger_db):
 def test_exports_are_stamped_at_the_day_and_keep_exact_money(ledger_db):
     result = daily.compute_day(ledger_db, ledger_db, BOOK, DAY)
 
-    lines = exports.line_protocol(DAY, result.tables).splitlines()
+    lines = exports.line_protocol(exports.influx_points(DAY, result.tables, {"pro": 2})).splitlines()
     stamp = str(int(datetime(2026, 11, 5, tzinfo=UTC).timestamp()))
     assert all(line.endswith(" " + stamp) for line in lines)
     assert {line.split(",")[0].split(" ")[0] for line in lines} == {
@@ -90,7 +90,10 @@ def test_exports_are_stamped_at_the_day_and_keep_exact_money(ledger_db):
         "ai_model",
         "ai_plan",
         "ai_margin",
+        "ai_quality",
+        "ai_payment",
     }
+    assert "ai_payment,plan=pro failed_payments=2i " + stamp in lines
     assert any(line.startswith("ai_feature,feature_name=video-effects ") and "requests=2i" in line for line in lines)
 
     table = pq.read_table(io.BytesIO(exports.parquet_bytes("ai_cost_daily", result.tables["ai_cost_daily"])))
