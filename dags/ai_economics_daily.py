@@ -23,7 +23,8 @@ Every morning at 02:00 UTC, for the previous UTC day (or the `day` param):
    against the app's estimate, failed payments.
 
 Re-running a day replaces it everywhere. Backfill a range with
-`airflow backfill create --dag-id ai_economics_daily --from-date ... --to-date ...`.
+`airflow backfill create --dag-id ai_economics_daily --from-date ... --to-date ...`;
+`ai_economics_reprice` does so by itself when a price row changes days already computed.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from airflow.sdk import Param, dag
 from bp_aws.notifiers.ops_alert import OpsAlertNotifier
 from bp_tasks import ai_economics_daily as tasks
 from bp_tasks.common import RequestRefused
-from bp_tasks.params import ECONOMICS_START, aws_conn_id_param
+from bp_tasks.params import ECONOMICS_START, aws_conn_id_param, form_pattern
 
 
 @dag(
@@ -62,6 +63,14 @@ from bp_tasks.params import ECONOMICS_START, aws_conn_id_param
             description="The day to compute, YYYY-MM-DD (empty: the day before the scheduled run).",
         ),
         "aws_conn_id": aws_conn_id_param("For Cost Explorer / CloudWatch, S3 and alerts."),
+        "reason": Param(
+            None,
+            type=["null", "string"],
+            pattern=form_pattern(r"^[^\x00-\x1f]+$"),
+            maxLength=500,
+            title="Reason",
+            description="Why the day is computed again (a reprice names the price catalogue change); logged.",
+        ),
     },
 )
 def ai_economics_daily():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -204,6 +205,10 @@ class LocalStack:
                 # a worker killed mid-task is noticed in a minute, not five
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "45",
                 "AIRFLOW_CONN_AWS_DEFAULT": aws_connection_uri(self.moto_url),
+                # the api-server's REST API, for the DAGs that start backfills (ai_economics_reprice)
+                "AIRFLOW_CONN_AIRFLOW_API": json.dumps(
+                    {"conn_type": "http", "host": self.api_url, "login": ADMIN_USER, "password": self.admin_password()}
+                ),
                 # Packer can't launch an instance in the emulator: its test double registers
                 # the image instead; the operator runs it exactly as it runs packer
                 "AIRFLOW__BP__PACKER_BINARY": str(REPO_ROOT / "tests" / "doubles" / "packer"),
@@ -248,9 +253,12 @@ class LocalStack:
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.ports.worker_logs[name]),
         }
 
+    @property
+    def _passwords_file(self) -> Path:
+        return self.airflow_home / "simple_auth_manager_passwords.json.generated"
+
     def admin_password(self, user: str = ADMIN_USER) -> str:
-        generated = self.airflow_home / "simple_auth_manager_passwords.json.generated"
-        return json.loads(generated.read_text())[user]
+        return json.loads(self._passwords_file.read_text())[user]
 
     def client(self, timeout: float = 90.0, user: str = ADMIN_USER) -> AirflowClient:
         """A REST client of the stack's api-server. Its patience is for two CPUs running
@@ -277,6 +285,9 @@ class LocalStack:
             shutil.rmtree(self.home)
         self.logs_dir.mkdir(parents=True)
         self.airflow_home.mkdir(parents=True)
+        # the users' passwords before the api-server starts (it keeps those it finds): the
+        # ``airflow_api`` connection every component gets must know the admin's
+        self._passwords_file.write_text(json.dumps({u: secrets.token_urlsafe(16) for u in (ADMIN_USER, APPROVER_USER)}))
         try:
             # servers first: a missing one is one line, before anything was started
             self.redis_url = services.redis_url() if self.celery else ""

@@ -192,16 +192,31 @@ class AirflowClient:
                 raise AirflowApiError(f"DAG {dag_id!r} refused the conf: {error}", 400) from None
             raise
 
-    def backfill(self, dag_id: str, from_date: str, to_date: str, *, max_active_runs: int = 1) -> dict[str, Any]:
-        """Create a backfill of the logical dates in [from_date, to_date] (ISO datetimes)."""
+    def backfill(
+        self,
+        dag_id: str,
+        from_date: str,
+        to_date: str,
+        *,
+        max_active_runs: int = 1,
+        dag_run_conf: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Create a backfill of the logical dates in [from_date, to_date] (ISO datetimes),
+        oldest first, re-running dates that already ran; each run gets ``dag_run_conf``."""
         body = {
             "dag_id": dag_id,
             "from_date": from_date,
             "to_date": to_date,
             "max_active_runs": max_active_runs,
+            "run_backwards": False,
             "reprocess_behavior": "completed",
+            "dag_run_conf": dag_run_conf or {},
         }
         return self._send("POST", "/api/v2/backfills", body)
+
+    def backfills(self, dag_id: str) -> list[dict[str, Any]]:
+        """The DAG's backfills, running and ended."""
+        return self._send("GET", f"/api/v2/backfills?dag_id={_quote(dag_id)}")["backfills"]
 
     def dag_tasks(self, dag_id: str) -> list[dict[str, Any]]:
         """The DAG's tasks (id, downstream task ids, operator...)."""

@@ -132,6 +132,11 @@ class PriceBook:
     def models(self) -> frozenset[str]:
         return frozenset(self._by_model)
 
+    @property
+    def rows(self) -> list[PriceRow]:
+        """Every row, by model and then date."""
+        return [row for model in sorted(self._by_model) for row in self._by_model[model]]
+
     def row_for(self, model_name: str, day: date) -> PriceRow | None:
         """The row in effect on ``day`` (the latest whose effective_from <= day), or None."""
         current = None

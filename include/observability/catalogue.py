@@ -46,7 +46,7 @@ STATSD_TIMING_FIELDS = (
     *(f"{p}_percentile" for p in STATSD_PERCENTILES),
 )
 #: The tags Telegraf keeps of each input (``taginclude``), the rest are dropped there.
-CLOUDWATCH_TAGS = ("fleet_slug", "stage", "region", "unit")
+CLOUDWATCH_TAGS = ("fleet_slug", "stage", "region")
 STATSD_TAGS = ("dag_id", "task_id", "run_type", "state", "metric_type")
 #: The change events' kinds (tag ``kind`` of ``bp_change``).
 CHANGE_KINDS = ("rollout", "rollback", "ami_promotion", "ami_revocation")

@@ -54,7 +54,6 @@ TAG_RULES: dict[str, TagRule] = {
     # Telegraf's CloudWatch input, from the ADR-0005 metrics' dimensions
     "fleet_slug": TagRule(_SLUG, "the fleets' slugs (the FleetSlug dimension)"),
     "region": TagRule(r"[a-z]{2}(?:-[a-z]+)+-\d", "the AWS regions the platform runs in"),
-    "unit": TagRule(r"[A-Za-z/]{1,32}", "CloudWatch's units"),
     # Telegraf's StatsD input, from Airflow's metrics (statsd_influxdb_enabled)
     "dag_id": TagRule(r"[A-Za-z0-9_.-]{1,250}", "the DAGs in dags/"),
     "task_id": TagRule(r"[A-Za-z0-9_.-]{1,250}", "the tasks of those DAGs"),

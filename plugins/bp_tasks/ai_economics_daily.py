@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from airflow.sdk import Asset, task
@@ -44,6 +44,11 @@ def day_to_compute(requested: str | None, logical_date: Any, today: date | None 
     if day >= (today or datetime.now(UTC).date()):
         raise RequestRefused(f"day {day} is not over yet (UTC): only past days can be computed. Nothing was computed.")
     return day
+
+
+def logical_date_of(day: date) -> datetime:
+    """The scheduled run that computes ``day`` (the 02:00 UTC run of the day after)."""
+    return datetime.combine(day + timedelta(days=1), time(2), tzinfo=UTC)
 
 
 def _fleet_days(settings: Settings, day: date, aws_conn_id: str) -> list:
@@ -143,6 +148,8 @@ def resolve_day(params: dict | None = None, logical_date=None, dag_run=None, dag
     day = validated(
         lambda p: day_to_compute(p["day"], logical_date), params, "Nothing was computed.", dag_run=dag_run, dag=dag
     )
+    if params.get("reason"):
+        log.info("Computing %s again: %s", day, params["reason"])
     return day.isoformat()
 
 

@@ -6,10 +6,13 @@ import json
 from dataclasses import dataclass
 from decimal import Decimal
 
-from airflow.sdk import Variable
+from airflow.sdk import Asset, Variable
 
 LEDGER_CONN = "ai_ledger"
 WAREHOUSE_CONN = "ai_warehouse"
+#: Updated when the price catalogue changes (``ai_price_catalogue``): ``ai_economics_reprice``
+#: runs on it. An "x-" scheme is a custom one Airflow leaves as is while the file is parsed.
+PRICE_CATALOGUE = Asset(name="ai_price_catalogue", uri="x-bp-catalogue://economics/price_catalogue")
 DEFAULT_FLEETS = '[{"stage": "staging", "slug": "gpu-default", "instance_type": "g4dn.xlarge"}]'
 
 

@@ -14,6 +14,8 @@ DAG_FILES = sorted(p.name for p in (REPO_ROOT / "dags").glob("*.py") if not p.na
 EXPECTED_MAX_ACTIVE_RUNS = {
     "platform_preflight": 4,  # read-only: concurrent checks are harmless
     "ai_economics_daily": 1,  # days replace warehouse rows and build on earlier days
+    "ai_price_catalogue": 1,  # one check at a time: two would accept, and announce, the same change
+    "ai_economics_reprice": 1,  # one backfill of the economics at a time (Airflow allows no second)
     "gpu_ami_build_and_bake": 1,  # one build at a time: the AMI pointer is never raced
     "gpu_ami_revoke": 1,  # one revocation at a time: two would plan from the same pointer histories
     "gpu_fleet_provision": 1,  # a fleet's stacks are never changed by two runs at once
