@@ -31,9 +31,8 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag
 
-from bp_aws.notifiers.ops_alert import OpsAlertNotifier
 from bp_tasks import ai_economics_daily as tasks
-from bp_tasks.common import RequestRefused
+from bp_tasks.economics_settings import day_param, economics_default_args
 from bp_tasks.params import ECONOMICS_START, aws_conn_id_param, form_pattern
 
 
@@ -44,24 +43,9 @@ from bp_tasks.params import ECONOMICS_START, aws_conn_id_param, form_pattern
     max_active_runs=1,
     doc_md=__doc__,
     tags=["economics", "daily", "finance"],
-    default_args={
-        "owner": "data-finance",
-        "retries": 2,
-        "on_failure_callback": OpsAlertNotifier(
-            severity="critical",
-            title="ai_economics_daily failed",
-            stage="{{ var.value.get('economics_alert_stage', 'production') }}",
-            not_incidents=(RequestRefused,),
-        ),
-    },
+    default_args=economics_default_args("ai_economics_daily"),
     params={
-        "day": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="Day (UTC)",
-            description="The day to compute, YYYY-MM-DD (empty: the day before the scheduled run).",
-        ),
+        "day": day_param("The day to compute, YYYY-MM-DD (empty: the day before the scheduled run)."),
         "aws_conn_id": aws_conn_id_param("For Cost Explorer / CloudWatch, S3 and alerts."),
         "reason": Param(
             None,

@@ -21,7 +21,7 @@ from __future__ import annotations
 from airflow.sdk import dag
 
 from bp_tasks import ai_economics_reprice as tasks
-from bp_tasks.economics_settings import PRICE_CATALOGUE
+from bp_tasks.economics_settings import PRICE_CATALOGUE, economics_default_args
 from bp_tasks.params import ECONOMICS_START
 
 
@@ -32,7 +32,7 @@ from bp_tasks.params import ECONOMICS_START
     max_active_runs=1,
     doc_md=__doc__,
     tags=["economics", "finance"],
-    default_args={"owner": "data-finance", "retries": 2},
+    default_args=economics_default_args("ai_economics_reprice"),
 )
 def ai_economics_reprice():
     tasks.start_backfill(tasks.plan_reprice())

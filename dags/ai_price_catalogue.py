@@ -17,11 +17,10 @@ Every hour, and whenever it is triggered (after the catalogue was edited):
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from airflow.sdk import dag
 
 from bp_tasks import ai_price_catalogue as tasks
+from bp_tasks.economics_settings import economics_default_args
 from bp_tasks.params import ECONOMICS_START
 
 
@@ -32,7 +31,7 @@ from bp_tasks.params import ECONOMICS_START
     max_active_runs=1,
     doc_md=__doc__,
     tags=["economics", "finance"],
-    default_args={"owner": "data-finance", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    default_args=economics_default_args("ai_price_catalogue"),
 )
 def ai_price_catalogue():
     tasks.publish_change()

@@ -4,6 +4,7 @@ or the scaler's doing). Each capability adds its own :class:`Scenario`."""
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -62,6 +63,27 @@ def xcom_location(task_id: str, what: str) -> Outputs:
         value = stack.client().xcom(run.dag_id, run.run_id, task_id) or {}
         names = value.get("files") or sorted(value.get("tables", {}))
         return [f"{what} {value.get('location')}/ ({', '.join(names)})"]
+
+    return lines
+
+
+def provider_bills(stack: LocalStack, economics: EconomicsDemo) -> dict[str, str]:
+    """The LLM providers' usage and cost APIs (their double, billing the ledger's usage),
+    as the ``openai_admin`` and ``anthropic_admin`` connections ai_billing_import uses."""
+    key = secrets.token_urlsafe(16)
+    args = ["--ledger", economics.ledger_url, "--catalogue", str(economics.catalogue_path)]
+    port = stack.spawn_double("provider-bills", "tests.doubles.provider_bills", args, {"BP_PROVIDER_BILLS_KEY": key})
+    connection = {"conn_type": "http", "host": f"http://127.0.0.1:{port}", "password": key}
+    return {f"AIRFLOW_CONN_{name.upper()}": json.dumps(connection) for name in ("openai_admin", "anthropic_admin")}
+
+
+def reconciliation_of(economics: EconomicsDemo, day: date) -> Outputs:
+    """The day's ai_billing_reconciliation, as the task logs it."""
+    from include.economics import bill_reconciliation, warehouse
+
+    def lines(stack: LocalStack, run: DagRun) -> list[str]:
+        table = warehouse.read_days(economics.warehouse_engine(), "ai_billing_reconciliation", day, day)
+        return bill_reconciliation.readable(table).splitlines()
 
     return lines
 
@@ -181,6 +203,12 @@ def scenarios(economics: EconomicsDemo) -> list[Scenario]:
                 dashboards_reading_the_day,
                 task_logs("compute", "publish_warehouse", "send_alerts"),
             ),
+        ),
+        Scenario(
+            dag_id="ai_billing_import",
+            conf={"day": last_day.isoformat()},
+            purpose=f"the providers' bills of {last_day} (their double) against our cost of each model",
+            outputs=chain(reconciliation_of(economics, last_day), task_logs("import_bills", "reconcile")),
         ),
         Scenario(
             dag_id="weekly_review_pack",
@@ -341,6 +369,7 @@ def prepare_stack(stack: LocalStack, last_day: date) -> Callable[[Callable[[str]
             }
         economics = economics_demo.prepare(stack.home / "economics", last_day, aws_client, **shared)
         stack.extra_env.update(economics.airflow_env(seeded.logs_bucket))
+        stack.extra_env.update(provider_bills(stack, economics))
         return seeded, economics
 
     return seed

@@ -347,6 +347,14 @@ class LocalStack:
 
     # --- helpers -----------------------------------------------------------------
 
+    def spawn_double(self, name: str, module: str, args: list[str], env: dict[str, str]) -> int:
+        """Start a stand-in for an external system (a module of ``tests/doubles``) on a free
+        port, stopped with the stack; return the port once it listens."""
+        port = free_port()
+        self._spawn(name, [sys.executable, "-m", module, "--port", str(port), *args], {**self.env(), **env})
+        self._wait_for_port(name, port, timeout=60)
+        return port
+
     def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
         component = Component(name, command, env or self.env(), REPO_ROOT, self.logs_dir / f"{name}.log")
         component.start()

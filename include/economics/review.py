@@ -28,8 +28,10 @@ import pandas as pd
 from include.devnodes.usage import DevNodeCost
 from include.economics import margin
 from include.economics.actions import actions
+from include.economics.bill_reconciliation import AWAITING
 from include.economics.review_model import (
     AnomalyReview,
+    BillReview,
     CostRow,
     FleetReview,
     Metric,
@@ -260,6 +262,26 @@ def _fleets(tables: WeekTables, metrics: Mapping[str, Mapping[str, float | None]
     return reviews
 
 
+def _bills(tables: WeekTables) -> list[BillReview]:
+    frame = tables.frames["ai_billing_reconciliation"]
+    reviews = []
+    for provider, rows in frame.groupby("provider"):
+        billed = rows[rows["status"].isin(["ok", "drift"])]
+        our, paid = _money(billed["our_cost_usd"]), _money(billed["billed_cost_usd"])
+        reviews.append(
+            BillReview(
+                provider=provider,
+                billed_usd=paid,
+                our_usd=our,
+                drift_pct=round(float((our - paid) / paid * 100), 2) if paid else None,
+                drifts=int((rows["status"] == "drift").sum()),
+                unpriced_usd=_money(rows.loc[rows["status"] == "unpriced", "billed_cost_usd"]),
+                awaiting_days=int((rows["status"] == AWAITING).sum()),
+            )
+        )
+    return reviews
+
+
 def _dev_nodes(tables: WeekTables) -> list[DevNodeCost]:
     frame = tables.frames["ai_devnode_daily"]
     reviews = [
@@ -322,6 +344,7 @@ def build_review(
         fleet_days=fleet_days,
         quality_days=quality_days,
         quality_findings=findings,
+        bills=_bills(this),
     )
     review.actions.extend(actions(review, rules))
     return review

@@ -189,6 +189,29 @@ class Rules:
 
 
 @dataclass(frozen=True)
+class BillReview:
+    """One provider's week: what it billed against our cost of the same models."""
+
+    provider: str
+    billed_usd: Decimal
+    our_usd: Decimal
+    drift_pct: float | None
+    drifts: int  # model-days over the drift threshold
+    unpriced_usd: Decimal  # billed for models the catalogue does not price
+    awaiting_days: int  # days its bill was not out yet
+
+    def sentence(self) -> str:
+        drift = "" if self.drift_pct is None else f" ({self.drift_pct:+.1f}%)"
+        said = f"{self.provider}: billed {self.billed_usd} USD, our cost {self.our_usd} USD{drift}"
+        said += f"; {self.drifts} model-day(s) drifting" if self.drifts else "; no drift"
+        if self.unpriced_usd:
+            said += f"; {self.unpriced_usd} USD unpriced spend"
+        if self.awaiting_days:
+            said += f"; {self.awaiting_days} day(s) not billed yet"
+        return said
+
+
+@dataclass(frozen=True)
 class Review:
     week: IsoWeek
     coverage: Coverage
@@ -206,6 +229,8 @@ class Review:
     quality_days: list[QualityDay]
     quality_findings: list[QualityFinding]
     actions: list[Action] = field(default_factory=list)
+    #: the providers' bills against our cost (ai_billing_import), one per provider
+    bills: list[BillReview] = field(default_factory=list)
 
     def metric(self, key: str) -> Metric:
         return next(m for m in self.headline if m.key == key)

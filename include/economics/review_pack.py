@@ -256,6 +256,7 @@ def review_data(review: Review) -> dict:
         "anomalies": [asdict(row) for row in review.anomalies],
         "fleets": [asdict(row) for row in review.fleets],
         "quality_findings": [asdict(row) for row in review.quality_findings],
+        "bills": [asdict(row) for row in review.bills],
         "actions": [asdict(row) for row in review.actions],
     }
 

@@ -129,6 +129,47 @@ ai_devnode_daily = sa.Table(
 )
 TABLES: dict[str, sa.Table] = {table.name: table for table in metadata.sorted_tables}
 
+#: The providers' bills and what our cost says of them (ai_billing_import): published on
+#: their own, so a re-run of a day's economics never touches them, nor they it.
+billing_metadata = sa.MetaData()
+ai_billing_daily = sa.Table(
+    "ai_billing_daily",
+    billing_metadata,
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("provider", sa.String(32), nullable=False),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("account", sa.String(128), nullable=False),
+    *(sa.Column(f"{c}_tokens", sa.BigInteger, nullable=False) for c in ("input", "cached", "output")),
+    *(sa.Column(f"{c}_cost", Money, nullable=False) for c in ("input", "cached", "output", "other")),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("cost_usd", Money, nullable=False),
+    sa.Index("ix_ai_billing_daily_day", "day"),
+)
+ai_billing_reconciliation = sa.Table(
+    "ai_billing_reconciliation",
+    billing_metadata,
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("provider", sa.String(32), nullable=False),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("our_cost_usd", Money),
+    sa.Column("billed_cost_usd", Money),
+    sa.Column("drift_usd", Money),
+    sa.Column("drift_pct", sa.Float),
+    *(
+        sa.Column(f"{who}_{c}_tokens", sa.BigInteger)
+        for c in ("input", "cached", "output")
+        for who in ("our", "billed")
+    ),
+    sa.Column("drifting", sa.String(1000)),
+    sa.Index("ix_ai_billing_reconciliation_day", "day"),
+)
+BILLING_TABLES: dict[str, sa.Table] = {table.name: table for table in billing_metadata.sorted_tables}
+
+
+def table_of(name: str) -> sa.Table:
+    return TABLES[name] if name in TABLES else BILLING_TABLES[name]
+
 
 def python_values(series: pd.Series) -> list:
     """A column as values every DB-API driver accepts: Python scalars, None for a missing
@@ -163,10 +204,11 @@ def publish(engine: Engine, day: date, frames: Mapping[str, Rows]) -> dict[str, 
     """Replace ``day`` in every table given, in one transaction; return rows written per
     table. A table may come as chunks: they are inserted one at a time."""
     metadata.create_all(engine, checkfirst=True)
+    billing_metadata.create_all(engine, checkfirst=True)
     written = {}
     with engine.begin() as connection:
         for name, rows in frames.items():
-            table = TABLES[name]
+            table = table_of(name)
             connection.execute(table.delete().where(table.c.day == day))
             written[name] = 0
             for frame in [rows] if isinstance(rows, pd.DataFrame) else rows:
@@ -200,7 +242,7 @@ def _insert(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> 
 
 def read_days(engine: Engine, name: str, first: date, last: date) -> pd.DataFrame:
     """Rows of a published table between two days (inclusive); empty if it doesn't exist yet."""
-    table = TABLES[name]
+    table = table_of(name)
     if not sa.inspect(engine).has_table(name):
         return pd.DataFrame(columns=[c.name for c in table.columns])
     query = sa.select(table).where(table.c.day >= first, table.c.day <= last).order_by(table.c.day)

@@ -23,6 +23,7 @@ WEEK_TABLES = (
     "ai_quality_daily",
     "ai_fleet_daily",
     "ai_devnode_daily",
+    "ai_billing_reconciliation",
 )
 #: A published day always has its rows here (the margin's "all" row, even on a day without requests).
 COVERAGE_TABLE = "ai_margin_daily"

@@ -11,6 +11,7 @@ from datetime import date
 from airflow.sdk import task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from bp_tasks.common import RequestRefused
 from bp_tasks.economics_settings import PRICE_CATALOGUE
 
 log = logging.getLogger("bp.economics")
@@ -35,7 +36,7 @@ def plan_reprice(triggering_asset_events=None) -> dict:
     them out against the version it had accepted): one range, first to last."""
     events = list((triggering_asset_events or {}).get(PRICE_CATALOGUE, []))
     if not events:
-        raise AirflowFailException(
+        raise RequestRefused(
             "No price catalogue change triggered this run: ai_economics_reprice runs when ai_price_catalogue "
             "accepts one. To recompute days by hand, backfill ai_economics_daily. Nothing was started."
         )

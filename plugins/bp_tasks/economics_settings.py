@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from decimal import Decimal
 
-from airflow.sdk import Asset, Variable
+from airflow.sdk import Asset, Param, Variable
 
 LEDGER_CONN = "ai_ledger"
 WAREHOUSE_CONN = "ai_warehouse"
@@ -57,3 +57,26 @@ def gpu_hourly_prices() -> dict[str, Decimal]:
 
     prices = json.loads(Variable.get("gpu_hourly_prices", default="{}"))
     return {**infra_cost.DEFAULT_HOURLY_PRICES, **{k: Decimal(str(v)) for k, v in prices.items()}}
+
+
+def economics_default_args(dag_id: str) -> dict:
+    """What the DAGs finance reads from share: their owner, retries, and a critical alert
+    to the economics stage's topics when a run fails (a refused request is no incident)."""
+    from bp_aws.notifiers.ops_alert import OpsAlertNotifier
+    from bp_tasks.common import RequestRefused
+
+    return {
+        "owner": "data-finance",
+        "retries": 2,
+        "on_failure_callback": OpsAlertNotifier(
+            severity="critical",
+            title=f"{dag_id} failed",
+            stage="{{ var.value.get('economics_alert_stage', 'production') }}",
+            not_incidents=(RequestRefused,),
+        ),
+    }
+
+
+def day_param(description: str) -> Param:
+    """A past UTC day, or empty for the one the schedule gives."""
+    return Param(None, type=["null", "string"], format="date", title="Day (UTC)", description=description)

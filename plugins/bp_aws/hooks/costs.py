@@ -32,6 +32,24 @@ class CostExplorerHook(AwsBaseHook):
             if not token:
                 return infra_cost.parse_cost_explorer(pages, tag_key)
 
+    def service_usage(self, day: date, service: str) -> list[dict]:
+        """Cost Explorer's groups of ``day`` for one service by usage type (UnblendedCost,
+        UsageQuantity): the Bedrock bill. .. seealso:: CostExplorer.Client.get_cost_and_usage"""
+        request = {
+            "TimePeriod": {"Start": day.isoformat(), "End": (day + timedelta(days=1)).isoformat()},
+            "Granularity": "DAILY",
+            "Metrics": ["UnblendedCost", "UsageQuantity"],
+            "Filter": {"Dimensions": {"Key": "SERVICE", "Values": [service]}},
+            "GroupBy": [{"Type": "DIMENSION", "Key": "USAGE_TYPE"}],
+        }
+        groups, token = [], None
+        while True:
+            page = self.conn.get_cost_and_usage(**request, **({"NextPageToken": token} if token else {}))
+            groups += [group for result in page.get("ResultsByTime", []) for group in result.get("Groups", [])]
+            token = page.get("NextPageToken")
+            if not token:
+                return groups
+
 
 class FleetMetricsHook(AwsBaseHook):
     """Read the fleet metrics of the ADR-0005 contract from CloudWatch."""
