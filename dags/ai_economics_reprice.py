@@ -12,8 +12,8 @@ Runs when `ai_price_catalogue` accepts a catalogue change (the asset
    days already computed; every run carries the change as its `reason` param, in its log.
    Each day is replaced everywhere, as any re-run replaces it.
 
-A backfill of `ai_economics_daily` already running makes **start_backfill** fail, saying
-so: clear it once that backfill has finished.
+Airflow runs one backfill of a DAG at a time: **start_backfill** waits for another one of
+`ai_economics_daily` to finish first (up to 30 minutes, then it is retried).
 """
 
 from __future__ import annotations

@@ -6,10 +6,11 @@ backfills)."""
 from __future__ import annotations
 
 import logging
+import time
 from datetime import date
 
 from airflow.sdk import task
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from bp_tasks.common import RequestRefused
 from bp_tasks.economics_settings import PRICE_CATALOGUE
@@ -49,11 +50,33 @@ def plan_reprice(triggering_asset_events=None) -> dict:
     return {"first": first, "last": last, "reason": f"price catalogue: {said}"}
 
 
+#: How long start_backfill waits for another backfill of the economics to finish.
+WAIT_FOR_OTHER_BACKFILL_SECONDS = 1800
+
+
+def _running_backfill(client, start: str, end: str, deadline: float) -> dict | None:
+    """The running backfill of our range (an earlier try's), or None once no backfill of
+    ``ai_economics_daily`` runs: Airflow allows one at a time, so another one is waited for."""
+    while True:
+        running = [b for b in client.backfills(ECONOMICS_DAG) if not b.get("completed_at")]
+        ours = [b for b in running if b["from_date"][:10] == start[:10] and b["to_date"][:10] == end[:10]]
+        if ours or not running:
+            return ours[0] if ours else None
+        if time.monotonic() > deadline:
+            raise AirflowException(
+                f"Backfill {running[0]['id']} of {ECONOMICS_DAG} is still running after "
+                f"{WAIT_FOR_OTHER_BACKFILL_SECONDS // 60} minutes; this task is retried. Nothing was recomputed yet."
+            )
+        log.info("Backfill %s of %s is running: waiting for it to finish", running[0]["id"], ECONOMICS_DAG)
+        time.sleep(15)
+
+
 @task
 def start_backfill(plan: dict, dag_run=None) -> dict:
     """One backfill of ``ai_economics_daily`` over the days, oldest first, re-running those
-    already computed; each run carries the change as its ``reason``. A retry finds the
-    backfill an earlier try started instead of starting another."""
+    already computed; each run carries the change as its ``reason``. Another backfill of
+    it is waited for (Airflow runs one at a time); a retry finds the backfill an earlier
+    try started instead of starting another."""
     from bp_tasks.ai_economics_daily import logical_date_of
     from include.cli.airflow_client import AirflowApiError
 
@@ -61,18 +84,17 @@ def start_backfill(plan: dict, dag_run=None) -> dict:
     start, end = logical_date_of(first).isoformat(), logical_date_of(last).isoformat()
     client = _api_client()
     reason = f"{plan['reason']} (run {dag_run.run_id} of {dag_run.dag_id})"
-    try:
-        backfill = client.backfill(ECONOMICS_DAG, start, end, dag_run_conf={"reason": reason})
-    except AirflowApiError as error:
-        running = [b for b in client.backfills(ECONOMICS_DAG) if not b.get("completed_at")]
-        same = [b for b in running if b["from_date"][:10] == start[:10] and b["to_date"][:10] == end[:10]]
-        if not same:
-            raise AirflowFailException(
-                f"The backfill of {ECONOMICS_DAG} from {first} to {last} could not start ({error}). "
-                "Another backfill of it may be running: clear this task once it has finished. Nothing was recomputed."
-            ) from None
-        backfill = same[0]
-        log.info("Backfill %s was started by an earlier try", backfill["id"])
+    deadline = time.monotonic() + WAIT_FOR_OTHER_BACKFILL_SECONDS
+    while (backfill := _running_backfill(client, start, end, deadline)) is None:
+        try:
+            backfill = client.backfill(ECONOMICS_DAG, start, end, dag_run_conf={"reason": reason})
+            break
+        except AirflowApiError as error:
+            if error.status != 409:  # 409: another backfill started meanwhile
+                raise AirflowFailException(
+                    f"The backfill of {ECONOMICS_DAG} from {first} to {last} could not start: {error}. "
+                    "Nothing was recomputed."
+                ) from None
     log.info(
         "Backfill %s of %s: %s to %s, oldest first, because %s", backfill["id"], ECONOMICS_DAG, first, last, reason
     )
