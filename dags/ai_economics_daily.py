@@ -32,12 +32,13 @@ from __future__ import annotations
 from airflow.sdk import Param, dag
 
 from bp_tasks import ai_economics_daily as tasks
+from bp_tasks.ai_economics_daily import SCHEDULE
 from bp_tasks.economics_settings import day_param, economics_default_args
 from bp_tasks.params import ECONOMICS_START, aws_conn_id_param, form_pattern
 
 
 @dag(
-    schedule="0 2 * * *",
+    schedule=SCHEDULE,
     start_date=ECONOMICS_START,
     catchup=True,
     max_active_runs=1,

@@ -45,6 +45,14 @@ class Finding:
     billed_cost: Decimal
     drifting: tuple[str, ...]
 
+    def as_dict(self) -> dict:
+        """As JSON values (money as strings, exact)."""
+        return self.__dict__ | {
+            "our_cost": str(self.our_cost),
+            "billed_cost": str(self.billed_cost),
+            "drifting": list(self.drifting),
+        }
+
     @property
     def drift_pct(self) -> float | None:
         return None if not self.billed_cost else float((self.our_cost - self.billed_cost) / self.billed_cost * 100)

@@ -43,6 +43,8 @@ INFLUX_SUMMARIES = {
     "ai_quality": (("suite", "severity"), ("checks", "failed_checks", "failed_rows")),
     "ai_payment": (("plan",), ("failed_payments",)),
 }
+#: The day's tables :func:`influx_points` reads.
+INFLUX_TABLES = (*INFLUX_MEASUREMENTS, "ai_quality_daily")
 
 
 def day_timestamp(day: date) -> datetime:

@@ -44,10 +44,11 @@ def _csv_bills(day: date, aws_conn_id: str) -> list:
     s3 = OwnBucketsS3Hook(aws_conn_id=aws_conn_id)
     bucket = platform.logs_bucket(s3.account_id)
     lines = []
-    for key in s3.list_keys(bucket_name=bucket, prefix="billing/") or []:
-        parts = key.split("/")
-        if len(parts) == 3 and parts[2] == f"{day}.csv":
-            lines += bills.csv_lines(s3.read_key(key, bucket), parts[1])
+    # one folder per provider: a key looked up in each, never a listing of every day's file
+    for folder in s3.list_prefixes(bucket_name=bucket, prefix="billing/", delimiter="/") or []:
+        key = f"{folder}{day}.csv"
+        if s3.check_for_key(key, bucket):
+            lines += bills.csv_lines(s3.read_key(key, bucket), folder.split("/")[1])
     return lines
 
 
@@ -156,16 +157,7 @@ def reconcile(imported: dict) -> list[dict]:
             threshold,
             bill_reconciliation.readable(table),
         )
-        findings += [
-            f.__dict__
-            | {
-                "day": day_text,
-                "our_cost": str(f.our_cost),
-                "billed_cost": str(f.billed_cost),
-                "drifting": list(f.drifting),
-            }
-            for f in said
-        ]
+        findings += [finding.as_dict() | {"day": day_text} for finding in said]
     return findings
 
 
@@ -173,32 +165,30 @@ def reconcile(imported: dict) -> list[dict]:
 def send_alerts(findings: list[dict], params: dict | None = None, dag_run=None) -> int:
     """A drift (warning) names the model and the token class that drifts; unpriced spend
     is critical. One already sent for the day with the same figures is not sent again."""
-    from bp_aws.notifiers.ops_alert import run_link, send_alert
-    from bp_data.engines import engine_for
+    from bp_aws.notifiers.ops_alert import run_link
+    from bp_tasks.economics_settings import send_once
     from include.alerts import Alert
-    from include.economics import sent_alerts
 
-    engine, link, sent = engine_for(WAREHOUSE_CONN), run_link({"dag_run": dag_run}), 0
+    by_day: dict[date, list] = {}
     for finding in findings:
         if finding["status"] not in ("drift", "unpriced"):
             continue
         day, unpriced = date.fromisoformat(finding["day"]), finding["status"] == "unpriced"
-        alert = Alert(
-            severity="critical" if unpriced else "warning",
-            title=f"{finding['provider']} bill for {finding['model_name']} on {day}: "
-            + ("unpriced spend (not in the price catalogue)" if unpriced else "drifts from our cost"),
-            metric="billed_cost_usd",
-            value=finding["billed_cost"],
-            threshold=finding["our_cost"],
-            threshold_label="our cost",
-            dimensions={"provider": finding["provider"], "model": finding["model_name"]},
-            detail="; ".join(finding["drifting"]) or None,
-            link=link,
+        by_day.setdefault(day, []).append(
+            Alert(
+                severity="critical" if unpriced else "warning",
+                title=f"{finding['provider']} bill for {finding['model_name']} on {day}: "
+                + ("unpriced spend (not in the price catalogue)" if unpriced else "drifts from our cost"),
+                metric="billed_cost_usd",
+                value=finding["billed_cost"],
+                threshold=finding["our_cost"],
+                threshold_label="our cost",
+                dimensions={"provider": finding["provider"], "model": finding["model_name"]},
+                detail="; ".join(finding["drifting"]) or None,
+            )
         )
-        if sent_alerts.already_sent(engine, day, [alert]):
-            log.info("Already sent, not sent again: %s", alert.subject)
-            continue
-        send_alert(alert, stage=Settings.load().alert_stage, aws_conn_id=params["aws_conn_id"])
-        sent_alerts.record(engine, day, alert)
-        sent += 1
-    return sent
+    stage, link = Settings.load().alert_stage, run_link({"dag_run": dag_run})
+    return sum(
+        send_once(day, alerts, stage=stage, aws_conn_id=params["aws_conn_id"], link=link)
+        for day, alerts in sorted(by_day.items())
+    )

@@ -46,9 +46,14 @@ def day_to_compute(requested: str | None, logical_date: Any, today: date | None 
     return day
 
 
+#: When the daily run starts (UTC): it computes the day before.
+RUN_AT = time(2)
+SCHEDULE = f"{RUN_AT.minute} {RUN_AT.hour} * * *"
+
+
 def logical_date_of(day: date) -> datetime:
-    """The scheduled run that computes ``day`` (the 02:00 UTC run of the day after)."""
-    return datetime.combine(day + timedelta(days=1), time(2), tzinfo=UTC)
+    """The scheduled run that computes ``day`` (the :data:`RUN_AT` run of the day after)."""
+    return datetime.combine(day + timedelta(days=1), RUN_AT, tzinfo=UTC)
 
 
 def _fleet_days(settings: Settings, day: date, aws_conn_id: str) -> list:
@@ -272,7 +277,7 @@ def export_influx(computed: dict) -> str:
 
     settings = Settings.load()
     day, folder = date.fromisoformat(computed["day"]), _folder(computed)
-    tables = load_tables(folder, [*exports.INFLUX_MEASUREMENTS, "ai_quality_daily"])
+    tables = load_tables(folder, exports.INFLUX_TABLES)
     points = exports.influx_points(day, tables, computed["failed_payments"])
     if write_points(points, bucket=settings.influx_bucket):
         log.info("Wrote %d point(s) to InfluxDB bucket %s, stamped %s", len(points), settings.influx_bucket, day)
@@ -286,29 +291,15 @@ def export_influx(computed: dict) -> str:
 @task
 def send_alerts(computed: dict, params: dict | None = None, dag_run=None) -> int:
     """The day's alerts; one already sent for this day with the same value is not sent again."""
-    from bp_aws.notifiers.ops_alert import run_link, send_alert
-    from bp_data.engines import engine_for
-    from include.alerts import Alert
-    from include.economics import sent_alerts
+    from bp_aws.notifiers.ops_alert import run_link
+    from bp_tasks.economics_settings import send_once
     from include.economics.day_alerts import alerts_for
 
     settings = Settings.load()
     day = date.fromisoformat(computed["day"])
-    link = run_link({"dag_run": dag_run})
     margin_rows = load_tables(_folder(computed), ["ai_margin_daily"])["ai_margin_daily"].to_dict("records")
     found = alerts_for(computed, margin_rows, settings.margin_floor_pct)
-    engine = engine_for(WAREHOUSE_CONN)
-    sent_before = sent_alerts.already_sent(engine, day, found)
-    sent = 0
-    for alert in found:
-        when = sent_before.get(sent_alerts.fingerprint(day, alert))
-        if when is not None:
-            log.info("Already sent at %s, not sent again: %s", when, alert.subject)
-            continue
-        send_alert(
-            Alert(**{**alert.__dict__, "link": link}), stage=settings.alert_stage, aws_conn_id=params["aws_conn_id"]
-        )
-        sent_alerts.record(engine, day, alert)
-        sent += 1
+    link = run_link({"dag_run": dag_run})
+    sent = send_once(day, found, stage=settings.alert_stage, aws_conn_id=params["aws_conn_id"], link=link)
     log.info("%d alert(s) for %s: %d sent, %d sent by an earlier run", len(found), day, sent, len(found) - sent)
     return sent

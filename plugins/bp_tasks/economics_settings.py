@@ -1,4 +1,5 @@
-"""The Airflow Variables and connections both economics DAGs read, in one place."""
+"""What the economics DAGs share: the Airflow Variables and connections they read, their
+default args and day param, and how they send a day's alerts once."""
 
 from __future__ import annotations
 
@@ -80,3 +81,28 @@ def economics_default_args(dag_id: str) -> dict:
 def day_param(description: str) -> Param:
     """A past UTC day, or empty for the one the schedule gives."""
     return Param(None, type=["null", "string"], format="date", title="Day (UTC)", description=description)
+
+
+def send_once(day, alerts: list, *, stage: str, aws_conn_id: str, link: str | None) -> int:
+    """Send each of ``day``'s alerts the day has not sent yet (a re-run or a cleared task
+    pages no one again for the same finding: :mod:`include.economics.sent_alerts`), with
+    ``link`` to the run; return how many were sent."""
+    import logging
+    from dataclasses import replace
+
+    from bp_aws.notifiers.ops_alert import send_alert
+    from bp_data.engines import engine_for
+    from include.economics import sent_alerts
+
+    engine = engine_for(WAREHOUSE_CONN)
+    sent_before = sent_alerts.already_sent(engine, day, alerts)
+    sent = 0
+    for alert in alerts:
+        when = sent_before.get(sent_alerts.fingerprint(day, alert))
+        if when is not None:
+            logging.getLogger("bp.economics").info("Already sent at %s, not sent again: %s", when, alert.subject)
+            continue
+        send_alert(replace(alert, link=link), stage=stage, aws_conn_id=aws_conn_id)
+        sent_alerts.record(engine, day, alert)
+        sent += 1
+    return sent
