@@ -66,7 +66,8 @@ lint: venv ## ruff over the project (lint and format)
 # The `benchmark` tests (a ratio against the database's bare GROUP BY) run first, alone:
 # beside four stacks the two CPUs are busy and the ratio measures the load, not the code.
 # pytest exits 5 when it collected no test: that must never read as success.
-E2E_FLEET_FILES := tests/e2e/test_airflow_ui.py tests/e2e/test_bundle_rollout_dag.py tests/e2e/test_weekly_review_dag.py
+E2E_FLEET_FILES := tests/e2e/test_airflow_ui.py tests/e2e/test_bundle_rollout_dag.py tests/e2e/test_weekly_review_dag.py \
+  tests/e2e/test_production_approvals.py
 E2E_AMI_FILES := tests/e2e/test_ami_build_dag.py tests/e2e/test_ami_revoke_dag.py tests/e2e/test_dev_node_dag.py \
   tests/e2e/test_billing_import_dag.py
 E2E_GROUPS := fleets amis services celery

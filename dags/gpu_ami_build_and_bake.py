@@ -8,18 +8,17 @@ Replaces the `build-ami.yml` and `bake-ami.yml` workflows (seed 004) and the han
    `gpu_worker`): an image with the same one is **reused** (no Packer), or, already the
    fleet's, the run ends in **report_unchanged**. `force_build` builds anyway;
 3. **packer_build** → **wait_for_image** (or **reuse_image**) → **check_image** (provenance);
-4. **smoke_test_image**: one instance of it (fleet subnet, worker profile) passes status checks
-   and `bp-ami-smoke-<stage>` (GPU/driver, CUDA, ComfyUI `/system_stats`, `gpu_worker`, baked
-   bundle; output in `s3://bp-logs-<account>/ami-smoke/`), then is always terminated; a failed
-   check ends the run before the pointer moves (`smoke_test=false`, not in production, skips it);
-5. **approve_promotion** (production: Approve/Reject in the UI) → **acquire_lock** →
-   **promote_ami**: `/bp/ami/fleets/<stage>/<slug>` (DataType `aws:ec2:image`), only if
-   nobody changed it since step 1, never to a revoked image; **mark_promotion** (dashboards);
-6. **start_instance_refresh** → **wait_for_instance_refresh** (when asked); a failed
-   refresh → **restore_previous_ami**; **apply_ami_retention**; **release_lock** always.
+4. **smoke_test_image**: one instance of it (fleet subnet, worker profile) passes status checks and
+   `bp-ami-smoke-<stage>` (GPU/driver, CUDA, ComfyUI, `gpu_worker`, baked bundle; output in
+   `s3://bp-logs-<account>/ami-smoke/`), then is terminated; a failed check ends the run before
+   the pointer moves (`smoke_test=false`, not in production, skips it). A bad image: `gpu_ami_revoke`;
+5. **approve_promotion** (production: a second person's Approve) → **acquire_lock** →
+   **promote_ami**: `/bp/ami/fleets/<stage>/<slug>` (DataType `aws:ec2:image`), only with a
+   valid approval, if nobody changed it since step 1, never to a revoked image; **mark_promotion**;
+6. **start_instance_refresh** → **wait_for_instance_refresh** (when asked); a failed refresh →
+   **restore_previous_ami** (unless revoked since); **apply_ami_retention**; **release_lock** always.
 
-Modes: `base` (Ubuntu + driver + ComfyUI + worker), `bake` (current image + active bundle),
-`base_and_bake`. One run at a time. A bad image: `gpu_ami_revoke`.
+Modes: `base` (Ubuntu, driver, ComfyUI, worker), `bake` (current image + active bundle), `base_and_bake`.
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ from bp_aws.sensors.autoscaling import InstanceRefreshSensor
 from bp_tasks import fleet_lock
 from bp_tasks import gpu_ami_build_and_bake as tasks
 from bp_tasks import params as form
-from bp_tasks.approvals import FleetChangeApproval
+from bp_tasks.approvals import ApprovalGate, FleetChangeApproval
 from include.amis import build
 
 AWS = "{{ params.aws_conn_id }}"
@@ -95,7 +94,7 @@ def gpu_ami_build_and_bake():
     )
     approve = FleetChangeApproval(
         task_id="approve_promotion",
-        stage="{{ params.fleet_stage }}",
+        stage=request["fleet_stage"],
         change="the AMI was not promoted",
         subject="Promote a new GPU AMI to production?",
         body=tasks.promotion_question(request, inputs, image),
@@ -108,6 +107,7 @@ def gpu_ami_build_and_bake():
         value=image["ami_id"],
         expected_version=inputs["current_ami_version"],
         description="GPU worker AMI of the fleet (gpu_ami_build_and_bake)",
+        pre_execute=(approved := ApprovalGate(approve.task_id)),  # production: a second person's Approve
     )
     refresh = StartInstanceRefreshOperator(
         task_id="start_instance_refresh",
@@ -115,6 +115,7 @@ def gpu_ami_build_and_bake():
         auto_scaling_group_name=request["auto_scaling_group"],
         preferences={"MinHealthyPercentage": 90, "InstanceWarmup": 300, "SkipMatching": False},
         wait_for_completion=False,
+        pre_execute=approved,
     )
     refreshed = InstanceRefreshSensor(
         task_id="wait_for_instance_refresh",
@@ -135,8 +136,7 @@ def gpu_ami_build_and_bake():
 
     tasks.check_bundle(request, inputs) >> plan >> (choice := tasks.build_or_reuse(plan))
     choice >> [packer_build, reused := tasks.reuse_image(plan), tasks.report_unchanged(plan)]
-    packer_build >> wait_for_image >> image
-    reused >> image
+    [packer_build >> wait_for_image, reused] >> image
     image >> tasks.smoke_test_requested(request) >> smoke_test
     lock = fleet_lock.acquire_lock(purpose="AMI promotion (and instance refresh when asked)")
     [image, smoke_test] >> tasks.promotion_path() >> [approve, lock]

@@ -19,8 +19,10 @@ risks: Spot scale-to-zero leakage, stuck scale-in protection):
    → **start_drift_detection** → **wait_for_drift_detection** (in the triggerer);
 2. **report**: one table in the log, one alert per fleet with findings;
 3. **remediation_path**: staging → **remediate_staging**; production → **approve_remediation**
-   (Approve/Reject in the UI) → **remediate_production**. Each fix writes an immutable
-   record under `audit/remediations/`; a re-run finds nothing left to fix.
+   (a listed approver's Approve in the UI) → **confirm_remediation** (a second approver's, when
+   the run is a scheduled one: nobody triggered it) → **remediate_production** (only with both
+   recorded). Each fix writes an immutable record under `audit/remediations/`; a re-run
+   finds nothing left to fix.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from airflow.sdk import Param, dag
 
 from bp_aws.sensors.cloudformation import StackDriftDetectionSensor
 from bp_tasks import gpu_fleet_guardrails as tasks
-from bp_tasks.approvals import FleetChangeApproval
+from bp_tasks.approvals import ApprovalGate, FleetChangeApproval
 from bp_tasks.params import GUARDRAILS_START, SAFE_TO_RETRY, aws_conn_id_param, fleet_scope_params
 
 
@@ -68,18 +70,29 @@ def gpu_fleet_guardrails():
         **SAFE_TO_RETRY,
     )
     reported = tasks.report(inspected, drift.output)
+    question = tasks.remediation_question(reported)
+    approval = {"stage": "production", "change": "nothing was remediated in production", "body": question}
     approve = FleetChangeApproval(
         task_id="approve_remediation",
-        stage="production",
-        change="nothing was remediated in production",
         subject="Apply the guardrails' fixes to production GPU fleets?",
-        body=tasks.remediation_question(reported),
         response_timeout=timedelta(hours=4),
-        retries=0,  # an answer is final: a rejection must not ask again
+        **approval,
     )
+    confirm = FleetChangeApproval(  # a scheduled run has no triggering person: a second approver confirms
+        task_id="confirm_remediation",
+        subject="Second approval: apply the guardrails' fixes to production GPU fleets?",
+        response_timeout=timedelta(hours=4),
+        second_to=approve.task_id,
+        **approval,
+    )
+    gate = ApprovalGate(approve.task_id, stage_of="production", second=confirm.task_id)
     path = tasks.remediation_path(request, reported)
     path >> [tasks.remediate.override(task_id="remediate_staging")(reported, "staging"), approve]
-    approve >> tasks.remediate.override(task_id="remediate_production")(reported, "production")
+    (
+        approve
+        >> confirm
+        >> tasks.remediate.override(task_id="remediate_production", pre_execute=gate)(reported, "production")
+    )
 
 
 gpu_fleet_guardrails()

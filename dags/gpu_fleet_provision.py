@@ -1,26 +1,23 @@
 """
 ### GPU fleet provisioning: the fleet's desired_config becomes CloudFormation stacks
 
-Replaces `provision-gpu-fleet.yml` and `apply-gpu-fleet-config.yml` (seed 004): the admin
-UI's `/bp/fleets/<stage>/<slug>/desired_config` becomes `bp-gpu-shared-<stage>` (the
-stage's scale-to-zero topic and function) and `bp-gpu-fleet-<stage>-<slug>` (launch
-template, Spot ASG, 0→1 step and 1→N target tracking, queue-empty alarm → 0).
+Replaces `provision-gpu-fleet.yml` and `apply-gpu-fleet-config.yml` (seed 004): the admin UI's
+`/bp/fleets/<stage>/<slug>/desired_config` becomes `bp-gpu-shared-<stage>` (scale-to-zero topic and
+function) and `bp-gpu-fleet-<stage>-<slug>` (launch template, Spot ASG, scaling, alarms).
 
 **apply** (create, or update an existing fleet):
 
-1. **validate_request**: params checked, before any AWS call;
-2. **wait_for_desired_config** (up to `config_wait_minutes`, in the triggerer) →
-   **read_desired_config**: checked against the templates catalogue, every problem named;
-3. **check_ami_pointer**: launches resolve `/bp/ami/fleets/<stage>/<slug>`, so it must exist;
-4. **approve_apply** (production only: Approve/Reject in the Airflow UI) → **acquire_lock**
-   (the fleet's change lock: no rollout or AMI promotion meanwhile);
-5. **package_function** → **deploy_shared_stack** → **deploy_fleet_stack**: change sets
-   logged as tables; unchanged is a no-op; a failure fails the run with its stack events;
-6. **verify_fleet**: the ASG, its policies and alarms match the config.
+1. **validate_request** (no AWS call) → **wait_for_desired_config** (up to `config_wait_minutes`,
+   in the triggerer) → **read_desired_config**: checked against the templates catalogue;
+2. **check_ami_pointer**: launches resolve `/bp/ami/fleets/<stage>/<slug>`, so it must exist;
+3. **approve_apply** (production only: a second person's Approve in the Airflow UI) →
+   **acquire_lock** (the fleet's change lock: no rollout or AMI promotion meanwhile);
+4. **package_function** → **deploy_shared_stack** → **deploy_fleet_stack** (each refuses
+   without a valid approval): change sets logged as tables; unchanged is a no-op;
+5. **verify_fleet**: the ASG, its policies and alarms match the config.
 
-**destroy**: **check_fleet_idle** (the ASG must be at 0 instances) → **approve_destroy**
-(always) → **lock_for_destroy** → **delete_fleet_stack**. The shared stack stays for the
-stage's other fleets. Either way **release_lock** ends the run; one run at a time.
+**destroy**: **check_fleet_idle** (the ASG must be at 0 instances) → **approve_destroy** (always)
+→ **lock_for_destroy** → **delete_fleet_stack** (the shared stack stays). **release_lock** ends both.
 """
 
 from __future__ import annotations
@@ -33,7 +30,7 @@ from bp_aws.operators.cloudformation import CloudFormationDeleteStackOperator, C
 from bp_aws.sensors.ssm_parameters import SsmParameterSensor
 from bp_tasks import fleet_lock
 from bp_tasks import gpu_fleet_provision as tasks
-from bp_tasks.approvals import FleetChangeApproval
+from bp_tasks.approvals import ApprovalGate, FleetChangeApproval, every_stage
 from bp_tasks.params import PLATFORM_START, SAFE_TO_RETRY, aws_conn_id_param, fleet_slug_param, fleet_stage_param
 from include.fleets import provision
 
@@ -89,7 +86,7 @@ def gpu_fleet_provision():
     config = tasks.read_desired_config(request)
     approve_apply = FleetChangeApproval(
         task_id="approve_apply",
-        stage="{{ params.fleet_stage }}",
+        stage=request["fleet_stage"],
         change="the fleet's stacks were not deployed",
         subject="Apply a production GPU fleet configuration?",
         body=tasks.apply_question(request, config),
@@ -105,6 +102,7 @@ def gpu_fleet_provision():
         tags=tags["shared"],
         deferrable=True,
         waiter_delay=10,
+        pre_execute=(approved := ApprovalGate(approve_apply.task_id)),  # production: a second person's Approve
         **SAFE_TO_RETRY,
     )
     deploy_fleet = CloudFormationDeployOperator(
@@ -116,6 +114,7 @@ def gpu_fleet_provision():
         tags=tags["fleet"],
         deferrable=True,
         waiter_delay=10,
+        pre_execute=approved,
         **SAFE_TO_RETRY,
     )
     path >> wait_for_config >> config >> tasks.check_ami_pointer(request) >> (approval := tasks.approval_path(request))
@@ -127,7 +126,7 @@ def gpu_fleet_provision():
     # --- destroy -------------------------------------------------------------------
     approve_destroy = FleetChangeApproval(
         task_id="approve_destroy",
-        stage="{{ params.fleet_stage }}",
+        stage=request["fleet_stage"],
         change="the fleet stack was not deleted",
         subject="Destroy a GPU fleet?",
         body=tasks.destroy_question(request),
@@ -139,6 +138,7 @@ def gpu_fleet_provision():
         stack_name=request["fleet_stack"],
         deferrable=True,
         waiter_delay=10,
+        pre_execute=ApprovalGate(approve_destroy.task_id, stage_of=every_stage),
         **SAFE_TO_RETRY,
     )
     lock_destroy = fleet_lock.acquire_lock.override(task_id="lock_for_destroy")(purpose="fleet destroy")

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from devstack import demo
-from devstack.processes import alive, stop_process_groups
+from devstack.processes import alive, stop_process_groups, write_private
 from devstack.scenarios import prepare_stack
 from devstack.services import ServiceUnavailable
-from devstack.stack import APPROVER_USER, REPO_ROOT, LocalStack, StackError, executor_from_environment
+from devstack.stack import REPO_ROOT, LocalStack, StackError, executor_from_environment
+from devstack.users import USERS
 from include.cli.airflow_client import AirflowApiError
 
 UP_HOME = REPO_ROOT / ".local" / "up"
@@ -43,22 +44,29 @@ def read_up_state() -> dict[str, Any] | None:
 
 
 def _write_state(**state: Any) -> None:
-    UP_STATE.write_text(json.dumps(state, indent=2))
+    """``.local/up.json``: it holds the users' passwords, so only its owner may read it."""
+    write_private(UP_STATE, json.dumps(state, indent=2))
 
 
 def _banner(state: dict[str, Any]) -> str:
-    url, password = state["api_url"], state["password"]
+    url, accounts = state["api_url"], state["users"]
+    rows = "\n".join(
+        f"  {name:<12} {', '.join(account['roles']):<28} {account['password']}  {USERS[name][1]}"
+        for name, account in accounts.items()
+    )
     return f"""
 The local stack is up: {state["engine"]} (baseline seeded in account {state["account"]}).
 
-  Airflow UI   {url}
-  user         admin        password {password}
-  approver     approver     password {state["approver_password"]}  (production approvals are hers)
+  Airflow UI   {url}  (sign in as any of these users)
   AWS emulator {state["moto_url"]}  (connection aws_default points at it)
   logs         {state["logs"]} (task logs: {state["task_logs"]} in the emulator)
 
-Trigger from the UI, or from a shell:
-  export AIRFLOW_API_URL={url} AIRFLOW_USERNAME=admin AIRFLOW_PASSWORD='{password}'
+  USER         ROLES                        PASSWORD
+{rows}
+
+Production approvals are answered by approver or approver2, never by the one who triggered
+the run. Trigger from the UI, or from a shell as CI does:
+  export AIRFLOW_API_URL={url} AIRFLOW_USERNAME=ci AIRFLOW_PASSWORD='{accounts["ci"]["password"]}'
   .venv/bin/python -m include.cli.trigger platform_preflight --wait
   (every DAG is unpaused; ai_economics_daily has a month of synthetic ledger up to yesterday)
 
@@ -120,8 +128,7 @@ def serve() -> int:
         engine=stack.describe(),
         account=seeded.account_id,
         api_url=stack.api_url,
-        password=stack.admin_password(),
-        approver_password=stack.admin_password(APPROVER_USER),
+        users={a.name: {"roles": list(a.roles), "password": a.password} for a in stack.accounts.values()},
         moto_url=stack.moto_url,
         logs=str(stack.logs_dir),
         task_logs=stack.remote_log_folder,

@@ -16,6 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``path`` readable by its owner only (0600), whatever mode it had: it holds
+    passwords."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+
+
 class StackError(Exception):
     """The stack could not start or a component died; the message says which and shows its log."""
 

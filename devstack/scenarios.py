@@ -181,7 +181,8 @@ def scenarios(economics: EconomicsDemo) -> list[Scenario]:
                 "strategy": "dev_node",
                 "instance_id": dev_node_instance(stack),
             },
-            purpose="install the fleet's bundle v3 on alice's dev node by Run Command (the dev_node strategy)",
+            purpose="install bundle v3 on alice's dev node alone by Run Command (the dev_node strategy: its own "
+            "pointer moves, never the fleet's)",
             outputs=task_logs("apply_on_dev_node", "check_dev_node"),
         ),
         Scenario(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import socket
 import subprocess
@@ -26,15 +25,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from devstack import services
+from devstack import services, users
 from devstack.processes import Component, StackError, Supervisor, alive, stop_process_groups, tail
 from include.cli.airflow_client import AirflowApiError, AirflowClient
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW_BIN = str(Path(sys.executable).parent / "airflow")
-ADMIN_USER = "admin"
+ADMIN_USER = users.ADMIN
 #: A second person: production approvals are hers (``[bp] approvers``), never the triggerer's.
-APPROVER_USER = "approver"
+APPROVER_USER = users.APPROVERS[0]
 REGION = "us-east-1"
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 #: Airflow's log servers listen on every interface (airflow/utils/serve_logs); task logs
@@ -125,6 +124,8 @@ class LocalStack:
         self.redis_url = ""
         #: set by the seed step: the emulated account's logs bucket (storage and task logs)
         self.logs_bucket = ""
+        #: the users of :mod:`devstack.users`, with the ids FAB gave them once created
+        self.accounts = users.new_accounts()
 
     # --- addresses and settings ---------------------------------------------------
 
@@ -187,8 +188,7 @@ class LocalStack:
                 "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if self.celery else "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin,{APPROVER_USER}:admin",
-                "AIRFLOW__BP__APPROVERS": json.dumps({"production": [APPROVER_USER]}),
+                **users.auth_env(self.accounts, self.api_url),
                 # a failed try is retried after seconds here; deployments keep Airflow's 5 minutes
                 "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url,
@@ -205,10 +205,6 @@ class LocalStack:
                 # a worker killed mid-task is noticed in a minute, not five
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "45",
                 "AIRFLOW_CONN_AWS_DEFAULT": aws_connection_uri(self.moto_url),
-                # the api-server's REST API, for the DAGs that start backfills (ai_economics_reprice)
-                "AIRFLOW_CONN_AIRFLOW_API": json.dumps(
-                    {"conn_type": "http", "host": self.api_url, "login": ADMIN_USER, "password": self.admin_password()}
-                ),
                 # Packer can't launch an instance in the emulator: its test double registers
                 # the image instead; the operator runs it exactly as it runs packer
                 "AIRFLOW__BP__PACKER_BINARY": str(REPO_ROOT / "tests" / "doubles" / "packer"),
@@ -253,18 +249,14 @@ class LocalStack:
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.ports.worker_logs[name]),
         }
 
-    @property
-    def _passwords_file(self) -> Path:
-        return self.airflow_home / "simple_auth_manager_passwords.json.generated"
-
-    def admin_password(self, user: str = ADMIN_USER) -> str:
-        return json.loads(self._passwords_file.read_text())[user]
+    def password(self, user: str = ADMIN_USER) -> str:
+        return self.accounts[user].password
 
     def client(self, timeout: float = 90.0, user: str = ADMIN_USER) -> AirflowClient:
         """A REST client of the stack's api-server. Its patience is for two CPUs running
         four stacks and the unit tests at once (``make test``): the api-server then went
         unanswered for over 30 s now and then."""
-        return AirflowClient(self.api_url, username=user, password=self.admin_password(user), timeout=timeout)
+        return AirflowClient(self.api_url, username=user, password=self.password(user), timeout=timeout)
 
     def aws_client(self) -> Callable[[str], Any]:
         return emulator_client_factory(self.moto_url)
@@ -285,9 +277,6 @@ class LocalStack:
             shutil.rmtree(self.home)
         self.logs_dir.mkdir(parents=True)
         self.airflow_home.mkdir(parents=True)
-        # the users' passwords before the api-server starts (it keeps those it finds): the
-        # ``airflow_api`` connection every component gets must know the admin's
-        self._passwords_file.write_text(json.dumps({u: secrets.token_urlsafe(16) for u in (ADMIN_USER, APPROVER_USER)}))
         try:
             # servers first: a missing one is one line, before anything was started
             self.redis_url = services.redis_url() if self.celery else ""
@@ -308,6 +297,10 @@ class LocalStack:
             )
             if migrate.returncode != 0:
                 raise StackError(f"airflow db migrate failed:\n{tail(migrate.stdout + migrate.stderr)}")
+            try:
+                self.accounts = users.create(self.accounts, self.env(), self.home)
+            except RuntimeError as error:
+                raise StackError(str(error)) from None
             for component in AIRFLOW_COMPONENTS:
                 self._spawn(component, [AIRFLOW_BIN, component, *SERVES_LOGS.get(component, ())])
             if self.celery:

@@ -17,9 +17,8 @@ until the end, so a failure restores the previous bundle), remove the previous b
 files the new one doesn't have, and record ``active_bundle_id`` and
 ``installed_bundle_paths`` in ``--state-dir`` (``/var/lib/bp-bundle``, out of the
 ``comfyui`` user's reach). The tree under the root belongs to that user and is handled as
-hostile (:mod:`gpu_worker.tree`). When the bundle is already active it does nothing, not
-even an S3 call: that is the boot smart-skip (seed 004) for an AMI baked with the active
-bundle.
+hostile (:mod:`gpu_worker.tree`). An already active bundle costs no S3 call: the boot
+smart-skip (seed 004) for an AMI baked with it.
 
 Exit codes: 0 done (or nothing to do), 1 the install failed (previous bundle intact),
 2 invalid manifest or arguments. Errors are one line each, never a traceback.
@@ -124,7 +123,9 @@ class _Placement:
 
 
 class Installer:
-    """Installs bundles from the models bucket under one ComfyUI root (see :mod:`gpu_worker.tree`)."""
+    """Installs bundles from the models bucket under one ComfyUI root (see :mod:`gpu_worker.tree`).
+    Every read expects ``bucket_owner`` (the node's account) to own the bucket: one of the
+    predictable name created by anyone else answers 403 instead of serving the node code."""
 
     def __init__(
         self,
@@ -132,16 +133,21 @@ class Installer:
         root: Path,
         log: Callable[[str], None] = print,
         *,
+        bucket_owner: str,
         state_dir: Path = Path(DEFAULT_STATE_DIR),
     ) -> None:
         self.s3 = s3
         self.root = root
+        self.bucket_owner = bucket_owner
         self.state_dir = state_dir
         self.log = log
 
+    def _get(self, bucket: str, key: str) -> dict[str, Any]:
+        return self.s3.get_object(Bucket=bucket, Key=key, ExpectedBucketOwner=self.bucket_owner)
+
     def read_manifest(self, bucket: str, prefix: str) -> manifests.Manifest:
         key = manifest_key(prefix)
-        body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read(manifests.MAX_MANIFEST_BYTES + 1)
+        body = self._get(bucket, key)["Body"].read(manifests.MAX_MANIFEST_BYTES + 1)
         if len(body) > manifests.MAX_MANIFEST_BYTES:
             raise manifests.InvalidManifest(
                 f"s3://{bucket}/{key}", [f"the manifest is over {manifests.MAX_MANIFEST_BYTES} bytes"]
@@ -152,7 +158,7 @@ class Installer:
         """Stream the asset into the staging directory, never past its declared size nor
         past the free space of the root's filesystem, and check its sha256."""
         where = f"s3://{bucket}/{asset.asset_s3_key}"
-        answer = self.s3.get_object(Bucket=bucket, Key=asset.asset_s3_key)
+        answer = self._get(bucket, asset.asset_s3_key)
         length = answer.get("ContentLength")
         limit = asset.size_bytes if asset.size_bytes is not None else length
         if asset.size_bytes is not None and length is not None and length != asset.size_bytes:
@@ -298,7 +304,7 @@ def _validate(args: argparse.Namespace) -> int:
     source = args.manifest
     if source.startswith("s3://"):
         bucket, key = _s3_location(source)
-        text = _client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        text = _client("s3").get_object(Bucket=bucket, Key=key, ExpectedBucketOwner=_own_account())["Body"].read()
     else:
         text = Path(source).read_bytes()
     bundle = manifests.loads(text, source)
@@ -317,7 +323,7 @@ def _apply(args: argparse.Namespace) -> int:
     if prefix.strip() == NO_ACTIVE_BUNDLE:
         print("no active bundle for this fleet: nothing to install")
         return 0
-    installer = Installer(_client("s3"), Path(args.root), state_dir=Path(args.state_dir))
+    installer = Installer(_client("s3"), Path(args.root), bucket_owner=_own_account(), state_dir=Path(args.state_dir))
     result = installer.apply(bucket, prefix, record_baked=args.record_baked)
     print(result.summary())
     return 0
@@ -342,6 +348,10 @@ def _client(service: str) -> Any:
     import boto3  # imported here: validate of a local file needs no AWS at all
 
     return boto3.client(service)
+
+
+def _own_account() -> str:  # GetCallerIdentity needs no permission
+    return _client("sts").get_caller_identity()["Account"]
 
 
 def _parser() -> argparse.ArgumentParser:

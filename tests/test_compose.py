@@ -50,6 +50,24 @@ def test_airflow_runs_celery_on_postgres_and_redis(compose):
     assert commands == {"api-server", "scheduler", "dag-processor", "triggerer", "celery worker"}
 
 
+def test_airflow_runs_the_fab_auth_manager_with_the_projects_roles_and_users(compose):
+    """The roles are include.access's, the approvers and passwords come from .env, and the
+    airflow_api connection is the Service user, never an admin."""
+    import json
+
+    from include.access import custom_roles_json
+
+    for name in AIRFLOW_SERVICES:
+        env = compose["services"][name]["environment"]
+        assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith(".fab_auth_manager.FabAuthManager"), name
+        assert json.loads(env["AIRFLOW__FAB__CUSTOM_ROLES"]) == json.loads(custom_roles_json()), name
+        assert env["AIRFLOW__BP__APPROVERS"].startswith("${BP_APPROVERS:?"), name
+        assert '"login":"airflow-api"' in env["AIRFLOW_CONN_AIRFLOW_API"], name
+    init = " ".join(compose["services"]["airflow-init"]["command"])
+    assert "--role Service --username airflow-api" in init
+    assert "--role Admin" in init
+
+
 def test_the_airflow_image_gets_the_same_requirements():
     dockerfile = (REPO_ROOT / "infra" / "docker" / "airflow.Dockerfile").read_text()
     base = re.search(r"^FROM apache/airflow:(\S+)-python(\S+) AS airflow$", dockerfile, re.M)
@@ -82,7 +100,8 @@ def test_the_emulator_is_only_in_the_local_profile_and_loads_the_project_server(
 
 # --- hardening: no public default secret, loopback ports, shared storage and logs -------
 
-_INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?P<op>:?[-?])?(?P<rest>[^}]*)\}")
+#: compose's interpolation; ``$${X}`` is its escape (a literal ``${X}`` for the container's shell)
+_INTERPOLATION = re.compile(r"(?<!\$)\$\{(?P<name>[A-Z0-9_]+)(?P<op>:?[-?])?(?P<rest>[^}]*)\}")
 _SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET")
 
 

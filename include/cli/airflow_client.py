@@ -8,6 +8,7 @@ Airflow 3 way (``POST /auth/token`` -> bearer token) and turns every failure int
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import urllib.error
@@ -76,6 +77,9 @@ class DagRun:
     start_date: str | None
     end_date: str | None
     conf: dict[str, Any]
+    #: who started it: ``rest_api``, ``ui``, ``operator`` (a TriggerDagRunOperator), ...
+    triggered_by: str | None = None
+    triggering_user_name: str | None = None
 
     @classmethod
     def from_api(cls, payload: dict[str, Any]) -> DagRun:
@@ -86,6 +90,8 @@ class DagRun:
             start_date=payload.get("start_date"),
             end_date=payload.get("end_date"),
             conf=payload.get("conf") or {},
+            triggered_by=payload.get("triggered_by"),
+            triggering_user_name=payload.get("triggering_user_name"),
         )
 
     @property
@@ -110,7 +116,7 @@ class AirflowClient:
         timeout: float = 30.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._username = username
+        self.username = username
         self._password = password
         self._token = token
         self._timeout = timeout
@@ -141,19 +147,19 @@ class AirflowClient:
 
     def _bearer(self) -> str:
         if self._token is None:
-            if not (self._username and self._password):
+            if not (self.username and self._password):
                 raise CredentialsMissing(
                     "no credentials: set AIRFLOW_USERNAME and AIRFLOW_PASSWORD (or --password-file), "
                     "or AIRFLOW_API_TOKEN (or --token-file)"
                 )
             try:
                 response = self._send(
-                    "POST", "/auth/token", {"username": self._username, "password": self._password}, auth=False
+                    "POST", "/auth/token", {"username": self.username, "password": self._password}, auth=False
                 )
             except AirflowApiError as error:
                 if error.status in (400, 401, 403):
                     raise AirflowApiError(
-                        f"the api-server at {self.base_url} refused the credentials of user {self._username!r}",
+                        f"the api-server at {self.base_url} refused the credentials of user {self.username!r}",
                         error.status,
                     ) from None
                 raise
@@ -271,8 +277,49 @@ class AirflowClient:
 
     def respond(self, dag_id: str, run_id: str, task_id: str, chosen_options: list[str]) -> dict[str, Any]:
         """Answer a human-in-the-loop task (e.g. ``["Approve"]`` on an approval)."""
-        path = f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}/taskInstances/{_quote(task_id)}/-1/hitlDetails"
-        return self._send("PATCH", path, {"chosen_options": chosen_options})
+        return self._send("PATCH", _hitl_path(dag_id, run_id, task_id), {"chosen_options": chosen_options})
+
+    def hitl_detail(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int | None = None
+    ) -> dict[str, Any] | None:
+        """The human-in-the-loop record of the task's current try (or of ``try_number``):
+        the question, who may answer (``assigned_users``), the answer once given
+        (``responded_by_user``, ``chosen_options``) and the task instance it belongs to;
+        None when that try asked nothing."""
+        path = _hitl_path(dag_id, run_id, task_id) + (f"/tries/{int(try_number)}" if try_number else "")
+        try:
+            return self._send("GET", path)
+        except AirflowApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def me(self) -> str | None:
+        """This client's user id as the auth manager names it (the token's ``sub``)."""
+        try:
+            payload = self._bearer().split(".")[1]
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        except (IndexError, ValueError):  # not a JWT: an auth manager of another kind
+            return None
+        return str(claims["sub"]) if isinstance(claims, dict) and "sub" in claims else None
+
+    def mark_task(self, dag_id: str, run_id: str, task_id: str, state: str) -> dict[str, Any]:
+        """Set a task's state by hand, as the UI's "Mark success/failed/skipped" does."""
+        path = f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}/taskInstances/{_quote(task_id)}"
+        return self._send("PATCH", path, {"new_state": state})
+
+    def clear_tasks(self, dag_id: str, run_id: str, task_ids: list[str], *, downstream: bool = False) -> list[str]:
+        """Clear tasks of a run (their setups and teardowns with them), as the UI's Clear
+        does; the run runs them again. Returns the ids of what was cleared."""
+        body = {
+            "dry_run": False,
+            "dag_run_id": run_id,
+            "task_ids": task_ids,
+            "only_failed": False,
+            "include_downstream": downstream,
+        }
+        cleared = self._send("POST", f"/api/v2/dags/{_quote(dag_id)}/clearTaskInstances", body)
+        return sorted(ti["task_id"] for ti in cleared["task_instances"])
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         """What a task pushed (its return value by default), as JSON."""
@@ -281,6 +328,10 @@ class AirflowClient:
             f"/taskInstances/{_quote(task_id)}/xcomEntries/{_quote(key)}?deserialize=true"
         )
         return self._send("GET", path)["value"]
+
+    def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
+        path = f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}/taskInstances/{_quote(task_id)}"
+        return self._send("GET", path)
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         path = f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}/taskInstances?limit=1000"
@@ -308,6 +359,10 @@ class AirflowClient:
 
 def _quote(value: str) -> str:
     return urllib.parse.quote(value, safe="")
+
+
+def _hitl_path(dag_id: str, run_id: str, task_id: str) -> str:
+    return f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}/taskInstances/{_quote(task_id)}/-1/hitlDetails"
 
 
 def _error_detail(error: urllib.error.HTTPError) -> str:

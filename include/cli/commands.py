@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 import json
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from include.cli.airflow_client import (
@@ -160,8 +162,30 @@ def runs(client: AirflowClient, dag_id: str, limit: int, out: TextIO) -> int:
     return EXIT_OK
 
 
-def answer(client: AirflowClient, dag_id: str, run_id: str, task_id: str, command: str, out: TextIO) -> int:
-    """Approve or reject a task waiting for a person."""
+class AnswerRefused(ValueError):
+    """The caller may not answer this approval: nothing was sent (exit 2)."""
+
+
+#: How long after a task pauses for a person the client waits before answering: Airflow
+#: 3.3.2 fails a resumed task whose answer came before the scheduler handled the pause
+#: (apache/airflow #72716). The approval retries and keeps an answer given sooner
+#: (bp_tasks.approvals); waiting here spares that retry.
+SETTLE_SECONDS = 3.0
+
+
+def answer(
+    client: AirflowClient,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    command: str,
+    out: TextIO,
+    *,
+    settle: float = SETTLE_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Approve or reject a task waiting for a person: refused up front, naming who may
+    answer, when the caller is not one of them."""
     waiting = client.awaiting_input(dag_id, run_id)
     if task_id not in waiting:
         raise AirflowApiError(
@@ -169,7 +193,41 @@ def answer(client: AirflowClient, dag_id: str, run_id: str, task_id: str, comman
             + (f" (waiting: {', '.join(waiting)})" if waiting else " (nothing in the run is)"),
             409,
         )
+    detail = client.hitl_detail(dag_id, run_id, task_id) or {}
+    assigned = detail.get("assigned_users") or []
+    if assigned and client.me() not in {str(user["id"]) for user in assigned}:
+        raise AnswerRefused(_not_yours(client, dag_id, run_id, task_id, assigned))
+    paused_for = _seconds_since(detail.get("created_at"))
+    if paused_for is not None and paused_for < settle:
+        sleep(settle - paused_for)
     choice = "Approve" if command == "approve" else "Reject"
-    client.respond(dag_id, run_id, task_id, [choice])
+    try:
+        client.respond(dag_id, run_id, task_id, [choice])
+    except AirflowApiError as error:
+        if error.status == 403:
+            raise AnswerRefused(
+                f"{client.username or 'this user'} may not answer {task_id}: Airflow refused ({error}); "
+                "answering approvals needs the Approver role"
+            ) from None
+        raise
     out.write(f"{choice} sent for {task_id}: {client.run_url(dag_id, run_id, task_id)}\n")
     return EXIT_OK
+
+
+def _not_yours(client: AirflowClient, dag_id: str, run_id: str, task_id: str, assigned: list[dict]) -> str:
+    who = client.username or "this user"
+    may = ", ".join(sorted(str(user["name"]) for user in assigned))
+    triggered_by = client.get_run(dag_id, run_id).triggering_user_name
+    why = (
+        f"{who} triggered this run, and a second person must approve it"
+        if triggered_by and triggered_by == client.username
+        else f"{who} is not one of them"
+    )
+    return f"{who} may not answer {task_id} of run {run_id}: only {may} may ({why}). Nothing was sent."
+
+
+def _seconds_since(stamp: str | None) -> float | None:
+    if not stamp:
+        return None
+    then = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return (datetime.now(UTC) - then).total_seconds()

@@ -12,9 +12,15 @@ https for any other host, unless ``--insecure-http``); ``AIRFLOW_USERNAME`` with
 Secrets are never taken from the command line (other users can read it). Only the
 standard library is needed.
 
+``approve``/``reject`` answer as the given user: when that user may not answer (the run's
+own triggerer, or anyone not among the approval's assigned users) nothing is sent and one
+line names who may. An answer is held until the pause is 3 s old (Airflow 3.3.2 races an
+earlier one; the approval survives it either way).
+
 Exit codes: 0 the run succeeded (or was queued, without ``--wait``); 1 the run failed
-(the failing tasks' logs are printed); 2 bad arguments, conf or credentials missing;
-3 the api-server refused or could not be reached; 4 ``--wait`` timed out.
+(the failing tasks' logs are printed); 2 bad arguments, conf or credentials missing, or
+an approval this user may not answer; 3 the api-server refused or could not be reached;
+4 ``--wait`` timed out.
 Every error is one line on stderr, never a traceback.
 """
 

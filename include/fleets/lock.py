@@ -8,7 +8,9 @@ parameter that doesn't exist (``Overwrite=False``), and this protocol builds on 
 * **acquire**: create the lock holding this run's id and a fresh token; read it back and
   find that token (else another run holds it).
 * **held by a live run**: refused, naming the run. A lock names which other run may act
-  under it (``delegate``: the AMI bake a rollout triggers), since that run works for it.
+  under it (``delegate``: the AMI bake a rollout triggers), since that run works for it -
+  only if that run was started by the holder's trigger task, not by a person who created
+  a run of that predictable id first.
 * **held by a run that ended** (failed without releasing, or deleted): taken over, once.
   The taker first creates a takeover marker named after the stale holder's token: of two
   runs that race to take over, one creates it and the other is refused. The winner then
@@ -27,6 +29,8 @@ from typing import Protocol
 
 #: A holder's run in one of these states still holds its lock.
 LIVE_RUN_STATES = ("queued", "running")
+#: How Airflow says a run was started by a TriggerDagRunOperator (``DagRun.triggered_by``).
+DELEGATE_STARTED_BY = "operator"
 
 
 class LockRefused(Exception):
@@ -86,11 +90,20 @@ def takeover_marker(lock: str, stale: Holder) -> str:
     return f"{lock}_takeover_{stale.token or 'untokened'}"
 
 
-def acquire(store: ParameterStore, lock: str, me: Holder, run_state: Callable[[str, str], str]) -> str:
+def acquire(
+    store: ParameterStore,
+    lock: str,
+    me: Holder,
+    run_state: Callable[[str, str], str],
+    started_by: Callable[[], str | None] = lambda: None,
+) -> str:
     """Take ``lock`` for ``me`` (or confirm this run holds it already); say how.
 
     ``run_state(dag_id, run_id)`` is the Airflow state of a holder's run ("gone" when it
-    no longer exists). Raises :class:`LockRefused` when another run holds it."""
+    no longer exists); ``started_by()`` how this run was started (Airflow's
+    ``triggered_by``: ``operator`` for a run a trigger task made), asked only when the
+    lock names this run as its delegate. Raises :class:`LockRefused` when another run
+    holds it."""
     if store.create(lock, me.value()):
         return _confirm(store, lock, me, f"took {lock}")
     current = store.read(lock)
@@ -102,6 +115,12 @@ def acquire(store: ParameterStore, lock: str, me: Holder, run_state: Callable[[s
     if holder.is_run(me.dag_id, me.run_id):
         return f"this run holds {lock} already (a cleared task ran again)"
     if holder.delegates_to(me.dag_id, me.run_id):
+        how = started_by()
+        if how != DELEGATE_STARTED_BY:
+            raise LockRefused(
+                f"{lock} is held by {holder.describe()}, which lets run {me.run_id} act under it only when its own "
+                f"trigger task started it; this run was started by {how or 'someone else'}"
+            )
         return f"acting under {lock}, held for it by {holder.describe()}"
     state = run_state(holder.dag_id, holder.run_id)
     if state in LIVE_RUN_STATES:

@@ -119,8 +119,9 @@ def fleet_stack_tags(fleet: Fleet) -> dict[str, str]:
     return {**fleet.tags, **MANAGED_BY}
 
 
-def shared_stack_parameters(fleet_stage: str, code_bucket: str, code_key: str) -> dict[str, str]:
-    return {"Stage": fleet_stage, "CodeBucket": code_bucket, "CodeKey": code_key}
+def shared_stack_parameters(fleet_stage: str, code_bucket: str, code_key: str, vpc_id: str) -> dict[str, str]:
+    """``vpc_id``: the fleets' VPC (``/bp/network/vpc_id``), where dev nodes may launch."""
+    return {"Stage": fleet_stage, "CodeBucket": code_bucket, "CodeKey": code_key, "VpcId": vpc_id}
 
 
 def sibling_topic_arns(topic_arn: str, names: Sequence[str]) -> list[str]:

@@ -66,6 +66,12 @@ class DevNode:
         return f"{self.root}/{field}"
 
     @property
+    def active_bundle(self) -> str:
+        """The bundle a ``dev_node`` rollout installed on it (a bundle prefix, as a fleet's
+        ``active_bundle`` holds one): its own, so an install on it never moves a fleet's."""
+        return f"{self.root}/active_bundle"
+
+    @property
     def lock(self) -> str:
         """One action per node at a time (the fleets' lock protocol, :mod:`include.fleets.lock`)."""
         return f"{self.root}/change_lock"

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gpu_worker import layout, manifest
+from include import approvals
 from include.errors import InvalidRequest
 from include.naming import platform
 from include.naming.fleet import Fleet
@@ -90,17 +91,17 @@ class RolloutRequest:
         """What the fleet's ``active_bundle`` pointer holds once the bundle is live."""
         return layout.bundle_prefix(self.bundle_id)
 
-    def dev_node_command(self) -> dict[str, Any] | None:
+    def dev_node_command(self, pointer: str) -> dict[str, Any]:
         """SendCommand arguments of the fleet's apply document on the dev node. Its
         parameters are the *names* of SSM parameters (checked by SSM against the
-        document's allowedPattern): no text from the trigger form reaches a shell."""
-        if self.instance_id is None:
-            return None
+        document's allowedPattern): no text from the trigger form reaches a shell.
+        ``pointer`` is the dev node's own (:attr:`DevNode.active_bundle`): an install on
+        one node never moves what the fleet's nodes boot with."""
         return {
             "InstanceIds": [self.instance_id],
             "Parameters": {
                 "bucketParameter": [platform.models_bucket_parameter()],
-                "prefixParameter": [self.fleet.active_bundle],
+                "prefixParameter": [pointer],
             },
             "Comment": f"gpu_bundle_rollout of bundle {self.bundle_id}"[:100],
         }
@@ -118,7 +119,7 @@ class RolloutRequest:
             **asdict(self.thresholds),
             "rollback_of": self.rollback_of,
             "pointer_value": self.pointer_value,
-            "dev_node_command": self.dev_node_command(),
+            "needs_approval": approvals.needs_approval(self.fleet.stage),
         }
 
 

@@ -1,7 +1,6 @@
 """Task bodies of ``ai_economics_reprice``: the days a price catalogue change touches, and
 the backfill of ``ai_economics_daily`` that recomputes them (``POST /api/v2/backfills``
-through the ``airflow_api`` connection: the api-server's URL, a user allowed to create
-backfills)."""
+through the ``airflow_api`` connection, :func:`bp_tasks.common.airflow_api`)."""
 
 from __future__ import annotations
 
@@ -12,23 +11,12 @@ from datetime import date
 from airflow.sdk import task
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
-from bp_tasks.common import RequestRefused
+from bp_tasks.common import RequestRefused, airflow_api
 from bp_tasks.economics_settings import PRICE_CATALOGUE
 
 log = logging.getLogger("bp.economics")
 
-API_CONN = "airflow_api"
 ECONOMICS_DAG = "ai_economics_daily"
-
-
-def _api_client():
-    from airflow.sdk import Connection
-
-    from include.cli.airflow_client import AirflowClient
-
-    conn = Connection.get(API_CONN)
-    base = conn.host if "://" in (conn.host or "") else f"{conn.schema or 'http'}://{conn.host}:{conn.port}"
-    return AirflowClient(base, username=conn.login, password=conn.password)
 
 
 @task
@@ -82,7 +70,7 @@ def start_backfill(plan: dict, dag_run=None) -> dict:
 
     first, last = date.fromisoformat(plan["first"]), date.fromisoformat(plan["last"])
     start, end = logical_date_of(first).isoformat(), logical_date_of(last).isoformat()
-    client = _api_client()
+    client = airflow_api()
     reason = f"{plan['reason']} (run {dag_run.run_id} of {dag_run.dag_id})"
     deadline = time.monotonic() + WAIT_FOR_OTHER_BACKFILL_SECONDS
     while (backfill := _running_backfill(client, start, end, deadline)) is None:

@@ -1,5 +1,6 @@
 """What several task modules share: a domain refusal as a failed task that says what
-was (not) changed, the run's task states, and a bundle checked where it lives."""
+was (not) changed, the run's task states, a bundle checked where it lives, and
+Airflow's own REST API as the tasks reach it."""
 
 from __future__ import annotations
 
@@ -105,3 +106,38 @@ def check_bundle_in_bucket(aws_conn_id: str, bucket: str, bundle_id: str, unchan
         )
     except BundleIncomplete as error:
         raise AirflowFailException(f"{error}. {unchanged}") from None
+
+
+#: The connection to the api-server's REST API: ``host`` its URL, ``login``/``password`` a
+#: service user (role ``Service`` in ``include.access``); extra ``{"insecure_http": true}``
+#: allows plain http to another host (a private network), as ``--insecure-http`` does for
+#: the CI client.
+AIRFLOW_API_CONN = "airflow_api"
+
+
+class AirflowApiUnavailable(AirflowFailException):
+    """The ``airflow_api`` connection is missing or unusable: what needs it changed nothing."""
+
+
+def airflow_api():
+    """A REST client of this Airflow (:mod:`include.cli.airflow_client`) as the
+    ``airflow_api`` connection's service user: credentials only over https, except to
+    loopback or where the connection says the network is trusted."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from include.cli.airflow_client import AirflowApiError, AirflowClient, check_transport
+
+    try:
+        conn = Connection.get(AIRFLOW_API_CONN)
+    except AirflowNotFoundException:
+        raise AirflowApiUnavailable(
+            f"the {AIRFLOW_API_CONN} connection is not set (the api-server's URL and a service user): "
+            "this task reads Airflow's own records through it"
+        ) from None
+    base = conn.host if "://" in (conn.host or "") else f"{conn.schema or 'http'}://{conn.host}:{conn.port}"
+    try:
+        check_transport(base, insecure_http=bool(conn.extra_dejson.get("insecure_http")))
+    except AirflowApiError as error:
+        raise AirflowApiUnavailable(f"the {AIRFLOW_API_CONN} connection: {error}") from None
+    return AirflowClient(base, username=conn.login, password=conn.password)

@@ -63,12 +63,24 @@ def run_state(ti: Any):
     return state
 
 
+def started_by(ti: Any):
+    """How this run was started (Airflow's ``triggered_by``), read through the REST API:
+    the task context doesn't carry it."""
+
+    def how() -> str | None:
+        from bp_tasks.common import airflow_api
+
+        return airflow_api().get_run(ti.dag_id, ti.run_id).triggered_by
+
+    return how
+
+
 def take(lock: str, purpose: str, *, aws_conn_id: str, ti: Any, delegate: tuple[str, str] | None = None) -> str:
     """Take the fleet's lock for this run (or find it held for this run); fail the task,
     changing nothing, when another run holds it."""
     me = fleet_lock.Holder.new(ti.dag_id, ti.run_id, purpose, delegate=delegate)
     try:
-        said = fleet_lock.acquire(SsmLockStore(aws_conn_id), lock, me, run_state(ti))
+        said = fleet_lock.acquire(SsmLockStore(aws_conn_id), lock, me, run_state(ti), started_by(ti))
     except fleet_lock.LockRefused as refused:
         raise AirflowFailException(f"Refused: {refused} This run changed nothing.") from None
     log.info("%s", said)

@@ -186,10 +186,9 @@ def smoke_test_requested(request: dict) -> bool:
 def promotion_path(ti=None) -> str:
     """After the smoke test, or after the tag check when smoke_test is off: the request is
     pulled, so a run that changes nothing (its candidate tasks skipped) ends here too."""
-    if validated_request(ti)["needs_approval"]:
-        log.info("Production image: waiting for an approval in the Airflow UI")
-        return "approve_promotion"
-    return "acquire_lock"
+    from bp_tasks.approvals import approval_or
+
+    return approval_or(validated_request(ti), "approve_promotion")
 
 
 @task
@@ -202,16 +201,33 @@ def promotion_question(request: dict, inputs: dict, image: dict) -> str:
 
 @task(trigger_rule=TriggerRule.ONE_FAILED)
 def restore_previous_ami(request: dict, inputs: dict | None, params: dict | None = None, ti=None) -> str:
-    """The refresh failed: point the fleet back at the AMI it had, if ours is still there."""
+    """The refresh failed: point the fleet back at the AMI it had, if ours is still there
+    and that AMI was not revoked meanwhile (a fleet never goes back to a revoked image)."""
+    from bp_aws.exceptions import AwsResourceNotFound
+    from bp_aws.hooks.ami import AmiHook
     from bp_aws.hooks.ssm_parameters import SsmParameterHook
 
+    previous = (inputs or {}).get("current_ami")
+    if previous:
+        try:
+            revoked = revocation.revocation_of(
+                platform.tags_of(AmiHook(aws_conn_id=params["aws_conn_id"]).describe_image(previous))
+            )
+        except AwsResourceNotFound:
+            revoked = "deregistered"
+        if revoked:
+            raise AirflowFailException(
+                f"The instance refresh failed, but {previous}, the AMI the fleet had before, can't take its place: "
+                f"it is {revoked}. {request['ami_pointer']} was NOT pointed back and still names the new image. "
+                "Build or choose another image (gpu_ami_build_and_bake), or revoke this one (gpu_ami_revoke)."
+            )
     hook = SsmParameterHook(aws_conn_id=params["aws_conn_id"])
     try:
         outcome = pointers.restore(
             hook.get,
             hook.put,
             name=request["ami_pointer"],
-            previous=(inputs or {}).get("current_ami"),
+            previous=previous,
             written=ti.xcom_pull(task_ids="promote_ami"),
             data_type="aws:ec2:image",
         )

@@ -9,8 +9,10 @@ from datetime import UTC, datetime
 from airflow.sdk import TriggerRule, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from bp_tasks.approvals import ApprovalGate
 from bp_tasks.common import RequestRefused, validated
 from include.amis import revocation
+from include.approvals import APPROVAL_STAGES
 from include.rollouts import pointers
 
 log = logging.getLogger("bp.gpu_ami_revoke")
@@ -77,6 +79,11 @@ def _plan(ti) -> revocation.RevocationPlan:
     return revocation.RevocationPlan.from_dict(ti.xcom_pull(task_ids="plan_revocation"))
 
 
+def _approving_stage(context) -> str | None:
+    """The revocation asked an approval when a production fleet or image is concerned."""
+    return APPROVAL_STAGES[0] if _plan(context["ti"]).needs_approval else None
+
+
 @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
 def acquire_locks(params: dict | None = None, ti=None) -> list[str]:
     """Each affected fleet's change lock, in name order (the rollouts' lock): all or none.
@@ -95,7 +102,7 @@ def acquire_locks(params: dict | None = None, ti=None) -> list[str]:
     return taken
 
 
-@task
+@task(pre_execute=ApprovalGate("approve_revocation", stage_of=_approving_stage))
 def revoke(request: dict, params: dict | None = None, ti=None, run_id: str | None = None) -> list[dict]:
     """Tag the image revoked (from now on nothing promotes it), put each pointer back if
     it still names the image, and start a refresh on each of those fleets with nodes.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import TriggerRule, task
@@ -16,14 +16,12 @@ from bp_tasks.common import (
     FAILED_STATES,
     RequestRefused,
     check_bundle_in_bucket,
-    connection_problem,
     task_states,
-    unknown_keys,
     validated,
+    validated_request,
 )
 from include.errors import InvalidRequest
 from include.naming.fleet import Fleet
-from include.rollouts import pointers
 from include.rollouts.rollout import (
     RolloutRequest,
     bake_run_id,
@@ -75,13 +73,16 @@ def validate_request(params: dict | None = None, dag_run=None, dag=None) -> dict
 
 
 @task
-def check_bundle(request: dict, params: dict | None = None) -> str:
+def check_bundle(request: dict, params: dict | None = None) -> dict:
     """The manifest is valid and every asset is in the bucket at its size, and a dev_node
-    target is a running dev node of the fleet's stage, before anything changes."""
+    target is a running dev node of the fleet's stage, before anything changes. Returns
+    the pointer this rollout moves: the fleet's ``active_bundle``, or for ``dev_node``
+    the node's own (the fleet's nodes never see a bundle tried on one node)."""
     bucket = _ssm(params).require(request["models_bucket_parameter"])["Value"]
     bundle = check_bundle_in_bucket(params["aws_conn_id"], bucket, request["bundle_id"], f"Can't roll out. {UNCHANGED}")
-    message = f"bundle {bundle.bundle_id} ({bundle.name}): {len(bundle.assets)} asset(s), all present at their size"
+    summary = f"bundle {bundle.bundle_id} ({bundle.name}): {len(bundle.assets)} asset(s), all present at their size"
     rollout = _rollout(request)
+    checked = {"summary": summary, "pointer": request["active_bundle"], "dev_node_command": None}
     if rollout.strategy == "dev_node":
         from bp_aws.hooks.ec2_instances import Ec2InstanceHook
         from bp_tasks.gpu_dev_node import registered_nodes
@@ -91,30 +92,71 @@ def check_bundle(request: dict, params: dict | None = None) -> str:
         problem = dev_node_problem(rollout.instance_id, found, rollout.fleet.stage, registered)
         if problem:
             raise AirflowFailException(f"Can't install on a dev node: {problem}. {UNCHANGED}")
-        message += f"; {rollout.instance_id} is a running dev node of {rollout.fleet.stage}"
-    log.info(message)
-    return message
+        node = registered[rollout.instance_id]
+        checked |= {"pointer": node.active_bundle, "dev_node_command": rollout.dev_node_command(node.active_bundle)}
+        summary += f"; {rollout.instance_id} is dev node {node} of {rollout.fleet.stage}"
+    log.info(summary)
+    return checked | {"summary": summary}
+
+
+@task.branch
+def approval_path(request: dict) -> str:
+    """Production waits for a second person's Approve, whatever the strategy."""
+    from bp_tasks.approvals import approval_or
+
+    return approval_or(request, "approve_rollout")
+
+
+def rollout_approval(request: Any, checked: Any):
+    """``approve_rollout``: production waits for a second person, whatever the strategy."""
+    from bp_tasks.approvals import FleetChangeApproval
+
+    return FleetChangeApproval(
+        task_id="approve_rollout",
+        stage=request["fleet_stage"],
+        change="the bundle was not rolled out",
+        subject="Roll out a bundle to a production GPU fleet?",
+        body=rollout_question(request, checked),
+        response_timeout=timedelta(days=1),
+    )
 
 
 @task
-def acquire_lock(request: dict, params: dict | None = None, ti=None) -> str:
+def rollout_question(request: dict, checked: dict) -> str:
+    """What the approver reads: which bundle, where, how."""
+    how = {
+        "pointer_only": "nodes install it at their next boot",
+        "dev_node": f"installed on dev node {request['instance_id']} only",
+        "refresh": f"every node replaced, judged at {request['checkpoint_percentages'] or [100]} %",
+        "bake_and_refresh": "baked into a new AMI (approved on its own), then every node replaced",
+    }[request["strategy"]]
+    return (
+        f"Bundle **{request['bundle_id']}** to `{request['fleet_stage']}/{request['fleet_slug']}` "
+        f"({request['strategy']}: {how}); pointer `{checked['pointer']}`. {checked['summary']}."
+    )
+
+
+@task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+def acquire_lock(params: dict | None = None, ti=None) -> str:
     """The fleet's change lock (include.fleets.lock): one change per fleet at a time,
-    whichever DAG makes it. A bake_and_refresh lets its AMI bake act under it."""
+    whichever DAG makes it. A bake_and_refresh lets its AMI bake act under it. It joins
+    the path with and without an approval (the request is pulled, see
+    :func:`bp_tasks.common.validated_request`)."""
     from include.amis.build import DAG_ID as AMI_DAG
 
-    rollout = _rollout(request)
+    rollout = _rollout(validated_request(ti))
     delegate = (AMI_DAG, bake_run_id(ti.run_id)) if rollout.strategy == "bake_and_refresh" else None
     purpose = f"rollout of bundle {rollout.bundle_id} ({rollout.strategy})"
-    return fleet_lock.take(request["lock"], purpose, aws_conn_id=params["aws_conn_id"], ti=ti, delegate=delegate)
+    return fleet_lock.take(rollout.fleet.lock, purpose, aws_conn_id=params["aws_conn_id"], ti=ti, delegate=delegate)
 
 
 @task
-def read_pointer(request: dict, params: dict | None = None) -> dict:
-    """The fleet's current bundle (kept for the rollback) and its warmup."""
+def read_pointer(request: dict, checked: dict, params: dict | None = None) -> dict:
+    """The pointer's current bundle (kept for the rollback) and the fleet's warmup."""
     from include.fleets import config as fleet_config
 
     ssm = _ssm(params)
-    pointer = ssm.get(request["active_bundle"])
+    pointer = ssm.get(checked["pointer"])
     config = ssm.get(request["desired_config"])
     warmup = DEFAULT_WARMUP_SECONDS
     if config is not None:
@@ -127,7 +169,7 @@ def read_pointer(request: dict, params: dict | None = None) -> dict:
         "version": pointer["Version"] if pointer else 0,
         "warmup_seconds": warmup,
     }
-    log.info("%s holds %s (version %s)", request["active_bundle"], current["value"], current["version"])
+    log.info("%s holds %s (version %s)", checked["pointer"], current["value"], current["version"])
     if request.get("rollback_of"):  # checked again under the lock: the pointer may have moved since the plan
         from bp_tasks.gpu_bundle_rollback import rollback_refusal, rollout_record
 
@@ -143,6 +185,7 @@ def read_pointer(request: dict, params: dict | None = None) -> dict:
 
 @task.branch
 def strategy_path(request: dict) -> list[str]:
+    """After the pointer moved: what else the strategy does."""
     if request["strategy"] == "pointer_only":
         log.info("pointer_only: nodes install %s at their next boot", request["pointer_value"])
         return []
@@ -226,126 +269,13 @@ def verify_fleet_bundle(params: dict | None = None, ti=None) -> str:
     return f"{len(instances)} node(s) run bundle {request['bundle_id']}"
 
 
-def _refusal(params: dict, dag_run, dag) -> str:
-    """Why validate_request refused the params: the same checks, run again."""
-    problem = unknown_keys(dag_run.conf, dag.params.keys()) or connection_problem(params.get("aws_conn_id"))
-    if problem:
-        return problem
-    try:
-        RolloutRequest.from_params(params)
-    except InvalidRequest as error:
-        return str(error)
-    return "the request could not be validated"
-
-
-@task(trigger_rule=TriggerRule.ONE_FAILED)
-def roll_back(
-    request: dict | None,
-    current: dict | None,
-    params: dict | None = None,
-    ti=None,
-    run_id: str | None = None,
-    dag_run=None,
-    dag=None,
-) -> dict:
-    """Undo what this run changed and alert; ``rollout_outcome`` ends the run failed. A
-    refused request changed nothing: it is said, not alerted."""
-    from bp_aws.notifiers.ops_alert import send_alert
-    from include.alerts import Alert
-
-    if request is None:
-        paragraph = f"Rollout refused: {_refusal(params, dag_run, dag)}. Nothing was changed."
-        log.info(paragraph)
-        return {"undone": [], "paragraph": paragraph, "back_refresh_id": None}
-    rollout = _rollout(request)
-    failed = sorted(task_id for task_id, state in task_states(ti, run_id).items() if state == "failed")
-    undone: list[str] = []
-    if current is not None:
-        ssm = _ssm(params)
-        try:
-            outcome = pointers.restore(
-                ssm.get,
-                ssm.put,
-                name=request["active_bundle"],
-                previous=current["value"],
-                written=ti.xcom_pull(task_ids="move_pointer"),
-            )
-            if "restored" in outcome:
-                undone.append(outcome)
-        except pointers.PointerMoved as error:
-            undone.append(f"the pointer was NOT restored: {error}")
-    back_refresh_id = None
-    refresh_ids = [r for r in (ti.xcom_pull(task_ids=t) for t in ("start_refresh", "continue_refresh")) if r]
-    if refresh_ids:
-        pointer = _ssm(params).get(request["active_bundle"])
-        steps, back_refresh_id = _undo_refresh(
-            rollout, current, refresh_ids, params, pointer["Value"] if pointer else None
-        )
-        undone += steps
-    paragraph = failure_summary(rollout, failed, undone, rollout_verdict.why_it_failed(failed, ti))
-    send_alert(
-        Alert(
-            severity="critical",
-            title=f"Bundle rollout failed on {rollout.fleet}",
-            dimensions={"fleet": rollout.fleet.slug},
-            detail=paragraph,
-        ),
-        stage=rollout.fleet.stage,
-        aws_conn_id=params["aws_conn_id"],
-    )
-    log.error(paragraph)
-    return {"undone": undone, "paragraph": paragraph, "back_refresh_id": back_refresh_id}
-
-
-def _undo_refresh(
-    rollout: RolloutRequest, current: dict | None, refresh_ids: list[str], params: dict, pointer_now: str | None
-) -> tuple[list[str], str | None]:
-    """Cancel this run's refreshes (the judge may have stopped one already); with
-    auto_rollback, refresh the nodes they replaced back onto the restored bundle (AWS
-    can't roll back a refresh whose AMI comes from SSM), but only when the pointer holds
-    that bundle again: nodes boot with what it holds now."""
-    from bp_aws.hooks.autoscaling import ACTIVE_REFRESH_STATES
-
-    autoscaling = _autoscaling(params)
-    group = rollout.fleet.auto_scaling_group
-    for refresh_id in refresh_ids:
-        refresh = next(iter(autoscaling.describe_instance_refreshes(group, refresh_id)), None)
-        if refresh and refresh["Status"] in ("Pending", "InProgress", "Baking"):
-            autoscaling.cancel_instance_refresh(group)
-        if refresh and refresh["Status"] in ACTIVE_REFRESH_STATES:
-            autoscaling.get_waiter("instance_refresh_ended").wait(
-                AutoScalingGroupName=group,
-                InstanceRefreshIds=[refresh_id],
-                WaiterConfig={"Delay": 2, "MaxAttempts": 150},
-            )
-    ended = [r for refresh_id in refresh_ids for r in autoscaling.describe_instance_refreshes(group, refresh_id)]
-    undone = [
-        f"the instance refresh {r['InstanceRefreshId']} was cancelled at {r.get('PercentageComplete', 0)}%"
-        for r in ended
-        if r["Status"] == "Cancelled"
-    ]
-    replaced = any((r.get("PercentageComplete") or 0) > 0 for r in ended)
-    if not (rollout.auto_rollback and replaced and current and current["value"]):
-        return undone, None
-    if pointer_now != current["value"]:
-        undone.append(
-            f"the replaced nodes were NOT refreshed back: the pointer holds {pointer_now}, not {current['value']}"
-        )
-        return undone, None
-    again = autoscaling.start_instance_refresh(group, refresh_preferences(rollout, current["warmup_seconds"]))
-    undone.append(f"the replaced nodes were refreshed back onto {current['value']} (instance refresh {again})")
-    return undone, again
-
-
-@task.short_circuit(ignore_downstream_trigger_rules=False)
-def refreshing_back(rolled_back: dict) -> bool:
-    return bool(rolled_back["back_refresh_id"])
-
-
 @task(trigger_rule=TriggerRule.ALL_DONE)
-def record_audit(request: dict | None, current: dict | None, params: dict | None = None, ti=None, dag_run=None) -> str:
+def record_audit(
+    request: dict | None, current: dict | None, params: dict | None = None, ti=None, dag_run=None, dag=None
+) -> str:
     """One immutable record per rollout, refused ones included: written once, never replaced."""
     from bp_tasks.audit import mark_rollout, write_record
+    from bp_tasks.rollout_undo import refusal
     from include.rollouts.audit import audit_record, refused_record
 
     run_id = dag_run.run_id
@@ -357,13 +287,13 @@ def record_audit(request: dict | None, current: dict | None, params: dict | None
         try:
             fleet = Fleet.of(params)
         except InvalidRequest:
-            log.info("No audit record: the fleet itself was refused (%s)", rolled_back.get("paragraph"))
+            log.info("No audit record: the fleet itself was refused (%s)", refusal(params, dag_run, dag))
             return "no audit record: the fleet itself was refused"
         record = refused_record(
             fleet,
             run_id=run_id,
             triggered_by=dag_run.triggering_user_name,
-            reason=rolled_back.get("paragraph", ""),
+            reason=refusal(params, dag_run, dag),
             conf=dict(dag_run.conf or {}),
             started_at=started,
             ended_at=ended,
@@ -387,14 +317,24 @@ def record_audit(request: dict | None, current: dict | None, params: dict | None
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE)
-def rollout_outcome(request: dict | None, ti=None, run_id: str | None = None) -> str:
-    """The run's verdict, last: Airflow judges a run by its leaves (the bookkeeping succeeds anyway)."""
-    rolled_back = ti.xcom_pull(task_ids="roll_back") or {}
+def rollout_outcome(
+    request: dict | None, params: dict | None = None, ti=None, run_id: str | None = None, dag_run=None, dag=None
+) -> str:
+    """The run's verdict, last: Airflow judges a run by its leaves (the bookkeeping succeeds
+    anyway). A run that failed before it held the lock changed nothing: ``roll_back`` (under
+    the lock) did not run, so the paragraph and the alert are this task's."""
+    from bp_tasks.rollout_undo import alert_failure, refusal
+
     if request is None:
-        raise RequestRefused(rolled_back.get("paragraph") or "Rollout refused. Nothing was changed.")
-    failed = sorted(task_id for task_id, state in task_states(ti, run_id).items() if state in FAILED_STATES)
-    if failed:
-        raise AirflowFailException(rolled_back.get("paragraph") or failure_summary(_rollout(request), failed, []))
+        raise RequestRefused(refusal(params, dag_run, dag))
+    states = task_states(ti, run_id)
+    if any(state in FAILED_STATES for state in states.values()):
+        paragraph = (ti.xcom_pull(task_ids="roll_back") or {}).get("paragraph")
+        if paragraph is None:
+            rollout, failed = _rollout(request), sorted(task for task, state in states.items() if state == "failed")
+            paragraph = failure_summary(rollout, failed, [], rollout_verdict.why_it_failed(failed, ti))
+            alert_failure(rollout, paragraph, params["aws_conn_id"])
+        raise AirflowFailException(paragraph)
     message = f"bundle {request['bundle_id']} is live on {request['fleet_stage']}/{request['fleet_slug']}"
     log.info("%s (%s)", message, request["strategy"])
     return message

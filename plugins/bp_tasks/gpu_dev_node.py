@@ -70,9 +70,17 @@ def validate_request(params: dict | None = None, dag_run=None, dag=None) -> dict
 
 
 @task
-def acquire_lock(request: dict, params: dict | None = None, ti=None) -> str:
-    """The node's lock: one action per node at a time (a second is refused, naming the run)."""
-    return fleet_lock.take(request["lock"], f"dev node {request['action']}", aws_conn_id=params["aws_conn_id"], ti=ti)
+def acquire_lock(request: dict, params: dict | None = None, ti=None, dag_run=None) -> str:
+    """The node's lock: one action per node at a time (a second is refused, naming the run).
+    It is the setup of the run's changes: refused, nothing after it runs, ``record_lifecycle``
+    included, so the refusal records its own lifecycle event."""
+    try:
+        return fleet_lock.take(
+            request["lock"], f"dev node {request['action']}", aws_conn_id=params["aws_conn_id"], ti=ti
+        )
+    except AirflowFailException:
+        _record(request, ["acquire_lock"], params["aws_conn_id"], ti, dag_run)
+        raise
 
 
 @task
@@ -159,6 +167,13 @@ def action_path(request: dict, plan: dict) -> list[str]:
     return ["go_ahead"]
 
 
+def terminate_approval_stage(context) -> str | None:
+    """``act``'s gate: the node's stage when ``inspect_node`` asked an approval (a
+    terminate in production, or of a node under an hour old), else None."""
+    plan = context["ti"].xcom_pull(task_ids="inspect_node")
+    return context["params"]["fleet_stage"] if plan and plan["approval_reason"] else None
+
+
 @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
 def go_ahead(ti=None) -> dict:
     """The plan, once the path to the change is clear (with or without an Approve); pulled,
@@ -199,20 +214,22 @@ def _aws_value(field: str, instance: dict | None) -> str:
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE)
-def record_lifecycle(request: dict | None, params: dict | None = None, ti=None, dag_run=None) -> dict:
-    """Whatever happened: the registry takes what AWS says now, and one immutable
-    lifecycle event says who did what, from which state to which, how long it took."""
-    from bp_tasks.audit import write_record
-
-    if request is None:
-        return {"event": None, "paragraph": "the request itself was refused"}
-    rollout = _request(request)
-    node = rollout.node
-    aws_conn_id = params["aws_conn_id"]
-    plan = ti.xcom_pull(task_ids="inspect_node") or {}
-    acted = ti.xcom_pull(task_ids="act") or {}
+def record_lifecycle(request: dict, params: dict | None = None, ti=None, dag_run=None) -> dict:
+    """Whatever happened once the node's lock was taken: the registry takes what AWS says
+    now, and one immutable lifecycle event says who did what, from which state to which,
+    how long it took."""
     states = {k: v for k, v in task_states(ti, dag_run.run_id).items() if k not in (ti.task_id, "outcome")}
     failed = sorted(task_id for task_id, state in states.items() if state in FAILED_STATES)
+    return _record(request, failed, params["aws_conn_id"], ti, dag_run)
+
+
+def _record(request: dict, failed: list[str], aws_conn_id: str, ti, dag_run) -> dict:
+    from bp_tasks.audit import write_record
+
+    rollout = _request(request)
+    node = rollout.node
+    plan = ti.xcom_pull(task_ids="inspect_node") or {}
+    acted = ti.xcom_pull(task_ids="act") or {}
     # refused before the inspection (the lock): the registry still says whose node it is
     if plan:
         previous = Registration(**plan["registration"]) if plan["registration"] else None
@@ -277,7 +294,7 @@ def outcome(request: dict | None, recorded: dict | None, ti=None, run_id: str | 
         message = f"{request['action']} of dev node {node}: {recorded['to_state']}"
         log.info("%s (lifecycle event %s)", message, recorded["event"])
         return message
-    if recorded and recorded.get("result") == "refused":
+    if "acquire_lock" in failed or (recorded or {}).get("result") == "refused":
         raise RequestRefused(
             f"The {request['action']} of dev node {node} was refused before anything changed (see {failed[0]})."
         )

@@ -62,10 +62,9 @@ def check_ami_pointer(request: dict, params: dict | None = None) -> str:
 
 @task.branch
 def approval_path(request: dict) -> str:
-    if request["needs_approval"]:
-        log.info("Production fleet: waiting for an approval in the Airflow UI")
-        return "approve_apply"
-    return "acquire_lock"
+    from bp_tasks.approvals import approval_or
+
+    return approval_or(request, "approve_apply")
 
 
 @task
@@ -90,22 +89,26 @@ def destroy_question(request: dict) -> str:
 @task
 def package_function(request: dict, params: dict | None = None) -> dict:
     """Upload the scale-to-zero function's zip under a key named by its sha256; an object
-    already at that key is reused only when its content has that sha256."""
+    already at that key is reused only when its content has that sha256. Returns the
+    shared stack's parameters (with the fleets' VPC, which bounds where dev nodes launch)."""
     from bp_aws.hooks.s3 import OwnBucketsS3Hook
+    from bp_aws.hooks.ssm_parameters import SsmParameterHook
     from include.naming import platform
 
     s3 = OwnBucketsS3Hook(aws_conn_id=params["aws_conn_id"])
     bucket = platform.logs_bucket(s3.account_id)
     package = provision.function_package()
+    vpc_id = SsmParameterHook(aws_conn_id=params["aws_conn_id"]).require(platform.vpc_id())["Value"]
+    parameters = provision.shared_stack_parameters(request["fleet_stage"], bucket, package.key, vpc_id)
     if s3.check_for_key(package.key, bucket):
         found = s3.get_key(package.key, bucket).get()["Body"].read()
         if provision.sha256_of(found) == package.sha256:
             log.info("s3://%s/%s is already there (sha256 checked)", bucket, package.key)
-            return provision.shared_stack_parameters(request["fleet_stage"], bucket, package.key)
+            return parameters
         log.warning("s3://%s/%s holds other content than its name says: replacing it", bucket, package.key)
     s3.load_bytes(package.body, package.key, bucket, replace=True)
     log.info("Uploaded s3://%s/%s (%d bytes)", bucket, package.key, len(package.body))
-    return provision.shared_stack_parameters(request["fleet_stage"], bucket, package.key)
+    return parameters
 
 
 @task

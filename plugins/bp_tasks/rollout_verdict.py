@@ -16,7 +16,7 @@ from typing import Any
 from airflow.sdk import task
 
 from bp_aws.operators.rollout_analysis import RolloutAnalysisOperator
-from bp_tasks.approvals import FleetChangeApproval
+from bp_tasks.approvals import ApprovalGate, FleetChangeApproval, every_stage
 from include.rollouts import analysis
 
 log = logging.getLogger("bp.gpu_bundle_rollout")
@@ -51,7 +51,9 @@ def judged_inconclusive(verdict: dict) -> bool:
     return verdict["verdict"] == analysis.INCONCLUSIVE
 
 
-@task.short_circuit(ignore_downstream_trigger_rules=False)
+@task.short_circuit(
+    ignore_downstream_trigger_rules=False, pre_execute=ApprovalGate("approve_going_on", stage_of=every_stage)
+)
 def continue_refresh(request: dict, current: dict, verdict: dict, params: dict | None = None) -> str | None:
     """After an Approve: a new refresh over the remaining checkpoints (AWS can't resume the
     stopped one, and SkipMatching can't tell a node on the new bundle from one on the old:
@@ -104,7 +106,7 @@ def judged_refresh(request: Any, current: Any, refresh_id: Any, aws_conn_id: str
     inconclusive = judged_inconclusive(judged.output)
     approve = FleetChangeApproval(
         task_id="approve_going_on",
-        stage="{{ params.fleet_stage }}",
+        stage=request["fleet_stage"],
         change="the rollout did not go on",
         rejected_outcome="It is rolled back.",
         subject="Too little traffic to judge the rollout: go on?",

@@ -180,11 +180,14 @@ def build_pack(coverage: dict, metrics: dict, ti=None) -> dict[str, Any]:
 
 @task
 def publish_pack(built: dict, params: dict | None = None) -> dict[str, str]:
-    """Upload the pack's files, replacing the week's earlier pack; file name -> s3:// URI."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    """Upload the pack's files, replacing the week's earlier pack; file name -> s3:// URI.
+    Only into the logs bucket this account owns (a finance pack never lands in a bucket
+    someone else created under the predictable name)."""
     from airflow.sdk import ObjectStoragePath
 
-    s3 = S3Hook(aws_conn_id=params["aws_conn_id"])
+    from bp_aws.hooks.s3 import OwnBucketsS3Hook
+
+    s3 = OwnBucketsS3Hook(aws_conn_id=params["aws_conn_id"])
     bucket = platform.logs_bucket(s3.account_id)
     folder = ObjectStoragePath(built["location"])
     uploaded = {}

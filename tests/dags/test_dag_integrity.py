@@ -133,3 +133,52 @@ def test_parsing_the_dags_opens_no_network_connection():
     assert report["attempts"] == []
     assert report["errors"] == {}
     assert set(report["dags"]) == set(EXPECTED_MAX_ACTIVE_RUNS)
+
+
+#: The tasks that change what a stage runs, by DAG: each must read its approval itself
+#: (``ApprovalGate``), since an approval task's state can be set by hand.
+GATED_CHANGES = {
+    "gpu_fleet_provision": {"deploy_shared_stack": "approve_apply", "deploy_fleet_stack": "approve_apply",
+                            "delete_fleet_stack": "approve_destroy"},
+    "gpu_ami_build_and_bake": {"promote_ami": "approve_promotion", "start_instance_refresh": "approve_promotion"},
+    "gpu_ami_revoke": {"revoke": "approve_revocation"},
+    "gpu_bundle_rollout": {"move_pointer": "approve_rollout", "apply_on_dev_node": "approve_rollout",
+                           "start_refresh": "approve_rollout", "continue_refresh": "approve_going_on"},
+    "gpu_dev_node": {"act": "approve_terminate"},
+    "gpu_fleet_guardrails": {"remediate_production": "approve_remediation"},
+}  # fmt: skip
+
+
+def test_every_production_change_reads_its_approval_and_every_approval_is_read(dag_bag):
+    from bp_tasks.approvals import ApprovalGate, FleetChangeApproval
+
+    gates, approvals = {}, {}
+    for dag in _dags(dag_bag):
+        for task in dag.tasks:
+            gate = getattr(task, "_pre_execute_hook", None)
+            if isinstance(gate, ApprovalGate):
+                gates.setdefault(dag.dag_id, {})[task.task_id] = gate.approval
+            if isinstance(task, FleetChangeApproval) and task.second_to is None:
+                approvals.setdefault(dag.dag_id, set()).add(task.task_id)
+
+    assert gates == GATED_CHANGES
+    assert approvals == {dag_id: set(changes.values()) for dag_id, changes in GATED_CHANGES.items()}
+
+
+def test_a_lock_is_the_setup_of_its_release_so_clearing_a_change_takes_it_again(dag_bag):
+    releases = {}
+    for dag in _dags(dag_bag):
+        for task in dag.tasks:
+            if task.task_id.startswith("release_lock"):
+                setups = sorted(t.task_id for t in task.upstream_list if t.is_setup)
+                releases[dag.dag_id] = (task.is_teardown, setups)
+    assert releases == {
+        "gpu_ami_build_and_bake": (True, ["acquire_lock"]),
+        "gpu_ami_revoke": (True, ["acquire_locks"]),
+        "gpu_bundle_rollout": (True, ["acquire_lock"]),
+        "gpu_dev_node": (True, ["acquire_lock"]),
+        "gpu_fleet_provision": (True, ["acquire_lock", "lock_for_destroy"]),
+    }
+    rollout = dag_bag.dags["gpu_bundle_rollout"]
+    cleared = rollout.partial_subset(task_ids=["start_refresh"], include_downstream=False, include_upstream=False)
+    assert {"acquire_lock", "release_lock"} <= set(cleared.task_dict)

@@ -77,3 +77,39 @@ def test_without_a_machine_postgres_the_one_machine_stack_embeds_one(tmp_path, m
     server = postgres.url("postgres")  # its own database, which drop_created leaves
     with pytest.raises(sa.exc.OperationalError):
         sa.create_engine(server, connect_args={"connect_timeout": 3}).connect()
+
+
+def test_the_users_passwords_are_written_for_their_owner_only(tmp_path, monkeypatch):
+    """``.local/up.json`` holds every user's password: 0600 even over a file left 0644."""
+    import stat
+
+    from devstack import __main__ as devstack_main
+
+    state = tmp_path / "up.json"
+    state.write_text("{}")
+    state.chmod(0o644)
+    monkeypatch.setattr(devstack_main, "UP_STATE", state)
+
+    devstack_main._write_state(status="ready", users={"admin": {"roles": ["Admin"], "password": "s3cret"}})
+
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    assert devstack_main.read_up_state()["users"]["admin"]["password"] == "s3cret"
+
+
+def test_the_stacks_users_are_one_per_role_with_two_approvers_and_a_service_user():
+    from devstack.users import APPROVERS, SERVICE, USERS, new_accounts
+
+    accounts = new_accounts()
+
+    assert {name: a.roles for name, a in accounts.items()} == {name: roles for name, (roles, _) in USERS.items()}
+    assert len({a.password for a in accounts.values()}) == len(accounts)  # each its own
+    assert all("Approver" in accounts[name].roles for name in APPROVERS)
+    assert accounts[SERVICE].roles == ("Service",)
+    assert {role for a in accounts.values() for role in a.roles} == {
+        "Admin",
+        "Viewer",
+        "Operator",
+        "Approver",
+        "CI",
+        "Service",
+    }

@@ -35,9 +35,17 @@ def economics(stack_and_seed):
 @pytest.fixture(scope="session")
 def approver(stack):
     """The second person, who answers production approvals (``[bp] approvers``)."""
-    from devstack.stack import APPROVER_USER
+    from devstack.users import APPROVERS
 
-    return stack.client(user=APPROVER_USER)
+    return stack.client(user=APPROVERS[0])
+
+
+@pytest.fixture(scope="session")
+def ci(stack):
+    """The CI user (roles Viewer and CI): triggers and reads, never edits a task instance."""
+    from devstack.users import CI
+
+    return stack.client(user=CI)
 
 
 #: the DAGs the end-to-end tests run, unpaused once their stack has parsed them

@@ -30,7 +30,7 @@ def cli_env(stack, user: str = "admin", password: str | None = None) -> dict[str
         **os.environ,
         "AIRFLOW_API_URL": stack.api_url,
         "AIRFLOW_USERNAME": user,
-        "AIRFLOW_PASSWORD": password or stack.admin_password(user),
+        "AIRFLOW_PASSWORD": password or stack.password(user),
     }
 
 
@@ -63,20 +63,22 @@ def run_to_end(client, dag_id: str, conf: dict, timeout: float = 300):
     return client.wait_for_run(dag_id, run.run_id, timeout=timeout)
 
 
-#: How long after a task pauses for a person the tests wait before answering. Airflow
-#: 3.3.2 fails a resumed task when the scheduler handles the pause's executor event after
-#: the resume (the state-mismatch race, apache/airflow #67287); under `make test`'s load
-#: the scheduler handled it 4.5 s after the pause once, so 3 s was not enough.
-APPROVAL_SETTLE_SECONDS = 10
+def awaiting(client, dag_id: str, run, task_id: str, timeout: float = 240) -> None:
+    """Wait until ``task_id`` of ``run`` waits for a person."""
+    deadline = time.monotonic() + timeout
+    while states(client, dag_id, run).get(task_id) != "awaiting_input":
+        assert time.monotonic() < deadline, f"{task_id} never asked for an approval: {states(client, dag_id, run)}"
+        time.sleep(POLL_SECONDS)
 
 
 def answer(client, dag_id: str, run, task_id: str, choice: str = "Approve", by=None) -> None:
-    """Answer ``task_id`` once it waits for a person (as ``by``, the triggering client by default)."""
-    deadline = time.monotonic() + 240
-    while states(client, dag_id, run).get(task_id) != "awaiting_input":
-        assert time.monotonic() < deadline, f"{task_id} never asked for an approval"
-        time.sleep(POLL_SECONDS)
-    time.sleep(APPROVAL_SETTLE_SECONDS)
+    """Answer ``task_id`` once it waits for a person (as ``by``, the triggering client by
+    default), as soon as the CLI would (an earlier answer survives too: see
+    tests/e2e/test_bundle_rollout_dag.py's approvals at 0.5-5 s)."""
+    from include.cli.commands import SETTLE_SECONDS
+
+    awaiting(client, dag_id, run, task_id)
+    time.sleep(SETTLE_SECONDS)
     (by or client).respond(dag_id, run.run_id, task_id, [choice])
 
 
@@ -97,8 +99,11 @@ def states(client, dag_id: str, run) -> dict[str, str]:
     return {ti["task_id"]: ti["state"] for ti in client.task_instances(dag_id, run.run_id)}
 
 
-def log(client, dag_id: str, run, task_id: str, try_number: int = 1) -> str:
-    return "\n".join(client.task_log_lines(dag_id, run.run_id, task_id, try_number))
+def log(client, dag_id: str, run, task_id: str, try_number: int | None = None) -> str:
+    """A task's log: its last try by default (an approval Airflow interrupted, #72716,
+    answers in its second try; the first try's log may no longer be reachable)."""
+    attempt = try_number or client.task_instance(dag_id, run.run_id, task_id)["try_number"]
+    return "\n".join(client.task_log_lines(dag_id, run.run_id, task_id, attempt))
 
 
 def published(economics, day) -> dict[str, list[dict]]:

@@ -14,7 +14,6 @@ from devstack.stack import APPROVER_USER
 from include.naming import platform
 from include.naming.fleet import Fleet
 from tests.e2e.helpers import (
-    APPROVAL_SETTLE_SECONDS,
     FLEET_CONFIG,
     POLL_SECONDS,
     provision_fleet,
@@ -47,7 +46,7 @@ def _signed_in(browser, stack, path: str, user: str = "admin"):
     page.set_default_timeout(UI_TIMEOUT_MS)
     page.goto(stack.api_url + path)
     page.get_by_label("Username").fill(user)
-    page.get_by_label("Password").fill(stack.admin_password(user))
+    page.get_by_label("Password").fill(stack.password(user))
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"**{path}")
     return page
@@ -112,7 +111,6 @@ def test_an_approver_approves_a_production_apply_from_the_required_actions_view(
         while client.awaiting_input(PROVISION, run.run_id) != ["approve_apply"]:
             assert time.monotonic() < deadline, states(client, PROVISION, run)
             time.sleep(POLL_SECONDS)
-        time.sleep(APPROVAL_SETTLE_SECONDS)  # Airflow 3.3.2 races an answer given soon after the pause
 
         page = _signed_in(browser, stack, "/required_actions", user=APPROVER_USER)
         row = page.get_by_role("row").filter(has_text=run.run_id)

@@ -19,6 +19,7 @@ from include.naming.fleet import Fleet
 from tests.e2e.helpers import (
     POLL_SECONDS,
     QUICK_VERDICT,
+    log,
     plan_refresh_failure,
     provision_fleet,
     remove_fleet,
@@ -36,7 +37,7 @@ def _states(client, run) -> dict[str, str]:
 
 
 def _log(client, run, task_id: str) -> str:
-    return "\n".join(client.task_log_lines(DAG, run.run_id, task_id, 1))
+    return log(client, DAG, run, task_id)
 
 
 def _rollout(client, slug: str, bundle_id: str, strategy: str, **conf):
@@ -151,6 +152,21 @@ def test_a_refresh_replaces_every_node_and_checks_each_runs_the_new_bundle(stack
         ("end of the refresh", "success"),
     ]
     assert _states(client, run)["approve_going_on"] == "skipped"
+
+    # a person clears start_refresh: its setup (the lock) and teardown are cleared with it
+    lock = Fleet(STAGE, fleet).lock
+    cleared = client.clear_tasks(DAG, run.run_id, ["start_refresh"], downstream=True)
+    assert {"acquire_lock", "start_refresh", "release_lock"} <= set(cleared)
+    assert "move_pointer" not in cleared
+    again = client.wait_for_run(DAG, run.run_id, timeout=300)
+    assert again.state == "success", _states(client, again)
+    tries = {t["task_id"]: t["try_number"] for t in client.task_instances(DAG, run.run_id)}
+    assert (tries["acquire_lock"], tries["start_refresh"], tries["release_lock"], tries["move_pointer"]) == (2, 2, 2, 1)
+    retaken = "\n".join(client.task_log_lines(DAG, run.run_id, "acquire_lock", 2))
+    assert f"took {lock}" in retaken
+    assert f"released {lock}" in "\n".join(client.task_log_lines(DAG, run.run_id, "release_lock", 2))
+    with pytest.raises(aws("ssm").exceptions.ParameterNotFound):
+        aws("ssm").get_parameter(Name=lock)
 
 
 def test_a_failed_refresh_restores_the_pointer_and_refreshes_the_nodes_back(stack, client, fleet, bundles):
@@ -273,6 +289,10 @@ def test_dev_node_installs_through_run_command_and_keeps_the_output(stack, clien
 
     assert run.state == "success", _states(client, run)
     assert f"{instance} runs bundle {bundles[1]}" in _log(client, run, "check_dev_node")
+    # the install moved the node's own pointer, never what the fleet's nodes boot with
+    assert _pointer(aws, fleet)["Version"] == before["Version"]
+    node_pointer = DevNode(STAGE, "e2e-rollout-node").active_bundle
+    assert aws("ssm").get_parameter(Name=node_pointer)["Parameter"]["Value"] == layout.bundle_prefix(bundles[1])
     key = Fleet(STAGE, fleet).asset_sync_key(run.run_id, instance)
     output = json.loads(aws("s3").get_object(Bucket=platform.logs_bucket("123456789012"), Key=key)["Body"].read())
     assert output["status"] == "Success"
@@ -328,7 +348,9 @@ def test_a_refused_request_ends_in_one_paragraph_with_every_cleanup_task_green(s
     states = _states(client, run)
     assert run.state == "failed"
     assert states["validate_request"] == "failed"
-    assert {states[t] for t in ("roll_back", "release_lock", "record_audit")} == {"success"}
+    assert states["record_audit"] == "success"
+    # nothing ran under the lock: not its setup, nor the undo inside it, nor its release
+    assert {states[t] for t in ("acquire_lock", "roll_back", "release_lock")} == {"upstream_failed"}
     assert states["rollout_outcome"] == "failed"
     assert "Rollout refused: strategy dev_node needs an instance_id like i-0123456789abcdef0, got None. " in _log(
         client, run, "rollout_outcome"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import urllib.parse
 
 import pytest
@@ -15,7 +14,7 @@ from devstack.stack import REPO_ROOT
 from include.cli.airflow_client import AirflowApiError
 from include.naming import platform
 from include.naming.fleet import Fleet
-from tests.e2e.helpers import APPROVAL_SETTLE_SECONDS, answer, cli, cli_env
+from tests.e2e.helpers import answer, awaiting, cli, cli_env, log
 
 pytestmark = pytest.mark.e2e
 
@@ -70,7 +69,7 @@ def _states(client, run) -> dict[str, str]:
 
 
 def _log(client, run, task_id: str) -> str:
-    return "\n".join(client.task_log_lines(DAG, run.run_id, task_id, 1))
+    return log(client, DAG, run, task_id)
 
 
 def _stack(aws, name: str) -> dict | None:
@@ -138,28 +137,50 @@ def test_apply_creates_then_updates_then_is_a_no_op_then_destroy_needs_zero_and_
     )
 
 
-def test_a_production_apply_deploys_nothing_until_a_second_person_approves(stack, client, approver, admin_ui):
+def test_a_production_apply_deploys_only_on_a_listed_second_persons_recorded_approve(
+    stack, client, ci, approver, admin_ui
+):
+    """CI triggers; neither the admin's answer, nor CI's or the admin's "Mark success" of the
+    approval, deploys anything; the listed approver's Approve does."""
     aws = stack.aws_client()
     slug = "e2e-production"
     admin_ui(slug, CONFIG, stage="production")
     conf = {"fleet_stage": "production", "fleet_slug": slug, "action": "apply"}
 
-    rejected = client.trigger(DAG, conf)
-    with pytest.raises(AirflowApiError) as not_theirs:  # the triggerer is not a production approver
-        _approve(client, rejected, "approve_apply")
+    rejected = ci.trigger(DAG, conf)
+    awaiting(ci, DAG, rejected, "approve_apply")
+    with pytest.raises(AirflowApiError) as not_theirs:  # the admin is not a production approver
+        client.respond(DAG, rejected.run_id, "approve_apply", ["Approve"])
     assert not_theirs.value.status == 403
     _approve(client, rejected, "approve_apply", "Reject", by=approver)
     rejected = client.wait_for_run(DAG, rejected.run_id, timeout=300)
     assert rejected.state == "failed"  # a rejected change is not a successful run
-    assert "Rejected by approver at " in _log(client, rejected, "approve_apply")
+    assert "Rejected by approver (id " in _log(client, rejected, "approve_apply")
     assert "the fleet's stacks were not deployed. Nothing was changed." in _log(client, rejected, "approve_apply")
     assert _stack(aws, platform.shared_stack("production")) is None
+
+    marked = ci.trigger(DAG, conf)
+    awaiting(ci, DAG, marked, "approve_apply")
+    with pytest.raises(AirflowApiError) as ci_may_not:  # the CI role never edits a task instance
+        ci.mark_task(DAG, marked.run_id, "approve_apply", "success")
+    assert ci_may_not.value.status == 403
+    client.mark_task(DAG, marked.run_id, "approve_apply", "success")  # an admin may: it approves nothing
+    marked = client.wait_for_run(DAG, marked.run_id, timeout=300)
+    states = _states(client, marked)
+    assert marked.state == "failed", states
+    assert (states["approve_apply"], states["deploy_shared_stack"]) == ("success", "failed")
+    assert states["deploy_fleet_stack"] == "upstream_failed"
+    refusal = _log(client, marked, "deploy_shared_stack")
+    assert "deploy_shared_stack refused: nobody answered approve_apply (an approval marked success" in refusal
+    assert "Nothing was changed." in refusal
+    assert _stack(aws, platform.shared_stack("production")) is None
+    assert _stack(aws, Fleet("production", slug).fleet_stack) is None
 
     # CI triggers and waits; the client says what it waits for; the approver answers from a shell
     waiting = subprocess.Popen(
         [sys.executable, "-m", "include.cli.trigger", DAG, "--conf", json.dumps(conf), "--wait", "--poll", "1"],
         cwd=REPO_ROOT,
-        env=cli_env(stack),
+        env=cli_env(stack, "ci"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -167,8 +188,7 @@ def test_a_production_apply_deploys_nothing_until_a_second_person_approves(stack
     lines = iter(waiting.stdout.readline, "")
     said = next(line for line in lines if line.startswith("waiting for approval on approve_apply ("))
     run_id = urllib.parse.unquote(said.split("/runs/", 1)[1].split("/", 1)[0])
-    time.sleep(APPROVAL_SETTLE_SECONDS)  # Airflow 3.3.2 races an answer given soon after the pause
-    answered = cli(stack, "approve", DAG, run_id, "approve_apply", user="approver")
+    answered = cli(stack, "approve", DAG, run_id, "approve_apply", user="approver")  # at once: the CLI settles
     rest = "".join(lines)
     assert answered.returncode == 0, answered.stderr
     assert waiting.wait(timeout=300) == 0, rest + waiting.stderr.read()
@@ -177,6 +197,7 @@ def test_a_production_apply_deploys_nothing_until_a_second_person_approves(stack
     run = client.get_run(DAG, run_id)
 
     assert run.state == "success", _states(client, run)
+    assert "Approved by approver (id " in _log(client, run, "deploy_fleet_stack")
     assert _stack(aws, Fleet("production", slug).fleet_stack)["StackStatus"] == "CREATE_COMPLETE"
     assert client.xcom(DAG, run.run_id, "deploy_shared_stack")["ScaleToZeroTopicArn"].endswith(
         ":bp-gpu-scale-to-zero-production"

@@ -39,8 +39,8 @@ def test_every_readme_example_runs_as_written(stack, client):
     env = {
         **os.environ,
         "AIRFLOW_API_URL": stack.api_url,
-        "AIRFLOW_USERNAME": "admin",
-        "AIRFLOW_PASSWORD": stack.admin_password(),
+        "AIRFLOW_USERNAME": "ci",
+        "AIRFLOW_PASSWORD": stack.password("ci"),
     }
     ran = set()
     for command in readme_examples():

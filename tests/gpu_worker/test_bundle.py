@@ -9,7 +9,8 @@ import pytest
 from gpu_worker import bundle, layout
 from gpu_worker.manifest import InvalidManifest, problems_of
 
-BUCKET = "bp-models-123456789012"
+ACCOUNT = "123456789012"
+BUCKET = f"bp-models-{ACCOUNT}"
 
 
 def _asset(kind, name, content, target=None):
@@ -35,7 +36,7 @@ def state(tmp_path):
 
 
 def _installer(s3, root, state):
-    return bundle.Installer(s3, root, state_dir=state)
+    return bundle.Installer(s3, root, bucket_owner=ACCOUNT, state_dir=state)
 
 
 @pytest.fixture
@@ -129,6 +130,20 @@ def test_a_tampered_asset_installs_nothing_and_keeps_the_previous_bundle(s3, fir
     assert not (tmp_path / "models/vae/v.safetensors").exists()
     assert bundle.read_state(state).active_bundle_id == "bundle-a"
     assert not (tmp_path / bundle.STAGING_DIR).exists()
+
+
+def test_a_models_bucket_another_account_owns_serves_nothing_and_installs_nothing(s3, first, tmp_path, state):
+    """The bucket name is predictable: the installer reads only from its own account's."""
+    from botocore.exceptions import ClientError
+
+    squatted = bundle.Installer(s3, tmp_path, bucket_owner="999999999999", state_dir=state)
+
+    with pytest.raises(ClientError) as refused:
+        squatted.apply(BUCKET, first)
+
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert not (tmp_path / "models").exists()
+    assert bundle.read_state(state).active_bundle_id is None
 
 
 def test_a_symlink_that_leads_out_of_the_root_is_refused(s3, tmp_path, state):

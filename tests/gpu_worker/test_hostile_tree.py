@@ -11,7 +11,7 @@ import stat
 import pytest
 
 from gpu_worker import bundle, manifest
-from tests.gpu_worker.test_bundle import BUCKET, CHECKPOINT, LORA, _asset, _manifest, _publish
+from tests.gpu_worker.test_bundle import ACCOUNT, BUCKET, CHECKPOINT, LORA, _asset, _manifest, _publish
 
 NEW_CHECKPOINT = b"checkpoint-v2" * 100
 NEW_LORA = b"lora-v2" * 50
@@ -46,7 +46,9 @@ def installed(s3, tree):
     first = _manifest(
         "bundle-a", _asset("checkpoint", "base.safetensors", CHECKPOINT), _asset("lora", "x.safetensors", LORA)
     )
-    bundle.Installer(s3, root, state_dir=state).apply(BUCKET, _publish(s3, first, [CHECKPOINT, LORA]))
+    bundle.Installer(s3, root, bucket_owner=ACCOUNT, state_dir=state).apply(
+        BUCKET, _publish(s3, first, [CHECKPOINT, LORA])
+    )
     return first
 
 
@@ -80,7 +82,7 @@ def test_a_directory_swapped_for_a_symlink_during_a_download_lands_nothing_outsi
 
     hooked = DuringDownload(s3, second["assets"][1]["asset_s3_key"], swap)
     with pytest.raises(bundle.BundleError, match="models/loras changed during the install"):
-        bundle.Installer(hooked, root, state_dir=state).apply(BUCKET, prefix)
+        bundle.Installer(hooked, root, bucket_owner=ACCOUNT, state_dir=state).apply(BUCKET, prefix)
 
     assert hooked.acted
     assert _files(outside) == {}
@@ -107,7 +109,7 @@ def test_a_directory_swapped_before_its_walk_is_refused_before_anything_is_place
 
     hooked = DuringDownload(s3, second["assets"][0]["asset_s3_key"], swap)
     with pytest.raises(bundle.BundleError, match="models/loras is a symlink or not a directory"):
-        bundle.Installer(hooked, root, state_dir=state).apply(BUCKET, prefix)
+        bundle.Installer(hooked, root, bucket_owner=ACCOUNT, state_dir=state).apply(BUCKET, prefix)
 
     assert _files(outside) == {}
     assert (root / "models/checkpoints/base.safetensors").read_bytes() == CHECKPOINT
@@ -124,7 +126,7 @@ def test_a_stale_path_through_a_symlink_is_refused_before_any_download(s3, tree,
     hooked = DuringDownload(s3, only_checkpoint["assets"][0]["asset_s3_key"], lambda: downloads.append(1))
 
     with pytest.raises(bundle.BundleError, match=r"models/loras/x\.safetensors: models/loras is a symlink"):
-        bundle.Installer(hooked, root, state_dir=state).apply(BUCKET, prefix)
+        bundle.Installer(hooked, root, bucket_owner=ACCOUNT, state_dir=state).apply(BUCKET, prefix)
 
     assert downloads == []  # refused before a byte was fetched
     assert (outside / "x.safetensors").read_bytes() == b"root's cron job"
@@ -143,7 +145,7 @@ def test_the_staging_folder_is_roots_alone_and_a_planted_one_is_replaced(s3, tre
         lambda: modes.append(stat.S_IMODE((root / bundle.STAGING_DIR).lstat().st_mode)),
     )
 
-    bundle.Installer(hooked, root, state_dir=state).apply(BUCKET, prefix)
+    bundle.Installer(hooked, root, bucket_owner=ACCOUNT, state_dir=state).apply(BUCKET, prefix)
 
     assert modes == [0o700]
     assert _files(outside) == {}
@@ -165,7 +167,7 @@ def test_an_asset_larger_than_its_declared_size_is_refused(s3, tree):
     prefix = _publish(s3, _manifest("bundle-d", big), [CHECKPOINT])
 
     with pytest.raises(bundle.BundleError, match=f"is {len(CHECKPOINT)} bytes, the manifest says 10"):
-        bundle.Installer(s3, root, state_dir=state).apply(BUCKET, prefix)
+        bundle.Installer(s3, root, bucket_owner=ACCOUNT, state_dir=state).apply(BUCKET, prefix)
 
     assert not (root / "models/checkpoints/big.safetensors").exists()
 
@@ -180,4 +182,4 @@ def test_a_manifest_over_the_caps_is_refused(s3, tree):
     s3.put_object(Bucket=BUCKET, Key="bundles/bundle-f/manifest.json", Body=huge)
 
     with pytest.raises(manifest.InvalidManifest, match="the manifest is over 1048576 bytes"):
-        bundle.Installer(s3, root, state_dir=state).apply(BUCKET, "bundles/bundle-f")
+        bundle.Installer(s3, root, bucket_owner=ACCOUNT, state_dir=state).apply(BUCKET, "bundles/bundle-f")

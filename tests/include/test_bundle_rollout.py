@@ -5,6 +5,7 @@ import json
 import pytest
 
 from include.errors import InvalidRequest
+from include.naming.dev_node import DevNode
 from include.naming.fleet import Fleet
 from include.rollouts import audit
 from include.rollouts import rollout as bundle_rollout
@@ -28,18 +29,21 @@ def test_a_request_names_the_fleets_pointer_lock_group_and_documents():
         "bp-bundle-status-staging",
     )
     assert (request["min_healthy_percentage"], request["auto_rollback"]) == (90, True)
-    assert request["dev_node_command"] is None
+    assert request["needs_approval"] is False  # staging: production's rollouts wait for a second person
+    assert _request(fleet_stage="production").as_dict()["needs_approval"] is True
     assert RolloutRequest.from_params(request) == _request(checkpoint_percentages=[50, 100])
 
 
-def test_a_dev_node_command_passes_parameter_names_never_values():
-    command = _request(strategy="dev_node", instance_id="i-0123456789abcdef0").dev_node_command()
+def test_a_dev_node_command_passes_parameter_names_never_values_and_never_the_fleets_pointer():
+    node = DevNode("staging", "alice-sdxl")
+    command = _request(strategy="dev_node", instance_id="i-0123456789abcdef0").dev_node_command(node.active_bundle)
 
     assert command["InstanceIds"] == ["i-0123456789abcdef0"]
     assert command["Parameters"] == {
         "bucketParameter": ["/bp/models/bucket"],
-        "prefixParameter": [Fleet("staging", "gpu-default").active_bundle],
+        "prefixParameter": ["/bp/devnodes/staging/alice-sdxl/active_bundle"],
     }
+    assert Fleet("staging", "gpu-default").active_bundle not in str(command)
 
 
 @pytest.mark.parametrize(

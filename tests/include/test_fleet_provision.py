@@ -135,7 +135,7 @@ def deployed(aws, seeded):
         aws,
         platform.shared_stack("staging"),
         fleet_provision.SHARED_TEMPLATE,
-        fleet_provision.shared_stack_parameters("staging", seeded.logs_bucket, package.key),
+        fleet_provision.shared_stack_parameters("staging", seeded.logs_bucket, package.key, seeded.vpc_id),
         fleet_provision.shared_stack_tags(FLEET),
     )
     outputs = _deploy(

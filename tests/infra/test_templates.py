@@ -109,7 +109,7 @@ def test_the_fleet_stack_gets_every_parameter_it_declares_without_a_default(flee
 
 
 def test_the_shared_stack_gets_every_parameter_it_declares_without_a_default(shared_template):
-    given = fleet_provision.shared_stack_parameters("staging", "bucket", "key.zip")
+    given = fleet_provision.shared_stack_parameters("staging", "bucket", "key.zip", "vpc-0123456789abcdef0")
     declared = shared_template["Parameters"]
     assert {name for name, spec in declared.items() if "Default" not in spec} == set(given)
 

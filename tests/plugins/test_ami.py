@@ -158,3 +158,50 @@ def test_a_revoked_image_is_never_promoted_and_a_good_one_is(aws_http, baseline)
     promoted = PromoteAmiOperator(task_id="promote_ami", name=POINTER, value=good).execute({})
     assert promoted["changed"]
     assert aws_http("ssm").get_parameter(Name=POINTER)["Parameter"]["Value"] == good
+
+
+def _failed_refresh_after_promotion(aws_http, previous: str, promoted: str):
+    """The pointer held ``previous``; this run wrote ``promoted``; its refresh then failed."""
+    from types import SimpleNamespace
+
+    ssm = aws_http("ssm")
+    ssm.put_parameter(Name=POINTER, Value=previous, Type="String", DataType="aws:ec2:image", Overwrite=True)
+    written = ssm.put_parameter(Name=POINTER, Value=promoted, Type="String", DataType="aws:ec2:image", Overwrite=True)
+    xcoms = {"promote_ami": {"changed": True, "version": written["Version"]}}
+    return SimpleNamespace(xcom_pull=lambda task_ids: xcoms.get(task_ids))
+
+
+def test_a_failed_refresh_points_the_fleet_back_at_the_ami_it_had(aws_http, baseline):
+    from bp_tasks.gpu_ami_build_and_bake import restore_previous_ami
+
+    previous, _ = _register(aws_http, "previous", days_ago=3)
+    promoted, _ = _register(aws_http, "promoted")
+    ti = _failed_refresh_after_promotion(aws_http, previous, promoted)
+
+    said = restore_previous_ami.function(
+        {"ami_pointer": POINTER}, {"current_ami": previous}, params={"aws_conn_id": "aws_default"}, ti=ti
+    )
+
+    assert said.startswith("the instance refresh failed: ")
+    assert aws_http("ssm").get_parameter(Name=POINTER)["Parameter"]["Value"] == previous
+
+
+def test_a_failed_refresh_never_points_the_fleet_back_at_an_ami_revoked_meanwhile(aws_http, baseline):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from bp_tasks.gpu_ami_build_and_bake import restore_previous_ami
+
+    previous, _ = _register(aws_http, "previous", days_ago=3)
+    promoted, _ = _register(aws_http, "promoted")
+    ti = _failed_refresh_after_promotion(aws_http, previous, promoted)
+    tags = revocation.revoked_tags("driver crash under load", "manual__revoke")
+    aws_http("ec2").create_tags(Resources=[previous], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
+    with pytest.raises(AirflowFailException) as refused:
+        restore_previous_ami.function(
+            {"ami_pointer": POINTER}, {"current_ami": previous}, params={"aws_conn_id": "aws_default"}, ti=ti
+        )
+
+    assert f"but {previous}, the AMI the fleet had before, can't take its place: it is revoked by" in str(refused.value)
+    assert "driver crash under load" in str(refused.value)
+    assert aws_http("ssm").get_parameter(Name=POINTER)["Parameter"]["Value"] == promoted

@@ -101,10 +101,26 @@ def test_a_delegate_acts_under_its_holders_lock_and_leaves_it(store):
     bake = lock.Holder.new("gpu_ami_build_and_bake", "bake-of-r1", "AMI promotion")
     stranger = lock.Holder.new("gpu_ami_build_and_bake", "someone-else", "AMI promotion")
 
-    assert lock.acquire(store, LOCK, bake, _states(r1="running")).startswith(f"acting under {LOCK}")
+    started = lambda: lock.DELEGATE_STARTED_BY  # noqa: E731 - the rollout's trigger task started it
+
+    assert lock.acquire(store, LOCK, bake, _states(r1="running"), started).startswith(f"acting under {LOCK}")
     with pytest.raises(lock.LockRefused):
-        lock.acquire(store, LOCK, stranger, _states(r1="running"))
+        lock.acquire(store, LOCK, stranger, _states(r1="running"), started)
     assert lock.release(store, LOCK, "gpu_ami_build_and_bake", "bake-of-r1").endswith("left as it is")
+    assert lock.Holder.parse(store.read(LOCK)) == holder
+
+
+def test_a_delegates_run_id_created_first_by_a_person_acts_under_nothing(store):
+    """The bake's run id is predictable (``rollout_bake__<rollout run>``): whoever may
+    trigger the AMI DAG could create it before the rollout does. Airflow says how a run
+    was started; only the rollout's trigger task makes ``operator`` runs."""
+    holder = lock.Holder.new("gpu_bundle_rollout", "r1", "rollout", delegate=("gpu_ami_build_and_bake", "bake-of-r1"))
+    lock.acquire(store, LOCK, holder, _states(r1="running"))
+    squatter = lock.Holder.new("gpu_ami_build_and_bake", "bake-of-r1", "AMI promotion")
+
+    for how in ("rest_api", "ui", None):
+        with pytest.raises(lock.LockRefused, match=f"was started by {how or 'someone else'}"):
+            lock.acquire(store, LOCK, squatter, _states(r1="running"), lambda how=how: how)
     assert lock.Holder.parse(store.read(LOCK)) == holder
 
 

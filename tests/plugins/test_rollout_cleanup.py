@@ -1,7 +1,8 @@
 """gpu_bundle_rollout's cleanup tasks work whichever task failed first: a refused
 request, a bundle check, the lock, the pointer move. Each runs as the scheduler runs it
 (trigger rule ONE_FAILED / ALL_DONE), with upstream XComs missing where the upstream
-failed."""
+failed. ``roll_back`` runs under the lock (in its setup/teardown scope): before the lock
+was taken nothing changed, and ``rollout_outcome`` says so itself."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
-from bp_tasks import fleet_lock
+from bp_tasks import fleet_lock, rollout_undo
 from bp_tasks import gpu_bundle_rollout as tasks
 from bp_tasks.common import RequestRefused
 from include.fleets.lock import Holder
@@ -21,6 +23,8 @@ from include.rollouts.rollout import RolloutRequest
 RUN = "manual__2026-11-30T00:00:00+00:00"
 GOOD = {"fleet_stage": "staging", "fleet_slug": "gpu-default", "bundle_id": "b-1", "strategy": "refresh"}
 FLEET = Fleet("staging", "gpu-default")
+#: what check_bundle returns for a fleet strategy: the fleet's own pointer moves
+CHECKED = {"summary": "bundle b-1", "pointer": FLEET.active_bundle, "dev_node_command": None}
 
 
 class FakeTaskInstance:
@@ -59,6 +63,18 @@ def _dag_run(conf):
 DAG = SimpleNamespace(params=dict.fromkeys(_params()))
 
 
+def _roll_back(request, checked, current, ti):
+    """``roll_back`` as the scheduler runs it once the lock was taken, after ``check_bundle``
+    and ``read_pointer`` returned ``checked`` and ``current`` (None: failed)."""
+    return rollout_undo.roll_back.function(request, checked, current, params=_params(), ti=ti, run_id=RUN)
+
+
+def _outcome(request, ti, conf=GOOD, **params):
+    return tasks.rollout_outcome.function(
+        request, params=_params(**params), ti=ti, run_id=RUN, dag_run=_dag_run(conf), dag=DAG
+    )
+
+
 def _audit(aws_http):
     body = aws_http("s3").get_object(Bucket="bp-logs-123456789012", Key=FLEET.rollout_audit_key(RUN))["Body"]
     return json.loads(body.read())
@@ -67,47 +83,40 @@ def _audit(aws_http):
 def test_a_refused_request_is_said_audited_and_alerts_no_one(aws_http, baseline, caplog):
     conf = {**GOOD, "strategy": "dev_node"}  # no instance_id: validate_request failed
     params, dag_run = _params(strategy="dev_node"), _dag_run(conf)
-    states = {"validate_request": "failed", "move_pointer": "upstream_failed", "roll_back": "running"}
+    states = {"validate_request": "failed", "acquire_lock": "upstream_failed", "roll_back": "upstream_failed"}
+    ti = FakeTaskInstance(states)
 
-    undone = tasks.roll_back.function(
-        None, None, params=params, ti=FakeTaskInstance(states), run_id=RUN, dag_run=dag_run, dag=DAG
-    )
-    ti = FakeTaskInstance(states, {"roll_back": undone})
+    tasks.record_audit.function(None, None, params=params, ti=ti, dag_run=dag_run, dag=DAG)
+    with pytest.raises(RequestRefused) as refused:
+        _outcome(None, ti, conf, strategy="dev_node")
 
-    assert undone["paragraph"].startswith("Rollout refused: strategy dev_node needs an instance_id")
-    assert undone["paragraph"].endswith("Nothing was changed.")
+    paragraph = str(refused.value)
+    assert paragraph.startswith("Rollout refused: strategy dev_node needs an instance_id")
+    assert paragraph.endswith("Nothing was changed.")
     assert "ALERT" not in caplog.text
-    assert fleet_lock.release_lock.function(None, params=params, dag_run=_dag_run({})) == (
-        "this run holds no lock (its request was refused)"
-    )
-    tasks.record_audit.function(None, None, params=params, ti=ti, dag_run=dag_run)
     record = _audit(aws_http)
-    assert (record["result"], record["reason"], record["triggered_by"]) == ("refused", undone["paragraph"], "ci")
-    with pytest.raises(RequestRefused, match="Rollout refused: strategy dev_node needs an instance_id"):
-        tasks.rollout_outcome.function(None, ti=ti, run_id=RUN)
+    assert (record["result"], record["reason"], record["triggered_by"]) == ("refused", paragraph, "ci")
 
 
 def test_a_misspelt_key_is_the_refusal_it_names(aws_http, baseline):
     conf = {**GOOD, "flet_stage": "staging"}
-    undone = tasks.roll_back.function(
-        None, None, params=_params(), ti=FakeTaskInstance({}), run_id=RUN, dag_run=_dag_run(conf), dag=DAG
-    )
 
-    assert "unknown conf key(s) 'flet_stage' (did you mean 'fleet_stage'?)" in undone["paragraph"]
+    with pytest.raises(RequestRefused, match=r"unknown conf key\(s\) 'flet_stage' \(did you mean 'fleet_stage'\?\)"):
+        _outcome(None, FakeTaskInstance({}), conf)
 
 
-def test_a_failed_bundle_check_changed_nothing_and_says_so(aws_http, baseline):
+def test_a_failed_bundle_check_changed_nothing_and_says_so_and_alerts(aws_http, baseline, caplog):
     request = RolloutRequest.from_params(GOOD).as_dict()
-    states = {"check_bundle": "failed", "acquire_lock": "upstream_failed", "move_pointer": "upstream_failed"}
+    states = {"check_bundle": "failed", "acquire_lock": "upstream_failed", "roll_back": "upstream_failed"}
 
-    undone = tasks.roll_back.function(
-        request, None, params=_params(), ti=FakeTaskInstance(states), run_id=RUN, dag_run=_dag_run(GOOD), dag=DAG
+    with pytest.raises(AirflowFailException) as failed:
+        _outcome(request, FakeTaskInstance(states))
+
+    assert str(failed.value).endswith("failed in check_bundle. Nothing had changed.")
+    assert caplog.text.count("ALERT [CRITICAL] Bundle rollout failed on staging/gpu-default") == 1
+    assert fleet_lock.release_lock.function(request, params=_params(), dag_run=_dag_run(GOOD)) == (
+        f"{FLEET.lock} is not held"
     )
-
-    assert undone["undone"] == []
-    assert undone["paragraph"].endswith("failed in check_bundle. Nothing had changed.")
-    released = fleet_lock.release_lock.function(request, params=_params(), dag_run=_dag_run(GOOD))
-    assert released == f"{FLEET.lock} is not held"
 
 
 def test_a_lock_held_by_another_run_is_never_released_by_this_one(aws_http, baseline):
@@ -129,9 +138,7 @@ def test_a_refused_pointer_move_restores_nothing(aws_http, baseline):
     current = {"value": "bundles/b-0", "version": 3, "warmup_seconds": 300}
     states = {"move_pointer": "failed", "confirm_pointer": "upstream_failed"}
 
-    undone = tasks.roll_back.function(
-        request, current, params=_params(), ti=FakeTaskInstance(states), run_id=RUN, dag_run=_dag_run(GOOD), dag=DAG
-    )
+    undone = _roll_back(request, CHECKED, current, FakeTaskInstance(states))
 
     assert undone["undone"] == []
     assert "failed in move_pointer" in undone["paragraph"]
@@ -172,15 +179,7 @@ def test_a_pointer_someone_else_moved_is_neither_restored_nor_refreshed_back_ont
     xcoms = {"move_pointer": {"changed": True, "version": written["Version"]}, "start_refresh": refresh_id}
     states = {"move_pointer": "success", "start_refresh": "success", "wait_for_refresh": "failed"}
 
-    undone = tasks.roll_back.function(
-        request,
-        current,
-        params=_params(),
-        ti=FakeTaskInstance(states, xcoms),
-        run_id=RUN,
-        dag_run=_dag_run(GOOD),
-        dag=DAG,
-    )
+    undone = _roll_back(request, CHECKED, current, FakeTaskInstance(states, xcoms))
 
     assert undone["back_refresh_id"] is None
     assert any(

@@ -173,3 +173,22 @@ def test_fleet_metrics_read_each_configured_fleet(aws_http, monkeypatch):
     assert list(figures) == ["staging/gpu-default"]
     assert figures["staging/gpu-default"]["spot_interruptions"] == 3
     assert figures["staging/gpu-default"]["queue_depth_max"] is None
+
+
+def test_the_pack_is_never_uploaded_into_a_logs_bucket_another_account_owns(aws_http, tmp_path, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from bp_aws.hooks.s3 import OwnBucketsS3Hook
+
+    account = aws_http("sts").get_caller_identity()["Account"]
+    aws_http("s3").create_bucket(Bucket=f"bp-logs-{account}")
+    (tmp_path / "weekly-review-2026-W47.html").write_text("<html>finance</html>")
+    built = {"week": "2026-W47", "location": f"file://{tmp_path}", "files": ["weekly-review-2026-W47.html"]}
+    # as if the bucket of the predictable name had been deleted and re-created elsewhere
+    monkeypatch.setattr(OwnBucketsS3Hook, "bucket_owner", "999999999999")
+
+    with pytest.raises(ClientError) as refused:
+        weekly_review.publish_pack.function(built, params={"aws_conn_id": "aws_default"})
+
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert "Contents" not in aws_http("s3").list_objects_v2(Bucket=f"bp-logs-{account}", Prefix="reports/")
