@@ -32,8 +32,6 @@ from include.cli.airflow_client import AirflowApiError, AirflowClient
 REPO_ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW_BIN = str(Path(sys.executable).parent / "airflow")
 ADMIN_USER = users.ADMIN
-#: A second person: production approvals are hers (``[bp] approvers``), never the triggerer's.
-APPROVER_USER = users.APPROVERS[0]
 REGION = "us-east-1"
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 #: Airflow's log servers listen on every interface (airflow/utils/serve_logs); task logs

@@ -55,6 +55,10 @@ class Person:
         """Whether ``user`` (a triggering user's name, or an id) names this person."""
         return bool(user) and user in (self.id, self.name)
 
+    def is_same_as(self, other: Person) -> bool:
+        """Whether ``other`` (e.g. the first approver) is this person, by id and name or by name."""
+        return self.is_listed_as(other) or self.is_user(other.name)
+
     def as_hitl_user(self) -> dict[str, str]:
         return {"id": self.id, "name": self.name}
 
@@ -105,9 +109,7 @@ def who_may_answer(
     approver, when a run nobody triggered asks a second one)."""
     excluded = tuple(excluded)
     return tuple(
-        a
-        for a in approvers
-        if not a.is_user(triggered_by) and not any(a.is_listed_as(other) or a.is_user(other.name) for other in excluded)
+        a for a in approvers if not a.is_user(triggered_by) and not any(a.is_same_as(other) for other in excluded)
     )
 
 
@@ -174,6 +176,6 @@ def answer_problem(
         return f"{answer.by} approved {task_id} but is not a {stage} approver (those are {names(approvers)})"
     if answer.by.is_user(triggered_by):
         return f"{answer.by} approved {task_id} and also triggered this run: a second person must approve"
-    if any(answer.by.is_listed_as(other) or answer.by.is_user(other.name) for other in excluded):
+    if any(answer.by.is_same_as(other) for other in excluded):
         return f"{answer.by} gave the first approval too: a run nobody triggered needs two different approvers"
     return None

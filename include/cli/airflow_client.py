@@ -305,8 +305,7 @@ class AirflowClient:
 
     def mark_task(self, dag_id: str, run_id: str, task_id: str, state: str) -> dict[str, Any]:
         """Set a task's state by hand, as the UI's "Mark success/failed/skipped" does."""
-        path = f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}/taskInstances/{_quote(task_id)}"
-        return self._send("PATCH", path, {"new_state": state})
+        return self._send("PATCH", _ti_path(dag_id, run_id, task_id), {"new_state": state})
 
     def clear_tasks(self, dag_id: str, run_id: str, task_ids: list[str], *, downstream: bool = False) -> list[str]:
         """Clear tasks of a run (their setups and teardowns with them), as the UI's Clear
@@ -323,15 +322,11 @@ class AirflowClient:
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         """What a task pushed (its return value by default), as JSON."""
-        path = (
-            f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}"
-            f"/taskInstances/{_quote(task_id)}/xcomEntries/{_quote(key)}?deserialize=true"
-        )
+        path = f"{_ti_path(dag_id, run_id, task_id)}/xcomEntries/{_quote(key)}?deserialize=true"
         return self._send("GET", path)["value"]
 
     def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
-        path = f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}/taskInstances/{_quote(task_id)}"
-        return self._send("GET", path)
+        return self._send("GET", _ti_path(dag_id, run_id, task_id))
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         path = f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}/taskInstances?limit=1000"
@@ -339,10 +334,7 @@ class AirflowClient:
 
     def task_log_lines(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> Iterator[str]:
         """The ``event`` lines of one try's log (the API serves logs as JSON events)."""
-        path = (
-            f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}"
-            f"/taskInstances/{_quote(task_id)}/logs/{try_number}?full_content=true"
-        )
+        path = f"{_ti_path(dag_id, run_id, task_id)}/logs/{try_number}?full_content=true"
         content = self._send("GET", path)["content"]
         for entry in content:
             if not isinstance(entry, dict):
@@ -361,8 +353,12 @@ def _quote(value: str) -> str:
     return urllib.parse.quote(value, safe="")
 
 
+def _ti_path(dag_id: str, run_id: str, task_id: str) -> str:
+    return f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}/taskInstances/{_quote(task_id)}"
+
+
 def _hitl_path(dag_id: str, run_id: str, task_id: str) -> str:
-    return f"/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(run_id)}/taskInstances/{_quote(task_id)}/-1/hitlDetails"
+    return f"{_ti_path(dag_id, run_id, task_id)}/-1/hitlDetails"
 
 
 def _error_detail(error: urllib.error.HTTPError) -> str:

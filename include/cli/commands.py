@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import json
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -180,9 +179,6 @@ def answer(
     task_id: str,
     command: str,
     out: TextIO,
-    *,
-    settle: float = SETTLE_SECONDS,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """Approve or reject a task waiting for a person: refused up front, naming who may
     answer, when the caller is not one of them."""
@@ -198,8 +194,8 @@ def answer(
     if assigned and client.me() not in {str(user["id"]) for user in assigned}:
         raise AnswerRefused(_not_yours(client, dag_id, run_id, task_id, assigned))
     paused_for = _seconds_since(detail.get("created_at"))
-    if paused_for is not None and paused_for < settle:
-        sleep(settle - paused_for)
+    if paused_for is not None and paused_for < SETTLE_SECONDS:
+        time.sleep(SETTLE_SECONDS - paused_for)
     choice = "Approve" if command == "approve" else "Reject"
     try:
         client.respond(dag_id, run_id, task_id, [choice])

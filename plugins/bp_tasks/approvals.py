@@ -58,7 +58,10 @@ class ChangeNotApproved(AirflowFailException):
 
 
 def configured_approvers(stage: str) -> tuple[Person, ...]:
-    """``[bp] approvers`` of ``stage`` (none: nobody can approve its changes)."""
+    """``[bp] approvers`` of ``stage`` (none: nobody can approve its changes); none either
+    where a stage's approvals need no second person (any answer approves there)."""
+    if not approvals.needs_approval(stage):
+        return ()
     try:
         return approvals.parse_approvers(conf.get("bp", "approvers", fallback="")).get(stage, ())
     except approvals.InvalidApprovers as error:
@@ -148,7 +151,7 @@ class ApprovalGate:
 
     def _problem(self, context: Mapping[str, Any], stage: str) -> tuple[str | None, list[Person]]:
         triggered_by = context["dag_run"].triggering_user_name
-        listed = configured_approvers(stage) if approvals.needs_approval(stage) else ()
+        listed = configured_approvers(stage)
         first = recorded_answer(context, self.approval)
         rule = {"stage": stage, "approvers": listed, "triggered_by": triggered_by}
         problem = approvals.answer_problem(first, task_id=self.approval, **rule)
@@ -258,7 +261,7 @@ class FleetChangeApproval(ApprovalOperator):
             answer,
             task_id=self.task_id,
             stage=self.stage,
-            approvers=configured_approvers(self.stage) if approvals.needs_approval(self.stage) else (),
+            approvers=configured_approvers(self.stage),
             triggered_by=context["dag_run"].triggering_user_name,
         )
         if problem:

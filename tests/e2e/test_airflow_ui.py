@@ -10,7 +10,7 @@ import urllib.parse
 
 import pytest
 
-from devstack.stack import APPROVER_USER
+from devstack.users import APPROVERS
 from include.naming import platform
 from include.naming.fleet import Fleet
 from tests.e2e.helpers import (
@@ -112,13 +112,13 @@ def test_an_approver_approves_a_production_apply_from_the_required_actions_view(
             assert time.monotonic() < deadline, states(client, PROVISION, run)
             time.sleep(POLL_SECONDS)
 
-        page = _signed_in(browser, stack, "/required_actions", user=APPROVER_USER)
+        page = _signed_in(browser, stack, "/required_actions", user=APPROVERS[0])
         row = page.get_by_role("row").filter(has_text=run.run_id)
         row.get_by_role("link", name="Apply a production GPU fleet configuration?").click()
         page.get_by_text(f"Stack {fleet.fleet_stack} would be created or updated").wait_for()
         page.screenshot(path=artifacts_dir / "ui-3-required-action.png")
         page.get_by_role("button", name="Approve").click()
-        page.get_by_text(f"from {APPROVER_USER}").wait_for()
+        page.get_by_text(f"from {APPROVERS[0]}").wait_for()
         page.screenshot(path=artifacts_dir / "ui-4-approved.png")
 
         run = client.wait_for_run(PROVISION, run.run_id, timeout=300)
