@@ -13,7 +13,7 @@ IAC_STAMP := $(IAC)/.installed-requirements
 CHROMIUM ?= /usr/bin/chromium
 export BP_CHROMIUM := $(CHROMIUM)
 
-.PHONY: help venv mariadb-headers browser demo test test-fast lint up down dashboards bench clean
+.PHONY: help venv mariadb-headers browser demo test test-fast lint up down dashboards dashboard-pictures bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -69,7 +69,7 @@ lint: venv ## ruff over the project (lint and format)
 E2E_FLEET_FILES := tests/e2e/test_airflow_ui.py tests/e2e/test_bundle_rollout_dag.py tests/e2e/test_weekly_review_dag.py \
   tests/e2e/test_production_approvals.py
 E2E_AMI_FILES := tests/e2e/test_ami_build_dag.py tests/e2e/test_ami_revoke_dag.py tests/e2e/test_dev_node_dag.py \
-  tests/e2e/test_billing_import_dag.py
+  tests/e2e/test_billing_import_dag.py tests/e2e/test_node_draining.py
 E2E_GROUPS := fleets amis services celery
 E2E_ARGS_fleets := -m "e2e and not celery" $(E2E_FLEET_FILES)
 E2E_ARGS_amis := -m "e2e and not celery" $(E2E_AMI_FILES)
@@ -101,6 +101,9 @@ down: $(STAMP) ## Stop what `make up` started
 
 dashboards: $(STAMP) ## Write the Grafana dashboards, alert rules and docs/dashboards.md from include/observability
 	@PYTHONPATH=. $(PY) -m include.observability.build
+
+dashboard-pictures: $(STAMP) ## Draw docs/dashboards/*.png: each provisioned panel's query over the synthetic month
+	@$(PY) -m devstack.dashboard_pictures
 
 bench: venv ## Run the benchmarks in bench/
 	@for script in bench/[!_]*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

@@ -17,7 +17,7 @@ Replaces seed 004's hand runbook (activate → bake → roll the ASG) and `apply
    `bake_and_refresh` (**bake_ami** runs `gpu_ami_build_and_bake` first);
 5. **judge_refresh**: at each checkpoint and at the end, after a bake window, the fleet's
    `ComfyUI/Workers` metrics against the baseline before the run: *failed* (ErrorRate,
-   JobProcessingP50, LeaseExpiredCount over their limits) stops and rolls back;
+   the median job time, LeaseExpiredCount over their limits) stops and rolls back;
    *inconclusive* (fewer jobs than `min_jobs`) stops and **approve_going_on** asks a person
    (Approve: **continue_refresh** → **judge_continued**; Reject: roll back); *success* goes
    on. Each analysis is a table in the log and in the audit record;

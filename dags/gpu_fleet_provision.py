@@ -88,8 +88,8 @@ def gpu_fleet_provision():
         task_id="approve_apply",
         stage=request["fleet_stage"],
         change="the fleet's stacks were not deployed",
-        subject="Apply a production GPU fleet configuration?",
-        body=tasks.apply_question(request, config),
+        subject=(apply_question := tasks.apply_question(request, config))["subject"],
+        body=apply_question["body"],
         response_timeout=timedelta(days=2),
     )
     shared_parameters = tasks.package_function(request)
@@ -128,8 +128,8 @@ def gpu_fleet_provision():
         task_id="approve_destroy",
         stage=request["fleet_stage"],
         change="the fleet stack was not deleted",
-        subject="Destroy a GPU fleet?",
-        body=tasks.destroy_question(request),
+        subject=(destroy_question := tasks.destroy_question(request))["subject"],
+        body=destroy_question["body"],
         response_timeout=timedelta(days=2),
     )
     delete_fleet = CloudFormationDeleteStackOperator(

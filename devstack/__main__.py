@@ -1,5 +1,7 @@
 """``python -m devstack demo|up|down``: what ``make demo``, ``make up`` and ``make down``
 run. ``BP_EXECUTOR=celery`` runs either on the CeleryExecutor with two workers.
+``python -m devstack env <user>`` prints the shell line that points the CI client at the
+stack ``make up`` started, as that user (``eval "$(...)"`` runs it).
 
 ``up`` starts ``python -m devstack serve`` in a session of its own: it starts the stack,
 keeps it supervised (a component that dies is restarted) until ``make down`` asks it to
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -20,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from devstack import demo
+from devstack import baseline, demo
 from devstack.processes import alive, stop_process_groups, write_private
 from devstack.scenarios import prepare_stack
 from devstack.services import ServiceUnavailable
@@ -65,10 +68,11 @@ The local stack is up: {state["engine"]} (baseline seeded in account {state["acc
 {rows}
 
 Production approvals are answered by approver or approver2, never by the one who triggered
-the run. Trigger from the UI, or from a shell as CI does:
-  export AIRFLOW_API_URL={url} AIRFLOW_USERNAME=ci AIRFLOW_PASSWORD='{accounts["ci"]["password"]}'
-  .venv/bin/python -m include.cli.trigger platform_preflight --wait
-  (every DAG is unpaused; ai_economics_daily has a month of synthetic ledger up to yesterday)
+the run. Trigger from the UI, or from a shell as CI does (README: "First ten minutes"):
+  eval "$(.venv/bin/python -m devstack env ci)"     # or env approver, env approver2, ...
+  .venv/bin/python -m include.cli.trigger platform_preflight --conf '{{"fleet_stage": "staging"}}' --wait
+  (every DAG is unpaused; fleets gpu-default in staging and production are seeded;
+  ai_economics_daily has a month of synthetic ledger up to yesterday)
 
 Stop everything with: make down"""
 
@@ -117,7 +121,8 @@ def serve() -> int:
     _write_state(serve_pid=os.getpid(), status="starting")
     try:
         stack = LocalStack(UP_HOME, executor=executor_from_environment(), restart=True, on_event=print)
-        seeded, _ = stack.start(seed=prepare_stack(stack, datetime.now(UTC).date() - timedelta(days=1)))
+        yesterday = datetime.now(UTC).date() - timedelta(days=1)
+        seeded, _ = stack.start(seed=prepare_stack(stack, yesterday, baseline.LOCAL_STACK_FLEETS))
         demo.unpause_every_dag(stack.client())
     except (StackError, ServiceUnavailable, AirflowApiError) as error:
         _write_state(serve_pid=os.getpid(), status="failed", error=str(error))
@@ -157,12 +162,34 @@ def down() -> int:
     return 0
 
 
+def env(user: str) -> int:
+    """``export AIRFLOW_API_URL=... AIRFLOW_USERNAME=... AIRFLOW_PASSWORD=...`` for ``user``
+    of the running stack: the README's shell examples then run as printed."""
+    state = read_up_state()
+    if not state or state.get("status") != "ready" or not alive(state["serve_pid"]):
+        print("error: no local stack is up; start one with: make up", file=sys.stderr)
+        return 1
+    if user not in state["users"]:
+        print(f"error: the local stack has no user {user!r}; it has {', '.join(state['users'])}", file=sys.stderr)
+        return 2
+    settings = {
+        "AIRFLOW_API_URL": state["api_url"],
+        "AIRFLOW_USERNAME": user,
+        "AIRFLOW_PASSWORD": state["users"][user]["password"],
+    }
+    print("export " + " ".join(f"{name}={shlex.quote(value)}" for name, value in settings.items()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("demo", "up", "down", "serve"))
+    parser.add_argument("command", choices=("demo", "up", "down", "serve", "env"))
+    parser.add_argument("user", nargs="?", default="ci", help="env: the user to act as (default ci)")
     parser.add_argument("--home", type=Path, help="the demo's folder (default .local/demo)")
     args = parser.parse_args(argv)
     try:
+        if args.command == "env":
+            return env(args.user)
         if args.command == "demo":
             return demo.main(args.home) if args.home else demo.main()
         return {"up": up, "down": down, "serve": serve}[args.command]()

@@ -37,6 +37,10 @@ ClientFactory = Callable[[str], Any]
 
 #: The fleet every fresh environment has (seed 004 examples use ``gpu-default``).
 DEFAULT_FLEETS: tuple[tuple[str, str], ...] = (("staging", "gpu-default"),)
+#: What ``make up`` and ``make demo`` seed: a production fleet too (its desired_config and
+#: AMI pointer, no stack), so a production apply, rollout, approval and rejection can be
+#: tried on the local stack straight from the README.
+LOCAL_STACK_FLEETS: tuple[tuple[str, str], ...] = (*DEFAULT_FLEETS, ("production", "gpu-default"))
 
 DEFAULT_DESIRED_CONFIG: dict[str, Any] = {
     "template_slug": "sdxl-standard",

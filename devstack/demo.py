@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from devstack import baseline
 from devstack.scenarios import Scenario, prepare_stack, scenarios
 from devstack.services import ServiceUnavailable
 from devstack.stack import REPO_ROOT, LocalStack, StackError, executor_from_environment
@@ -95,6 +96,21 @@ def print_summary(stack: LocalStack, outcomes: list[Outcome], out=sys.stdout) ->
         out.write(f"{outcome.scenario.dag_id:<28} {state:<8} {duration:>9}  {lines[0]}\n")
         for line in lines[1:]:
             out.write(f"{'':<48}{line}\n")
+    agents = stack.node_agents()
+    if agents:
+        out.write(
+            f"\nNode agents: {agents['nodes']} emulated node(s) ran the real agent (gpu_worker.agent); "
+            f"{agents['datums']} datapoints in {agents['metric_calls']} PutMetricData call(s), "
+            f"{agents['protection_changes']} scale-in protection change(s), {agents['heartbeats']} heartbeat(s). "
+            "The rollout verdicts above and the guardrails' silent-agent check read what they published.\n"
+        )
+        if agents.get("drains"):
+            out.write(
+                f"Draining: {agents['drains']} leaving node(s) finished their prompts before they went "
+                f"(the longest waited {agents['drain_seconds_max']:.0f} s), "
+                f"{agents['abandoned_jobs']} prompt(s) killed at a drain deadline, "
+                f"{agents['spot_notices']} Spot notice(s).\n"
+            )
     out.write(f"\nService logs: {stack.logs_dir}\n")
 
 
@@ -105,7 +121,7 @@ def main(home: Path = REPO_ROOT / ".local" / "demo") -> int:
     print(f"Starting the local stack under {stack.home} (moto {stack.moto_url}, Airflow {stack.api_url})", flush=True)
     outcomes: list[Outcome] = []
     try:
-        seeded, economics = stack.start(seed=prepare_stack(stack, last_day))
+        seeded, economics = stack.start(seed=prepare_stack(stack, last_day, baseline.LOCAL_STACK_FLEETS))
         print(f"  running on {stack.describe()}")
         print(f"  seeded the platform baseline in account {seeded.account_id} ({len(seeded.fleets)} fleet(s))")
         print(

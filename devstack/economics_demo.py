@@ -20,11 +20,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from devstack import synthetic
+from gpu_worker.agent.publisher import put_batches
 from include.alerts import DEFAULT_REPORT_TOPIC
 from include.devnodes import usage
 from include.economics import daily, infra_cost, warehouse
 from include.economics.prices import PriceBook
-from include.naming import platform
 from include.naming.fleet import Fleet
 
 FLEET = {"stage": "staging", "slug": "gpu-default", "instance_type": "g4dn.xlarge"}
@@ -106,18 +106,21 @@ def fleet_hours(day: date) -> list[dict[str, float]]:
 
 
 def put_fleet_metrics(cloudwatch: Any, day: date) -> None:
-    """:func:`fleet_hours` of ``day`` into CloudWatch, at half past each hour."""
-    data = [
-        {
-            "MetricName": name,
-            "Dimensions": Fleet(FLEET["stage"], FLEET["slug"]).metric_dimensions,
-            "Timestamp": datetime.combine(day, time(hour, 30), tzinfo=UTC),
-            "Value": value,
-        }
-        for hour, metrics in enumerate(fleet_hours(day))
-        for name, value in metrics.items()
-    ]
-    cloudwatch.put_metric_data(Namespace=platform.WORKER_METRICS_NAMESPACE, MetricData=data)
+    """:func:`fleet_hours` of ``day`` into CloudWatch, at half past each hour (history,
+    through the agents' own batching: :mod:`devstack.fleet_metrics`)."""
+    put_batches(
+        cloudwatch,
+        [
+            {
+                "MetricName": name,
+                "Dimensions": Fleet(FLEET["stage"], FLEET["slug"]).metric_dimensions,
+                "Timestamp": datetime.combine(day, time(hour, 30), tzinfo=UTC),
+                "Value": value,
+            }
+            for hour, metrics in enumerate(fleet_hours(day))
+            for name, value in metrics.items()
+        ],
+    )
 
 
 def fleet_days(day: date) -> list[infra_cost.FleetDay]:
@@ -129,9 +132,10 @@ def fleet_days(day: date) -> list[infra_cost.FleetDay]:
     return [infra_cost.FleetDay(FLEET["stage"], FLEET["slug"], float(hours), cost[FLEET["slug"]], "estimate")]
 
 
-#: The demo's dev node: an engineer's g5.xlarge, started each weekday morning and stopped
-#: in the evening (stopped over the weekend).
-DEV_NODE = {"stage": "staging", "name": "alice-sdxl", "owner": "alice", "instance_type": "g5.xlarge"}
+#: The history's dev node: an engineer's g5.xlarge, started each weekday morning and
+#: stopped in the evening (stopped over the weekend). Not alice-sdxl: that one is created by
+#: the demo and the README, and must be new when they do.
+DEV_NODE = {"stage": "staging", "name": "bob-flux", "owner": "bob", "instance_type": "g5.xlarge"}
 
 
 def lifecycle_events(node: dict[str, str], day: date, stretches: list[tuple[int, int]]) -> list[dict[str, Any]]:
@@ -168,8 +172,10 @@ def dev_node_days(day: date) -> list[usage.DevNodeCost]:
 
 def seed_history(
     ledger_engine: sa.engine.Engine, warehouse_engine: sa.engine.Engine, book: PriceBook, days: list[date]
-) -> None:
-    """Publish ``days`` in order as the daily runs would have: computed, gated, with anomalies."""
+) -> dict[date, daily.DayResult]:
+    """Publish ``days`` in order as the daily runs would have: computed, gated, with
+    anomalies; what each day computed, for what is made of it (the dashboards' pictures)."""
+    results = {}
     for day in days:
         result = daily.compute_day(
             ledger_engine, warehouse_engine, book, day, fleets=fleet_days(day), dev_nodes=dev_node_days(day)
@@ -177,6 +183,8 @@ def seed_history(
         if not result.gate.passed:
             raise RuntimeError(f"the synthetic ledger fails the gate on {day}: {result.gate.paragraph()}")
         warehouse.publish(warehouse_engine, day, result.tables)
+        results[day] = result
+    return results
 
 
 def prepare(

@@ -1,6 +1,8 @@
-"""What a fleet's workers report to CloudWatch each minute (ADR-0005: namespace
-``ComfyUI/Workers``, dimensions ``FleetSlug`` and ``Stage``), planted for the demo and
-the tests the way the node agent puts it."""
+"""A fleet's metric history, planted: what its nodes and the backend reported before the
+stack started (the baselines, the week the review pack reads, a leak an hour old). Live
+node metrics come only from the emulated nodes' real agents (tests/doubles/fleet_nodes.py);
+what was reported before them can't be, so it is written here, through the agents' own
+PutMetricData batching (:func:`gpu_worker.agent.publisher.put_batches`)."""
 
 from __future__ import annotations
 
@@ -8,24 +10,26 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from include.naming import platform
+from gpu_worker.agent.publisher import put_batches
 from include.naming.fleet import Fleet
 
-#: PutMetricData takes at most this many datapoints per call
-BATCH = 500
 
-
-def put_minutely(cloudwatch: Any, fleet: Fleet, series: Mapping[str, Sequence[float]], end: datetime) -> None:
-    """Each metric's values, one a minute, oldest first, the last at ``end``."""
-    data = [
-        {
-            "MetricName": name,
-            "Dimensions": fleet.metric_dimensions,
-            "Timestamp": end - timedelta(minutes=len(values) - 1 - i),
-            "Value": value,
-        }
-        for name, values in series.items()
-        for i, value in enumerate(values)
-    ]
-    for start in range(0, len(data), BATCH):
-        cloudwatch.put_metric_data(Namespace=platform.WORKER_METRICS_NAMESPACE, MetricData=data[start : start + BATCH])
+def put_minutely(
+    cloudwatch: Any, fleet: Fleet, series: Mapping[str, Sequence[float]], end: datetime, bundle_id: str | None = None
+) -> None:
+    """Each metric's values, one a minute, oldest first, the last at ``end``; with
+    ``bundle_id``, as the nodes on that bundle publish them (``BundleId`` too)."""
+    bundle = [{"Name": "BundleId", "Value": bundle_id}] if bundle_id else []
+    put_batches(
+        cloudwatch,
+        [
+            {
+                "MetricName": name,
+                "Dimensions": fleet.metric_dimensions + bundle,
+                "Timestamp": end - timedelta(minutes=len(values) - 1 - i),
+                "Value": value,
+            }
+            for name, values in series.items()
+            for i, value in enumerate(values)
+        ],
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 
 from moto.server import main as moto_main
 
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     emulator.install()
+    # the doubles that call AWS themselves (the emulated nodes' agents) call this server
+    os.environ["BP_EMULATOR_URL"] = f"http://{args.host}:{args.port}"
     for module in args.double:
         importlib.import_module(module).install()
     moto_main(["--host", args.host, "--port", str(args.port)])

@@ -38,6 +38,8 @@ class Component:
     log_path: Path
     process: subprocess.Popen | None = None
     restarts: int = 0
+    #: every process group this component led (a restart leads a new one)
+    groups: list[int] = field(default_factory=list)
 
     def start(self) -> None:
         with open(self.log_path, "ab") as log_file:
@@ -50,6 +52,7 @@ class Component:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        self.groups.append(self.process.pid)
 
     @property
     def exit_code(self) -> int | None:
@@ -100,6 +103,8 @@ class Supervisor:
             if self.restart and component.restarts < self.max_restarts:
                 component.restarts += 1
                 self.on_event(f"{what}; restarting it ({component.restarts}/{self.max_restarts})")
+                # what the dead one started (a Celery worker's child) would go on beside the new one
+                stop_process_groups([component.process.pid], grace=5)
                 component.start()
                 continue
             self.failure = f"{what}; last lines of {component.log_path}:\n{component.log_tail()}"

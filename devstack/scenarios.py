@@ -8,7 +8,6 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import Any
 
 from devstack import baseline, economics_demo
@@ -17,12 +16,10 @@ from devstack.fleet_metrics import put_minutely
 from devstack.stack import LocalStack
 from include.cli.airflow_client import DagRun
 from include.devnodes import usage
-from include.devnodes.lifecycle import port_forward_command
 from include.economics import infra_cost
+from include.money import usd
 from include.naming.dev_node import DevNode
 from include.naming.fleet import Fleet
-from include.rollouts.analysis import Analysis
-from include.tables import format_table
 
 Outputs = Callable[[LocalStack, DagRun], list[str]]
 
@@ -56,15 +53,10 @@ def task_logs(*task_ids: str) -> Outputs:
     return lines
 
 
-def xcom_location(task_id: str, what: str) -> Outputs:
-    """Where a task wrote its files (the ``location`` it returned), in object storage."""
-
-    def lines(stack: LocalStack, run: DagRun) -> list[str]:
-        value = stack.client().xcom(run.dag_id, run.run_id, task_id) or {}
-        names = value.get("files") or sorted(value.get("tables", {}))
-        return [f"{what} {value.get('location')}/ ({', '.join(names)})"]
-
-    return lines
+def outcomes(stack: LocalStack, run: DagRun) -> list[str]:
+    """What the run's tasks said they did (``bp_tasks.common.report_outcome``): the lines
+    ``python -m include.cli.trigger ... --wait`` prints too."""
+    return [line for lines in stack.client().outcomes(run.dag_id, run.run_id).values() for line in lines]
 
 
 def provider_bills(stack: LocalStack, economics: EconomicsDemo) -> dict[str, str]:
@@ -77,20 +69,9 @@ def provider_bills(stack: LocalStack, economics: EconomicsDemo) -> dict[str, str
     return {f"AIRFLOW_CONN_{name.upper()}": json.dumps(connection) for name in ("openai_admin", "anthropic_admin")}
 
 
-def reconciliation_of(economics: EconomicsDemo, day: date) -> Outputs:
-    """The day's ai_billing_reconciliation, as the task logs it."""
-    from include.economics import bill_reconciliation, warehouse
-
-    def lines(stack: LocalStack, run: DagRun) -> list[str]:
-        table = warehouse.read_days(economics.warehouse_engine(), "ai_billing_reconciliation", day, day)
-        return bill_reconciliation.readable(table).splitlines()
-
-    return lines
-
-
 def dashboards_reading_the_day(stack: LocalStack, run: DagRun) -> list[str]:
-    """Where the day's InfluxDB points went, and whether the provisioned dashboards and
-    alert rules read only what the project writes (the contract ``make test`` checks)."""
+    """Whether the provisioned dashboards and alert rules read only what the project
+    writes (the contract ``make test`` checks)."""
     from include.observability import build, contract
     from include.observability.catalogue import measurements
 
@@ -100,7 +81,6 @@ def dashboards_reading_the_day(stack: LocalStack, run: DagRun) -> list[str]:
     verdict = "each reads only what is written" if not problems else f"{len(problems)} problem(s): {problems[0]}"
     count = sum(len(group["rules"]) for group in rules["groups"])
     return [
-        f"influx {stack.client().xcom(run.dag_id, run.run_id, 'export_influx')} (every tag on the allow-list)",
         f"grafana {len(boards)} dashboards, {panels} panels, {count} alert rules, {queries} queries: {verdict}",
     ]
 
@@ -118,25 +98,25 @@ def scenarios(economics: EconomicsDemo) -> list[Scenario]:
             dag_id="platform_preflight",
             conf={"fleet_stage": "staging", "fleet_slug": "gpu-default"},
             purpose="deploy blockers of the staging fleet",
-            outputs=task_logs("check_deploy_blockers"),
+            outputs=chain(outcomes, task_logs("check_deploy_blockers")),
         ),
         Scenario(
             dag_id="gpu_fleet_provision",
             conf={"fleet_stage": "staging", "fleet_slug": "gpu-default", "action": "apply"},
             purpose="provision the staging fleet from its desired_config (shared + fleet stacks)",
-            outputs=task_logs("read_desired_config", "deploy_fleet_stack", "verify_fleet"),
+            outputs=chain(outcomes, task_logs("read_desired_config", "deploy_fleet_stack", "verify_fleet")),
         ),
         Scenario(
             dag_id="gpu_ami_build_and_bake",
             conf={"fleet_stage": "staging", "fleet_slug": "gpu-default", "mode": "bake"},
             purpose="bake the active bundle into the staging fleet's AMI, smoke-test it in the fleet, promote it",
-            outputs=chain(build_decision, task_logs("plan_build", "packer_build", "smoke_test_image", "promote_ami")),
+            outputs=chain(outcomes, task_logs("plan_build", "packer_build", "smoke_test_image", "promote_ami")),
         ),
         Scenario(
             dag_id="gpu_ami_build_and_bake",
             conf={"fleet_stage": "staging", "fleet_slug": "gpu-default", "mode": "bake"},
             purpose="bake the same inputs again: skipped as unchanged (no Packer, no change)",
-            outputs=chain(build_decision, task_logs("plan_build", "report_unchanged")),
+            outputs=chain(outcomes, task_logs("plan_build", "report_unchanged")),
         ),
         Scenario(
             dag_id="gpu_bundle_rollout",
@@ -157,12 +137,12 @@ def scenarios(economics: EconomicsDemo) -> list[Scenario]:
                 "bundle_id": baseline.sample_bundle_id("v3"),
                 "strategy": "refresh",
                 "checkpoint_percentages": [50, 100],
-                "bake_window_seconds": 20,  # 10 minutes by default; the node double reports every 5 s
-                "min_jobs": 10,
+                "bake_window_seconds": 20,  # 10 minutes by default; the emulated nodes' agents publish every 2 s
+                "min_jobs": 5,  # at 50 %: the one new node's 2-s prompts
             },
-            purpose="roll bundle v3 to the staging fleet's 2 nodes by instance refresh, judged by the fleet's "
-            "metrics at 50% and at the end, verified on each node",
-            outputs=chain(analysis_tables, task_logs("judge_refresh", "verify_fleet_bundle", "record_audit")),
+            purpose="roll bundle v3 to the staging fleet's 2 nodes by instance refresh (each replaced node drains "
+            "its prompt first), judged new bundle against old at 50% and at the end, verified on each node",
+            outputs=chain(outcomes, task_logs("judge_refresh", "verify_fleet_bundle", "record_audit")),
             before=scale_staging_fleet,
         ),
         Scenario(
@@ -170,7 +150,7 @@ def scenarios(economics: EconomicsDemo) -> list[Scenario]:
             conf={**DEV_NODE, "action": "create", "owner": "alice", "fleet_slug": "gpu-default"}
             | {"instance_type": "g5.xlarge", "idle_stop_minutes": 60},
             purpose="create alice's dev node from the staging fleet's AMI, and wait until ComfyUI answers on it",
-            outputs=chain(dev_node_created, task_logs("act", "record_lifecycle")),
+            outputs=chain(outcomes, task_logs("act", "record_lifecycle")),
         ),
         Scenario(
             dag_id="gpu_bundle_rollout",
@@ -196,11 +176,8 @@ def scenarios(economics: EconomicsDemo) -> list[Scenario]:
             conf={"day": last_day.isoformat()},
             purpose=f"AI cost and margin of {last_day} (with a planted token-burn anomaly)",
             outputs=chain(
-                xcom_location("compute", "tables"),
-                lambda stack, run: [
-                    f"warehouse {economics.warehouse_url}",
-                    f"parquet s3://{stack.logs_bucket}/economics/<table>/day={last_day}/ (in the emulator)",
-                ],
+                outcomes,
+                lambda stack, run: [f"warehouse {economics.warehouse_url}"],
                 dashboards_reading_the_day,
                 task_logs("compute", "publish_warehouse", "send_alerts"),
             ),
@@ -209,25 +186,19 @@ def scenarios(economics: EconomicsDemo) -> list[Scenario]:
             dag_id="ai_billing_import",
             conf={"day": last_day.isoformat()},
             purpose=f"the providers' bills of {last_day} (their double) against our cost of each model",
-            outputs=chain(reconciliation_of(economics, last_day), task_logs("import_bills", "reconcile")),
+            outputs=chain(outcomes, task_logs("import_bills", "reconcile")),
         ),
         Scenario(
             dag_id="weekly_review_pack",
             conf={"week": str(week)},
             purpose=f"the weekly review pack of {week}, the last full week",
-            outputs=chain(
-                xcom_location("build_pack", "pack"),
-                lambda stack, run: [
-                    f"s3://{stack.logs_bucket}/reports/weekly/{week}/ (in the emulator; presigned links in the notice)"
-                ],
-                task_logs("build_pack", "announce"),
-            ),
+            outputs=chain(outcomes, task_logs("build_pack", "announce")),
         ),
         Scenario(
             dag_id="gpu_fleet_guardrails",
             conf={"fleet_stage": "staging", "fleet_slug": "gpu-default"},
             purpose="find the staging fleet's GPU spend leak and fix it (scale to 0, protection cleared)",
-            outputs=chain(guardrail_summary, task_logs("report", "remediate_staging")),
+            outputs=chain(outcomes, task_logs("report", "remediate_staging")),
             before=plant_idle_leak,
         ),
     ]
@@ -245,16 +216,6 @@ def _dev_node_registry(stack: LocalStack) -> dict[str, str]:
 
 def dev_node_instance(stack: LocalStack) -> str:
     return _dev_node_registry(stack)["instance_id"]
-
-
-def dev_node_created(stack: LocalStack, run: DagRun) -> list[str]:
-    """The node the create launched, how long it took to get ready, how to open ComfyUI on it."""
-    acted = stack.client().xcom(run.dag_id, run.run_id, "act") or {}
-    return [
-        f"{acted.get('instance_id')} {acted.get('state')}, ready after {acted.get('seconds')} s "
-        "(status checks, then ComfyUI answering)",
-        f"open ComfyUI: {port_forward_command(acted.get('instance_id', '<instance-id>'))}",
-    ]
 
 
 def dev_node_registry(stack: LocalStack, run: DagRun) -> list[str]:
@@ -280,26 +241,9 @@ def dev_node_cost(stack: LocalStack, run: DagRun) -> list[str]:
     steps = [f"{e['action']} -> {e['to_state']}" for e in sorted(events, key=lambda e: e["ended_at"])]
     lines = [f"lifecycle events: {', '.join(steps)}"]
     lines += [
-        f"{d.stage}/{d.name} (owner {d.owner}, {d.instance_type}): {d.node_hours:.4f} node-hours, ${d.cost_usd:.4f}"
+        f"{d.stage}/{d.name} (owner {d.owner}, {d.instance_type}): {d.node_hours:.4f} node-hours, {usd(d.cost_usd, 4)}"
         for d in days
     ]
-    return lines
-
-
-def build_decision(stack: LocalStack, run: DagRun) -> list[str]:
-    """Whether Packer ran, and why (the fingerprint of the image's inputs decides)."""
-    plan = stack.client().xcom(run.dag_id, run.run_id, "plan_build") or {}
-    return [f"decision: {plan.get('action')}: {plan.get('reason')}"]
-
-
-def analysis_tables(stack: LocalStack, run: DagRun) -> list[str]:
-    """The rollout's verdicts from the fleet's metrics: each analysis as its table."""
-    analyses = stack.client().xcom(run.dag_id, run.run_id, "judge_refresh", key="analyses") or []
-    lines = []
-    for analysis in analyses:
-        lines.append(f"analysis at {analysis['checkpoint']} on {analysis['nodes']} node(s): {analysis['verdict']}")
-        rows = [[row[column] for column in Analysis.HEADER] for row in analysis["rows"]]  # JSON sorted the keys
-        lines += format_table(Analysis.HEADER, rows).splitlines()
     return lines
 
 
@@ -308,6 +252,10 @@ def plant_idle_leak(stack: LocalStack) -> str:
     nodes (one still protected from scale-in): the scale-to-zero path failed."""
     fleet = Fleet("staging", "gpu-default")
     aws = stack.aws_client()
+    # nobody sends the nodes work any more (tests/doubles/fleet_nodes.py's QUIET_TAG)
+    tag = {"ResourceId": fleet.auto_scaling_group, "ResourceType": "auto-scaling-group", "PropagateAtLaunch": False}
+    aws("autoscaling").delete_tags(Tags=[{**tag, "Key": "emulator:prompt-seconds"}])
+    aws("autoscaling").create_or_update_tags(Tags=[{**tag, "Key": "emulator:quiet", "Value": "true"}])
     group = aws("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[fleet.auto_scaling_group])
     nodes = [i["InstanceId"] for i in group["AutoScalingGroups"][0]["Instances"]]
     aws("autoscaling").set_instance_protection(
@@ -319,16 +267,6 @@ def plant_idle_leak(stack: LocalStack) -> str:
     )
 
 
-def guardrail_summary(stack: LocalStack, run: DagRun) -> list[str]:
-    """The findings, what was fixed, and the GPU spend per hour it stopped."""
-    client = stack.client()
-    reported = client.xcom(run.dag_id, run.run_id, "report") or {}
-    lines = [f"finding {f['scope']}: {f['check']}: {f['summary']}" for f in reported.get("findings", [])]
-    fixed = client.xcom(run.dag_id, run.run_id, "remediate_staging") or {}
-    lines += [f"fixed {a['fleet']}: {a['result']}" for a in fixed.get("applied", [])]
-    return [*lines, f"saved ${Decimal(fixed.get('saved_per_hour', '0')):.2f} per hour of GPU spend"]
-
-
 def activate_sample_bundle(aws_client: Callable[[str], Any], seeded: baseline.Baseline) -> None:
     """What an admin does in Admin -> Assets: make the sample bundle each fleet's active one."""
     for stage, slug in seeded.fleets:
@@ -337,11 +275,23 @@ def activate_sample_bundle(aws_client: Callable[[str], Any], seeded: baseline.Ba
         )
 
 
+#: how long each emulated prompt runs during the refresh rollout: a node the refresh
+#: replaces is always running one, and drains it before it goes
+DEMO_PROMPT_SECONDS = 2
+
+
 def scale_staging_fleet(stack: LocalStack, capacity: int = 2) -> str:
-    """What the 0 -> 1 -> N policies do when jobs arrive: the staging fleet gets nodes."""
+    """What the 0 -> 1 -> N policies do when jobs arrive: the staging fleet gets nodes,
+    each running one prompt after the other."""
     group = Fleet("staging", "gpu-default").auto_scaling_group
-    stack.aws_client()("autoscaling").set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=capacity)
-    return f"jobs arrived: {group} scaled to {capacity} nodes in the emulator"
+    autoscaling = stack.aws_client()("autoscaling")
+    tag = {"ResourceId": group, "ResourceType": "auto-scaling-group", "PropagateAtLaunch": False}
+    # tests/doubles/fleet_nodes.py's PROMPT_SECONDS_TAG (devstack imports nothing of tests/)
+    autoscaling.create_or_update_tags(
+        Tags=[{**tag, "Key": "emulator:prompt-seconds", "Value": str(DEMO_PROMPT_SECONDS)}]
+    )
+    autoscaling.set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=capacity)
+    return f"jobs arrived: {group} scaled to {capacity} nodes, each running {DEMO_PROMPT_SECONDS}-s prompts"
 
 
 def upload_bundle_releases(aws_client: Callable[[str], Any], seeded: baseline.Baseline) -> None:
@@ -350,13 +300,15 @@ def upload_bundle_releases(aws_client: Callable[[str], Any], seeded: baseline.Ba
         baseline.upload_sample_bundle(aws_client("s3"), seeded.models_bucket, baseline.sample_bundle_id(release))
 
 
-def prepare_stack(stack: LocalStack, last_day: date) -> Callable[[Callable[[str], Any]], tuple]:
-    """The seed step: the AWS baseline, then the economics data and its Airflow settings.
-    On Celery the economics databases are PostgreSQL and the catalogue is in S3: the
-    workers are hosts of their own, with no file in common."""
+def prepare_stack(
+    stack: LocalStack, last_day: date, fleets: tuple[tuple[str, str], ...] = baseline.DEFAULT_FLEETS
+) -> Callable[[Callable[[str], Any]], tuple]:
+    """The seed step: the AWS baseline (with ``fleets``), then the economics data and its
+    Airflow settings. On Celery the economics databases are PostgreSQL and the catalogue
+    is in S3: the workers are hosts of their own, with no file in common."""
 
     def seed(aws_client: Callable[[str], Any]) -> tuple:
-        seeded = baseline.seed_baseline(aws_client)
+        seeded = baseline.seed_baseline(aws_client, fleets=fleets)
         stack.logs_bucket = seeded.logs_bucket
         activate_sample_bundle(aws_client, seeded)
         upload_bundle_releases(aws_client, seeded)

@@ -2,12 +2,11 @@
 PostgreSQL, with the LocalExecutor (one machine) or the CeleryExecutor (two workers with
 homes and temporary folders of their own, on Redis, as two hosts would have).
 
-Measured facts this follows (shared/notes/airflow-local.md): components run ``airflow``
-from PATH, so the venv's ``bin`` goes first; the api-server listens on a free port and
-``core.execution_api_server_url`` follows it; each log server gets a free port;
-parallelism stays small; every component runs in its own session and is stopped by
-process group; readiness is ``GET /api/v2/monitor/health``, never a sleep; two workers
-on one host need a ``hostname_callable`` each to report distinct hostnames.
+Measured facts this follows (shared/notes/airflow-local.md): ``airflow`` runs from PATH
+(the venv's ``bin`` first); the api-server and each log server listen on free ports (the
+execution API URL follows); parallelism stays small; each component runs in a session of
+its own, stopped by process group; readiness is ``GET /api/v2/monitor/health``, never a
+sleep; two workers on one host report distinct hostnames (a ``hostname_callable`` each).
 """
 
 from __future__ import annotations
@@ -144,6 +143,14 @@ class LocalStack:
         return self.home / "services"
 
     @property
+    def node_agent_stats(self) -> Path:
+        """The emulated nodes' agents so far (tests.doubles.fleet_nodes writes it as JSON)."""
+        return self.home / "node-agents.json"
+
+    def node_agents(self) -> dict[str, int]:
+        return json.loads(self.node_agent_stats.read_text()) if self.node_agent_stats.is_file() else {}
+
+    @property
     def celery(self) -> bool:
         return self.executor == "celery"
 
@@ -179,9 +186,10 @@ class LocalStack:
                 "AIRFLOW_HOME": str(self.airflow_home),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
-                # plugins/.airflowignore reads the same either way; glob syntax logs a
-                # pathspec deprecation warning into every task log
+                # glob syntax logs a pathspec deprecation warning into every task log; the task
+                # SDK's scan of Airflow's example plugins uses it anyway (the image filters it too)
                 "AIRFLOW__CORE__DAG_IGNORE_FILE_SYNTAX": "regexp",
+                "PYTHONWARNINGS": "ignore:GitWildMatchPattern:DeprecationWarning",
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if self.celery else "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
@@ -285,8 +293,9 @@ class LocalStack:
                 [
                     *(sys.executable, "-m", "devstack.moto_server", "--port", str(self.ports.moto)),
                     *("--double", "tests.doubles.gpu_node"),  # the GPU nodes' bundle installer
-                    *("--double", "tests.doubles.fleet_traffic"),  # the jobs the fleets run, as metrics
+                    *("--double", "tests.doubles.fleet_nodes"),  # the nodes' ComfyUI and their real agents
                 ],
+                {**self.env(), "BP_NODE_AGENT_STATS": str(self.node_agent_stats)},
             )
             self._wait_for_port("moto", self.ports.moto, timeout=60)
             seeded = seed(self.aws_client()) if seed else None
@@ -319,7 +328,7 @@ class LocalStack:
 
     def stop(self, grace: float = 20) -> None:
         self.supervisor.stop()
-        stop_process_groups([c.process.pid for c in self.components.values() if c.process], grace)
+        stop_process_groups([group for c in self.components.values() for group in c.groups], grace)
         for component in self.components.values():
             if component.process is not None:
                 component.process.wait(timeout=5)

@@ -1,5 +1,6 @@
 # The GPU worker AMI: Ubuntu 22.04 + NVIDIA driver + ComfyUI + the gpu_worker package in
-# /opt/worker/venv, optionally with a model bundle baked in.
+# /opt/worker/venv (the bundle installer and the node agent) + the CloudWatch agent,
+# optionally with a model bundle baked in.
 #
 #   base build: source_ami = ""              -> latest Ubuntu 22.04 from Canonical
 #   bake:       source_ami = the fleet's AMI -> the scripts find everything installed
@@ -113,6 +114,11 @@ build {
     script           = "${path.root}/scripts/install-python-worker.sh"
     execute_command  = "sudo -E bash '{{ .Path }}'"
     environment_vars = ["WORKER_SOURCE=/tmp/bp-worker-src"]
+  }
+
+  provisioner "shell" {
+    script          = "${path.root}/scripts/install-node-agent.sh"
+    execute_command = "sudo -E bash '{{ .Path }}'"
   }
 
   provisioner "shell" {

@@ -102,3 +102,26 @@ def test_files_stay_within_their_budget():
 def test_the_provider_shaped_package_holds_only_provider_shaped_parts():
     parts = {p.name for p in (REPO_ROOT / "plugins" / "bp_aws").iterdir() if not p.name.startswith("__")}
     assert parts <= {"hooks", "operators", "sensors", "triggers", "waiters", "notifiers", "utils", "exceptions.py"}
+
+
+def test_the_node_package_needs_only_the_standard_library_boto3_and_nvml():
+    import sys
+
+    allowed = sys.stdlib_module_names | {"gpu_worker", "boto3", "botocore", "pynvml"}
+    outside = {
+        str(path.relative_to(REPO_ROOT)): sorted(n for n in _imports(path) if n.split(".")[0] not in allowed)
+        for path in (REPO_ROOT / "gpu_worker").rglob("*.py")
+    }
+    assert {path: names for path, names in outside.items() if names} == {}
+
+
+def test_no_double_and_nothing_of_the_local_stack_publishes_a_metric_itself():
+    """Node metrics come from the real node agent (the emulated nodes run it); the local
+    stack's history goes through the agent's own batching (gpu_worker.agent.publisher)."""
+    publishers = [
+        str(path.relative_to(REPO_ROOT))
+        for folder in ("tests/doubles", "devstack")
+        for path in (REPO_ROOT / folder).rglob("*.py")
+        if "put_metric_data" in path.read_text()
+    ]
+    assert publishers == []

@@ -6,7 +6,7 @@ imports it.
 
 from __future__ import annotations
 
-from devstack.emulator import autoscaling, cloudformation, drift, s3, ssm
+from devstack.emulator import autoscaling, cloudformation, cloudwatch, drift, lifecycle, s3, ssm
 
 _installed = False
 
@@ -16,7 +16,9 @@ def install() -> None:
     global _installed
     if not _installed:
         autoscaling.install()
+        lifecycle.install()
         cloudformation.install()
+        cloudwatch.install()
         drift.install()
         s3.install()
         ssm.install()

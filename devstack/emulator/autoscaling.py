@@ -21,6 +21,7 @@ rule follows are quoted in tests/devstack/test_emulator_autoscaling.py.
   skips them, ``Wait`` (AWS's default) leaves the refresh InProgress until protection
   is removed (AWS gives up after an hour; reads, not time, drive this emulator).
 * SkipMatching leaves instances already on the desired image alone.
+* Replaced instances go through the termination hook (:mod:`.lifecycle`), one at a time.
 * CancelInstanceRefresh (of a refresh or of a rollback) -> ``Cancelling`` then
   ``Cancelled``; what was replaced stays replaced.
 * RollbackInstanceRefresh -> ``RollbackInProgress`` then ``RollbackSuccessful``, with the
@@ -51,6 +52,8 @@ from moto.autoscaling.exceptions import AutoscalingClientError
 from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup, autoscaling_backends
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult
+
+from devstack.emulator import lifecycle
 
 ACTIVE = ("Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking")
 #: RefreshPreferences.CheckpointDelay: "defaults to 3600 (1 hour)"
@@ -167,10 +170,9 @@ def _irreversible_reason(refresh: InstanceRefresh, backend: AutoScalingBackend) 
 
 
 def _replace(backend: AutoScalingBackend, group: Any, instance_id: str) -> str:
-    """Terminate one instance and launch its replacement from the group's configuration."""
-    group.instance_states = [s for s in group.instance_states if s.instance.id != instance_id]
-    backend.ec2_backend.terminate_instances([instance_id])
+    """Take one instance out of service (through its hook) and launch its replacement."""
     before = {s.instance.id for s in group.instance_states}
+    lifecycle.take_out_of_service(backend, group, [instance_id])
     group.replace_autoscaling_group_instances(1, group.get_propagated_tags())
     return next(s.instance.id for s in group.instance_states if s.instance.id not in before)
 
@@ -212,6 +214,9 @@ def _step(backend: AutoScalingBackend, refresh: InstanceRefresh) -> None:
         refresh.status_reason = f"Checkpoint {max(reached)}% reached: waiting the checkpoint delay ({delay} s)."
         return
     if refresh.paused_until is not None and datetime.now(UTC) < refresh.paused_until:
+        return
+    if waiting := lifecycle.waiting_in(backend, group.name):
+        refresh.status_reason = f"Waiting for instance {waiting[0]} to terminate: a lifecycle hook holds it."
         return
     if not refresh.to_update:
         refresh.finish("Successful", "The instance refresh completed successfully.")

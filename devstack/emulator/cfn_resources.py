@@ -1,8 +1,9 @@
 """CloudFormation resource types moto 5.2.5 warns about and skips:
-``AWS::AutoScaling::ScalingPolicy`` and ``AWS::CloudWatch::Alarm`` are created, updated
-and deleted with their stacks here. The models register themselves with moto by
-subclassing :class:`CloudFormationModel`; :func:`devstack.emulator.cloudformation.install`
-clears moto's cached model map so it sees them.
+``AWS::AutoScaling::ScalingPolicy``, ``AWS::AutoScaling::LifecycleHook`` and
+``AWS::CloudWatch::Alarm`` are created, updated and deleted with their stacks here. The
+models register themselves with moto by subclassing :class:`CloudFormationModel`;
+:func:`devstack.emulator.cloudformation.install` clears moto's cached model map so it
+sees them.
 """
 
 from __future__ import annotations
@@ -165,6 +166,60 @@ class AlarmResource(CloudFormationModel):
 
     def delete(self, account_id: str, region_name: str) -> None:
         cloudwatch_backends[account_id][region_name].delete_alarms([self.name])
+
+    def is_created(self) -> bool:
+        return True
+
+
+class LifecycleHookResource(CloudFormationModel):
+    """``AWS::AutoScaling::LifecycleHook``; Ref is the hook's name, as in AWS."""
+
+    def __init__(self, name: str, group_name: str) -> None:
+        self.name, self.group_name = name, group_name
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "LifecycleHookName"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::AutoScaling::LifecycleHook"
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> LifecycleHookResource:
+        properties = cloudformation_json["Properties"]
+        backend = autoscaling_backends[account_id][region_name]
+        name = properties.get("LifecycleHookName") or resource_name
+        timeout = properties.get("HeartbeatTimeout")
+        backend.create_lifecycle_hook(
+            name=name,
+            as_name=properties["AutoScalingGroupName"],
+            transition=properties["LifecycleTransition"],
+            timeout=int(timeout) if timeout is not None else None,
+            result=properties.get("DefaultResult", "ABANDON"),
+        )
+        return cls(name, properties["AutoScalingGroupName"])
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> LifecycleHookResource:
+        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        backend = autoscaling_backends[account_id][region_name]
+        backend.lifecycle_hooks.pop(f"{self.group_name}_{self.name}", None)
 
     def is_created(self) -> bool:
         return True

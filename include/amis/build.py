@@ -27,6 +27,7 @@ from include.amis import fingerprint, retention
 from include.errors import InvalidRequest
 from include.naming import platform
 from include.naming.fleet import Fleet
+from include.rollouts.rollout import REPLACE_PROTECTED_NODES
 
 MODES = ("base", "bake", "base_and_bake")
 #: An EC2 instance type: family, optional generation/attributes, size (g4dn.xlarge, g5.12xlarge).
@@ -34,6 +35,14 @@ INSTANCE_TYPE_PATTERN = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
 PACKER_DIR = Path(__file__).resolve().parents[2] / "packer"
 #: The DAG that builds a fleet's images (and creates its AMI pointer with mode=base).
 DAG_ID = "gpu_ami_build_and_bake"
+
+#: the refresh that rolls a new or restored AMI onto a fleet (gpu_ami_build_and_bake, gpu_ami_revoke)
+AMI_REFRESH_PREFERENCES = {
+    "MinHealthyPercentage": 90,
+    "InstanceWarmup": 300,
+    "SkipMatching": False,
+    **REPLACE_PROTECTED_NODES,
+}
 
 
 class MissingInputs(RuntimeError):

@@ -29,7 +29,9 @@ CHECKS: dict[str, str] = {
     "gpu": "nvidia-smi sees a GPU and reports the driver version",
     "cuda": "CUDA is usable from the ComfyUI venv (torch.cuda.is_available)",
     "comfyui": "ComfyUI answers /system_stats",
-    "worker": "the worker venv imports gpu_worker",
+    "worker": "the worker venv imports gpu_worker (the installer and the node agent), as the agent's user",
+    "agent": "the node agent's unit (bp-node-agent) is enabled",
+    "owners": "the code and venvs under /opt/comfyui and /opt/worker are root's alone",
     "bundle": "gpu_worker.bundle status reports the baked bundle",
 }
 #: how long the instance may take to pass its EC2 status checks, and the document to run

@@ -9,6 +9,7 @@ Airflow 3 way (``POST /auth/token`` -> bearer token) and turns every failure int
 from __future__ import annotations
 
 import base64
+import difflib
 import json
 import time
 import urllib.error
@@ -21,6 +22,9 @@ from typing import Any
 
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 FAILED_TASK_STATES = frozenset({"failed", "upstream_failed"})
+#: The XCom key under which a task says what it did, in a reader's words (a list of lines:
+#: ``bp_tasks.common.outcome``); the client prints them once the run is over.
+OUTCOME_KEY = "outcome"
 #: A human-in-the-loop task (an approval) waits in this state for an answer.
 AWAITING_INPUT = "awaiting_input"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -176,8 +180,14 @@ class AirflowClient:
             return self._send("GET", f"/api/v2/dags/{_quote(dag_id)}")
         except AirflowApiError as error:
             if error.status == 404:
-                raise AirflowApiError(f"DAG {dag_id!r} does not exist on {self.base_url}", 404) from None
+                close = difflib.get_close_matches(dag_id, self.dag_ids(), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise AirflowApiError(f"DAG {dag_id!r} does not exist on {self.base_url}{hint}", 404) from None
             raise
+
+    def dag_ids(self) -> list[str]:
+        """Every DAG this user may read."""
+        return [dag["dag_id"] for dag in self._send("GET", "/api/v2/dags?limit=1000")["dags"]]
 
     def import_errors(self) -> list[dict[str, Any]]:
         return self._send("GET", "/api/v2/importErrors?limit=100")["import_errors"]
@@ -194,8 +204,8 @@ class AirflowClient:
         except AirflowApiError as error:
             if error.status == 404:
                 raise AirflowApiError(f"DAG {dag_id!r} does not exist on {self.base_url}", 404) from None
-            if error.status == 400:
-                raise AirflowApiError(f"DAG {dag_id!r} refused the conf: {error}", 400) from None
+            if error.status == 400:  # Airflow's own sentence: the conf, or the run id
+                raise AirflowApiError(str(error).split(" answered HTTP 400: ", 1)[-1], 400) from None
             raise
 
     def backfill(
@@ -324,6 +334,20 @@ class AirflowClient:
         """What a task pushed (its return value by default), as JSON."""
         path = f"{_ti_path(dag_id, run_id, task_id)}/xcomEntries/{_quote(key)}?deserialize=true"
         return self._send("GET", path)["value"]
+
+    def outcomes(self, dag_id: str, run_id: str) -> dict[str, list[str]]:
+        """What each task of the run said it did (:data:`OUTCOME_KEY`), by task id, in the
+        order the tasks started."""
+        path = f"{_ti_path(dag_id, run_id, '~')}/xcomEntries?xcom_key={OUTCOME_KEY}&limit=1000"
+        task_ids = {entry["task_id"] for entry in self._send("GET", path)["xcom_entries"]}
+        if not task_ids:
+            return {}
+        started = {t["task_id"]: t.get("start_date") or "~" for t in self.task_instances(dag_id, run_id)}
+        said = {}
+        for task_id in sorted(task_ids, key=lambda task_id: (started.get(task_id, "~"), task_id)):
+            lines = self.xcom(dag_id, run_id, task_id, OUTCOME_KEY)
+            said[task_id] = [str(line) for line in lines] if isinstance(lines, list) else [str(lines)]
+        return said
 
     def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
         return self._send("GET", _ti_path(dag_id, run_id, task_id))

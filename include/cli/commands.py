@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from include.cli.airflow_client import (
+    AWAITING_INPUT,
     FAILED_TASK_STATES,
     TERMINAL_RUN_STATES,
     AirflowApiError,
@@ -21,6 +22,8 @@ from include.tables import format_table
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 #: An output longer than this is cut in the summary (the full value is the task's XCom).
 OUTPUT_CHARS = 300
+#: A task in one of these states will never ask for an answer in this run.
+DONE_TASK_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 #: the trigger rule Airflow gives a task marked ``as_teardown()``
 TEARDOWN_RULE = "all_done_setup_success"
 
@@ -53,7 +56,8 @@ def trigger(client: AirflowClient, args: Any, conf: dict[str, Any], out: TextIO,
         run = client.trigger(args.dag_id, conf, run_id=args.run_id)
     except AirflowApiError as error:
         if error.status == 400:
-            err.write(f"error: DAG {args.dag_id!r} refused the conf: {one_line_refusal(str(error))}\n")
+            refused = f"the run id {args.run_id!r}" if args.run_id and "run_id" in str(error) else "the conf"
+            err.write(f"error: DAG {args.dag_id!r} refused {refused}: {one_line_refusal(str(error))}\n")
             return EXIT_USAGE
         if error.status == 409 and args.run_id:
             existing = client.get_run(args.dag_id, args.run_id)
@@ -64,9 +68,12 @@ def trigger(client: AirflowClient, args: Any, conf: dict[str, Any], out: TextIO,
             return EXIT_USAGE
         raise
     out.write(f"triggered {run.dag_id} run {run.run_id} ({run.state}): {client.run_url(run.dag_id, run.run_id)}\n")
-    if not args.wait:
-        return EXIT_OK
-    run = wait(client, run, args.timeout, args.poll, out)
+    return follow(client, run, args.timeout, args.poll, out) if args.wait else EXIT_OK
+
+
+def follow(client: AirflowClient, run: DagRun, timeout: float, poll: float, out: TextIO) -> int:
+    """Wait for the run's end, then print what it did (or its failed tasks' logs)."""
+    run = wait(client, run, timeout, poll, out)
     duration = run.duration_seconds
     out.write(f"final state: {run.state}" + (f" after {duration:.1f}s" if duration is not None else "") + "\n")
     if run.state != "success":
@@ -93,7 +100,11 @@ def wait(client: AirflowClient, run: DagRun, timeout: float, poll: float, out: T
             if task_id not in said:
                 said.add(task_id)
                 url = client.run_url(run.dag_id, run.run_id, task_id)
-                out.write(f"waiting for approval on {task_id} ({url}); answer in the UI or with: approve|reject\n")
+                out.write(
+                    f"waiting for approval on {task_id} ({url}); answer in the UI, or as an approver other than "
+                    f"the one who triggered it: python -m include.cli.trigger approve {run.dag_id} {run.run_id} "
+                    f"{task_id} (or reject)\n"
+                )
         if time.monotonic() > deadline:
             waiting = f" waiting for approval on {', '.join(sorted(said))}" if said else ""
             raise TimeoutError(f"run {run.run_id} of {run.dag_id} still {run.state}{waiting} after {timeout:.0f}s")
@@ -112,8 +123,15 @@ def print_failed_task_logs(client: AirflowClient, run: DagRun, out: TextIO) -> N
 
 
 def print_outputs(client: AirflowClient, run: DagRun, out: TextIO) -> None:
-    """The run's page and what its last tasks returned."""
+    """The run's page, then what its tasks said they did (findings, files, skip reasons,
+    the next command), in the order they ran; a DAG whose tasks say nothing shows what
+    its last tasks returned."""
     out.write(f"the run: {client.run_url(run.dag_id, run.run_id)}\n")
+    said = client.outcomes(run.dag_id, run.run_id)
+    for task_id, lines in said.items():
+        out.write(f"{task_id}:\n" + "".join(f"  {line}\n" for line in lines))
+    if said:
+        return
     tasks = client.dag_tasks(run.dag_id)
     # a teardown (lock release, clean-up) ends the graph but is not what the run produced
     teardowns = {t["task_id"] for t in tasks if t.get("trigger_rule") == TEARDOWN_RULE}
@@ -157,6 +175,9 @@ def runs(client: AirflowClient, dag_id: str, limit: int, out: TextIO) -> int:
     for run in client.list_runs(dag_id, limit=limit):
         duration = f"{run.duration_seconds:.1f}s" if run.duration_seconds is not None else "-"
         rows.append((run.run_id, run.state, (run.start_date or "-")[:19], duration))
+    if not rows:  # a header with no rows reads as a broken command
+        out.write(f"{dag_id} has no runs yet (a scheduled DAG's first run comes at its start date)\n")
+        return EXIT_OK
     out.write(format_table(("RUN ID", "STATE", "STARTED", "DURATION"), rows) + "\n")
     return EXIT_OK
 
@@ -172,23 +193,13 @@ class AnswerRefused(ValueError):
 SETTLE_SECONDS = 3.0
 
 
-def answer(
-    client: AirflowClient,
-    dag_id: str,
-    run_id: str,
-    task_id: str,
-    command: str,
-    out: TextIO,
-) -> int:
+def answer(client: AirflowClient, args: Any, out: TextIO) -> int:
     """Approve or reject a task waiting for a person: refused up front, naming who may
-    answer, when the caller is not one of them."""
-    waiting = client.awaiting_input(dag_id, run_id)
-    if task_id not in waiting:
-        raise AirflowApiError(
-            f"{task_id} of run {run_id} is not waiting for an answer"
-            + (f" (waiting: {', '.join(waiting)})" if waiting else " (nothing in the run is)"),
-            409,
-        )
+    answer, when the caller is not one of them. An approval the run has not reached yet
+    is waited for (up to ``--timeout``), so it can be answered right after the trigger;
+    with ``--wait`` the run is then followed to its end."""
+    dag_id, run_id, task_id = args.dag_id, args.run_id, args.task_id
+    wait_for_question(client, dag_id, run_id, task_id, args.timeout, args.poll, out)
     detail = client.hitl_detail(dag_id, run_id, task_id) or {}
     assigned = detail.get("assigned_users") or []
     if assigned and client.me() not in {str(user["id"]) for user in assigned}:
@@ -196,7 +207,7 @@ def answer(
     paused_for = _seconds_since(detail.get("created_at"))
     if paused_for is not None and paused_for < SETTLE_SECONDS:
         time.sleep(SETTLE_SECONDS - paused_for)
-    choice = "Approve" if command == "approve" else "Reject"
+    choice = "Approve" if args.command == "approve" else "Reject"
     try:
         client.respond(dag_id, run_id, task_id, [choice])
     except AirflowApiError as error:
@@ -207,7 +218,37 @@ def answer(
             ) from None
         raise
     out.write(f"{choice} sent for {task_id}: {client.run_url(dag_id, run_id, task_id)}\n")
-    return EXIT_OK
+    return follow(client, client.get_run(dag_id, run_id), args.timeout, args.poll, out) if args.wait else EXIT_OK
+
+
+def wait_for_question(
+    client: AirflowClient, dag_id: str, run_id: str, task_id: str, timeout: float, poll: float, out: TextIO
+) -> None:
+    """Return once ``task_id`` waits for a person; refuse at once when it never will (the
+    run ended, the task is done or is not in the DAG), and after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    said = False
+    while True:
+        states = {t["task_id"]: t["state"] for t in client.task_instances(dag_id, run_id)}
+        if states.get(task_id) == AWAITING_INPUT:
+            return
+        waiting = sorted(task for task, state in states.items() if state == AWAITING_INPUT)
+        run = client.get_run(dag_id, run_id)
+        if task_id not in states:
+            raise AirflowApiError(f"run {run_id} of {dag_id} has no task {task_id!r}", 404)
+        if run.state in TERMINAL_RUN_STATES or states[task_id] in DONE_TASK_STATES:
+            raise AirflowApiError(
+                f"{task_id} of run {run_id} is not waiting for an answer ({states[task_id]}; the run is {run.state})"
+                + (f"; waiting: {', '.join(waiting)}" if waiting else ""),
+                409,
+            )
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{task_id} of run {run_id} did not ask for an answer within {timeout:.0f}s")
+        if not said:
+            out.write(f"{task_id} of run {run_id} has not asked yet ({states[task_id] or 'not started'}); waiting\n")
+            out.flush()
+            said = True
+        time.sleep(poll)
 
 
 def _not_yours(client: AirflowClient, dag_id: str, run_id: str, task_id: str, assigned: list[dict]) -> str:

@@ -4,7 +4,7 @@ approvals and list runs. For CI systems and on-call people::
     python -m include.cli.trigger platform_preflight --conf '{"fleet_stage": "staging"}' --wait
     python -m include.cli.trigger runs gpu_bundle_rollout
     python -m include.cli.trigger logs gpu_bundle_rollout <run_id> [task_id] [--try N]
-    python -m include.cli.trigger approve|reject gpu_ami_build_and_bake <run_id> approve_promotion
+    python -m include.cli.trigger approve|reject gpu_ami_build_and_bake <run_id> approve_promotion [--wait]
 
 Connection settings: ``--url`` or ``AIRFLOW_API_URL`` (default ``http://127.0.0.1:8080``;
 https for any other host, unless ``--insecure-http``); ``AIRFLOW_USERNAME`` with
@@ -14,7 +14,9 @@ standard library is needed.
 
 ``approve``/``reject`` answer as the given user: when that user may not answer (the run's
 own triggerer, or anyone not among the approval's assigned users) nothing is sent and one
-line names who may. An answer is held until the pause is 3 s old (Airflow 3.3.2 races an
+line names who may. An approval the run has not reached yet is waited for (``--timeout``,
+default 600 s), so it can be answered right after the trigger; ``--wait`` then follows
+the run to its end. An answer is held until the pause is 3 s old (Airflow 3.3.2 races an
 earlier one; the approval survives it either way).
 
 Exit codes: 0 the run succeeded (or was queued, without ``--wait``); 1 the run failed
@@ -57,6 +59,11 @@ def _connection_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--insecure-http", action="store_true", help="allow plain http to another host")
 
 
+def _wait_args(parser: argparse.ArgumentParser, timeout_help: str, timeout: float) -> None:
+    parser.add_argument("--timeout", type=float, default=timeout, help=timeout_help)
+    parser.add_argument("--poll", type=float, default=3.0, help="seconds between polls (default 3)")
+
+
 def _parse_args(argv: list[str]) -> argparse.Namespace:
     prog = "python -m include.cli.trigger"
     # the module's docstring is the help: the commands, the connection settings, the exit codes
@@ -71,6 +78,10 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
             parser.add_argument("task_id", nargs="?" if argv[0] == "logs" else None)
         if argv[0] == "logs":
             parser.add_argument("--try", dest="try_number", type=int, help="a try of the task (default: its last)")
+        if argv[0] in ("approve", "reject"):
+            parser.add_argument("--wait", action="store_true", help="then wait for the run to finish")
+            asked = "seconds to wait for the approval to be asked, and with --wait for the run (default 600)"
+            _wait_args(parser, asked, 600)
         _connection_args(parser)
         args = parser.parse_args(argv[1:])
         args.command = argv[0]
@@ -80,8 +91,7 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--conf", default="{}", help="the run's conf, a JSON object")
     parser.add_argument("--run-id", help="a run id of your own (re-using one is refused: safe retries)")
     parser.add_argument("--wait", action="store_true", help="wait for the run to finish")
-    parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait (default 3600)")
-    parser.add_argument("--poll", type=float, default=3.0, help="seconds between polls (default 3)")
+    _wait_args(parser, "seconds to wait (default 3600)", 3600)
     parser.add_argument("--unpause", action="store_true", help="unpause the DAG if it is paused")
     _connection_args(parser)
     args = parser.parse_args(argv)
@@ -129,7 +139,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
             return commands.logs(client, args.dag_id, args.run_id, args.task_id, args.try_number, out)
         if args.command == "runs":
             return commands.runs(client, args.dag_id, args.limit, out)
-        return commands.answer(client, args.dag_id, args.run_id, args.task_id, args.command, out)
+        return commands.answer(client, args, out)
     except (ValueError, CredentialsMissing) as error:
         err.write(f"error: {error}\n")
         return EXIT_USAGE

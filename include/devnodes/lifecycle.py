@@ -270,6 +270,19 @@ def lifecycle_event(
     }
 
 
+def user_data(node: DevNode) -> str:
+    """The node's user-data: its agent's settings in ``/etc/bp/worker.env``, then the
+    node's services configured and started by the image's ``configure-node`` (baked by
+    ``packer/scripts/install-node-agent.sh``). Stage and name are validated slugs, written
+    inside a quoted here-document: nothing in them reaches the shell."""
+    settings = "".join(f"{key}={value}\n" for key, value in node.agent_env().items())
+    return (
+        "#!/bin/bash\nset -euo pipefail\ninstall -d -m 0755 /etc/bp\n"
+        f"cat >/etc/bp/worker.env <<'ENV'\n{settings}ENV\n"
+        "chmod 0644 /etc/bp/worker.env\n/opt/worker/bin/configure-node\n"
+    )
+
+
 def port_forward_command(instance_id: str, local_port: int = COMFYUI_PORT) -> str:
     """How an engineer opens ComfyUI on the node: Session Manager port forwarding (the
     node's security group has no inbound rule)."""

@@ -19,6 +19,8 @@ from typing import Any
 
 import pandas as pd
 
+from include.naming import platform
+
 #: Below this (percent) a minute of CPU and GPU counts as flat: the agent, sshd and the
 #: SSM agent keep an idle GPU instance at 0-2 %.
 ACTIVE_PERCENT = 5.0
@@ -115,15 +117,22 @@ def dev_node_days(
 
 
 #: What a dev node's activity is read from, per minute (its ``InstanceId`` dimension):
-#: EC2's own CPU metric, and the GPU use the CloudWatch agent reports from nvidia-smi.
-ACTIVITY_METRICS = (("AWS/EC2", "CPUUtilization"), ("CWAgent", "nvidia_smi_utilization_gpu"))
+#: (namespace, metric, statistic, the value from which a minute counts as active). EC2's
+#: own CPU; the GPU as the CloudWatch agent reports it (nvidia-smi) and as the node agent
+#: does (NVML); and the prompts the node agent saw ComfyUI finish.
+ACTIVITY_METRICS = (
+    ("AWS/EC2", "CPUUtilization", "Maximum", ACTIVE_PERCENT),
+    ("CWAgent", "nvidia_smi_utilization_gpu", "Maximum", ACTIVE_PERCENT),
+    (platform.WORKER_METRICS_NAMESPACE, "GPUUtilization", "Maximum", ACTIVE_PERCENT),
+    (platform.WORKER_METRICS_NAMESPACE, "JobCount", "Sum", 1.0),
+)
 #: A datapoint of GetMetricData is labelled with the start of its period: the activity it
 #: sums went on until the period's end.
 ACTIVITY_PERIOD_SECONDS = 60
 
 
 def activity_queries(instance_id: str) -> list[dict[str, Any]]:
-    """GetMetricData queries of :data:`ACTIVITY_METRICS`: each minute's Maximum."""
+    """GetMetricData queries of :data:`ACTIVITY_METRICS`, one datapoint a minute."""
     return [
         {
             "Id": f"activity{index}",
@@ -134,21 +143,24 @@ def activity_queries(instance_id: str) -> list[dict[str, Any]]:
                     "Dimensions": [{"Name": "InstanceId", "Value": instance_id}],
                 },
                 "Period": ACTIVITY_PERIOD_SECONDS,
-                "Stat": "Maximum",
+                "Stat": statistic,
             },
             "ReturnData": True,
         }
-        for index, (namespace, metric) in enumerate(ACTIVITY_METRICS)
+        for index, (namespace, metric, statistic, _) in enumerate(ACTIVITY_METRICS)
     ]
 
 
 def datapoints_of(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """GetMetricData results as datapoints (``Timestamp``, ``Maximum``), every metric together."""
-    return [
-        {"Timestamp": moment if moment.tzinfo else moment.replace(tzinfo=UTC), "Maximum": float(value)}
-        for result in results
-        for moment, value in zip(result["Timestamps"], result["Values"], strict=True)
-    ]
+    """GetMetricData results (of :func:`activity_queries`) as datapoints: ``Timestamp``,
+    ``Metric``, ``Value`` and whether the minute was ``Active``."""
+    points = []
+    for result in results:
+        _, metric, _, threshold = ACTIVITY_METRICS[int(result["Id"].removeprefix("activity"))]
+        for moment, value in zip(result["Timestamps"], result["Values"], strict=True):
+            stamp = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            points.append({"Timestamp": stamp, "Metric": metric, "Value": float(value), "Active": value >= threshold})
+    return points
 
 
 def total(days: Iterable[DevNodeCost]) -> Decimal:
@@ -164,10 +176,9 @@ def dev_node_table(day: date, days: Iterable[DevNodeCost]) -> pd.DataFrame:
     )
 
 
-def last_activity(datapoints: Iterable[Mapping[str, Any]], threshold: float = ACTIVE_PERCENT) -> datetime | None:
-    """The end of the latest minute whose CPU or GPU use reached ``threshold`` (CloudWatch
-    datapoints with ``Timestamp``, the period's start, and ``Maximum``), or None."""
-    active = [point["Timestamp"] for point in datapoints if point["Maximum"] >= threshold]
+def last_activity(datapoints: Iterable[Mapping[str, Any]]) -> datetime | None:
+    """The end of the latest active minute of :func:`datapoints_of`, or None."""
+    active = [point["Timestamp"] for point in datapoints if point["Active"]]
     return max(active) + timedelta(seconds=ACTIVITY_PERIOD_SECONDS) if active else None
 
 
@@ -181,11 +192,11 @@ class IdleVerdict:
 def idle_verdict(
     *, idle_stop_minutes: int, last_heartbeat: datetime | None, last_active: datetime | None, now: datetime
 ) -> IdleVerdict:
-    """A node is idle once neither its heartbeat (the last time it was seen ready) nor
-    any CPU or GPU activity is newer than its ``idle_stop_minutes``."""
+    """A node is idle once neither its heartbeat (the last time it was seen ready, or its
+    node agent saw it in use) nor any activity is newer than its ``idle_stop_minutes``."""
     marks = [moment for moment in (last_heartbeat, last_active) if moment is not None]
     if not marks:
-        return IdleVerdict(True, idle_stop_minutes, "no heartbeat and no CPU or GPU activity on record")
+        return IdleVerdict(True, idle_stop_minutes, "no heartbeat and no CPU, GPU or prompt activity on record")
     latest = max(marks)
     quiet = int((now - latest).total_seconds() // 60)
     what = "activity" if last_active is not None and latest == last_active else "heartbeat"

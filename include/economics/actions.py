@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from include.economics.review_model import Action, Regression, Review, Rules
+from include.money import usd
 
 
 def _regression_groups(regressions: list[Regression]) -> list[tuple[list[str], list[Regression]]]:
@@ -49,8 +50,8 @@ def actions(review: Review, rules: Rules) -> list[Action]:
             actions.append(
                 Action(
                     "high" if share >= rules.mix_shift_pp else "medium",
-                    f"Plan {plan.name} earned no revenue and cost ${plan.cost_usd:,.2f} ({share:.0f}% of the "
-                    f"week's AI cost, margin ${plan.margin_usd:,.2f}): cap its usage or route it to cheaper models.",
+                    f"Plan {plan.name} earned no revenue and cost {usd(plan.cost_usd)} ({share:.0f}% of the "
+                    f"week's AI cost, margin {usd(plan.margin_usd)}): cap its usage or route it to cheaper models.",
                 )
             )
     for dimensions, found in _regression_groups(review.regressions):

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from include.economics.bills import CLASSES, NOT_A_MODEL, BillError, BillLine
 from include.economics.ledger import day_requests_select
 from include.economics.prices import PriceBook, to_money
+from include.money import usd
 from include.tables import format_table
 
 COLUMNS = (
@@ -188,6 +189,21 @@ def _model_row(
         "drifting": "; ".join(drifting) or None,
     }  # fmt: skip
     return row, finding
+
+
+def not_billed(table: pd.DataFrame, ours: pd.DataFrame) -> str | None:
+    """The models of our cost that no imported bill names (their provider's bill is not
+    imported): said beside the table rather than left out of it silently."""
+    billed = set(table["model_name"])
+    missing = sorted(
+        (row["model_name"], to_money(Decimal(str(row["cost_usd"]))))
+        for row in ours.to_dict("records")
+        if row["model_name"] not in billed
+    )
+    if not missing:
+        return None
+    named = ", ".join(f"{model} ({usd(cost)} of our cost)" for model, cost in missing)
+    return f"Not in any imported bill: {named}; no bill import reads their provider, so nothing checks them"
 
 
 def readable(table: pd.DataFrame) -> str:

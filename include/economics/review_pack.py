@@ -23,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from matplotlib.figure import Figure
 
 from include.economics.review_model import Metric, Regression, Review
+from include.money import NOTHING, usd
 
 TEMPLATES = Path(__file__).with_name("templates")
 #: The PDF's pages, in order: each section of the page starts a new one.
@@ -34,8 +35,6 @@ SECTIONS = (
     "GPU fleets",
     "Data quality and actions",
 )
-#: What an empty figure shows (an en dash, as typeset tables do).
-NOTHING = "\N{EN DASH}"
 COLOURS = ("#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#64748b", "#ec4899")
 
 
@@ -51,13 +50,6 @@ class Pack:
 
 
 # --- formatting ---------------------------------------------------------------------
-
-
-def usd(value: Decimal | float | None, places: int = 2) -> str:
-    if value is None:
-        return NOTHING
-    sign = "-" if value < 0 else ""
-    return f"{sign}${abs(float(value)):,.{places}f}"
 
 
 def count(value: float | int | None) -> str:
@@ -145,13 +137,10 @@ def _daily_chart(review: Review) -> str:
     revenue = [None if pd.isna(v) else float(v) for v in daily["revenue_usd"]]
     axes.bar(positions, ai, color=COLOURS[0], label="AI cost")
     axes.bar(positions, infra, bottom=ai, color=COLOURS[1], label="GPU infrastructure")
-    axes.plot(
-        [position for position, value in zip(positions, revenue, strict=True) if value is not None],
-        [value for value in revenue if value is not None],
-        color=COLOURS[2],
-        marker="o",
-        label="Revenue",
-    )
+    known = [(position, value) for position, value in zip(positions, revenue, strict=True) if value is not None]
+    # the line is what the legend shows; its day points are drawn apart, unlabelled
+    axes.plot([p for p, _ in known], [v for _, v in known], color=COLOURS[2], label="Revenue")
+    axes.plot([p for p, _ in known], [v for _, v in known], color=COLOURS[2], linestyle="none", marker="o")
     for position, day in zip(positions, daily["day"], strict=True):
         if day in review.coverage.missing:
             axes.annotate("missing", (position, 0), ha="center", va="bottom", color=COLOURS[3], fontsize=8)

@@ -30,11 +30,17 @@ BACKLOG_TARGET_BOUNDS = (0.1, 100.0)
 SCALE_TO_ZERO_MINUTES_BOUNDS = (5, 1440)
 
 TUNABLES = ("max_size", "warmup_seconds", "backlog_target", "scale_to_zero_minutes")
+#: How long a leaving node may finish its prompts (the node agent's drain); the fleet's
+#: termination hook holds it DRAIN_HOOK_MARGIN_SECONDS longer, and AWS caps a hook's
+#: heartbeat timeout at 7200 s.
+DRAIN_TIMEOUT_DEFAULT = 900
+DRAIN_HOOK_MARGIN_SECONDS = 60
+DRAIN_TIMEOUT_BOUNDS = (60, 7200 - DRAIN_HOOK_MARGIN_SECONDS)
 #: The per-fleet alarm tiers (seed 004, "Alarm Tiers"): P2 ErrorRate >= 20 % for 5 minutes,
 #: P3 QueueDepth >= 10 jobs for 30 minutes. A desired_config may set its own.
 ALARM_DEFAULTS = {"error_rate_alarm_percent": 20, "queue_deep_jobs": 10, "queue_deep_minutes": 30}
 ALARM_BOUNDS = {"error_rate_alarm_percent": (1, 100), "queue_deep_jobs": (1, 10000), "queue_deep_minutes": (5, 1440)}
-KEYS = ("template_slug", "instance_type", "instance_types", *TUNABLES, *ALARM_DEFAULTS)
+KEYS = ("template_slug", "instance_type", "instance_types", *TUNABLES, *ALARM_DEFAULTS, "drain_timeout_seconds")
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,7 @@ class FleetConfig:
     error_rate_alarm_percent: int = ALARM_DEFAULTS["error_rate_alarm_percent"]
     queue_deep_jobs: int = ALARM_DEFAULTS["queue_deep_jobs"]
     queue_deep_minutes: int = ALARM_DEFAULTS["queue_deep_minutes"]
+    drain_timeout_seconds: int = DRAIN_TIMEOUT_DEFAULT
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "instance_types": list(self.instance_types)}
@@ -116,6 +123,7 @@ def parse_desired_config(text: str, *, source: str) -> FleetConfig:
         backlog_target=float(tunables["backlog_target"]),
         scale_to_zero_minutes=tunables["scale_to_zero_minutes"],
         **{key: value.get(key, default) for key, default in ALARM_DEFAULTS.items()},
+        drain_timeout_seconds=value.get("drain_timeout_seconds", DRAIN_TIMEOUT_DEFAULT),
     )
 
 
@@ -147,6 +155,7 @@ def _problems(value: dict[str, Any]) -> list[str]:
         problems += _integer_problems(value, "max_size", 1, upper, f" for template {slug}" if template else "")
     problems += _integer_problems(value, "warmup_seconds", *WARMUP_SECONDS_BOUNDS)
     problems += _integer_problems(value, "scale_to_zero_minutes", *SCALE_TO_ZERO_MINUTES_BOUNDS)
+    problems += _integer_problems(value, "drain_timeout_seconds", *DRAIN_TIMEOUT_BOUNDS)
     for key, bounds in ALARM_BOUNDS.items():
         problems += _integer_problems(value, key, *bounds)
     if "backlog_target" in value:

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from include.alerts import Alert
-from include.fleets.guardrails import Finding, money
+from include.fleets.guardrails import Finding
+from include.money import usd
 from include.tables import format_table
 
 #: where an account-wide finding (an untagged GPU instance) is alerted: ops watch production
@@ -38,7 +39,7 @@ def alerts(findings: Sequence[Finding], link: str | None = None) -> list[tuple[s
             severity,
             f"Guardrails: {len(found)} finding(s) on {scope}",
             metric="GPU spend at risk per hour" if per_hour else None,
-            value=money(per_hour) if per_hour else None,
+            value=usd(per_hour) if per_hour else None,
             dimensions={"fleet": scope} if "/" in scope else {"stage": scope},
             link=link,
             detail="\n".join(lines),

@@ -16,12 +16,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from include.fleets.lock import LIVE_RUN_STATES, Holder
+from include.money import usd
 from include.naming import platform
 from include.naming.fleet import Fleet
 
 #: how long after scale_to_zero_minutes an idle fleet with instances counts as a leak
 #: (the alarm needs its datapoints, the scale-to-zero function a minute to act)
 LEAK_GRACE = timedelta(minutes=10)
+#: nodes in service this long, with no word from any node agent in that time: agents down
+AGENT_SILENCE = timedelta(minutes=10)
 #: spend-rate thresholds, as a share of the stage's daily budget
 BUDGET_WARNING_SHARE = Decimal("0.8")
 #: safe, idempotent fixes a guardrails run may apply
@@ -56,12 +59,21 @@ class Finding:
         return self.scope.split("/", 1)[0]
 
 
+#: the lifecycle states of an instance that runs, and bills: in service, or held by the
+#: fleet's termination hook while it drains (``Terminating:Wait``) and right after
+RUNNING_STATES = frozenset({"InService", "Terminating:Wait", "Terminating:Proceed"})
+
+
 @dataclass(frozen=True)
 class Instance:
     instance_id: str
     instance_type: str
     lifecycle_state: str = "InService"
     protected_from_scale_in: bool = False
+
+    @property
+    def running(self) -> bool:
+        return self.lifecycle_state in RUNNING_STATES
 
 
 @dataclass(frozen=True)
@@ -92,10 +104,6 @@ def _hours(span: timedelta) -> Decimal:
     return Decimal(span.total_seconds()) / Decimal(3600)
 
 
-def money(amount: Decimal) -> str:
-    return f"${amount.quantize(Decimal('0.01'))}"
-
-
 def price_of(instance_type: str, prices: Mapping[str, Decimal]) -> Decimal:
     """The hourly price (the economics' ``gpu_hourly_prices``); 0 where none is known,
     which the finding then says rather than guessing."""
@@ -110,6 +118,19 @@ def no_data(fleet: Fleet, metric: str) -> Finding:
         f"no {metric} datapoints in CloudWatch ComfyUI/Workers for {fleet}",
         "check that the workers publish their metrics (the node's agent) - the fleet's health is unknown",
     )
+
+
+def silent_agents(fleet: Fleet, in_service_since: datetime | None, job_count: Series, now: datetime) -> list[Finding]:
+    """Nodes in service for over :data:`AGENT_SILENCE` with no ``JobCount`` from their agents
+    in that time (an agent sends it every minute, 0 when idle): verdicts and alarms are blind."""
+    if in_service_since is None or now - in_service_since < AGENT_SILENCE:
+        return []
+    if any(moment >= now - AGENT_SILENCE for moment, _ in job_count.points):
+        return []
+    since, minutes = in_service_since.isoformat(timespec="minutes"), round(AGENT_SILENCE.total_seconds() / 60)
+    summary = f"nodes in service since {since}, but no node agent published JobCount in the last {minutes} min"
+    action = "on a node: systemctl status bp-node-agent, /var/log/bp-agent/agent.log (the role needs PutMetricData)"
+    return [Finding(str(fleet), "silent node agents", "warning", summary, action)]
 
 
 def scale_to_zero_leak(
@@ -143,7 +164,7 @@ def scale_to_zero_leak(
             "critical" if idle > 4 * allowed else "warning",
             f"{len(in_service)} instance(s) in service while QueueDepth has been 0 for "
             f"{idle.total_seconds() / 60:.0f} min (scale_to_zero_minutes {scale_to_zero_minutes}): "
-            f"{leaked_hours:.2f} GPU-hours, {money(leaked)} so far, {money(per_hour)}/hour",
+            f"{leaked_hours:.2f} GPU-hours, {usd(leaked)} so far, {usd(per_hour)}/hour",
             "clear scale-in protection and set the desired capacity to 0 (remediate)",
             remediation="scale_to_zero",
             dollars_per_hour=per_hour,
@@ -232,7 +253,7 @@ def orphans(
                     "orphan GPU instance",
                     "critical",
                     f"{instance_id} ({instance_type}) runs in {stage} but belongs to no fleet group and is no dev "
-                    f"node: {money(per_hour)}/hour",
+                    f"node: {usd(per_hour)}/hour",
                     "terminate it, or tag it bp:role=dev-node if it is one",
                     dollars_per_hour=per_hour,
                 )
@@ -266,7 +287,7 @@ def leftover_smoke_instances(
                 "leftover smoke-test instance",
                 "warning",
                 f"{instance_id} ({instance_type}) smoke-tested {tags.get('smoke_test_of', '?')} for {dag_id} "
-                f"{run_id}, a run that is {state}: {money(per_hour)}/hour",
+                f"{run_id}, a run that is {state}: {usd(per_hour)}/hour",
                 "terminate it (remediate): its run can no longer terminate it",
                 remediation="terminate_smoke_instance",
                 dollars_per_hour=per_hour,
@@ -318,15 +339,9 @@ def launch_template_drift(fleet: Fleet, launched_image: str | None, pointer_valu
     without a refresh, or the launch template was edited by hand)."""
     if launched_image is None or pointer_value is None or launched_image == pointer_value:
         return []
-    return [
-        Finding(
-            str(fleet),
-            "AMI drift",
-            "warning",
-            f"instances run {launched_image} while {fleet.ami_pointer} names {pointer_value}",
-            "start an instance refresh (gpu_bundle_rollout strategy=refresh) or promote the running image",
-        )
-    ]
+    summary = f"instances run {launched_image} while {fleet.ami_pointer} names {pointer_value}"
+    action = "start an instance refresh (gpu_bundle_rollout strategy=refresh) or promote the running image"
+    return [Finding(str(fleet), "AMI drift", "warning", summary, action)]
 
 
 def parameter_drift(fleet: Fleet, wanted: Mapping[str, str], deployed: Mapping[str, str]) -> list[Finding]:
@@ -335,15 +350,9 @@ def parameter_drift(fleet: Fleet, wanted: Mapping[str, str], deployed: Mapping[s
     if not changed:
         return []
     differences = ", ".join(f"{key} {deployed.get(key)!r} -> {wanted[key]!r}" for key in changed)
-    return [
-        Finding(
-            str(fleet),
-            "desired_config not deployed",
-            "warning",
-            f"{fleet.fleet_stack} differs from desired_config: {differences}",
-            "run gpu_fleet_provision (action=apply) for the fleet",
-        )
-    ]
+    summary = f"{fleet.fleet_stack} differs from desired_config: {differences}"
+    action = "run gpu_fleet_provision (action=apply) for the fleet"
+    return [Finding(str(fleet), "desired_config not deployed", "warning", summary, action)]
 
 
 def stack_drift(fleet: Fleet, drifted: Sequence[Mapping[str, object]]) -> list[Finding]:
@@ -351,15 +360,9 @@ def stack_drift(fleet: Fleet, drifted: Sequence[Mapping[str, object]]) -> list[F
     if not drifted:
         return []
     resources = ", ".join(f"{d['LogicalResourceId']} ({d['StackResourceDriftStatus']})" for d in drifted)
-    return [
-        Finding(
-            str(fleet),
-            "stack drift",
-            "warning",
-            f"{fleet.fleet_stack} has drifted: {resources}",
-            "re-apply the stack (gpu_fleet_provision action=apply) or fold the change into desired_config",
-        )
-    ]
+    summary = f"{fleet.fleet_stack} has drifted: {resources}"
+    action = "re-apply the stack (gpu_fleet_provision action=apply) or fold the change into desired_config"
+    return [Finding(str(fleet), "stack drift", "warning", summary, action)]
 
 
 def spend_rate(stage: str, dollars_per_hour: Decimal, daily_budget: Decimal | None) -> list[Finding]:
@@ -376,8 +379,8 @@ def spend_rate(stage: str, dollars_per_hour: Decimal, daily_budget: Decimal | No
             stage,
             "spend rate",
             "critical" if share > 1 else "warning",
-            f"{stage} runs GPUs at {money(dollars_per_hour)}/hour = {money(per_day)}/day, "
-            f"{share:.0%} of its daily budget {money(daily_budget)}",
+            f"{stage} runs GPUs at {usd(dollars_per_hour)}/hour = {usd(per_day)}/day, "
+            f"{share:.0%} of its daily budget {usd(daily_budget)}",
             "find what runs (the fleets' findings above) or raise the budget (Variable gpu_daily_budgets)",
             dollars_per_hour=dollars_per_hour,
         )

@@ -27,6 +27,10 @@ from include.naming.fleet import Fleet
 ClientFactory = Callable[[str], Any]
 #: metrics read before the idle window starts, so the window's start is seen
 LOOKBACK_MARGIN = timedelta(minutes=60)
+#: what the guardrails read of ComfyUI/Workers, a datapoint a minute: the backend's queue
+#: and the node agents' jobs (the metric contract, gpu_worker/metrics.py, is checked
+#: against it)
+METRICS_READ = {"QueueDepth": "Maximum", "ActiveWorkers": "Maximum", "JobCount": "Sum"}
 #: what a fleet without a readable desired_config scales to zero after (seed 004's sdxl default)
 DEFAULT_SCALE_TO_ZERO_MINUTES = templates()["sdxl-standard"].defaults["scale_to_zero_minutes"]
 
@@ -41,7 +45,7 @@ def _metric(client: ClientFactory, fleet: Fleet, name: str, start: datetime, end
                 "Dimensions": fleet.metric_dimensions,
             },
             "Period": 60,
-            "Stat": "Maximum",
+            "Stat": METRICS_READ[name],
         },
     }
     timestamps, values = [], []
@@ -106,9 +110,16 @@ def inspect_fleet(
     findings += g.stuck_protection(fleet, instances, queue, now)
     findings += g.capacity_without_work(fleet, group["DesiredCapacity"], queue, active)
     running = [i.instance_id for i in instances if i.lifecycle_state == "InService"]
-    if running and pointer:
-        described = client("ec2").describe_instances(InstanceIds=running)["Reservations"]
-        launched = sorted({i["ImageId"] for r in described for i in r["Instances"]} - {pointer})
+    described = (
+        [i for r in client("ec2").describe_instances(InstanceIds=running)["Reservations"] for i in r["Instances"]]
+        if running
+        else []
+    )
+    if described:
+        jobs = _metric(client, fleet, "JobCount", now - g.AGENT_SILENCE - timedelta(minutes=1), now)
+        findings += g.silent_agents(fleet, min(i["LaunchTime"] for i in described), jobs, now)
+    if described and pointer:
+        launched = sorted({i["ImageId"] for i in described} - {pointer})
         findings += g.launch_template_drift(fleet, launched[0] if launched else pointer, pointer)
     deployed = _deployed_parameters(client, fleet)
     if config and deployed is not None:
@@ -148,7 +159,7 @@ def inspect_fleets(
         findings += found
         owned |= {i.instance_id for i in instances}
         spend[fleet.stage] = spend.get(fleet.stage, Decimal(0)) + sum(
-            (g.price_of(i.instance_type, prices) for i in instances if i.lifecycle_state == "InService"), Decimal(0)
+            (g.price_of(i.instance_type, prices) for i in instances if i.running), Decimal(0)
         )
     running = [
         instance

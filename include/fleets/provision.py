@@ -19,7 +19,7 @@ from typing import Any
 from include import approvals
 from include.amis.build import DAG_ID as AMI_DAG
 from include.errors import InvalidRequest
-from include.fleets.config import SCALE_TO_ZERO_MINUTES_BOUNDS, FleetConfig
+from include.fleets.config import DRAIN_HOOK_MARGIN_SECONDS, SCALE_TO_ZERO_MINUTES_BOUNDS, FleetConfig
 from include.fleets.guardrails import LEAK_GRACE
 from include.naming import platform
 from include.naming.fleet import Fleet
@@ -145,6 +145,8 @@ def config_stack_parameters(config: FleetConfig) -> dict[str, str]:
         "QueueDeepJobs": str(config.queue_deep_jobs),
         "QueueDeepMinutes": str(config.queue_deep_minutes),
         "IdleWorkersMinutes": str(idle_workers_minutes(config)),
+        "DrainTimeoutSeconds": str(config.drain_timeout_seconds),
+        "DrainHookTimeoutSeconds": str(config.drain_timeout_seconds + DRAIN_HOOK_MARGIN_SECONDS),
     }
 
 

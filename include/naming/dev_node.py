@@ -30,6 +30,9 @@ REGISTRY_FIELDS = (
 )
 #: The port ComfyUI listens on, on the node only: engineers reach it through Session Manager.
 COMFYUI_PORT = 8188
+#: On a node's ``last_heartbeat`` parameter: the instance whose node agent may write it
+#: (the dev-node role's ``ssm:PutParameter`` is conditioned on it, ``gpu-shared.yaml``).
+HEARTBEAT_WRITER_TAG = "bp:instance-id"
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,20 @@ class DevNode:
         if field not in REGISTRY_FIELDS:
             raise KeyError(f"{field!r} is not a dev-node registry field ({', '.join(REGISTRY_FIELDS)})")
         return f"{self.root}/{field}"
+
+    @property
+    def heartbeat_parameter(self) -> str:
+        """Written by the node's agent while the node is in use (and by each action that
+        finds it ready): what idle stop reads."""
+        return self.registry_parameter("last_heartbeat")
+
+    def agent_env(self) -> dict[str, str]:
+        """What the node's agent reads from ``/etc/bp/worker.env`` (the launch's user-data)."""
+        return {
+            "BP_FLEET_STAGE": self.stage,
+            "BP_DEVNODE_NAME": self.name,
+            "BP_HEARTBEAT_PARAMETER": self.heartbeat_parameter,
+        }
 
     @property
     def active_bundle(self) -> str:

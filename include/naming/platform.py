@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gpu_worker import layout
+from gpu_worker import metrics as worker_metrics
 from include.errors import InvalidRequest
 
 #: Fleet stages the platform knows. A stage scopes fleets, their secret and alarms.
@@ -43,19 +44,10 @@ OWNER_TAG = "owner"
 #: one ``gpu_ami_build_and_bake`` run, whose id it carries (``airflow_run_id``).
 AMI_SMOKE_ROLE = "ami-smoke"
 
-#: Where the workers publish their fleet metrics (ADR-0005), by FleetSlug and Stage.
-WORKER_METRICS_NAMESPACE = "ComfyUI/Workers"
-#: The ADR-0005 metrics themselves (the only ones in the namespace), with the unit each is in.
-WORKER_METRICS = {
-    "QueueDepth": "jobs",
-    "BacklogPerInstance": "jobs per instance",
-    "ActiveWorkers": "instances",
-    "AvailableCapacity": "instances",
-    "JobProcessingP50": "seconds",
-    "ErrorRate": "percent",
-    "LeaseExpiredCount": "leases",
-    "SpotInterruptionCount": "interruptions",
-}
+#: Where the nodes and the backend publish the fleets' metrics (ADR-0005), and the metrics
+#: themselves with their units: the contract is :mod:`gpu_worker.metrics`.
+WORKER_METRICS_NAMESPACE = worker_metrics.NAMESPACE
+WORKER_METRICS = {m.name: m.unit for m in worker_metrics.CONTRACT}
 
 
 def tags_of(resource: Mapping[str, Any] | None) -> dict[str, str]:

@@ -63,15 +63,41 @@ def provisioned() -> tuple[dict[str, dict], dict]:
     return boards, yaml.safe_load((PROVISIONING / "alerting" / "rules.yaml").read_text())
 
 
+HOW_TO_READ = (
+    "## How to open them",
+    "",
+    "- **Where**: Grafana of the compose stack (`docker compose up -d`, then http://127.0.0.1:3000, user `admin`, "
+    "password `GRAFANA_ADMIN_PASSWORD` from `.env`) -> Dashboards -> folder **BP**; the alert rules are under "
+    "Alerting -> Alert rules. They are provisioned from `infra/grafana/provisioning/` at Grafana's start: edit the "
+    "builders in `include/observability/` and run `make dashboards`, never the UI (it is read-only).",
+    "- **Where the numbers come from**: the datasource `InfluxDB` (uid `bp-influxdb`). `ai_economics_daily` writes "
+    "the economics buckets only through the Airflow connection `influxdb_default`; without it (the local stack) "
+    "each day's points are a line-protocol file `economics.lp` beside the day's tables in object storage, and these "
+    "panels stay empty. The fleet and pipeline panels read what Telegraf collects (CloudWatch `ComfyUI/Workers`, "
+    "Airflow's StatsD).",
+    "- **Days**: the economics are one point per day, stamped at 00:00 UTC: a panel shows a day once "
+    "`ai_economics_daily` has run for it (the day after). Values that do not add up (percentages, rates, "
+    "percentiles, peaks, daily active users) are the day's point, never a sum (`make test` refuses a sum over them).",
+    "- **Variables** (top of each dashboard) filter every panel; *All* is every value written in the time range.",
+    "- **The pictures** below are not Grafana screenshots (none runs on the development machine): `make "
+    "dashboard-pictures` runs each provisioned panel's query over the points `ai_economics_daily` writes for the "
+    "demo's synthetic month and the demo fleet's hourly metrics, and draws them in the dashboard's grid.",
+)
+
+
 def _units(panel: dict) -> str:
     return ((panel.get("fieldConfig") or {}).get("defaults") or {}).get("unit", "")
 
 
 def summary(boards: dict[str, dict], rules: dict) -> str:
     """Every panel (title, unit, query) and alert rule (severity, window, summary, runbook)."""
-    lines = ["# Dashboards and alert rules", "", f"_{GENERATED}_", ""]
+    lines = ["# Dashboards and alert rules", "", f"_{GENERATED}_", "", *HOW_TO_READ, ""]
     for name, board in boards.items():
         lines += [f"## {board['title']} (`{name}.json`, uid `{board['uid']}`)", "", board.get("description", ""), ""]
+        lines += [f"![{board['title']}, each panel's query over the synthetic month](dashboards/{name}.png)", ""]
+        span = board.get("time") or {}
+        opens = f"`{span.get('from')}` to `{span.get('to')}` (UTC), refreshed every {board.get('refresh')}"
+        lines += [f"Opens on {opens}.", ""]
         variables = [v["name"] for v in (board.get("templating") or {}).get("list", [])]
         if variables:
             lines += ["Variables: " + ", ".join(f"`${v}`" for v in variables), ""]

@@ -51,6 +51,18 @@ STATSD_TAGS = ("dag_id", "task_id", "run_type", "state", "metric_type")
 #: The change events' kinds (tag ``kind`` of ``bp_change``).
 CHANGE_KINDS = ("rollout", "rollback", "ami_promotion", "ami_revocation")
 CHANGE_MEASUREMENT = "bp_change"
+#: Fields whose values do not add up: ratios, percentages, percentiles, averages, peaks,
+#: extremes and distinct counts (two days' DAU summed counts a user twice). A query may
+#: sum only the other fields (:func:`.contract.problems` refuses the rest).
+NOT_ADDITIVE = re.compile(
+    r"_pct$|_rate(?:_[a-z]+)?$|_average$|_maximum$|_percentile$|utilization|_p\d+_|^p\d+_ms$|^peak_"
+    r"|^(?:dau|mean|upper|lower|stddev|baseline)$"
+)
+
+
+def additive(field: str) -> bool:
+    """Whether a field's values may be summed (over days, nodes or series)."""
+    return not NOT_ADDITIVE.search(field)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from include.observability.catalogue import Measurement
+from include.observability.catalogue import Measurement, additive
 from include.observability.flux import DATASOURCE_UID
 
 BUCKET = re.compile(r'bucket:\s*"([^"]+)"')
@@ -22,6 +22,8 @@ FIELD = re.compile(r'_field\s*==\s*"([^"]+)"')
 #: a column a row function reads (``r.plan``, ``r["plan"]``) or a tag function names
 COLUMN = re.compile(r'\br\.([A-Za-z_]\w*)|\br\["([^"]+)"\]|\btag:\s*"([^"]+)"')
 COLUMN_LIST = re.compile(r"\b(?:columns|rowKey|columnKey):\s*\[([^\]]*)\]")
+#: a sum over the rows: ``sum()`` or an aggregate window of ``fn: sum``
+SUMS = re.compile(r"\bsum\(\s*\)|\bfn:\s*sum\b")
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,12 @@ def problems(where: str, query: str, catalogue: Mapping[str, Measurement]) -> li
         found.append(f"{where}: bucket {bucket!r} holds none of {named} (they are in {sorted(buckets)})")
     for name in sorted(use.fields - fields):
         found.append(f"{where}: field {name!r} is not a field of {named}")
+    if SUMS.search(query):
+        for name in sorted(name for name in use.fields if not additive(name)):
+            found.append(
+                f"{where}: sums {name!r}, which does not add up (a ratio, percentage, percentile, average, peak or "
+                "distinct count): right only while each window holds one point; take fn: last, mean or max"
+            )
     for name in sorted(use.columns - fields - tags):
         found.append(f"{where}: {name!r} is neither a tag nor a field of {named}")
     return found

@@ -29,6 +29,8 @@ from include.observability.catalogue import ECONOMICS_BUCKET, FLEET_MEASUREMENT,
 from include.observability.flux import DATASOURCE, Flux, FluxAnnotation, FluxTarget, tag_values
 
 DAILY_SUM = 'aggregateWindow(every: 1d, fn: sum, createEmpty: false, timeSrc: "_start")'
+#: the day's point of a field that does not add up (a rate, a percentile, DAU): one per day
+DAILY_LAST = 'aggregateWindow(every: 1d, fn: last, createEmpty: false, timeSrc: "_start")'
 PANELS = {"timeseries": timeseries.Panel, "stat": stat.Panel, "table": table.Panel}
 
 
@@ -94,7 +96,10 @@ def board(uid: str, title: str, description: str, time_from: str, rows: dict[str
     return built
 
 
-def _day(measurement: str, fields: list[str], where=(), then=(DAILY_SUM,)) -> Flux:
+def _day(measurement: str, fields: list[str], where=(), then=None) -> Flux:
+    """The fields per day: summed where they add up, else the day's point."""
+    if then is None:
+        then = (DAILY_SUM,) if all(catalogue.additive(field) for field in fields) else (DAILY_LAST,)
     return Flux(ECONOMICS_BUCKET, measurement, fields, where, then)
 
 
@@ -186,36 +191,48 @@ def ai_economics():
     )  # fmt: skip
 
 
-#: ADR-0005 metric -> (statistic, Grafana unit, what it tells).
+#: Contract metric (:mod:`gpu_worker.metrics`) -> (statistic, Grafana unit, what it tells), by row.
 FLEET_PANELS = {
-    "QueueDepth": ("maximum", "short", "Jobs waiting; 0 for long enough scales the fleet to zero."),
-    "BacklogPerInstance": ("average", "short", "Jobs per worker: what target tracking holds (1 -> N)."),
-    "ActiveWorkers": ("average", "short", "Workers running jobs."),
-    "AvailableCapacity": ("average", "short", "Workers free to take a job."),
-    "JobProcessingP50": ("average", "s", "Median job processing time."),
-    "ErrorRate": ("average", "percent", "Failed jobs over jobs (the P2 alarm's signal)."),
-    "LeaseExpiredCount": ("sum", "short", "Jobs whose lease ran out (a worker died or hung)."),
-    "SpotInterruptionCount": ("sum", "short", "Spot interruption notices the workers received."),
+    "Load and scaling": {
+        "QueueDepth": ("maximum", "short", "Jobs waiting; 0 for long enough scales the fleet to zero."),
+        "BacklogPerInstance": ("average", "short", "Jobs per worker: what target tracking holds (1 -> N)."),
+        "ActiveWorkers": ("average", "short", "Workers running jobs."),
+        "AvailableCapacity": ("average", "short", "Workers free to take a job."),
+    },
+    "Health": {
+        "JobCount": ("sum", "short", "Prompts the fleet's nodes finished (node agent)."),
+        "JobProcessingP50": ("average", "s", "Median job processing time."),
+        "JobProcessingTime": ("average", "s", "Mean prompt duration over every job (the verdicts read its p50)."),
+        "ErrorRate": ("average", "percent", "Failed jobs over jobs (the P2 alarm's signal)."),
+        "LeaseExpiredCount": ("sum", "short", "Jobs whose lease ran out (a worker died or hung)."),
+    },
+    "Leaving nodes": {
+        "SpotInterruptionCount": ("sum", "short", "Spot interruption notices the nodes received (node agent)."),
+        "DrainSeconds": ("maximum", "s", "Longest wait of a leaving node for its prompts (node agent)."),
+        "DrainAbandonedJobs": ("sum", "short", "Prompts a leaving node could not finish by its deadline: 0."),
+    },
+    "GPUs": {
+        "GPUUtilization": ("average", "percent", "GPU busy time over the fleet's nodes (NVML, node agent)."),
+        "GPUMemoryUtilization": ("maximum", "percent", "GPU memory in use on the fullest node (NVML, node agent)."),
+    },
 }
 FLEET_FILTER = [("stage", "$stage"), ("fleet_slug", "$fleet")]
 
 
 def gpu_fleets():
-    metrics = [
-        PanelSpec(
+    def panel(metric: str, statistic: str, unit: str, what: str) -> PanelSpec:
+        return PanelSpec(
             "timeseries",
             f"{metric} ({statistic})",
             Flux(TELEMETRY_BUCKET, FLEET_MEASUREMENT, [catalogue.cloudwatch_field(metric, statistic)], FLEET_FILTER,
                  ("aggregateWindow(every: v.windowPeriod, fn: mean, createEmpty: false)",)),
             unit,
             what,
-        )
-        for metric, (statistic, unit, what) in FLEET_PANELS.items()
-    ]  # fmt: skip
+        )  # fmt: skip
+
     by_fleet = [("stage", "$stage"), ("fleet", "$fleet")]
     rows = {
-        "Load and scaling": metrics[:4],
-        "Health": metrics[4:],
+        **{row: [panel(m, *spec) for m, spec in metrics.items()] for row, metrics in FLEET_PANELS.items()},
         "Cost": [
             PanelSpec("timeseries", "GPU hours per day", _day("ai_fleet", ["gpu_hours"], by_fleet), "h",
                       "Instance hours of each fleet (ai_economics_daily, from CloudWatch)."),

@@ -169,6 +169,12 @@ def bake_run_id(rollout_run_id: str) -> str:
     return f"rollout_bake__{rollout_run_id}"
 
 
+#: Every instance refresh of ours replaces the nodes the node agent protects from scale-in
+#: while they run a prompt: AWS's default (``Wait``) would hold the refresh up to an hour
+#: per busy node and then fail it. Scale-in protection is for scale-in; a rollout replaces.
+REPLACE_PROTECTED_NODES = {"ScaleInProtectedInstances": "Refresh"}
+
+
 def refresh_preferences(
     request: RolloutRequest, warmup_seconds: int, checkpoints: tuple[int, ...] | None = None
 ) -> dict[str, Any]:
@@ -183,6 +189,7 @@ def refresh_preferences(
         "InstanceWarmup": warmup_seconds,
         "SkipMatching": False,
         "AutoRollback": False,
+        **REPLACE_PROTECTED_NODES,
     }
     checkpoints = request.checkpoint_percentages if checkpoints is None else checkpoints
     if checkpoints:

@@ -20,6 +20,9 @@ ENV PYTHONPATH=/opt/airflow:/opt/airflow/plugins
 # plugins/.airflowignore reads the same either way; glob syntax logs a pathspec
 # deprecation warning into every task log
 ENV AIRFLOW__CORE__DAG_IGNORE_FILE_SYNTAX=regexp
+# the task SDK scans Airflow's own example plugins with glob syntax whatever the setting:
+# pathspec's deprecation warning would open every task log
+ENV PYTHONWARNINGS=ignore:GitWildMatchPattern:DeprecationWarning
 
 # The AWS emulator of `docker compose --profile local` only: the development
 # requirements on top (moto and the test doubles); never what a deployment runs.

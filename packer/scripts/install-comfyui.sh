@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# ComfyUI at /opt/comfyui with its own venv and systemd unit. Idempotent: an existing
-# checkout at the requested ref is kept, the venv is reused.
+# ComfyUI at /opt/comfyui with its own venv and systemd unit, all root's but the folders
+# ComfyUI writes. Idempotent: an existing checkout at the requested ref is kept, the venv is
+# reused.
 set -euo pipefail
 
 COMFYUI_ROOT=/opt/comfyui
@@ -29,7 +30,15 @@ fi
 mkdir -p "$COMFYUI_ROOT/models/checkpoints" "$COMFYUI_ROOT/models/loras" "$COMFYUI_ROOT/models/vae" \
   "$COMFYUI_ROOT/models/embeddings" "$COMFYUI_ROOT/models/controlnet" "$COMFYUI_ROOT/models/other" \
   "$COMFYUI_ROOT/custom_nodes"
-chown -R comfyui:comfyui "$COMFYUI_ROOT"
+# The code, the venv, the models and custom nodes are root's: the service user runs them and
+# can't change them (a .pth it could drop into the venv would run as root in the smoke test
+# and ship in the next baked image). It owns only the folders ComfyUI writes to.
+chown -R root:root "$COMFYUI_ROOT"
+chmod -R go-w "$COMFYUI_ROOT"
+for data in output input temp user; do
+  install -d -m 0750 -o comfyui -g comfyui "$COMFYUI_ROOT/$data"
+done
+install -d -m 0755 -o comfyui -g comfyui /var/log/comfyui
 
 cat >/etc/systemd/system/comfyui.service <<UNIT
 [Unit]
@@ -43,6 +52,12 @@ WorkingDirectory=$COMFYUI_ROOT
 ExecStart=$COMFYUI_ROOT/venv/bin/python main.py --listen 127.0.0.1 --port 8188
 Restart=on-failure
 RestartSec=5
+# the CloudWatch agent ships this file to the fleet's log group
+StandardOutput=append:/var/log/comfyui/comfyui.log
+StandardError=append:/var/log/comfyui/comfyui.log
+NoNewPrivileges=yes
+ProtectSystem=full
+ReadWritePaths=$COMFYUI_ROOT/output $COMFYUI_ROOT/input $COMFYUI_ROOT/temp $COMFYUI_ROOT/user
 
 [Install]
 WantedBy=multi-user.target

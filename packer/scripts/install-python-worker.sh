@@ -16,6 +16,26 @@ fi
 "$VENV/bin/pip" install --quiet --force-reinstall --no-cache-dir "$WORKER_SOURCE"
 "$VENV/bin/python" -m gpu_worker.bundle --help >/dev/null
 
+# root owns the package and its venv: the node agent's user runs it and can't change it
+chown -R root:root "$WORKER_HOME"
+chmod -R go-w "$WORKER_HOME"
+
+# the smoke test's ownership check: nothing under the code folders is another user's but
+# the folders ComfyUI writes (its data)
+cat >"$WORKER_HOME/bin/check-code-owners" <<'HELPER'
+#!/usr/bin/env bash
+set -euo pipefail
+found="$(find /opt/worker /opt/comfyui \
+  \( -path /opt/comfyui/output -o -path /opt/comfyui/input -o -path /opt/comfyui/temp -o -path /opt/comfyui/user \) -prune \
+  -o \( ! -user root -o -perm /022 ! -type l \) -print -quit)"
+if [ -n "$found" ]; then
+  echo "$found is not root's alone: a service user could change code that runs as root" >&2
+  exit 1
+fi
+echo "code under /opt/comfyui and /opt/worker is root's alone"
+HELPER
+chmod 0755 "$WORKER_HOME/bin/check-code-owners"
+
 # the one entry point for an SSM apply on a running node: same installer, same venv
 cat >"$WORKER_HOME/bin/apply-bundle" <<'HELPER'
 #!/usr/bin/env bash

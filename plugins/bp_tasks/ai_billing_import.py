@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from airflow.sdk import Variable, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from bp_tasks.common import validated
+from bp_tasks.common import report_outcome, validated
 from bp_tasks.economics_settings import LEDGER_CONN, WAREHOUSE_CONN, Settings
 
 log = logging.getLogger("bp.billing")
@@ -131,7 +131,7 @@ def reconcile(imported: dict) -> list[dict]:
     book = PriceBook.from_text(read_text(settings.price_catalogue), settings.price_catalogue)
     threshold = float(Variable.get("billing_drift_threshold_pct", default=DEFAULT_DRIFT_PCT))
     ledger, store = engine_for(LEDGER_CONN), engine_for(WAREHOUSE_CONN)
-    findings = []
+    findings, said_of_days = [], []
     for day_text, found in imported.items():
         day = date.fromisoformat(day_text)
         lines = [bills.BillLine.from_dict(line) for line in found["lines"]]
@@ -149,15 +149,15 @@ def reconcile(imported: dict) -> list[dict]:
             raise AirflowFailException(f"{error} Nothing was published for {day}.") from None
         warehouse.publish(store, day, frames)
         if ours.empty:
-            log.info("%s: its economics are not published yet; its bills are kept, reconciled once they are", day)
+            said_of_days.append(f"{day}: its economics are not published yet; its bills are kept, reconciled then")
             continue
-        log.info(
-            "Bills of %s against our cost (drift over %s%% flagged):\n%s",
-            day,
-            threshold,
-            bill_reconciliation.readable(table),
-        )
+        said_of_days += [
+            f"Bills of {day} against our cost (drift over {threshold}% flagged):",
+            *bill_reconciliation.readable(table).splitlines(),
+            *filter(None, [bill_reconciliation.not_billed(table, ours)]),
+        ]
         findings += [finding.as_dict() | {"day": day_text} for finding in said]
+    report_outcome(*said_of_days)
     return findings
 
 

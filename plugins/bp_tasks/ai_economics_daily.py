@@ -18,7 +18,7 @@ from typing import Any
 from airflow.sdk import Asset, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from bp_tasks.common import RequestRefused, validated
+from bp_tasks.common import RequestRefused, report_outcome, validated
 from bp_tasks.economics_settings import LEDGER_CONN, WAREHOUSE_CONN, Settings
 from bp_tasks.storage import read_text, try_folder
 
@@ -220,7 +220,11 @@ def compute(day: str, params: dict | None = None, ti=None) -> dict:
         "failed_payments": result.revenue.failed_payments,
     }
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    log.info("Computed %s into %s: %s", the_day, folder, json.dumps(result.summary(), default=str))
+    log.info("Computed %s: %s", the_day, json.dumps(result.summary(), default=str))
+    report_outcome(
+        f"{the_day}: {len(result.anomalies)} anomaly(ies), gate passed with {len(result.gate.warnings)} warning(s); "
+        f"tables in {folder}/tables/ ({', '.join(sorted(rows))})"
+    )
     return summary
 
 
@@ -266,7 +270,7 @@ def export_s3(computed: dict, params: dict | None = None) -> list[str]:
         key = exports.parquet_key(prefix, name, day)
         hook.load_bytes((folder / "tables" / f"{name}.parquet").read_bytes(), key=key, bucket_name=bucket, replace=True)
         keys.append(f"s3://{bucket}/{key}")
-    log.info("Exported %d Parquet file(s) under s3://%s/%s", len(keys), bucket, prefix)
+    report_outcome(f"Exported {len(keys)} Parquet file(s) under s3://{bucket}/{prefix}")
     return keys
 
 
@@ -280,11 +284,14 @@ def export_influx(computed: dict) -> str:
     tables = load_tables(folder, exports.INFLUX_TABLES)
     points = exports.influx_points(day, tables, computed["failed_payments"])
     if write_points(points, bucket=settings.influx_bucket):
-        log.info("Wrote %d point(s) to InfluxDB bucket %s, stamped %s", len(points), settings.influx_bucket, day)
+        report_outcome(f"Wrote {len(points)} point(s) to InfluxDB bucket {settings.influx_bucket}, stamped {day}")
         return f"influxdb:{settings.influx_bucket}"
     path = folder / "economics.lp"
     path.write_text(exports.line_protocol(points))
-    log.info("No InfluxDB connection (influxdb_default): wrote %d point(s) as line protocol to %s", len(points), path)
+    report_outcome(
+        f"No InfluxDB connection (influxdb_default): wrote {len(points)} point(s) as line protocol to {path}",
+        "Set the connection influxdb_default to write them to InfluxDB (README: Dashboards and alerts as code)",
+    )
     return str(path)
 
 
@@ -301,5 +308,5 @@ def send_alerts(computed: dict, params: dict | None = None, dag_run=None) -> int
     found = alerts_for(computed, margin_rows, settings.margin_floor_pct)
     link = run_link({"dag_run": dag_run})
     sent = send_once(day, found, stage=settings.alert_stage, aws_conn_id=params["aws_conn_id"], link=link)
-    log.info("%d alert(s) for %s: %d sent, %d sent by an earlier run", len(found), day, sent, len(found) - sent)
+    report_outcome(f"{len(found)} alert(s) for {day}: {sent} sent, {len(found) - sent} sent by an earlier run")
     return sent

@@ -9,9 +9,9 @@ import time
 from datetime import date
 
 from airflow.sdk import task
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from bp_tasks.common import RequestRefused, airflow_api
+from bp_tasks.common import RequestRefused, airflow_api, skipped
 from bp_tasks.economics_settings import PRICE_CATALOGUE
 
 log = logging.getLogger("bp.economics")
@@ -32,7 +32,7 @@ def plan_reprice(triggering_asset_events=None) -> dict:
     said = "; ".join(event.extra["change"] for event in events)
     ranges = [(e.extra["first_day"], e.extra["last_day"]) for e in events if e.extra.get("first_day")]
     if not ranges:
-        raise AirflowSkipException(f"Price catalogue change ({said}): no past day is priced differently.")
+        raise skipped(f"Price catalogue change ({said}): no past day is priced differently.")
     first, last = min(first for first, _ in ranges), max(last for _, last in ranges)
     log.info("Price catalogue change (%s): %s to %s to recompute", said, first, last)
     return {"first": first, "last": last, "reason": f"price catalogue: {said}"}

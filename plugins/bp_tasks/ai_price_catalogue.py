@@ -9,8 +9,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Variable, task
-from airflow.sdk.exceptions import AirflowSkipException
 
+from bp_tasks.common import report_outcome, skipped
 from bp_tasks.economics_settings import PRICE_CATALOGUE, Settings
 from bp_tasks.storage import read_text, storage_base
 
@@ -41,14 +41,17 @@ def publish_change(outlet_events=None) -> dict:
     if not accepted.exists():
         accepted.parent.mkdir(parents=True, exist_ok=True)
         accepted.write_text(text)
-        raise AirflowSkipException(f"First version of {location} seen ({len(new.rows)} rows): accepted as it is.")
+        raise skipped(f"First version of {location} seen ({len(new.rows)} rows): accepted as it is.")
     old = PriceBook.from_text(accepted.read_text(), str(accepted))
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
     change = changes(old, new, yesterday, int(Variable.get("reprice_max_days", default=str(DEFAULT_REPRICE_DAYS))))
     if not change:
-        raise AirflowSkipException(f"{location} has the rows the accepted version has: nothing to do.")
+        raise skipped(f"{location} has the rows the accepted version has: nothing to do.")
     outlet_events[PRICE_CATALOGUE].extra = {"catalogue": location, **change.as_extra()}
     # written last: a try that fails before this point leaves the change to the next one
     accepted.write_text(text)
-    log.info("Price catalogue %s changed: %s", location, change.describe())
+    report_outcome(
+        f"Price catalogue {location} changed: {change.describe()}",
+        "ai_economics_reprice recomputes the days it prices differently (it starts on this change)",
+    )
     return {"catalogue": location, **change.as_extra()}

@@ -1,20 +1,47 @@
 """What several task modules share: a domain refusal as a failed task that says what
-was (not) changed, the run's task states, a bundle checked where it lives, and
+was (not) changed, a skip that says why, the run's task states, a bundle checked where it lives, and
 Airflow's own REST API as the tasks reach it."""
 
 from __future__ import annotations
 
 import difflib
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from include.cli.airflow_client import OUTCOME_KEY
 from include.errors import InvalidRequest
 
 T = TypeVar("T")
 #: Task states after which a run can no longer succeed.
 FAILED_STATES = ("failed", "upstream_failed")
+
+
+log = logging.getLogger("bp.tasks")
+
+
+def report_outcome(*lines: str) -> None:
+    """Say what the task did, as a reader wants it once the run is over (findings, files
+    written, a skip's reason, the command to run next): logged, and pushed as the XCom
+    ``OUTCOME_KEY`` that ``python -m include.cli.trigger ... --wait`` prints after the run,
+    as the demo's summary does. Outside a task (a helper called on its own) the log is all."""
+    from airflow.sdk import get_current_context
+
+    log.info("%s", "\n".join(lines))  # one record: a table stays one block in the UI
+    try:
+        ti = get_current_context()["ti"]
+    except RuntimeError:
+        return
+    ti.xcom_push(key=OUTCOME_KEY, value=list(lines))
+
+
+def skipped(reason: str) -> AirflowSkipException:
+    """A skip whose reason is in the task log (Airflow logs only "Skipping task.") and in
+    the run's outcome: ``raise skipped("...")``."""
+    report_outcome(f"Skipped: {reason}")
+    return AirflowSkipException(reason)
 
 
 class RequestRefused(AirflowFailException):

@@ -8,7 +8,7 @@ import logging
 from airflow.sdk import TriggerRule, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from bp_tasks.common import check_bundle_in_bucket, validated, validated_request
+from bp_tasks.common import check_bundle_in_bucket, report_outcome, validated, validated_request
 from gpu_worker.layout import bundle_prefix, manifest_key
 from include.amis import build, fingerprint, revocation, smoke
 from include.naming import platform
@@ -77,7 +77,7 @@ def plan_build(request: dict, inputs: dict, params: dict | None = None) -> dict:
         images = hook.images_tagged({**request["image_tags"], fingerprint.FINGERPRINT_TAG: digest})
         reusable, revoked = fingerprint.same_inputs(images, digest, revocation.REVOKED_TAG)
     decision = build.decide(build_request, digest, reusable, inputs["current_ami"], revoked)
-    log.info("Decision: %s (%s)", decision.action, decision.reason)
+    report_outcome(f"Decision: {decision.action}: {decision.reason}")
     return {
         "action": decision.action,
         "image_id": decision.image_id,
@@ -124,7 +124,7 @@ def reuse_image(plan: dict) -> dict:
 def report_unchanged(plan: dict) -> str:
     """The fleet already runs an image built from these inputs: the run ends here."""
     message = f"Unchanged: {plan['reason']}. Set force_build to build anyway."
-    log.info("%s", message)
+    report_outcome(message)
     return message
 
 
@@ -244,9 +244,12 @@ def mark_promotion(request: dict, image: dict, written: dict, dag_run=None) -> b
     from bp_tasks.audit import mark_change
 
     if not written.get("changed"):
+        report_outcome(f"{request['ami_pointer']} already named AMI {image['ami_id']}: nothing promoted")
         return False
     text = f"AMI {image['ami_id']} ({image['name']}) promoted to {request['ami_pointer']}"
-    return mark_change("ami_promotion", request["fleet_stage"], request["fleet_slug"], text, dag_run)
+    marked = mark_change("ami_promotion", request["fleet_stage"], request["fleet_slug"], text, dag_run)
+    report_outcome(text + ("; marked on the GPU fleets dashboard" if marked else "; no dashboard mark (no InfluxDB)"))
+    return marked
 
 
 @task.short_circuit(ignore_downstream_trigger_rules=False)

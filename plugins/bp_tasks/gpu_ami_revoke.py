@@ -12,13 +12,14 @@ from airflow.sdk.exceptions import AirflowFailException
 from bp_tasks.approvals import ApprovalGate
 from bp_tasks.common import RequestRefused, validated
 from include.amis import revocation
+from include.amis.build import AMI_REFRESH_PREFERENCES
 from include.approvals import APPROVAL_STAGES
 from include.rollouts import pointers
 
 log = logging.getLogger("bp.gpu_ami_revoke")
 UNCHANGED = "Nothing was changed."
 #: the refresh that replaces a fleet's nodes after its pointer went back
-REFRESH_PREFERENCES = {"MinHealthyPercentage": 90, "InstanceWarmup": 300, "SkipMatching": False}
+REFRESH_PREFERENCES = AMI_REFRESH_PREFERENCES
 
 
 @task

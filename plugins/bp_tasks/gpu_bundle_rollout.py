@@ -16,6 +16,7 @@ from bp_tasks.common import (
     FAILED_STATES,
     RequestRefused,
     check_bundle_in_bucket,
+    report_outcome,
     task_states,
     validated,
     validated_request,
@@ -335,6 +336,12 @@ def rollout_outcome(
             paragraph = failure_summary(rollout, failed, [], rollout_verdict.why_it_failed(failed, ti))
             alert_failure(rollout, paragraph, params["aws_conn_id"])
         raise AirflowFailException(paragraph)
+    from include.rollouts.analysis import Analysis
+
     message = f"bundle {request['bundle_id']} is live on {request['fleet_stage']}/{request['fleet_slug']}"
-    log.info("%s (%s)", message, request["strategy"])
+    verdicts = [Analysis.from_dict(a) for a in rollout_verdict.analyses_of(ti)]
+    report_outcome(
+        *(line for a in verdicts for line in [a.summary(), *a.table().splitlines()]),
+        f"{message} ({request['strategy']})",
+    )
     return message

@@ -11,10 +11,10 @@ from airflow.sdk import TriggerRule, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from bp_tasks import fleet_lock
-from bp_tasks.common import FAILED_STATES, RequestRefused, task_states, validated
+from bp_tasks.common import FAILED_STATES, RequestRefused, report_outcome, task_states, validated
 from include.devnodes import lifecycle
 from include.devnodes.lifecycle import DevNodeRequest, Registration
-from include.naming.dev_node import DevNode
+from include.naming.dev_node import HEARTBEAT_WRITER_TAG, DevNode
 
 log = logging.getLogger("bp.gpu_dev_node")
 
@@ -152,6 +152,7 @@ def _create_plan(rollout: DevNodeRequest, plan: dict, aws_conn_id: str) -> tuple
             "subnet_id": subnets.split(",")[0].strip(),
             "instance_profile": rollout.node.instance_profile,
             "tags": rollout.node.tags(rollout.owner),
+            "user_data": lifecycle.user_data(rollout.node),
         }
     )
     return plan, None
@@ -196,7 +197,7 @@ def report_status(request: dict, plan: dict, params: dict | None = None) -> dict
         log.warning("Drift between the registry and AWS (the registry now takes AWS's state): %s", "; ".join(drift))
     if instance and lifecycle.state_of(instance) == "running":
         forward = lifecycle.port_forward_command(instance["InstanceId"])
-        log.info("Open ComfyUI on it: %s, then http://localhost:8188", forward)
+        log.info("Open ComfyUI on it: %s, then http://localhost:8188", forward)  # the run's outcome says it too
     return {"state": lifecycle.state_of(instance), "drift": drift}
 
 
@@ -261,6 +262,8 @@ def _record(request: dict, failed: list[str], aws_conn_id: str, ti, dag_run) -> 
         ssm = _ssm(aws_conn_id)
         for field, value in values.items():
             ssm.put(node.registry_parameter(field), value or "none", description=f"dev node {node} ({field})")
+        if created:  # the new instance's agent, and only it, may write the heartbeat
+            ssm.add_tags(node.heartbeat_parameter, {HEARTBEAT_WRITER_TAG: instance_id})
         log.info("Registry %s/: %s", node.root, values)
     owner = (previous.owner if previous else None) or rollout.owner
     started = dag_run.start_date or now
@@ -280,7 +283,14 @@ def _record(request: dict, failed: list[str], aws_conn_id: str, ti, dag_run) -> 
         detail="; ".join(failed),
     )
     location = write_record(node.lifecycle_event_key(dag_run.run_id), event, aws_conn_id, post=False)
-    return {"event": location, "result": result, "to_state": event["to_state"], "failed": failed}
+    return {
+        "event": location,
+        "result": result,
+        "to_state": event["to_state"],
+        "failed": failed,
+        "instance_id": instance_id,
+        "ready_seconds": event["ready_seconds"],
+    }
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE)
@@ -292,7 +302,12 @@ def outcome(request: dict | None, recorded: dict | None, ti=None, run_id: str | 
     node = f"{request['fleet_stage']}/{request['name']}"
     if not failed:
         message = f"{request['action']} of dev node {node}: {recorded['to_state']}"
-        log.info("%s (lifecycle event %s)", message, recorded["event"])
+        ready = f", ready after {recorded['ready_seconds']} s" if recorded.get("ready_seconds") is not None else ""
+        lines = [f"{message} ({recorded.get('instance_id')}{ready}); lifecycle event {recorded['event']}"]
+        if recorded["to_state"] == "running" and recorded.get("instance_id"):
+            forward = lifecycle.port_forward_command(recorded["instance_id"])
+            lines.append(f"Open ComfyUI on it: {forward}, then http://localhost:8188")
+        report_outcome(*lines)
         return message
     if "acquire_lock" in failed or (recorded or {}).get("result") == "refused":
         raise RequestRefused(

@@ -10,10 +10,11 @@ from decimal import Decimal
 
 from airflow.sdk import Variable, task
 
-from bp_tasks.common import validated
+from bp_tasks.common import report_outcome, validated
 from include.fleets import guardrails as g
 from include.fleets import preflight
 from include.fleets.guardrail_report import alerts, render_table
+from include.money import usd
 from include.naming.fleet import Fleet
 
 log = logging.getLogger("bp.gpu_fleet_guardrails")
@@ -110,7 +111,7 @@ def report(inspected: dict, drift: dict[str, str], params: dict | None = None, d
         if status == "DRIFTED":
             fleet = _fleet(name)
             findings += g.stack_drift(fleet, hook.drifted_resources(fleet.fleet_stack))
-    log.info("Guardrail findings:\n%s", render_table(findings))
+    report_outcome("Guardrail findings:", *render_table(findings).splitlines())
     for stage, alert in alerts(findings, run_link({"dag_run": dag_run})):
         send_alert(alert, stage=stage, aws_conn_id=params["aws_conn_id"])
     return {"findings": [f.as_dict() for f in findings]}
@@ -180,7 +181,6 @@ def remediate(reported: dict, stage: str, params: dict | None = None, ti=None, d
         else:
             me = fleet_lock.Holder.new(ti.dag_id, ti.run_id, "stale lock remediation")
             said = fleet_lock.release_stale(SsmLockStore(conn), fleet.lock, me, run_state(ti))
-        log.info("%s: %s", scope, said)
         record = {
             "at": datetime.now(UTC).isoformat(),
             "dag_id": dag_run.dag_id,
@@ -193,5 +193,8 @@ def remediate(reported: dict, stage: str, params: dict | None = None, ti=None, d
         uri = write_record(fleet.remediation_audit_key(dag_run.run_id, remediation), record, conn, post=False)
         applied.append({"fleet": scope, "remediation": remediation, "result": said, "audit": uri})
     saved = g.saved_per_hour(fixable)
-    log.info("Applied %d fix(es) in %s: %s/hour of GPU spend stopped", len(applied), stage, g.money(saved))
+    report_outcome(
+        *(f"fixed {a['fleet']}: {a['result']} (audit {a['audit']})" for a in applied),
+        f"Applied {len(applied)} fix(es) in {stage}: {usd(saved)}/hour of GPU spend stopped",
+    )
     return {"applied": applied, "saved_per_hour": str(saved)}

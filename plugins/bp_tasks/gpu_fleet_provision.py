@@ -9,7 +9,7 @@ import logging
 from airflow.sdk import task
 from airflow.sdk.exceptions import AirflowFailException
 
-from bp_tasks.common import validated
+from bp_tasks.common import report_outcome, validated
 from include.alerts import SEVERITIES
 from include.fleets import config as fleet_config
 from include.fleets import provision
@@ -68,22 +68,24 @@ def approval_path(request: dict) -> str:
 
 
 @task
-def apply_question(request: dict, config: dict) -> str:
-    """What the approver of a production apply reads."""
-    return (
-        f"Stack **{request['fleet_stack']}** would be created or updated from `{request['desired_config']}`: "
+def apply_question(request: dict, config: dict) -> dict[str, str]:
+    """What the approver of a production apply reads: ``subject`` (it names the fleet) and ``body``."""
+    return {
+        "subject": f"Apply the desired_config of GPU fleet {request['fleet_stage']}/{request['fleet_slug']}?",
+        "body": f"Stack **{request['fleet_stack']}** would be created or updated from `{request['desired_config']}`: "
         + ", ".join(f"{key} `{json.dumps(value)}`" for key, value in sorted(config.items()))
-        + ". The change set is logged by deploy_fleet_stack."
-    )
+        + ". The change set is logged by deploy_fleet_stack.",
+    }
 
 
 @task
-def destroy_question(request: dict) -> str:
-    """What the approver of a destroy reads."""
-    return (
-        f"Stack **{request['fleet_stack']}** and everything in it (ASG, launch template, alarms, worker role, "
-        "log group) would be deleted. The ASG is at 0 instances."
-    )
+def destroy_question(request: dict) -> dict[str, str]:
+    """What the approver of a destroy reads: ``subject`` (it names the fleet) and ``body``."""
+    return {
+        "subject": f"Destroy GPU fleet {request['fleet_stage']}/{request['fleet_slug']}?",
+        "body": f"Stack **{request['fleet_stack']}** and everything in it (ASG, launch template, alarms, worker "
+        "role, log group) would be deleted. The ASG is at 0 instances.",
+    }
 
 
 @task
@@ -178,7 +180,10 @@ def verify_fleet(request: dict, config: dict, shared: dict, outputs: dict, param
             f"Stack {request['fleet_stack']} deployed, but the fleet does not match its config: "
             f"{'; '.join(problems)}. Nothing was rolled back; run again or inspect the stack."
         )
-    log.info("Fleet %s matches its config: %s", group_name, config)
+    report_outcome(
+        f"Fleet {request['fleet_stage']}/{request['fleet_slug']} is deployed: stacks {request['shared_stack']} "
+        f"and {request['fleet_stack']}; {group_name} matches its desired_config {json.dumps(config, sort_keys=True)}"
+    )
     return {**outputs, "verified": True}
 
 

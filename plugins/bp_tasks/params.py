@@ -179,7 +179,9 @@ def analysis_params() -> dict[str, Param]:
         "error_rate_margin": number(
             "error_rate_margin", "ErrorRate margin (points)", "Failed this many points over the baseline."
         ),
-        "p50_ratio": number("p50_ratio", "JobProcessingP50 ratio", "Failed when the median job is this much slower."),
+        "p50_ratio": number(
+            "p50_ratio", "Median job time ratio", "Failed when the median job (p50) is this much slower."
+        ),
         "min_jobs": number("min_jobs", "Minimum jobs", "Fewer jobs in the window: inconclusive, a person decides."),
     }
 
@@ -189,8 +191,14 @@ def run_id_param(title: str, description: str, default: str | None = "") -> Para
     when the default is None."""
     from include.rollouts.rollout import RUN_ID_PATTERN
 
-    kind = "string" if default is not None else ["null", "string"]
-    return Param(default, type=kind, pattern=form_pattern(RUN_ID_PATTERN), title=title, description=description)
+    if default is None:
+        return Param(
+            None, type=["null", "string"], pattern=form_pattern(RUN_ID_PATTERN), title=title, description=description
+        )
+    # required: the form says "This field is required" until it is filled in
+    return Param(
+        default, type="string", minLength=1, pattern=form_pattern(RUN_ID_PATTERN), title=title, description=description
+    )
 
 
 def switch_param(default: bool, title: str, description: str) -> Param:
@@ -268,8 +276,8 @@ def dev_node_params() -> dict[str, Param]:
             description="gpu_dev_node_idle_stop stops the node after this long without CPU/GPU activity.",
         ),
         "reason": Param(
-            "",
-            type="string",
+            None,  # optional: a "" default made the form count it as missing, and refuse to submit
+            type=["null", "string"],
             pattern=form_pattern(lifecycle.REASON_PATTERN),
             maxLength=200,
             title="Reason",

@@ -7,7 +7,7 @@ import logging
 from airflow.sdk import task
 from airflow.sdk.exceptions import AirflowFailException
 
-from bp_tasks.common import validated
+from bp_tasks.common import report_outcome, validated
 from include.fleets import preflight
 
 log = logging.getLogger("bp.platform_preflight")
@@ -37,11 +37,14 @@ def check_deploy_blockers(scope: dict, params: dict | None = None) -> dict:
     findings = preflight.inspect_platform(
         aws_client_factory(params["aws_conn_id"]), preflight.Scope.of(scope), on_secret=mask_secret
     )
-    log.info("Preflight findings:\n%s", preflight.render_table(findings))
     counts = {severity.value: 0 for severity in preflight.Severity}
     for finding in findings:
         counts[finding.severity.value] += 1
-    log.info("Preflight summary: %s", ", ".join(f"{n} {s}" for s, n in counts.items()))
+    report_outcome(
+        "Preflight findings:",
+        *preflight.render_table(findings).splitlines(),
+        "Preflight summary: " + ", ".join(f"{n} {s}" for s, n in counts.items()),
+    )
     try:
         preflight.raise_for_critical(findings)
     except preflight.PreflightFailed as error:

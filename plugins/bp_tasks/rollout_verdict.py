@@ -95,6 +95,8 @@ def judged_refresh(request: Any, current: Any, refresh_id: Any, aws_conn_id: str
         fleet_stage=request["fleet_stage"],
         fleet_slug=request["fleet_slug"],
         thresholds=request,
+        new_bundle_id=request["bundle_id"],
+        old_bundle=current["value"],
         deferrable=True,
         poll_interval=5,
     )

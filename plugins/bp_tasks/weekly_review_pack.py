@@ -20,7 +20,7 @@ from airflow.sdk import Variable, task
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.log import mask_secret
 
-from bp_tasks.common import RequestRefused, validated
+from bp_tasks.common import RequestRefused, report_outcome, validated
 from bp_tasks.economics_settings import WAREHOUSE_CONN, Settings
 from bp_tasks.storage import try_folder
 from include.economics.calendar import InvalidWeek, IsoWeek
@@ -167,7 +167,7 @@ def build_pack(coverage: dict, metrics: dict, ti=None) -> dict[str, Any]:
             ((m.label, review_pack.shown(m, m.value), review_pack.change(m)) for m in review.headline),
         ),
     )
-    log.info("%d action(s); pack written to %s", len(review.actions), folder)
+    report_outcome(f"{len(review.actions)} action(s); the pack of {week} written to {folder}/ ({', '.join(names)})")
     return {
         "week": str(week),
         "location": str(folder),
@@ -196,7 +196,7 @@ def publish_pack(built: dict, params: dict | None = None) -> dict[str, str]:
         content_type = CONTENT_TYPES.get(PurePath(name).suffix, "application/octet-stream")
         s3.conn.put_object(Bucket=bucket, Key=key, Body=(folder / name).read_bytes(), ContentType=content_type)
         uploaded[name] = f"s3://{bucket}/{key}"
-        log.info("Uploaded %s to %s", name, uploaded[name])
+    report_outcome(*(f"Uploaded {name} to {uri}" for name, uri in uploaded.items()))
     return uploaded
 
 

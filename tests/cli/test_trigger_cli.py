@@ -1,8 +1,10 @@
 """The CI client's paths that need no api-server (the rest run in tests/e2e): errors as
 one line with their exit code, secrets kept off the command line and the wire."""
 
+import argparse
 import io
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -167,10 +169,100 @@ def test_bad_arguments_are_one_line_and_exit_2():
     assert exit_info.value.code == trigger.EXIT_USAGE
 
 
-def test_answering_a_task_that_waits_for_nothing_is_refused():
-    class Quiet:
-        def awaiting_input(self, dag_id, run_id):
+class _Run:
+    """A run as far as the approval is concerned: its state and its approval task's."""
+
+    def __init__(self, run_state, task_state):
+        self.run_state, self.task_state = run_state, task_state
+
+    def awaiting_input(self, dag_id, run_id):
+        return []
+
+    def get_run(self, dag_id, run_id):
+        return type("Run", (), {"state": self.run_state})()
+
+    def task_instances(self, dag_id, run_id):
+        return [{"task_id": "approve_promotion", "state": self.task_state}]
+
+
+def _answer(client, task_id="approve_promotion", timeout=0.0):
+    args = argparse.Namespace(
+        dag_id="d", run_id="r", task_id=task_id, command="approve", timeout=timeout, poll=0.01, wait=False
+    )
+    out = io.StringIO()
+    return commands.answer(client, args, out), out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("run_state", "task_state", "refusal"),
+    [
+        ("success", "skipped", "approve_promotion of run r is not waiting for an answer (skipped; the run is success)"),
+        ("running", "success", "is not waiting for an answer (success; the run is running)"),
+        ("failed", None, "is not waiting for an answer (None; the run is failed)"),
+    ],
+)
+def test_answering_an_approval_that_will_never_ask_is_refused_at_once(run_state, task_state, refusal):
+    with pytest.raises(AirflowApiError, match=re.escape(refusal)):
+        _answer(_Run(run_state, task_state), timeout=60)
+
+
+def test_a_dag_without_runs_says_so_rather_than_printing_an_empty_table():
+    class NoRuns:
+        def list_runs(self, dag_id, limit):
             return []
 
-    with pytest.raises(AirflowApiError, match="nothing in the run is"):
-        commands.answer(Quiet(), "d", "r", "approve_promotion", "approve", io.StringIO())
+    out = io.StringIO()
+    assert commands.runs(NoRuns(), "gpu_fleet_guardrails", 10, out) == commands.EXIT_OK
+    assert out.getvalue() == (
+        "gpu_fleet_guardrails has no runs yet (a scheduled DAG's first run comes at its start date)\n"
+    )
+
+
+def test_an_approval_the_run_has_not_reached_is_waited_for_then_given_up_on():
+    with pytest.raises(TimeoutError, match="approve_promotion of run r did not ask for an answer within 0s"):
+        _answer(_Run("running", "scheduled"))
+
+
+def test_answering_a_task_the_dag_does_not_have_names_it():
+    with pytest.raises(AirflowApiError, match="run r of d has no task 'approve_typo'"):
+        _answer(_Run("running", None), task_id="approve_typo", timeout=60)
+
+
+class _RefusingApi(_Recorder):
+    """An api-server that knows one DAG with no params and refuses every run id, with the
+    sentence Airflow 3.3 answers a run id that breaks its pattern."""
+
+    def do_GET(self):
+        body = json.dumps({"dag_id": "d", "is_paused": False, "params": {}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        detail = "The run_id provided 'a b' does not match regex pattern '^[A-Za-z0-9_.~:+-]+$'"
+        body = json.dumps({"detail": detail}).encode()
+        self.send_response(400)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_a_refused_run_id_is_named_once_as_the_run_id_not_the_conf():
+    server = _serve("127.0.0.1", _RefusingApi)
+    client = AirflowClient(f"http://127.0.0.1:{server.server_address[1]}", token="t")
+    args = type("Args", (), {"dag_id": "d", "run_id": "a b", "unpause": False, "wait": False})()
+    err = io.StringIO()
+    try:
+        code = commands.trigger(client, args, {}, io.StringIO(), err)
+    finally:
+        server.shutdown()
+
+    assert code == trigger.EXIT_USAGE
+    assert err.getvalue() == (
+        "error: DAG 'd' refused the run id 'a b': "
+        "The run_id provided 'a b' does not match regex pattern '^[A-Za-z0-9_.~:+-]+$'\n"
+    )

@@ -102,6 +102,11 @@ def test_params_are_typed_and_constrained_so_the_trigger_form_validates_them(dag
             types = types if isinstance(types, list) else [types]
             if "string" in types and not ({"enum", "pattern", "format"} & schema.keys()):
                 problems.append(f"{dag.dag_id}.{name}: a free string; give it an enum, a pattern or a format")
+            # the UI's form counts an empty string as missing: Trigger stays greyed out and
+            # says nothing. An optional text is nullable with no default; a required one
+            # says so (minLength 1: "This field is required")
+            if param.value == "" and "null" not in types and not schema.get("minLength"):
+                problems.append(f"{dag.dag_id}.{name}: default '' makes the trigger form unsubmittable, silently")
     assert problems == []
 
 

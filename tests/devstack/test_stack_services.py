@@ -96,6 +96,35 @@ def test_the_users_passwords_are_written_for_their_owner_only(tmp_path, monkeypa
     assert devstack_main.read_up_state()["users"]["admin"]["password"] == "s3cret"
 
 
+def test_env_prints_the_line_that_points_the_client_at_the_stack_as_a_user(tmp_path, monkeypatch, capsys):
+    """``eval "$(python -m devstack env approver2)"`` (the README's first ten minutes): the
+    password is quoted for the shell, whatever it holds."""
+    import os
+    import shlex
+    import subprocess
+
+    from devstack import __main__ as devstack_main
+
+    monkeypatch.setattr(devstack_main, "UP_STATE", tmp_path / "up.json")
+    assert devstack_main.main(["env", "approver2"]) == 1  # nothing is up
+    assert "no local stack is up; start one with: make up" in capsys.readouterr().err
+
+    users = {"ci": {"roles": ["CI"], "password": "p'q r$x"}, "approver2": {"roles": ["Approver"], "password": "a2"}}
+    devstack_main._write_state(serve_pid=os.getpgrp(), status="ready", api_url="http://127.0.0.1:8123", users=users)
+    assert devstack_main.main(["env", "nobody"]) == 2
+    assert "no user 'nobody'; it has ci, approver2" in capsys.readouterr().err
+
+    assert devstack_main.main(["env"]) == 0
+    line = capsys.readouterr().out
+    shell = subprocess.run(
+        ["/bin/bash", "-c", f'eval {shlex.quote(line)}; echo "$AIRFLOW_API_URL|$AIRFLOW_USERNAME|$AIRFLOW_PASSWORD"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shell.stdout.strip() == "http://127.0.0.1:8123|ci|p'q r$x"
+
+
 def test_the_stacks_users_are_one_per_role_with_two_approvers_and_a_service_user():
     from devstack.users import APPROVERS, SERVICE, USERS, new_accounts
 
@@ -113,3 +142,33 @@ def test_the_stacks_users_are_one_per_role_with_two_approvers_and_a_service_user
         "CI",
         "Service",
     }
+
+
+def test_a_restarted_component_leaves_no_orphan_and_stop_ends_every_group_it_led(tmp_path):
+    """`make up` restarts a worker killed with -9; what that worker had started (Celery's
+    own child) must not run on beside the new one, nor survive `make down`."""
+    import os
+    import signal
+    import sys
+    import time
+
+    from devstack.processes import Component, Supervisor, alive, stop_process_groups
+
+    child = "import subprocess, time; subprocess.Popen(['sleep', '300']); time.sleep(300)"
+    worker = Component("w1", [sys.executable, "-c", child], dict(os.environ), tmp_path, tmp_path / "w1.log")
+    supervisor = Supervisor({"w1": worker}, restart=True)
+    worker.start()
+    try:
+        for _ in range(2):  # killed twice, as in the issue
+            leader = worker.process.pid
+            time.sleep(1)  # its sleep child has started
+            os.kill(leader, signal.SIGKILL)
+            worker.process.wait()
+            assert alive(leader)  # the orphaned child still runs in the dead leader's group
+            supervisor.check()  # restarts it, ending the dead one's group first
+            assert not alive(leader)
+            assert worker.process.pid != leader
+        assert len(worker.groups) == 3
+    finally:
+        stop_process_groups(worker.groups, grace=5)
+    assert not any(alive(group) for group in worker.groups)

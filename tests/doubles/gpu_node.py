@@ -121,6 +121,12 @@ _SMOKE_LINES = {
         "curl: (7) Failed to connect to 127.0.0.1 port 8188 after 0 ms: Couldn't connect to server",
     ),
     "worker": ("gpu_worker imports", "ModuleNotFoundError: No module named 'gpu_worker'"),
+    "agent": ("enabled", "disabled"),
+    "owners": (
+        "code under /opt/comfyui and /opt/worker is root's alone",
+        "/opt/comfyui/venv/lib/python3.10/site-packages is not root's alone: a service user could change code "
+        "that runs as root",
+    ),
 }
 
 

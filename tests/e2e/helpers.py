@@ -48,7 +48,7 @@ def cli(stack, *args: str, user: str = "admin", password: str | None = None) -> 
     )
 
 
-#: Rollout params for a verdict within seconds: the node double reports every 5 s, 3 jobs a node.
+#: Rollout params for a verdict within seconds: each node's agent publishes every 2 s, a job a second.
 QUICK_VERDICT = {"bake_window_seconds": 15, "min_jobs": 5}
 
 
@@ -144,13 +144,17 @@ def sample_bundles(stack) -> list[str]:
     return ids
 
 
-def provision_fleet(stack, client, slug: str, bundle_id: str | None, stage: str = "staging", *, approver=None) -> Fleet:
-    """A fleet created by gpu_fleet_provision from a desired_config, on ``bundle_id`` (None:
-    the bundle it has), with staging/gpu-default's image unless it has one; production's
-    apply is approved by ``approver``."""
+def provision_fleet(
+    stack, client, slug: str, bundle_id: str | None, stage: str = "staging", *, approver=None, config=None
+) -> Fleet:
+    """A fleet created by gpu_fleet_provision from a desired_config (``config``, else
+    :data:`FLEET_CONFIG`), on ``bundle_id`` (None: the bundle it has), with
+    staging/gpu-default's image unless it has one; production's apply is approved by
+    ``approver``."""
     fleet = Fleet(stage, slug)
     ssm = stack.aws_client()("ssm")
-    ssm.put_parameter(Name=fleet.desired_config, Value=json.dumps(FLEET_CONFIG), Type="String", Overwrite=True)
+    desired = json.dumps(config or FLEET_CONFIG)
+    ssm.put_parameter(Name=fleet.desired_config, Value=desired, Type="String", Overwrite=True)
     image = ssm.get_parameter(Name=Fleet("staging", "gpu-default").ami_pointer)["Parameter"]["Value"]
     if fleet != Fleet("staging", "gpu-default"):
         ssm.put_parameter(Name=fleet.ami_pointer, Value=image, Type="String", DataType="aws:ec2:image", Overwrite=True)

@@ -114,7 +114,8 @@ def test_an_approver_approves_a_production_apply_from_the_required_actions_view(
 
         page = _signed_in(browser, stack, "/required_actions", user=APPROVERS[0])
         row = page.get_by_role("row").filter(has_text=run.run_id)
-        row.get_by_role("link", name="Apply a production GPU fleet configuration?").click()
+        # the question names the fleet it changes (its subject is templated with the run's params)
+        row.get_by_role("link", name=f"Apply the desired_config of GPU fleet production/{SLUG}?").click()
         page.get_by_text(f"Stack {fleet.fleet_stack} would be created or updated").wait_for()
         page.screenshot(path=artifacts_dir / "ui-3-required-action.png")
         page.get_by_role("button", name="Approve").click()
@@ -131,3 +132,16 @@ def test_an_approver_approves_a_production_apply_from_the_required_actions_view(
         for name in (fleet.fleet_stack, platform.shared_stack("production")):
             cloudformation.delete_stack(StackName=name)
         ssm.delete_parameters(Names=[fleet.desired_config, fleet.ami_pointer])
+
+
+def test_the_dev_node_trigger_form_opens_ready_to_submit_without_a_reason(stack, client, browser, artifacts_dir):
+    """gpu_dev_node's form opened with Trigger greyed out and only a red "!" (its optional
+    reason was required with the default ""). tests/dags checks every DAG's params for the
+    same mistake; this is what a user saw."""
+    page = _signed_in(browser, stack, "/dags/gpu_dev_node")
+    page.get_by_role("button", name="Trigger").first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.locator("#element_reason").wait_for()
+    submit = dialog.get_by_role("button", name="Trigger")
+    page.screenshot(path=artifacts_dir / "ui-5-dev-node-form.png")
+    assert submit.is_enabled()

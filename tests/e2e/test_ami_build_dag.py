@@ -72,7 +72,7 @@ def test_a_staging_bake_builds_checks_promotes_and_applies_retention(stack, clie
     )
     assert kept["passed"]
     assert kept["image_id"] == after["Value"]
-    assert [c["check"] for c in kept["checks"]] == ["gpu", "cuda", "comfyui", "worker", "bundle"]
+    assert [c["check"] for c in kept["checks"]] == ["gpu", "cuda", "comfyui", "worker", "agent", "owners", "bundle"]
     assert _live_smoke_instances(ec2) == []
 
 

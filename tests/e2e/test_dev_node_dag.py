@@ -93,7 +93,8 @@ def test_a_dev_node_lives_from_create_to_terminate_and_stops_when_idle(stack, cl
             assert "Drift" not in report
             assert f"aws ssm start-session --target {instance_id}" in report
 
-    # idle: ours since its restart's heartbeat; the colleague's node reports CPU and GPU use
+    # idle: ours since its restart's heartbeat; on the colleague's node ComfyUI runs prompts,
+    # which its agent reports (JobCount, its GPU) and heartbeats
     time.sleep(65)
     sweep = run_to_end(client, "gpu_dev_node_idle_stop", {}, timeout=400)
     assert sweep.state == "success", states(client, "gpu_dev_node_idle_stop", sweep)

@@ -193,7 +193,7 @@ def test_a_production_apply_deploys_only_on_a_listed_second_persons_recorded_app
     assert answered.returncode == 0, answered.stderr
     assert waiting.wait(timeout=300) == 0, rest + waiting.stderr.read()
     assert "final state: success" in rest
-    assert "output of verify_fleet: " in rest
+    assert f"  Fleet production/{slug} is deployed: stacks " in rest
     run = client.get_run(DAG, run_id)
 
     assert run.state == "success", _states(client, run)

@@ -35,9 +35,9 @@ def test_a_conf_that_breaks_a_param_schema_is_refused_before_any_task_runs(clien
         client.trigger("platform_preflight", {"fleet_slug": "Bad Slug; rm -rf /"})
 
     assert refused.value.status == 400
-    # the api-server's own answer is one line (the UI's trigger dialog prints it as it is)
-    detail = str(refused.value).split(" answered HTTP 400: ", 1)[1]
-    assert detail == (
+    # the api-server's own answer is one line (the UI's trigger dialog prints it as it is),
+    # and the client raises it as it is: the CLI says whether it was the conf or the run id
+    assert str(refused.value) == (
         "Invalid input for param fleet_slug: 'Bad Slug; rm -rf /' does not match the pattern "
         "^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$ (Only check this fleet, e.g. `gpu-default` (empty: every fleet).)"
     )
@@ -75,6 +75,12 @@ def test_the_ci_client_names_an_unknown_dag(stack, client):
 
     assert result.returncode == 2
     assert result.stderr == f"error: DAG 'no_such_dag' does not exist on {stack.api_url}\n"
+
+    misspelt = _cli(stack, "weekly_reveiw_pack", "--wait")
+    assert misspelt.returncode == 2
+    assert misspelt.stderr == (
+        f"error: DAG 'weekly_reveiw_pack' does not exist on {stack.api_url} (did you mean 'weekly_review_pack'?)\n"
+    )
 
 
 def test_the_ci_client_reports_wrong_credentials_in_one_line(stack, client):
@@ -120,7 +126,8 @@ def test_the_ci_client_lists_runs_and_reads_any_tasks_log(stack, client):
 
     assert triggered.returncode == 0
     assert f"the run: {stack.api_url}/dags/platform_preflight/runs/" in triggered.stdout
-    assert "output of check_deploy_blockers: " in triggered.stdout
+    assert "check_deploy_blockers:\n  Preflight findings:" in triggered.stdout  # what the run found, not raw XCom
+    assert "  Preflight summary: " in triggered.stdout
     assert listed.returncode == 0
     assert listed.stdout.splitlines()[0].split() == ["RUN", "ID", "STATE", "STARTED", "DURATION"]
     assert any(line.startswith(run_id) and " success " in line for line in listed.stdout.splitlines())

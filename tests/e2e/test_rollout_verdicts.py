@@ -1,24 +1,37 @@
 """A rollout judged by the fleet's own metrics, end to end, on the Celery stack (the
 judge defers at each checkpoint and bake window, and resumes on either worker): the
-emulator's instance refreshes (paused at each checkpoint for CheckpointDelay) and the
-node double reporting ``ComfyUI/Workers`` every 5 s as each node's bundle makes it
-(tests/doubles/fleet_traffic.py: a degraded bundle, a quiet fleet). A healthy refresh
-and its two analyses: tests/e2e/test_bundle_rollout_dag.py."""
+emulator's instance refreshes (paused at each checkpoint for CheckpointDelay) and each
+node's real agent publishing ``ComfyUI/Workers`` every 2 s as its ComfyUI runs what the
+node's bundle makes it run (tests/doubles/fleet_nodes.py: a degraded bundle, a quiet
+fleet, a busy hour). A healthy refresh and its two analyses: tests/e2e/test_bundle_rollout_dag.py."""
 
 from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 
 from devstack import baseline
 from gpu_worker import layout
+from include.cli.airflow_client import AirflowApiError
 from include.naming import platform
 from include.naming.fleet import Fleet
+from include.rollouts import analysis
 from include.rollouts.rollback import rollback_run_id
-from tests.doubles.fleet_traffic import DEGRADED_TAG, QUIET_TAG
-from tests.e2e.helpers import QUICK_VERDICT, answer, log, provision_fleet, remove_fleet, run_to_end, scale, states
+from tests.doubles.fleet_nodes import DEGRADED_TAG, QUIET_TAG, RUSH_TAG
+from tests.e2e.helpers import (
+    POLL_SECONDS,
+    QUICK_VERDICT,
+    answer,
+    log,
+    provision_fleet,
+    remove_fleet,
+    run_to_end,
+    scale,
+    states,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.celery]
 
@@ -88,31 +101,92 @@ def _audit(stack, fleet: Fleet, run_id: str) -> dict:
 @pytest.fixture
 def quiet(stack, fleet):
     """The fleet runs no jobs while the test runs."""
-    autoscaling = stack.aws_client()("autoscaling")
-    tag = {"ResourceId": fleet.auto_scaling_group, "ResourceType": "auto-scaling-group", "Key": QUIET_TAG}
-    autoscaling.create_or_update_tags(Tags=[{**tag, "Value": "true", "PropagateAtLaunch": False}])
+    _tag_group(stack, fleet, QUIET_TAG, present=True)
     yield
-    autoscaling.delete_tags(Tags=[tag])
+    _tag_group(stack, fleet, QUIET_TAG, present=False)
 
 
-def test_a_degraded_bundle_is_judged_failed_at_the_first_checkpoint_and_rolled_back(stack, client, fleet, bundles):
+def _tag_group(stack, fleet: Fleet, key: str, present: bool) -> None:
+    autoscaling = stack.aws_client()("autoscaling")
+    tag = {"ResourceId": fleet.auto_scaling_group, "ResourceType": "auto-scaling-group", "Key": key}
+    if present:
+        autoscaling.create_or_update_tags(Tags=[{**tag, "Value": "true", "PropagateAtLaunch": False}])
+    else:
+        autoscaling.delete_tags(Tags=[tag])
+
+
+def _percent(cell: str) -> float:
+    return float(cell.rstrip("%"))
+
+
+def _seconds(cell: str) -> float:
+    return float(cell.removesuffix(" s"))
+
+
+def test_a_degraded_bundle_on_half_the_fleet_fails_against_the_old_half_though_the_fleet_average_passes(
+    stack, client, fleet, bundles
+):
     _on(stack, fleet, bundles["v1"])
+    # the bad bundle's node fails one job in three (33 %) against the old node's 0 %: over
+    # the 25 % limit; the whole fleet's average (about 17 %) is within it
+    limits = {"error_rate_ceiling": 25.0, "error_rate_margin": 25.0}
 
-    run = _finished(client, _rollout(client, fleet, bundles["bad"], checkpoint_percentages=[50, 100]))
+    run = _finished(client, _rollout(client, fleet, bundles["bad"], checkpoint_percentages=[50, 100], **limits))
 
     found = states(client, ROLLOUT, run)
     assert run.state == "failed"
     assert (found["judge_refresh"], found["roll_back"], found["wait_for_roll_back"]) == ("failed", "success", "success")
     paragraph = log(client, ROLLOUT, run, "rollout_outcome")
     assert f"Rollout of bundle {bundles['bad']} to {fleet} (refresh) failed in judge_refresh." in paragraph
-    # the limit is 3% over the healthy baseline's 1%, or the 5% ceiling if no baseline was reported yet
     assert re.search(
-        r"At the 50% checkpoint the fleet's metrics failed: ErrorRate [\d.]+% broke its limit <= [35]%", paragraph
+        r"At the 50% checkpoint the fleet's metrics failed: ErrorRate on the new bundle's nodes [\d.]+% broke its "
+        r"limit <= 25%",
+        paragraph,
     )
     assert "was cancelled at 50%" in paragraph
     assert _pointer(stack, fleet) == layout.bundle_prefix(bundles["v1"])
-    [analysis] = _audit(stack, fleet, run.run_id)["analyses"]
-    assert analysis["verdict"] == "failed"
+    [verdict] = _audit(stack, fleet, run.run_id)["analyses"]
+    error_rate = next(row for row in verdict["rows"] if row["metric"] == "ErrorRate")
+    assert (verdict["verdict"], verdict["compared"]) == ("failed", analysis.CANARY)
+    assert _percent(error_rate["new bundle"]) > 25 >= _percent(error_rate["whole fleet"]), error_rate
+    assert _percent(error_rate["old bundle"]) == 0
+
+
+BUSY_BAKE = 30  # AWS then waits 45 s at the checkpoint: time to end the busy hour after the verdict
+
+
+def _first_analysis(client, run, timeout: float = 300) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            analyses = client.xcom(ROLLOUT, run.run_id, "judge_refresh", key="analyses")
+        except AirflowApiError:  # not pushed yet
+            analyses = None
+        if analyses:
+            return analyses
+        time.sleep(POLL_SECONDS)
+    raise AssertionError(f"no verdict at the first checkpoint in {timeout:.0f} s: {states(client, ROLLOUT, run)}")
+
+
+def test_a_busy_hour_after_a_quiet_baseline_does_not_fail_a_healthy_bundle(stack, client, fleet, bundles):
+    _on(stack, fleet, bundles["v1"])
+    time.sleep(BUSY_BAKE)  # the window before the run: an ordinary hour, 4 s a prompt
+    _tag_group(stack, fleet, RUSH_TAG, present=True)  # then every node's prompts take 3 times as long
+    conf = {"checkpoint_percentages": [50, 100], "bake_window_seconds": BUSY_BAKE}
+    try:
+        run = _rollout(client, fleet, bundles["v2"], **conf)
+        analyses = _first_analysis(client, run)
+    finally:  # the busy hour ends before the last window (all nodes new: judged against the run's start)
+        _tag_group(stack, fleet, RUSH_TAG, present=False)
+    run = _finished(client, run)
+
+    assert run.state == "success", states(client, ROLLOUT, run)
+    at_50 = analyses[0]
+    p50 = next(row for row in at_50["rows"] if row["metric"] == "JobProcessingTime p50")
+    assert (at_50["checkpoint"], at_50["verdict"], at_50["compared"]) == ("50% checkpoint", "success", analysis.CANARY)
+    # old and new alike slow; the whole fleet against the window before the run would have failed
+    assert _seconds(p50["new bundle"]) <= 1.5 * _seconds(p50["old bundle"]), p50
+    assert _seconds(p50["whole fleet"]) > 1.5 * _seconds(p50["before run"]), p50
 
 
 @pytest.mark.parametrize(

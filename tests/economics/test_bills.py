@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from include.economics import bills
-from include.economics.bill_reconciliation import AWAITING, class_costs, reconcile
+from include.economics.bill_reconciliation import AWAITING, class_costs, not_billed, reconcile
 from include.economics.prices import DEFAULT_CATALOGUE, PriceBook
 
 RECORDED = Path(__file__).parent / "recorded"
@@ -109,6 +109,15 @@ def test_bills_that_match_our_cost_pass():
     row = table.set_index("model_name").loc["gpt-4.1"]
     assert (row["our_cached_tokens"], row["billed_cached_tokens"]) == (400_000, 400_000)
     assert row["drift_usd"] == 0
+
+
+def test_the_models_no_imported_bill_names_are_said_not_left_out():
+    table, _ = reconcile(DAY, _openai(), OURS, _costs(), BOOK, {}, threshold_pct=2)
+    said = not_billed(table, OURS)
+    assert said.startswith("Not in any imported bill: claude-sonnet-4 ($")
+    assert said.endswith("no bill import reads their provider, so nothing checks them")
+    everything, _ = reconcile(DAY, [*_openai(), *_anthropic()], OURS, _costs(), BOOK, {}, threshold_pct=2)
+    assert not_billed(everything, OURS) is None
 
 
 def test_a_wrong_cached_price_is_a_cached_cost_drift_of_that_model_alone():

@@ -65,7 +65,7 @@ def test_the_page_loads_cleanly_with_every_chart_and_the_warehouse_sums(browser,
     assert "p95 latency +" in actions
     dev_nodes = page.inner_text("#fleets")
     assert "Dev nodes" in dev_nodes
-    assert "staging/alice-sdxl\talice\tg5.xlarge" in dev_nodes
+    assert "staging/bob-flux\tbob\tg5.xlarge" in dev_nodes
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=ARTIFACTS / "weekly-review-2026-W47.png", full_page=True)
     assert errors == []

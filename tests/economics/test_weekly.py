@@ -114,6 +114,7 @@ def test_a_plan_without_revenue_that_costs_money_is_an_action(review_warehouse):
     assert free.margin_usd < 0
     [action] = [a for a in review.actions if a.text.startswith("Plan free earned no revenue")]
     assert f"cost ${free.cost_usd:,.2f}" in action.text
+    assert f"margin -${-free.margin_usd:,.2f})" in action.text  # the sign before the dollar, as everywhere
 
 
 def test_looser_rules_find_no_regression(review_warehouse):
@@ -201,7 +202,7 @@ def test_dev_nodes_carry_the_hours_their_lifecycle_events_put_them_in_running(re
     days = [d for day in W47.days() for d in economics_demo.dev_node_days(day)]
     hours, cost = sum(d.node_hours for d in days), sum(d.cost_usd for d in days)
 
-    assert (node.stage, node.name, node.owner, node.instance_type) == ("staging", "alice-sdxl", "alice", "g5.xlarge")
+    assert (node.stage, node.name, node.owner, node.instance_type) == ("staging", "bob-flux", "bob", "g5.xlarge")
     assert hours > 0
     assert node.node_hours == pytest.approx(hours)
     assert cost == pytest.approx(Decimal(str(hours)) * Decimal("0.4024"), abs=Decimal("0.00001"))  # g5.xlarge

@@ -38,4 +38,19 @@ def test_the_package_installs_into_a_bare_venv_and_validates_a_manifest(tmp_path
 
     assert result.returncode == 0, result.stderr
     assert "valid manifest v1, bundle b1, 0 asset(s)" in result.stdout
+    # the node agent is in the package too, and its CLI runs before any AWS library loads
+    env_file = tmp_path / "worker.env"
+    env_file.write_text(
+        "BP_FLEET_STAGE=staging\nBP_FLEET_SLUG=gpu-default\nBP_LOG_GROUP=/gpu-workers/staging/gpu-default\n"
+    )
+    command = ["-m", "gpu_worker.agent", "cloudwatch-agent-config", "--env-file", str(env_file)]
+    config = subprocess.run(
+        [str(target / "bin" / "python"), *command, "--out", str(tmp_path / "cwagent.json")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert config.returncode == 0, config.stderr
+    assert "/gpu-workers/staging/gpu-default" in (tmp_path / "cwagent.json").read_text()
     assert not (REPO_ROOT / "gpu_worker" / "build").exists()

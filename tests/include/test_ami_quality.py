@@ -13,14 +13,16 @@ GOOD_OUTPUT = "\n".join(
         "PASS cuda: torch 2.4.0 CUDA 12.1 NVIDIA A10G",
         "PASS comfyui: HTTP 200 from /system_stats",
         "PASS worker: gpu_worker imports",
+        "PASS agent: enabled",
+        "PASS owners: code under /opt/comfyui and /opt/worker is root's alone",
         "PASS bundle: baked bundle b-7 expected b-7",
     ]
 )
 
 
 def test_a_bake_must_pass_every_check_and_a_base_image_has_no_bundle_check():
-    assert smoke.expected_checks("b-7") == ["gpu", "cuda", "comfyui", "worker", "bundle"]
-    assert smoke.expected_checks("none") == ["gpu", "cuda", "comfyui", "worker"]
+    assert smoke.expected_checks("b-7") == ["gpu", "cuda", "comfyui", "worker", "agent", "owners", "bundle"]
+    assert smoke.expected_checks("none") == ["gpu", "cuda", "comfyui", "worker", "agent", "owners"]
     assert smoke.document_parameters(None) == {"expectedBundle": ["none"]}
 
 
@@ -31,7 +33,7 @@ def test_an_image_that_passes_every_check_passes():
 
     assert verdict.passed
     assert "passed its smoke test on i-1" in verdict.summary()
-    assert [c["check"] for c in verdict.as_dict()["checks"]] == ["gpu", "cuda", "comfyui", "worker", "bundle"]
+    assert [c["check"] for c in verdict.as_dict()["checks"]] == [*smoke.CHECKS]
 
 
 def test_a_failed_check_is_named_with_what_it_printed():

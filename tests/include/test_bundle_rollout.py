@@ -77,6 +77,7 @@ def test_refresh_preferences_never_ask_aws_for_a_rollback_it_can_not_do():
         "InstanceWarmup": 240,
         "SkipMatching": False,
         "AutoRollback": False,
+        "ScaleInProtectedInstances": "Refresh",  # a node busy with a prompt is protected: replaced all the same
         "CheckpointPercentages": [50, 100],
         "CheckpointDelay": 900,  # the default bake window (600 s) and half of it again, at most 300 s
     }

@@ -240,10 +240,12 @@ def test_a_nodes_hours_are_the_stretches_its_events_put_it_in_running():
 
 
 def test_a_node_is_idle_once_neither_heartbeat_nor_activity_is_newer_than_its_limit():
-    points = [
-        {"Timestamp": NOW - timedelta(minutes=50), "Maximum": 70.0},
-        {"Timestamp": NOW - timedelta(minutes=10), "Maximum": 1.5},  # flat: below 5 %
-    ]
+    points = usage.datapoints_of(
+        [
+            {"Id": "activity1", "Timestamps": [NOW - timedelta(minutes=50)], "Values": [70.0]},  # GPU at work
+            {"Id": "activity0", "Timestamps": [NOW - timedelta(minutes=10)], "Values": [1.5]},  # CPU flat: below 5 %
+        ]
+    )
     active = usage.last_activity(points)
     assert active == NOW - timedelta(minutes=49)  # the end of the minute it was active in
     heartbeat = NOW - timedelta(minutes=40)
@@ -257,15 +259,25 @@ def test_a_node_is_idle_once_neither_heartbeat_nor_activity_is_newer_than_its_li
     assert usage.idle_verdict(idle_stop_minutes=30, last_heartbeat=None, last_active=None, now=NOW).idle
 
 
-def test_activity_is_read_per_minute_from_ec2_and_the_gpu_agent():
+def test_activity_is_read_per_minute_from_ec2_both_gpu_agents_and_the_prompts_the_node_ran():
     queries = usage.activity_queries("i-0abc")
-    assert [q["MetricStat"]["Metric"]["MetricName"] for q in queries] == [
-        "CPUUtilization",
-        "nvidia_smi_utilization_gpu",
+    assert [(q["MetricStat"]["Metric"]["MetricName"], q["MetricStat"]["Stat"]) for q in queries] == [
+        ("CPUUtilization", "Maximum"),
+        ("nvidia_smi_utilization_gpu", "Maximum"),
+        ("GPUUtilization", "Maximum"),
+        ("JobCount", "Sum"),
     ]
     assert {q["MetricStat"]["Period"] for q in queries} == {60}
-    results = [{"Timestamps": [NOW.replace(tzinfo=None)], "Values": [12.0]}, {"Timestamps": [], "Values": []}]
-    assert usage.datapoints_of(results) == [{"Timestamp": NOW, "Maximum": 12.0}]
+    results = [
+        {"Id": "activity0", "Timestamps": [NOW.replace(tzinfo=None)], "Values": [12.0]},
+        {"Id": "activity3", "Timestamps": [NOW, NOW + timedelta(minutes=1)], "Values": [0.0, 1.0]},
+    ]
+    assert [(p["Metric"], p["Active"]) for p in usage.datapoints_of(results)] == [
+        ("CPUUtilization", True),
+        ("JobCount", False),  # a minute without a prompt
+        ("JobCount", True),
+    ]
+    assert usage.last_activity(usage.datapoints_of(results)) == NOW + timedelta(minutes=2)
 
 
 def test_the_port_forward_command_reaches_comfyui_without_an_open_port():

@@ -32,6 +32,7 @@ def test_the_templates_defaults_fill_what_the_config_leaves_out():
         error_rate_alarm_percent=20,  # seed 004's alarm tiers
         queue_deep_jobs=10,
         queue_deep_minutes=30,
+        drain_timeout_seconds=900,  # a leaving node's 15 minutes to finish its prompts
     )
 
 
@@ -46,6 +47,7 @@ def test_a_full_config_keeps_its_values_and_its_instance_type_order():
         "error_rate_alarm_percent": 35,
         "queue_deep_jobs": 40,
         "queue_deep_minutes": 15,
+        "drain_timeout_seconds": 1800,
     }
     config = _parse(value)
 
@@ -92,6 +94,7 @@ def test_text_that_is_not_a_json_object_is_refused(text, problem):
         ({"scale_to_zero_minutes": 1441}, "scale_to_zero_minutes 1441 is out of bounds (5..1440)"),
         ({"error_rate_alarm_percent": 101}, "error_rate_alarm_percent 101 is out of bounds (1..100)"),
         ({"queue_deep_minutes": 2}, "queue_deep_minutes 2 is out of bounds (5..1440)"),
+        ({"drain_timeout_seconds": 7141}, "drain_timeout_seconds 7141 is out of bounds (60..7140)"),
         ({"queue_deep_jobs": "10"}, "queue_deep_jobs must be a whole number, got '10'"),
         ({"backlog_target": 0}, "backlog_target 0 is out of bounds (0.1..100.0 jobs per instance)"),
         ({"backlog_target": "2"}, "backlog_target must be a number, got '2'"),

@@ -178,3 +178,18 @@ def test_what_a_remediation_saves_counts_each_fleet_once():
     leak = g.scale_to_zero_leak(FLEET, TWO, idle_for(75), 15, NOW, PRICES)
     stuck = g.stuck_protection(FLEET, TWO, idle_for(75), NOW)
     assert g.saved_per_hour([*leak, *stuck]) == Decimal("0.6280")
+
+
+def test_nodes_whose_agents_went_silent_are_a_finding_and_a_fresh_or_reporting_fleet_is_not():
+    fleet = Fleet("staging", "gpu-default")
+    now = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    reporting = g.Series.of([now - timedelta(minutes=2)], [0.0])  # an idle minute is still a report
+
+    [silent] = g.silent_agents(fleet, now - timedelta(hours=1), g.Series(()), now)
+
+    assert silent.check == "silent node agents"
+    assert "no node agent published JobCount in the last 10 min" in silent.summary
+    assert "bp-node-agent" in silent.action
+    assert g.silent_agents(fleet, now - timedelta(hours=1), reporting, now) == []
+    assert g.silent_agents(fleet, now - timedelta(minutes=3), g.Series(()), now) == []  # still booting
+    assert g.silent_agents(fleet, None, g.Series(()), now) == []  # no node in service

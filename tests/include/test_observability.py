@@ -112,6 +112,38 @@ def test_a_renamed_name_breaks_the_contract(rename, problem):
     assert any(problem in line for line in found), found
 
 
+@pytest.mark.parametrize("field", ["margin_pct", "failure_rate", "p95_ms", "peak_tokens_per_minute", "dau"])
+def test_a_panel_summing_what_does_not_add_up_breaks_the_contract(field):
+    """Percentages, rates, percentiles, peaks and DAU summed over a window are right only
+    while it holds one point: the panels take the day's point of these (fn: last)."""
+    queries = contract.dashboard_queries("ai-economics", _dashboards()["ai-economics"])
+    where, query = next((w, q) for w, q in queries if f'r._field == "{field}")' in q and "fn: last" in q)
+    found = contract.problems(where, query.replace("fn: last", "fn: sum"), MEASUREMENTS)
+    assert any(f"sums {field!r}, which does not add up" in line for line in found), found
+    assert contract.problems(where, query, MEASUREMENTS) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "adds_up"),
+    [
+        ("cost_usd", True),
+        ("requests", True),
+        ("gpu_hours", True),
+        ("job_count_sum", True),
+        ("value", True),
+        ("margin_pct", False),
+        ("error_rate_sum", False),
+        ("gpu_utilization_sum", False),
+        ("job_processing_p50_sum", False),
+        ("queue_depth_maximum", False),
+        ("95_percentile", False),
+        ("mean", False),
+    ],
+)
+def test_which_fields_add_up(field, adds_up):
+    assert catalogue.additive(field) is adds_up
+
+
 def test_a_renamed_warehouse_column_breaks_the_contract(monkeypatch):
     from include.economics import warehouse
 

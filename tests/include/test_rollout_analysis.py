@@ -11,7 +11,7 @@ from devstack.fleet_metrics import put_minutely
 from include.errors import InvalidRequest
 from include.naming.fleet import Fleet
 from include.rollouts import analysis, rollback
-from include.rollouts.analysis import Figures, Thresholds
+from include.rollouts.analysis import Figures, Readings, Thresholds
 
 LIMITS = Thresholds(min_jobs=20)
 BASELINE = Figures(jobs=200, error_rate=1.0, p50_seconds=4.0, leases_expired=0)
@@ -19,7 +19,9 @@ FLEET = Fleet("staging", "gpu-default")
 
 
 def _judge(window: Figures, baseline: Figures = BASELINE, nodes: int = 2) -> analysis.Analysis:
-    return analysis.judge(baseline, window, LIMITS, checkpoint="50% checkpoint", nodes=nodes)
+    """Every node new (the end of a refresh): the whole fleet against the window before the run."""
+    readings = Readings(before=baseline, fleet=window, new=window)
+    return analysis.judge(readings, LIMITS, checkpoint="50% checkpoint", nodes=nodes)
 
 
 def test_a_window_like_its_baseline_succeeds_and_every_limit_says_ok():
@@ -35,7 +37,7 @@ def test_a_window_like_its_baseline_succeeds_and_every_limit_says_ok():
     [
         (Figures(jobs=100, error_rate=6.0, p50_seconds=4.0), "ErrorRate 6% broke its limit <= 3%"),
         (Figures(jobs=100, error_rate=3.5, p50_seconds=4.0), "ErrorRate 3.50% broke its limit <= 3%"),
-        (Figures(jobs=100, error_rate=1.0, p50_seconds=6.5), "JobProcessingP50 6.50 s broke its limit <= 6 s"),
+        (Figures(jobs=100, error_rate=1.0, p50_seconds=6.5), "JobProcessingTime p50 6.50 s broke its limit <= 6 s"),
         (
             Figures(jobs=100, error_rate=1.0, p50_seconds=4.0, leases_expired=1),
             "LeaseExpiredCount 1 broke its limit = 0",
@@ -80,22 +82,109 @@ def test_without_a_baseline_only_the_ceiling_and_the_leases_judge():
     verdict = _judge(Figures(jobs=50, error_rate=2.0, p50_seconds=30.0), baseline=Figures())
 
     assert verdict.verdict == analysis.SUCCESS
-    assert verdict.rows[2] == ("JobProcessingP50", "-", "30 s", "-", "ok")
+    assert verdict.rows[2] == ("JobProcessingTime p50", "-", "-", "30 s", "30 s", "-", "ok")
 
 
 def test_the_analysis_is_one_table_and_a_record():
     verdict = _judge(Figures(jobs=100, error_rate=9.0, p50_seconds=4.0))
     lines = verdict.table().splitlines()
 
-    assert lines[0].split() == ["metric", "baseline", "window", "limit", "verdict"]
+    header = ["metric", "before", "run", "old", "bundle", "new", "bundle", "whole", "fleet", "limit", "verdict"]
+    assert lines[0].split() == header
     assert any(line.split()[:1] == ["ErrorRate"] and "FAILED" in line for line in lines)
+    assert lines[-1] == "Judged: the whole fleet against the window before the run."
+    assert verdict.as_dict()["compared"] == analysis.BEFORE_RUN
     assert verdict.as_dict()["rows"][1] == {
         "metric": "ErrorRate",
-        "baseline": "1%",
-        "window": "9%",
+        "before run": "1%",
+        "old bundle": "-",
+        "new bundle": "9%",
+        "whole fleet": "9%",
         "limit": "<= 3%",
         "verdict": "FAILED",
     }
+
+
+# --- the new bundle's nodes against the old bundle's, over the same window ---------------
+
+HALF_AND_HALF = {
+    "before": Figures(jobs=100, error_rate=0.0, p50_seconds=4.0),
+    "old": Figures(jobs=50, error_rate=0.0, p50_seconds=4.0),
+}
+
+
+def test_a_bad_bundle_on_half_the_fleet_fails_against_the_old_half_though_the_fleet_average_passes():
+    canary_limits = Thresholds(min_jobs=20, error_rate_ceiling=20.0, error_rate_margin=20.0)
+    readings = Readings(
+        **HALF_AND_HALF,
+        new=Figures(jobs=48, error_rate=33.3, p50_seconds=4.0),
+        fleet=Figures(jobs=98, error_rate=16.3, p50_seconds=4.0),
+    )
+
+    verdict = analysis.judge(readings, canary_limits, checkpoint="50% checkpoint", nodes=2)
+    fleet_alone = analysis.judge(
+        Readings(before=readings.before, fleet=readings.fleet), canary_limits, checkpoint="50% checkpoint", nodes=2
+    )
+
+    assert (verdict.verdict, verdict.compared) == (analysis.FAILED, analysis.CANARY)
+    assert verdict.reasons == ("ErrorRate on the new bundle's nodes 33.30% broke its limit <= 20%",)
+    assert verdict.rows[1] == ("ErrorRate", "0%", "0%", "33.30%", "16.30%", "<= 20%", "FAILED")
+    assert (fleet_alone.verdict, fleet_alone.compared) == (analysis.SUCCESS, analysis.BEFORE_RUN)
+
+
+def test_a_busy_hour_slows_old_and_new_alike_and_does_not_fail_a_healthy_bundle():
+    busy = Figures(jobs=60, error_rate=0.0, p50_seconds=12.0)
+    readings = Readings(before=Figures(jobs=60, error_rate=0.0, p50_seconds=4.0), fleet=busy, new=busy, old=busy)
+
+    verdict = analysis.judge(readings, LIMITS, checkpoint="50% checkpoint", nodes=2)
+    against_before = analysis.judge(
+        Readings(before=readings.before, fleet=busy), LIMITS, checkpoint="50% checkpoint", nodes=2
+    )
+
+    assert (verdict.verdict, verdict.compared) == (analysis.SUCCESS, analysis.CANARY)
+    assert verdict.rows[2] == ("JobProcessingTime p50", "4 s", "12 s", "12 s", "12 s", "<= 18 s", "ok")
+    assert against_before.verdict == analysis.FAILED
+
+
+def test_too_few_jobs_on_the_new_nodes_is_inconclusive_however_busy_the_old_ones():
+    readings = Readings(
+        before=BASELINE,
+        fleet=Figures(jobs=205, error_rate=1.0, p50_seconds=4.0),
+        new=Figures(jobs=5, error_rate=0.0, p50_seconds=4.0),
+        old=Figures(jobs=200, error_rate=1.0, p50_seconds=4.0),
+    )
+
+    verdict = analysis.judge(readings, LIMITS, checkpoint="10% checkpoint", nodes=10)
+
+    assert verdict.verdict == analysis.INCONCLUSIVE
+    assert verdict.reasons == ("5 job(s) on the new bundle's nodes in the window, fewer than the 20 needed to judge",)
+
+
+def test_a_lease_that_expired_anywhere_in_the_fleet_fails_the_canary_too():
+    readings = Readings(
+        **HALF_AND_HALF,
+        new=Figures(jobs=50, error_rate=0.0, p50_seconds=4.0),
+        fleet=Figures(jobs=100, error_rate=0.0, p50_seconds=4.0, leases_expired=1),
+    )
+
+    verdict = analysis.judge(readings, LIMITS, checkpoint="50% checkpoint", nodes=2)
+
+    assert (verdict.verdict, verdict.reasons) == (analysis.FAILED, ("LeaseExpiredCount 1 broke its limit = 0",))
+
+
+def test_the_old_bundle_is_read_only_when_the_rollout_changes_the_bundle():
+    began = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    changing = analysis.queries(FLEET, began, began + timedelta(minutes=3), 600, "b-2", "b-1")
+    same = analysis.queries(FLEET, began, began + timedelta(minutes=3), 600, "b-2", "b-2")
+
+    def bundle(reading) -> list[str]:
+        return [d["Value"] for d in reading[2][0]["MetricStat"]["Metric"]["Dimensions"] if d["Name"] == "BundleId"]
+
+    assert set(changing) == {"before", "fleet", "new", "old"}
+    assert set(same) == {"before", "fleet", "new"}
+    assert (bundle(changing["new"]), bundle(changing["old"]), bundle(changing["fleet"])) == (["b-2"], ["b-1"], [])
+    assert changing["before"][:2] == (began - timedelta(minutes=10), began)
+    assert changing["new"][:2] == (began + timedelta(minutes=3), began + timedelta(minutes=13))
 
 
 @pytest.mark.parametrize(
@@ -122,7 +211,7 @@ def test_the_windows_are_read_from_cloudwatch_one_period_each(aws):
     began = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
     put_minutely(cloudwatch, FLEET, {"JobCount": [10.0] * 5, "ErrorRate": [1.0, 3.0] + [2.0] * 3}, began)
     put_minutely(
-        cloudwatch, FLEET, {"JobCount": [20.0] * 3, "JobProcessingP50": [5.0] * 3}, began + timedelta(minutes=4)
+        cloudwatch, FLEET, {"JobCount": [20.0] * 3, "JobProcessingTime": [5.0] * 3}, began + timedelta(minutes=4)
     )
     spans = analysis.windows(began + timedelta(seconds=1), began + timedelta(minutes=2), 5 * 60)
 

@@ -158,3 +158,22 @@ def test_the_checks_above_fail_on_the_policy_as_it_was(shared_template):
         test_no_condition_lets_an_untagged_resource_through(weakened, {"Resources": {}})
     with pytest.raises(AssertionError):
         test_star_is_the_resource_only_of_actions_that_can_name_no_resource(weakened, {"Resources": {}})
+
+
+def _role_statements(template: dict, role: str) -> list[dict]:
+    return [s for p in template["Resources"][role]["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+
+
+def test_a_dev_node_writes_only_its_own_heartbeat_and_publishes_only_its_agents_namespaces(shared_template):
+    from include.naming.dev_node import HEARTBEAT_WRITER_TAG
+
+    statements = _role_statements(shared_template, "DevNodeRole")
+    writes = [s for s in statements if any(a.startswith("ssm:Put") for a in _listed(s["Action"]))]
+    metrics = next(s for s in statements if "cloudwatch:PutMetricData" in _listed(s["Action"]))
+
+    assert len(writes) == 1
+    [heartbeat] = writes
+    assert _listed(heartbeat["Action"]) == ["ssm:PutParameter"]
+    assert heartbeat["Resource"]["Fn::Sub"].endswith(":parameter/bp/devnodes/${Stage}/*/last_heartbeat")
+    assert heartbeat["Condition"] == {"StringEquals": {f"ssm:resourceTag/{HEARTBEAT_WRITER_TAG}": "${ec2:InstanceID}"}}
+    assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": ["CWAgent", "ComfyUI/Workers"]}}

@@ -12,6 +12,7 @@ here, on the template.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -285,7 +286,9 @@ def test_a_node_reads_only_its_own_parameters_and_decrypts_with_one_key(fleet_te
         "${FleetSecretParameterName}",
     ]
     only_wildcards = [s["Sid"] for s in statements if s["Resource"] == "*"]
-    assert only_wildcards == ["SsmAgentMessaging"]
+    assert only_wildcards == ["SsmAgentMessaging", "PublishTheFleetsMetricsOnly"]
+    metrics = next(s for s in statements if s["Sid"] == "PublishTheFleetsMetricsOnly")
+    assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": "ComfyUI/Workers"}}
     messaging = next(s for s in statements if s["Sid"] == "SsmAgentMessaging")
     assert {action.split(":")[0] for action in messaging["Action"]} == {"ssmmessages", "ec2messages"}
 
@@ -303,3 +306,48 @@ def test_the_node_policy_check_finds_the_managed_policy_and_a_wildcard_key(fleet
     with pytest.raises(AssertionError):
         test_a_node_reads_only_its_own_parameters_and_decrypts_with_one_key(weakened)
     assert _wildcard_resources(decrypt)
+
+
+def test_the_smoke_document_runs_every_check_and_its_python_as_the_service_users(shared_template):
+    from include.amis import smoke
+
+    commands = shared_template["Resources"]["AmiSmokeDocument"]["Properties"]["Content"]["mainSteps"][0]["inputs"][
+        "runCommand"
+    ]
+    text = "\n".join(commands)
+
+    for check in smoke.CHECKS:
+        assert re.search(rf"check {check} ", text), check
+    python = [line for line in text.splitlines() if "venv/bin/python" in line]
+    assert python
+    assert all("runuser -u " in line for line in python), python
+
+
+def test_a_fleet_node_starts_its_agent_from_user_data_with_its_group(fleet_template):
+    data = fleet_template["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
+    script = data["Fn::Base64"]["Fn::Sub"]
+
+    assert "BP_AUTO_SCALING_GROUP=asg-${Stage}-${FleetSlug}" in script
+    assert script.rstrip().endswith("/opt/worker/bin/configure-node")
+
+
+def test_every_leaving_node_goes_through_the_drain_hook_and_its_agent_may_complete_it(fleet_template):
+    """The hook holds a terminating node for the agent's drain timeout and a minute more;
+    the agent knows the hook's name and its own deadline, and may complete the action on
+    its own group only."""
+    resources = fleet_template["Resources"]
+    hook = resources["DrainHook"]["Properties"]
+    script = resources["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Sub"]
+    statements = resources["WorkerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    [complete] = [s for s in statements if "autoscaling:CompleteLifecycleAction" in s["Action"]]
+    config = FleetConfig("sdxl-standard", ("g5.xlarge",), 2, 300, 2.0, 15, drain_timeout_seconds=600)
+    parameters = fleet_provision.config_stack_parameters(config)
+
+    assert (hook["LifecycleTransition"], hook["DefaultResult"]) == ("autoscaling:EC2_INSTANCE_TERMINATING", "CONTINUE")
+    assert hook["AutoScalingGroupName"] == {"Ref": "Group"}
+    assert hook["HeartbeatTimeout"] == {"Ref": "DrainHookTimeoutSeconds"}
+    assert (parameters["DrainTimeoutSeconds"], parameters["DrainHookTimeoutSeconds"]) == ("600", "660")
+    assert "BP_LIFECYCLE_HOOK=bp-drain-${Stage}-${FleetSlug}" in script
+    assert hook["LifecycleHookName"] == {"Fn::Sub": "bp-drain-${Stage}-${FleetSlug}"}
+    assert "BP_DRAIN_TIMEOUT_SECONDS=${DrainTimeoutSeconds}" in script
+    assert complete["Resource"]["Fn::Sub"].endswith(":autoScalingGroupName/asg-${Stage}-${FleetSlug}")

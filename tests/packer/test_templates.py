@@ -10,6 +10,7 @@ from pathlib import Path
 import hcl2
 import pytest
 
+from gpu_worker.agent.drain import DEFAULT_DRAIN_FILE
 from include.naming import platform
 from include.naming.fleet import SLUG_MAX_LENGTH, SLUG_PATTERN
 from tests.doubles.fake_packer import PROVENANCE
@@ -99,7 +100,13 @@ def test_provisioners_install_drivers_comfyui_the_worker_venv_then_the_bundle(te
         for kind, body in steps
         if _unquote(kind) == "shell"
     ]
-    assert scripts == ["install-nvidia-drivers.sh", "install-comfyui.sh", "install-python-worker.sh", "apply-bundle.sh"]
+    assert scripts == [
+        "install-nvidia-drivers.sh",
+        "install-comfyui.sh",
+        "install-python-worker.sh",
+        "install-node-agent.sh",  # after the package it runs and ComfyUI's user, before the bake
+        "apply-bundle.sh",
+    ]
     assert all((PACKER / "scripts" / name).is_file() for name in scripts)
     # the worker package is uploaded before the script that installs it
     upload = next(i for i, (kind, _) in enumerate(steps) if _unquote(kind) == "file")
@@ -131,3 +138,25 @@ def test_scripts_are_strict_and_shellcheck_clean(script):
         [shellcheck, "--severity=style", script.name], cwd=script.parent, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_node_agent_is_baked_as_a_unit_of_its_own_user_and_started_by_configure_node():
+    installer = (PACKER / "scripts" / "install-node-agent.sh").read_text()
+
+    assert "User=bp-agent" in installer
+    assert "ExecStart=/opt/worker/venv/bin/python -m gpu_worker.agent --env-file /etc/bp/worker.env" in installer
+    assert "gpg --batch --verify" in installer  # the CloudWatch agent's package is checked before dpkg -i
+    assert "cloudwatch-agent-config --env-file /etc/bp/worker.env" in installer
+    # the drain file's folder (gpu_worker.agent.drain.DEFAULT_DRAIN_FILE), the agent's own
+    assert "RuntimeDirectory=bp-agent" in installer
+    assert DEFAULT_DRAIN_FILE.startswith("/run/bp-agent/")
+
+
+def test_code_and_venvs_are_roots_and_the_service_user_owns_only_its_data():
+    comfyui = (PACKER / "scripts" / "install-comfyui.sh").read_text()
+    worker = (PACKER / "scripts" / "install-python-worker.sh").read_text()
+
+    assert 'chown -R comfyui:comfyui "$COMFYUI_ROOT"' not in comfyui
+    assert 'chown -R root:root "$COMFYUI_ROOT"' in comfyui
+    assert re.search(r"for data in output input temp user; do\n  install -d -m 0750 -o comfyui", comfyui)
+    assert 'chown -R root:root "$WORKER_HOME"' in worker

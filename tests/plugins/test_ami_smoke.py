@@ -78,7 +78,7 @@ def test_a_good_image_passes_every_check_and_its_instance_is_terminated(aws_http
     verdict = resume(_operator(world))
 
     assert verdict["passed"]
-    assert [c["check"] for c in verdict["checks"]] == ["gpu", "cuda", "comfyui", "worker", "bundle"]
+    assert [c["check"] for c in verdict["checks"]] == ["gpu", "cuda", "comfyui", "worker", "agent", "owners", "bundle"]
     assert verdict["output"] == f"s3://bp-logs-{ACCOUNT}/ami-smoke/staging/gpu-default/manual__t.json"
     assert _kept(aws_http)["stdout"].startswith("PASS gpu: NVIDIA A10G")
     [(instance_id, state)] = _smoke_instances(aws_http).items()

@@ -3,6 +3,8 @@ operator policy expects it, readiness, stop, start, restart and terminate, each 
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from moto.ssm.models import ssm_backends
 
@@ -62,6 +64,7 @@ def _create_plan(world) -> dict:
         "subnet_id": world["subnet_id"],
         "instance_profile": NODE.instance_profile,
         "tags": NODE.tags("alice"),
+        "user_data": lifecycle.user_data(NODE),
     }
 
 
@@ -84,6 +87,10 @@ def test_a_dev_node_goes_through_its_whole_lifecycle(aws_http, world):
     assert group["IpPermissions"] == []  # no inbound rule: Session Manager only
     [volume] = ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [instance_id]}])["Volumes"]
     assert volume["Encrypted"] is True
+    data = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")["UserData"]["Value"]
+    script = base64.b64decode(data).decode()
+    assert f"BP_HEARTBEAT_PARAMETER={NODE.heartbeat_parameter}" in script  # what its node agent needs
+    assert script.rstrip().endswith("/opt/worker/bin/configure-node")
 
     again = _act("create", _create_plan(world))  # a retry of the create finds its instance
     assert again["instance_id"] == instance_id

@@ -1,10 +1,11 @@
 """gpu_dev_node's inspection and gpu_dev_node_idle_stop's sweep against the emulator: the
-refusals that come before any change; the registry, the nodes' CPU and GPU metrics (as
-the fleet-traffic double reports them), the owner's alert first."""
+refusals that come before any change; the registry, what the nodes' real agents publish
+and their heartbeats (tests/doubles/fleet_nodes.py), the owner's alert first."""
 
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,7 +18,7 @@ from include.devnodes.lifecycle import DevNodeRequest
 from include.naming import platform
 from include.naming.dev_node import DevNode
 from include.naming.fleet import Fleet
-from tests.doubles import fleet_traffic
+from tests.doubles.fleet_nodes import BUSY_TAG, EmulatedFleet
 
 IDLE, BUSY = DevNode("staging", "alice-sdxl"), DevNode("staging", "bob-video")
 
@@ -44,18 +45,28 @@ def _register(aws_http, node: DevNode, owner: str, heartbeat: datetime, *tags: s
     return instance_id
 
 
-def test_only_the_node_without_heartbeat_or_activity_is_stopped(aws_http, baseline):
+def test_only_the_node_without_heartbeat_or_activity_is_stopped(aws_http, moto_endpoint, baseline):
     now = datetime.now(UTC)
-    idle = _register(aws_http, IDLE, "alice", now - timedelta(minutes=45))
-    busy = _register(aws_http, BUSY, "bob", now - timedelta(minutes=45), fleet_traffic.BUSY_TAG)
-    for minutes_ago in range(15, 0, -1):  # a quarter of an hour of what EC2 and the agent report
-        fleet_traffic.report_dev_nodes(now - timedelta(minutes=minutes_ago))
+    _register(aws_http, IDLE, "alice", now - timedelta(minutes=45))
+    _register(aws_http, BUSY, "bob", now - timedelta(minutes=45), BUSY_TAG)
+    nodes = EmulatedFleet(moto_endpoint)  # each node's ComfyUI and its real agent
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not nodes.totals["heartbeats"]:
+            nodes.tick()  # bob's ComfyUI runs a prompt; his agent publishes and writes a heartbeat
+            time.sleep(1)
+        published = dict(nodes.totals)
+    finally:
+        nodes.stop()
 
     to_stop = find_idle_nodes.function(params={"aws_conn_id": "aws_default"})
 
+    assert published["nodes"] == 2
+    assert published["heartbeats"] == 1
+    heartbeat = aws_http("ssm").get_parameter(Name=BUSY.registry_parameter("last_heartbeat"))["Parameter"]["Value"]
+    assert datetime.fromisoformat(heartbeat) > now
     assert [(n["fleet_stage"], n["name"], n["action"]) for n in to_stop] == [("staging", "alice-sdxl", "stop")]
     assert to_stop[0]["reason"].startswith("idle stop: flat for 45 min (last heartbeat")
-    assert {busy, idle} <= set(fleet_traffic.report_dev_nodes())
 
 
 def _inspect(request: dict):

@@ -1,6 +1,6 @@
 """RolloutAnalysisOperator against the emulator in-process: the checkpoint waiter, and
-each verdict's effect on the instance refresh. The node double's metrics
-(tests/doubles/fleet_traffic.py) are checked here too: the end-to-end tests rely on them."""
+each verdict's effect on the instance refresh. What the emulated nodes' agents publish,
+which the end-to-end tests rely on, is checked in test_emulated_nodes.py."""
 
 from __future__ import annotations
 
@@ -16,10 +16,8 @@ from bp_aws.exceptions import RolloutJudgedFailed
 from bp_aws.hooks.autoscaling import AutoScalingHook
 from bp_aws.operators.rollout_analysis import RolloutAnalysisOperator
 from devstack.fleet_metrics import put_minutely
-from include.naming import platform
 from include.naming.fleet import Fleet
 from include.rollouts import analysis
-from tests.doubles import fleet_traffic, gpu_node
 
 FLEET = Fleet("staging", "gpu-default")
 BAKE = 120
@@ -96,6 +94,8 @@ def _operator(refresh_id, **kwargs):
         fleet_slug=FLEET.slug,
         checkpoint_percentages=[50, 100],
         thresholds={"bake_window_seconds": BAKE, "min_jobs": 20},
+        new_bundle_id="b-new",
+        old_bundle="bundles/b-old",
         deferrable=True,
         **kwargs,
     )
@@ -104,7 +104,7 @@ def _operator(refresh_id, **kwargs):
 def _plant(aws, window: dict[str, list[float]]) -> None:
     """A healthy baseline before the run started, and ``window`` in the bake window."""
     cloudwatch = aws("cloudwatch")
-    healthy = {"JobCount": [30.0, 30.0], "ErrorRate": [1.0, 1.0], "JobProcessingP50": [4.0, 4.0]}
+    healthy = {"JobCount": [30.0, 30.0], "ErrorRate": [1.0, 1.0], "JobProcessingTime": [4.0, 4.0]}
     put_minutely(cloudwatch, FLEET, healthy, RUN_STARTED - timedelta(seconds=30))
     put_minutely(cloudwatch, FLEET, window, WINDOW_START + timedelta(seconds=90))  # two minutes: +30 s, +90 s
 
@@ -173,7 +173,7 @@ def test_once_a_person_chose_to_go_on_too_few_jobs_goes_on(aws, fleet):
 
 def test_a_healthy_window_lets_the_refresh_go_on_to_its_next_checkpoint(aws, fleet):
     refresh_id, operator, context = _judge_at_50(
-        aws, {"JobCount": [30.0, 30.0], "ErrorRate": [1.0, 2.0], "JobProcessingP50": [4.0, 4.5]}
+        aws, {"JobCount": [30.0, 30.0], "ErrorRate": [1.0, 2.0], "JobProcessingTime": [4.0, 4.5]}
     )
 
     with pytest.raises(TaskDeferred) as deferred:
@@ -189,6 +189,31 @@ def test_a_healthy_window_lets_the_refresh_go_on_to_its_next_checkpoint(aws, fle
     assert _refresh(aws, refresh_id)["Status"] == "InProgress"
 
 
+def test_while_old_nodes_work_the_new_bundles_nodes_are_judged_against_them(aws, fleet):
+    cloudwatch = aws("cloudwatch")
+    # the whole fleet's 2.5 % is within the before-run 1 % + 2: alone, it would pass
+    refresh_id, operator, context = _judge_at_50(aws, {"JobCount": [30.0, 30.0], "ErrorRate": [2.5, 2.5]})
+    for bundle, error_rate in (("b-old", 1.0), ("b-new", 4.0)):
+        planted = {"JobCount": [15.0, 15.0], "ErrorRate": [error_rate] * 2}
+        put_minutely(cloudwatch, FLEET, planted, WINDOW_START + timedelta(seconds=90), bundle_id=bundle)
+
+    with pytest.raises(RolloutJudgedFailed, match=r"ErrorRate on the new bundle's nodes 4% broke its limit <= 3%"):
+        operator.bake_window_ended(context, None, index=0, analyses=[], window_start=WINDOW_START.isoformat())
+
+    [kept] = context["ti"].pushed["analyses"]
+    assert kept["compared"] == analysis.CANARY
+    assert kept["rows"][1] == {
+        "metric": "ErrorRate",
+        "before run": "1%",
+        "old bundle": "1%",
+        "new bundle": "4%",
+        "whole fleet": "2.50%",
+        "limit": "<= 3%",
+        "verdict": "FAILED",
+    }
+    assert _refresh(aws, refresh_id)["Status"] in ("Cancelling", "Cancelled")
+
+
 def test_the_last_verdict_returns_every_analysis(aws, fleet):
     _, operator, context = _judge_at_50(aws, {"JobCount": [30.0, 30.0], "ErrorRate": [1.0, 1.0]})
     earlier = [{"verdict": analysis.SUCCESS, "checkpoint": "50% checkpoint"}]
@@ -199,51 +224,6 @@ def test_the_last_verdict_returns_every_analysis(aws, fleet):
 
     assert verdict["verdict"] == analysis.SUCCESS
     assert [a["checkpoint"] for a in verdict["analyses"]] == ["50% checkpoint", "end of the refresh"]
-
-
-# --- the node double's metrics ---------------------------------------------------------
-
-
-def _bundle_on_fleet(aws, seeded, bundle_id: str, degraded: str | None = None) -> None:
-    prefix = f"bundles/{bundle_id}"
-    aws("s3").put_object(Bucket=seeded.models_bucket, Key=f"{prefix}/manifest.json", Body=b"{}")
-    if degraded:
-        aws("s3").put_object_tagging(
-            Bucket=seeded.models_bucket,
-            Key=f"{prefix}/manifest.json",
-            Tagging={"TagSet": [{"Key": fleet_traffic.DEGRADED_TAG, "Value": degraded}]},
-        )
-    aws("ssm").put_parameter(Name=FLEET.active_bundle, Value=prefix, Type="String", Overwrite=True)
-
-
-def test_the_nodes_report_what_their_bundle_makes_them_do(aws, fleet):
-    gpu_node.install()
-    _bundle_on_fleet(aws, fleet, "b-good")
-    healthy = fleet_traffic.report_once()[FLEET]
-    _bundle_on_fleet(aws, fleet, "b-bad", degraded="errors")
-    refresh_id = aws("autoscaling").start_instance_refresh(AutoScalingGroupName=FLEET.auto_scaling_group)[
-        "InstanceRefreshId"
-    ]
-    while _refresh(aws, refresh_id)["Status"] != "Successful":
-        pass
-    degraded = fleet_traffic.report_once()[FLEET]
-    aws("autoscaling").create_or_update_tags(
-        Tags=[
-            {
-                "ResourceId": FLEET.auto_scaling_group,
-                "ResourceType": "auto-scaling-group",
-                "Key": fleet_traffic.QUIET_TAG,
-                "Value": "true",
-                "PropagateAtLaunch": False,
-            }
-        ]
-    )
-
-    assert healthy == {"JobCount": 6.0, "ErrorRate": 1.0, "JobProcessingP50": 4.0, "LeaseExpiredCount": 0.0}
-    assert degraded["ErrorRate"] == 25.0
-    assert fleet_traffic.report_once()[FLEET] == {"JobCount": 0.0}
-    stored = aws("cloudwatch").list_metrics(Namespace=platform.WORKER_METRICS_NAMESPACE)["Metrics"]
-    assert {m["MetricName"] for m in stored} == {"JobCount", "ErrorRate", "JobProcessingP50", "LeaseExpiredCount"}
 
 
 # --- gpu_bundle_rollback's reading of the audit records --------------------------------

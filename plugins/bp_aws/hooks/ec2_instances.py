@@ -50,11 +50,13 @@ class Ec2InstanceHook(AwsBaseHook):
         instance_profile: str,
         tags: dict[str, str],
         shutdown_behavior: str = "terminate",
+        user_data: str | None = None,
     ) -> str:
         """One instance with no public address, IMDSv2 only, an encrypted root volume
         that goes with it, and ``tags`` on the instance and its volume; its id.
         ``shutdown_behavior``: what a shutdown from inside does (``stop`` for a dev node,
-        which keeps its disk between sessions).
+        which keeps its disk between sessions); ``user_data``: the script cloud-init runs
+        at first boot (boto3 encodes it).
 
         .. seealso:: EC2.Client.run_instances
         """
@@ -96,6 +98,7 @@ class Ec2InstanceHook(AwsBaseHook):
                 }
             ],
             InstanceInitiatedShutdownBehavior=shutdown_behavior,
+            **({"UserData": user_data} if user_data else {}),
             TagSpecifications=[
                 {"ResourceType": "instance", "Tags": tag_list},
                 {"ResourceType": "volume", "Tags": tag_list},

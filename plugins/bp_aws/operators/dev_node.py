@@ -189,6 +189,7 @@ class DevNodeActionOperator(AwsBaseOperator[Ec2InstanceHook]):
                 instance_profile=plan["instance_profile"],
                 tags=tags,
                 shutdown_behavior="stop",
+                user_data=plan["user_data"],
             )
         except ClientError as error:
             raise DevNodeNotReady(

@@ -18,6 +18,7 @@ from bp_aws.hooks.costs import FleetMetricsHook
 from bp_aws.sensors.autoscaling import describe_refresh
 from bp_aws.triggers.autoscaling import RefreshCheckpointTrigger
 from bp_aws.utils.waiting import connection_kwargs, wait_then_resume
+from gpu_worker import layout
 from include.naming.fleet import Fleet
 from include.rollouts import analysis
 
@@ -25,8 +26,9 @@ from include.rollouts import analysis
 class RolloutAnalysisOperator(AwsBaseOperator[AutoScalingHook]):
     """Follow an instance refresh from checkpoint to checkpoint; at each one, and when the
     refresh ends, wait a bake window (in the triggerer) and judge the fleet's
-    ``ComfyUI/Workers`` metrics against the baseline before the run began
-    (:mod:`include.rollouts.analysis`):
+    ``ComfyUI/Workers`` metrics: the new bundle's nodes against the old bundle's over the
+    same window while old ones still work, else the whole fleet against the window before
+    the run began (:mod:`include.rollouts.analysis`):
 
     * success (or not applicable): the refresh goes on by itself when AWS's checkpoint
       delay ends (the refresh was started with one longer than the bake window);
@@ -50,6 +52,10 @@ class RolloutAnalysisOperator(AwsBaseOperator[AutoScalingHook]):
         end (100) in any case. (templated)
     :param thresholds: a mapping with :class:`include.rollouts.analysis.Thresholds`'s
         fields (the rollout request has them). (templated)
+    :param new_bundle_id: the bundle the refresh rolls out. (templated)
+    :param old_bundle: the pointer's value before the run (``bundles/<id>``; None: the
+        fleet had none): while its nodes still run jobs, the new bundle's are judged
+        against them over the same window. (templated)
     :param ask_when_inconclusive: stop at an inconclusive verdict and ask a person.
     :param poll_interval: seconds between reads of the refresh. (default: 15)
     :return: ``verdict`` (success or inconclusive), ``checkpoint``, ``remaining``
@@ -64,6 +70,8 @@ class RolloutAnalysisOperator(AwsBaseOperator[AutoScalingHook]):
         "fleet_slug",
         "checkpoint_percentages",
         "thresholds",
+        "new_bundle_id",
+        "old_bundle",
     )
 
     def __init__(
@@ -75,6 +83,8 @@ class RolloutAnalysisOperator(AwsBaseOperator[AutoScalingHook]):
         fleet_slug: str,
         checkpoint_percentages: list[int] | None,
         thresholds: dict[str, Any],
+        new_bundle_id: str,
+        old_bundle: str | None,
         ask_when_inconclusive: bool = True,
         poll_interval: float = 15,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -87,6 +97,8 @@ class RolloutAnalysisOperator(AwsBaseOperator[AutoScalingHook]):
         self.fleet_slug = fleet_slug
         self.checkpoint_percentages = checkpoint_percentages
         self.thresholds = thresholds
+        self.new_bundle_id = new_bundle_id
+        self.old_bundle = old_bundle
         self.ask_when_inconclusive = ask_when_inconclusive
         self.poll_interval = poll_interval
         self.deferrable = deferrable
@@ -195,13 +207,15 @@ class RolloutAnalysisOperator(AwsBaseOperator[AutoScalingHook]):
         nodes = sum(1 for i in group["Instances"] if i["LifecycleState"] == "InService")
         metrics = FleetMetricsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify)
         began = context["dag_run"].start_date
-        figures = {
-            name: analysis.figures_of(metrics.metric_data(analysis.metric_queries(fleet, start, end), start, end))
-            for name, (start, end) in analysis.windows(began, window_start, limits.bake_window_seconds).items()
-        }
-        verdict = analysis.judge(
-            figures["baseline"], figures["window"], limits, checkpoint=self._where(index), nodes=nodes
+        old_bundle = layout.bundle_id_of(self.old_bundle) if self.old_bundle else layout.NO_ACTIVE_BUNDLE
+        readings = analysis.queries(
+            fleet, began, window_start, limits.bake_window_seconds, self.new_bundle_id, old_bundle
         )
+        figures = {
+            name: analysis.figures_of(metrics.metric_data(queries, start, end))
+            for name, (start, end, queries) in readings.items()
+        }
+        verdict = analysis.judge(analysis.Readings(**figures), limits, checkpoint=self._where(index), nodes=nodes)
         self.log.info("%s\n%s", verdict.summary(), verdict.table())
         return verdict
 
