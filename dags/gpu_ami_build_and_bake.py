@@ -113,7 +113,7 @@ def gpu_ami_build_and_bake():
         task_id="start_instance_refresh",
         aws_conn_id=AWS,
         auto_scaling_group_name=request["auto_scaling_group"],
-        preferences=build.AMI_REFRESH_PREFERENCES,
+        preferences=inputs["refresh_preferences"],
         wait_for_completion=False,
         pre_execute=approved,
     )

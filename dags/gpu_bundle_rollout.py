@@ -28,11 +28,11 @@ Replaces seed 004's hand runbook (activate → bake → roll the ASG) and `apply
 
 from __future__ import annotations
 
-from airflow.providers.amazon.aws.operators.ssm import SsmRunCommandOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import dag
 
 from bp_aws.operators.autoscaling import StartInstanceRefreshOperator
+from bp_aws.operators.run_command import RunCommandOperator
 from bp_aws.operators.ssm_parameters import PutSsmParameterOperator
 from bp_aws.sensors.autoscaling import InstanceRefreshSensor
 from bp_aws.sensors.ssm_parameters import SsmParameterSensor
@@ -84,7 +84,7 @@ def gpu_bundle_rollout():
     )
     path = tasks.strategy_path(request)
 
-    apply_on_dev_node = SsmRunCommandOperator(
+    apply_on_dev_node = RunCommandOperator(
         task_id="apply_on_dev_node",
         aws_conn_id=AWS,
         document_name=request["apply_document"],

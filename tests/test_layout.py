@@ -101,7 +101,55 @@ def test_files_stay_within_their_budget():
 
 def test_the_provider_shaped_package_holds_only_provider_shaped_parts():
     parts = {p.name for p in (REPO_ROOT / "plugins" / "bp_aws").iterdir() if not p.name.startswith("__")}
-    assert parts <= {"hooks", "operators", "sensors", "triggers", "waiters", "notifiers", "utils", "exceptions.py"}
+    assert parts <= {
+        "base.py",
+        "hooks",
+        "operators",
+        "sensors",
+        "triggers",
+        "waiters",
+        "notifiers",
+        "utils",
+        "exceptions.py",
+    }
+
+
+#: what a DAG file must not import when parsed: each costs every parse 100 ms or more
+#: (bench/dag_parse_times.py); hooks, triggers and pandas are imported where tasks run
+HEAVY_AT_PARSE = ("boto3", "pandas", "airflow.providers.amazon.aws.hooks.base_aws")
+
+_PARSE_EVERY_DAG = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+print(json.dumps({"dags": len(bag.dags), "errors": bag.import_errors,
+                  "heavy": sorted(m for m in sys.argv[2:] if m in sys.modules)}))
+"""
+
+
+def test_parsing_the_dag_files_imports_no_aws_sdk_and_no_pandas(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(
+        os.environ,
+        AIRFLOW_HOME=str(tmp_path),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "plugins")]),
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", _PARSE_EVERY_DAG, str(REPO_ROOT / "dags"), *HEAVY_AT_PARSE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (report["dags"], report["errors"]) == (len(list((REPO_ROOT / "dags").glob("[!_]*.py"))), {})
+    assert report["heavy"] == []
 
 
 def test_the_node_package_needs_only_the_standard_library_boto3_and_nvml():

@@ -25,24 +25,15 @@ from gpu_worker.layout import NO_ACTIVE_BUNDLE, bundle_id_of, bundle_prefix
 from include import approvals
 from include.amis import fingerprint, retention
 from include.errors import InvalidRequest
+from include.fleets.config import deployed_warmup_seconds
 from include.naming import platform
 from include.naming.fleet import Fleet
-from include.rollouts.rollout import REPLACE_PROTECTED_NODES
+from include.rollouts.rollout import fleet_refresh_preferences
 
 MODES = ("base", "bake", "base_and_bake")
-#: An EC2 instance type: family, optional generation/attributes, size (g4dn.xlarge, g5.12xlarge).
-INSTANCE_TYPE_PATTERN = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
 PACKER_DIR = Path(__file__).resolve().parents[2] / "packer"
 #: The DAG that builds a fleet's images (and creates its AMI pointer with mode=base).
 DAG_ID = "gpu_ami_build_and_bake"
-
-#: the refresh that rolls a new or restored AMI onto a fleet (gpu_ami_build_and_bake, gpu_ami_revoke)
-AMI_REFRESH_PREFERENCES = {
-    "MinHealthyPercentage": 90,
-    "InstanceWarmup": 300,
-    "SkipMatching": False,
-    **REPLACE_PROTECTED_NODES,
-}
 
 
 class MissingInputs(RuntimeError):
@@ -67,7 +58,7 @@ class BuildRequest:
         if mode not in MODES:
             raise InvalidRequest(f"mode {mode!r} is not one of {', '.join(MODES)}")
         instance_type = params.get("instance_type")
-        if not isinstance(instance_type, str) or not re.fullmatch(INSTANCE_TYPE_PATTERN, instance_type):
+        if not isinstance(instance_type, str) or not re.fullmatch(platform.INSTANCE_TYPE_PATTERN, instance_type):
             raise InvalidRequest(f"instance_type {instance_type!r} is not an EC2 instance type like g4dn.xlarge")
         flags = {}
         for flag, default in (("start_instance_refresh", None), ("smoke_test", True), ("force_build", False)):
@@ -116,6 +107,8 @@ class BuildInputs:
     worker_security_group_id: str
     current_ami: str | None
     current_ami_version: int
+    #: the refresh that rolls the new image onto the fleet (its warmup from desired_config)
+    refresh_preferences: dict[str, Any]
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,6 +148,7 @@ def resolve_inputs(read: Callable[[str], dict[str, Any] | None], request: BuildR
         worker_security_group_id=value(platform.worker_security_group_id()),
         current_ami=current["Value"] if current else None,
         current_ami_version=current["Version"] if current else 0,
+        refresh_preferences=fleet_refresh_preferences(deployed_warmup_seconds(read, fleet.desired_config)[0]),
     )
     if request.mode == "bake" and not inputs.current_ami:
         raise MissingInputs(

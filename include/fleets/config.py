@@ -13,6 +13,7 @@ platform engineer fixes the config in one round, before any stack is touched.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -24,6 +25,8 @@ TEMPLATES_FILE = Path(__file__).with_name("templates.json")
 MAX_INSTANCE_TYPES = 4
 #: How long a new instance may boot before it counts; an instance refresh waits as long.
 WARMUP_SECONDS_BOUNDS = (60, 1800)
+#: ... and what a refresh waits where the fleet's desired_config is missing or invalid
+DEFAULT_WARMUP_SECONDS = 300
 #: Jobs per instance target tracking aims at.
 BACKLOG_TARGET_BOUNDS = (0.1, 100.0)
 #: CloudWatch caps an alarm's evaluation window (periods x 60 s) at one day.
@@ -98,6 +101,19 @@ class InvalidFleetConfig(ValueError):
         self.source = source
         self.problems = problems
         super().__init__(f"desired_config {source} is invalid: {'; '.join(problems)}")
+
+
+def deployed_warmup_seconds(read: Callable[[str], dict[str, Any] | None], parameter: str) -> tuple[int, str | None]:
+    """The warmup an instance refresh of the fleet waits: its desired_config's (``read``
+    returns the SSM parameter or None), or :data:`DEFAULT_WARMUP_SECONDS` with the reason
+    it could not be read (for the task's log)."""
+    config = read(parameter)
+    if config is None:
+        return DEFAULT_WARMUP_SECONDS, f"{parameter} does not exist; using a warmup of {DEFAULT_WARMUP_SECONDS} s"
+    try:
+        return parse_desired_config(config["Value"], source=parameter).warmup_seconds, None
+    except InvalidFleetConfig as error:
+        return DEFAULT_WARMUP_SECONDS, f"{error}; using a warmup of {DEFAULT_WARMUP_SECONDS} s"
 
 
 def parse_desired_config(text: str, *, source: str) -> FleetConfig:

@@ -35,6 +35,8 @@ STAGE_TAG = "stage"
 FLEET_TAG = "fleet"
 #: A development node (a GPU instance outside any fleet's ASG that people iterate on) is
 #: tagged ``bp:role = dev-node`` and its ``stage``: a dev_node rollout installs only there.
+#: An EC2 instance type: family, optional generation/attributes, size (g4dn.xlarge, g5.12xlarge).
+INSTANCE_TYPE_PATTERN = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
 ROLE_TAG = "bp:role"
 DEV_NODE_ROLE = "dev-node"
 #: Cost-allocation tags of a dev node (issue 22): its name and the person it belongs to.

@@ -175,22 +175,30 @@ def bake_run_id(rollout_run_id: str) -> str:
 REPLACE_PROTECTED_NODES = {"ScaleInProtectedInstances": "Refresh"}
 
 
-def refresh_preferences(
-    request: RolloutRequest, warmup_seconds: int, checkpoints: tuple[int, ...] | None = None
-) -> dict[str, Any]:
-    """StartInstanceRefresh preferences. AWS can't roll a refresh back when the launch
-    template resolves its AMI from SSM (ours does), so AutoRollback stays off and the
-    rollout rolls back itself: pointer restored, refresh cancelled, replaced nodes
-    refreshed again onto the restored bundle. At each checkpoint AWS pauses long enough
-    for the bake window and its verdict (:meth:`Thresholds.checkpoint_delay_seconds`).
-    ``checkpoints``: the request's, unless a continued refresh has fewer left."""
-    preferences: dict[str, Any] = {
-        "MinHealthyPercentage": request.min_healthy_percentage,
+def fleet_refresh_preferences(warmup_seconds: int, min_healthy_percentage: int = 90) -> dict[str, Any]:
+    """StartInstanceRefresh preferences of every refresh of a fleet (a bundle rollout, a
+    new or restored AMI): the fleet's own warmup; every node replaced, scale-in protected
+    ones too (:data:`REPLACE_PROTECTED_NODES`). AWS can't roll a refresh back when the
+    launch template resolves its AMI from SSM (ours does), so AutoRollback stays off and
+    the DAGs roll back themselves (pointer restored, refresh cancelled, nodes refreshed
+    again)."""
+    return {
+        "MinHealthyPercentage": min_healthy_percentage,
         "InstanceWarmup": warmup_seconds,
         "SkipMatching": False,
         "AutoRollback": False,
         **REPLACE_PROTECTED_NODES,
     }
+
+
+def refresh_preferences(
+    request: RolloutRequest, warmup_seconds: int, checkpoints: tuple[int, ...] | None = None
+) -> dict[str, Any]:
+    """A rollout's refresh: :func:`fleet_refresh_preferences` with the request's healthy
+    percentage, and at each checkpoint a pause long enough for the bake window and its
+    verdict (:meth:`Thresholds.checkpoint_delay_seconds`). ``checkpoints``: the
+    request's, unless a continued refresh has fewer left."""
+    preferences = fleet_refresh_preferences(warmup_seconds, request.min_healthy_percentage)
     checkpoints = request.checkpoint_percentages if checkpoints is None else checkpoints
     if checkpoints:
         preferences["CheckpointPercentages"] = list(checkpoints)

@@ -72,3 +72,8 @@ class RolloutJudgedFailed(AirflowFailException):
 class DevNodeNotReady(AirflowFailException):
     """A dev node did not pass its status checks, or ComfyUI did not answer on it in time
     (not retried: the node is left as it is, for its owner to look at or stop)."""
+
+
+class CommandFailed(AirflowException):
+    """A Run Command invocation ended other than ``Success`` (retried: the documents the
+    project sends are safe to run again)."""

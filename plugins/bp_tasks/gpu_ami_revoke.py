@@ -12,14 +12,11 @@ from airflow.sdk.exceptions import AirflowFailException
 from bp_tasks.approvals import ApprovalGate
 from bp_tasks.common import RequestRefused, validated
 from include.amis import revocation
-from include.amis.build import AMI_REFRESH_PREFERENCES
 from include.approvals import APPROVAL_STAGES
 from include.rollouts import pointers
 
 log = logging.getLogger("bp.gpu_ami_revoke")
 UNCHANGED = "Nothing was changed."
-#: the refresh that replaces a fleet's nodes after its pointer went back
-REFRESH_PREFERENCES = AMI_REFRESH_PREFERENCES
 
 
 @task
@@ -112,6 +109,8 @@ def revoke(request: dict, params: dict | None = None, ti=None, run_id: str | Non
     from bp_aws.hooks.ami import AmiHook
     from bp_aws.hooks.autoscaling import AutoScalingHook
     from bp_aws.hooks.ssm_parameters import SsmParameterHook
+    from include.fleets.config import deployed_warmup_seconds
+    from include.rollouts.rollout import fleet_refresh_preferences
 
     conn = params["aws_conn_id"]
     plan, ssm, autoscaling = _plan(ti), SsmParameterHook(aws_conn_id=conn), AutoScalingHook(aws_conn_id=conn)
@@ -134,7 +133,11 @@ def revoke(request: dict, params: dict | None = None, ti=None, run_id: str | Non
         restored.append(said)
         group = autoscaling.describe_group_or_none(restore.fleet.auto_scaling_group)
         if group and group["DesiredCapacity"] > 0:
-            refresh_id = autoscaling.start_instance_refresh(group["AutoScalingGroupName"], REFRESH_PREFERENCES)
+            warmup, unread = deployed_warmup_seconds(ssm.get, restore.fleet.desired_config)
+            if unread:
+                log.warning("%s", unread)
+            preferences = fleet_refresh_preferences(warmup)
+            refresh_id = autoscaling.start_instance_refresh(group["AutoScalingGroupName"], preferences)
             refreshes.append(
                 {"auto_scaling_group_name": group["AutoScalingGroupName"], "instance_refresh_id": refresh_id}
             )

@@ -34,8 +34,6 @@ from include.rollouts.rollout import (
 
 log = logging.getLogger("bp.gpu_bundle_rollout")
 
-#: Warmup for a fleet without a desired_config (seed 004's instance refresh example).
-DEFAULT_WARMUP_SECONDS = 300
 UNCHANGED = "The pointer was not moved; nothing changed."
 
 
@@ -158,13 +156,9 @@ def read_pointer(request: dict, checked: dict, params: dict | None = None) -> di
 
     ssm = _ssm(params)
     pointer = ssm.get(checked["pointer"])
-    config = ssm.get(request["desired_config"])
-    warmup = DEFAULT_WARMUP_SECONDS
-    if config is not None:
-        try:
-            warmup = fleet_config.parse_desired_config(config["Value"], source=config["Name"]).warmup_seconds
-        except fleet_config.InvalidFleetConfig as error:
-            log.warning("%s; using a warmup of %s s", error, warmup)
+    warmup, unread = fleet_config.deployed_warmup_seconds(ssm.get, request["desired_config"])
+    if unread:
+        log.warning("%s", unread)
     current = {
         "value": pointer["Value"] if pointer else None,
         "version": pointer["Version"] if pointer else 0,

@@ -8,7 +8,6 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param
 
-from include.amis.build import INSTANCE_TYPE_PATTERN
 from include.form_params import form_pattern
 from include.naming import platform
 from include.naming.fleet import SLUG_MAX_LENGTH, SLUG_PATTERN
@@ -209,7 +208,11 @@ def switch_param(default: bool, title: str, description: str) -> Param:
 def instance_type_param(title: str, description: str) -> Param:
     """An EC2 instance type (``g4dn.xlarge``); which ones a fleet allows is a domain check."""
     return Param(
-        "g4dn.xlarge", type="string", pattern=form_pattern(INSTANCE_TYPE_PATTERN), title=title, description=description
+        "g4dn.xlarge",
+        type="string",
+        pattern=form_pattern(platform.INSTANCE_TYPE_PATTERN),
+        title=title,
+        description=description,
     )
 
 
@@ -263,7 +266,7 @@ def dev_node_params() -> dict[str, Param]:
         "instance_type": Param(
             None,
             type=["null", "string"],
-            pattern=form_pattern(INSTANCE_TYPE_PATTERN),
+            pattern=form_pattern(platform.INSTANCE_TYPE_PATTERN),
             title="Instance type (create)",
             description="One the fleet's template allows, e.g. g5.xlarge.",
         ),

@@ -77,6 +77,22 @@ def test_a_bake_starts_from_the_current_image_with_the_active_bundle():
     assert "airflow_run_id" not in ami_build.expected_tags(variables, built_by_this_run=False)
 
 
+def test_the_new_image_is_rolled_out_with_the_fleets_own_warmup_and_every_node_replaced():
+    fleet = Fleet("staging", "gpu-default")
+    config = '{"template_slug": "sdxl-standard", "instance_type": "g5.xlarge", "warmup_seconds": 480}'
+    request = ami_build.BuildRequest.from_params(GOOD)
+
+    preferences = ami_build.resolve_inputs(
+        _ssm({**PLATFORM, fleet.desired_config: config}), request
+    ).refresh_preferences
+    without_config = ami_build.resolve_inputs(_ssm(PLATFORM), request).refresh_preferences
+
+    assert preferences["InstanceWarmup"] == 480
+    assert without_config["InstanceWarmup"] == 300
+    assert preferences["AutoRollback"] is False  # AWS can't roll back an AMI resolved from SSM
+    assert preferences["ScaleInProtectedInstances"] == "Refresh"
+
+
 def test_a_base_build_starts_from_ubuntu_without_a_bundle():
     request = ami_build.BuildRequest.from_params({**GOOD, "mode": "base"})
     variables = ami_build.packer_variables(

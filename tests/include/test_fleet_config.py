@@ -132,3 +132,22 @@ def test_more_instance_types_than_the_stack_has_slots_is_refused():
 
 def test_a_missing_template_slug_is_named():
     assert "template_slug is required" in _problems({"instance_types": ["g5.xlarge"]})
+
+
+@pytest.mark.parametrize(
+    ("stored", "warmup", "said"),
+    [
+        ({"template_slug": "video-large", "instance_type": "g6e.xlarge", "warmup_seconds": 420}, 420, None),
+        (None, fleet_config.DEFAULT_WARMUP_SECONDS, "does not exist; using a warmup of 300 s"),
+        ("{not json", fleet_config.DEFAULT_WARMUP_SECONDS, "is not valid JSON"),
+    ],
+)
+def test_a_refresh_waits_the_deployed_warmup_or_says_why_it_waits_the_default(stored, warmup, said):
+    text = stored if stored is None or isinstance(stored, str) else json.dumps(stored)
+
+    found, unread = fleet_config.deployed_warmup_seconds(
+        lambda name: {"Name": name, "Value": text} if text is not None and name == SOURCE else None, SOURCE
+    )
+
+    assert found == warmup
+    assert (unread is None) if said is None else (said in unread and SOURCE in unread)

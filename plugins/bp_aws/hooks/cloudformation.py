@@ -11,9 +11,6 @@ from botocore.exceptions import ClientError
 
 from bp_aws.exceptions import AwsResourceNotFound
 
-#: AWS's StatusReason for a change set with nothing in it (there is no error code for it).
-NO_CHANGE_REASONS = ("didn't contain changes", "No updates are to be performed")
-
 
 class ChangeSetHook(CloudFormationHook):
     """Interact with CloudFormation stacks through change sets.

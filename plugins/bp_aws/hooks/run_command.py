@@ -16,8 +16,8 @@ SEND_COMMAND_MAX_INSTANCES = 50
 class RunCommandHook(SsmHook):
     """Run a short command document and gather each instance's invocation.
 
-    Long commands belong in the provider's deferrable ``SsmRunCommandOperator``; this is
-    for answers that take seconds (a status report), read right after.
+    Long commands belong in the deferrable :class:`~bp_aws.operators.run_command.RunCommandOperator`;
+    this is for answers that take seconds (a status report), read right after.
 
     .. seealso:: :class:`airflow.providers.amazon.aws.hooks.ssm.SsmHook`
     """

@@ -5,12 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
-from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-
+from bp_aws.base import AwsOperator, aws_template_fields
 from bp_aws.exceptions import ImageNotAvailable, ImageRevoked
-from bp_aws.hooks.ami import AmiHook
-from bp_aws.hooks.ssm_parameters import SsmParameterHook
 from bp_aws.operators.ssm_parameters import PutSsmParameterOperator
 from include.amis import retention as ami_retention
 from include.amis import revocation
@@ -18,7 +14,7 @@ from include.naming import platform
 from include.tables import format_table
 
 
-class TagImageOperator(AwsBaseOperator[AmiHook]):
+class TagImageOperator(AwsOperator):
     """Tag an AMI and its EBS snapshots.
 
     .. seealso:: EC2.Client.create_tags
@@ -28,7 +24,7 @@ class TagImageOperator(AwsBaseOperator[AmiHook]):
     :return: the image and snapshot ids tagged.
     """
 
-    aws_hook_class = AmiHook
+    aws_hook_path = "bp_aws.hooks.ami.AmiHook"
     template_fields: Sequence[str] = aws_template_fields("image_id", "tags")
 
     def __init__(self, *, image_id: str, tags: dict[str, str], **kwargs: Any) -> None:
@@ -42,7 +38,7 @@ class TagImageOperator(AwsBaseOperator[AmiHook]):
         return resources
 
 
-class AmiRetentionOperator(AwsBaseOperator[AmiHook]):
+class AmiRetentionOperator(AwsOperator):
     """Among the images carrying ``image_tags`` (one fleet's), keep the newest N and every
     image still in use (the SSM pointer ``pointer_parameter``, any launch template
     version, any existing instance); deregister the rest and delete their snapshots.
@@ -55,7 +51,7 @@ class AmiRetentionOperator(AwsBaseOperator[AmiHook]):
     :return: ``{"kept": [...], "deleted": [...], "dry_run": bool}``
     """
 
-    aws_hook_class = AmiHook
+    aws_hook_path = "bp_aws.hooks.ami.AmiHook"
     template_fields: Sequence[str] = aws_template_fields("image_tags", "pointer_parameter", "keep_newest", "dry_run")
 
     def __init__(
@@ -76,7 +72,7 @@ class AmiRetentionOperator(AwsBaseOperator[AmiHook]):
     def _in_use(self) -> dict[str, str]:
         in_use = {**self.hook.images_of_instances(), **self.hook.images_in_launch_templates()}
         if self.pointer_parameter:
-            ssm = SsmParameterHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify)
+            ssm = self.hook_for("bp_aws.hooks.ssm_parameters.SsmParameterHook")
             pointer = ssm.get(self.pointer_parameter)
             if pointer:
                 in_use[pointer["Value"]] = f"SSM pointer {self.pointer_parameter}"
@@ -118,7 +114,7 @@ class PromoteAmiOperator(PutSsmParameterOperator):
         super().__init__(**kwargs)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        images = AmiHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify)
+        images = self.hook_for("bp_aws.hooks.ami.AmiHook")
         image = images.describe_image(self.value)
         revoked = revocation.revocation_of(platform.tags_of(image))
         if revoked:

@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
-from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bp_aws.base import AwsOperator, aws_template_fields
 from bp_aws.exceptions import SmokeTestFailed, WaitEnded
-from bp_aws.hooks.ec2_instances import Ec2InstanceHook
-from bp_aws.hooks.run_command import RunCommandHook
-from bp_aws.hooks.s3 import OwnBucketsS3Hook
-from bp_aws.triggers.ec2 import CommandInvocationTrigger, InstanceStatusOkTrigger
 from bp_aws.utils.waiting import connection_kwargs, defer_or_wait, poll_attempts
 from include.amis import smoke
 from include.naming import platform
 
+if TYPE_CHECKING:
+    from bp_aws.hooks.run_command import RunCommandHook
 
-class AmiSmokeTestOperator(AwsBaseOperator[Ec2InstanceHook]):
+
+class AmiSmokeTestOperator(AwsOperator):
     """Launch one instance of ``image_id``, wait (deferrable) for its EC2 status checks,
     run the smoke-test Run Command document on it, keep the output in the logs bucket,
     and terminate the instance - on success, on a failed check, on a timeout and when the
@@ -45,7 +43,7 @@ class AmiSmokeTestOperator(AwsBaseOperator[Ec2InstanceHook]):
     :return: the verdict (checks, instance, where the output is).
     """
 
-    aws_hook_class = Ec2InstanceHook
+    aws_hook_path = "bp_aws.hooks.ec2_instances.Ec2InstanceHook"
     template_fields: Sequence[str] = aws_template_fields(
         "image_id", "document_name", "baked_bundle_id", "launch", "output_key"
     )
@@ -78,11 +76,13 @@ class AmiSmokeTestOperator(AwsBaseOperator[Ec2InstanceHook]):
 
     @property
     def commands(self) -> RunCommandHook:
-        return RunCommandHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify)
+        return self.hook_for("bp_aws.hooks.run_command.RunCommandHook")
 
     # --- the three steps: launch, run the checks, judge ---------------------------------
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from bp_aws.triggers.ec2 import InstanceStatusOkTrigger
+
         self._check_document()
         self.instance_id = self._find_or_launch()
         trigger = InstanceStatusOkTrigger(
@@ -94,6 +94,8 @@ class AmiSmokeTestOperator(AwsBaseOperator[Ec2InstanceHook]):
         return self._waiting(trigger, "run_checks", {"instance_id": self.instance_id})
 
     def run_checks(self, context: Any, event: dict[str, Any] | None = None, *, instance_id: str) -> dict[str, Any]:
+        from bp_aws.triggers.ec2 import CommandInvocationTrigger
+
         self.instance_id = instance_id
         if event is not None and event.get("status") != "success":
             self._fail(
@@ -190,7 +192,7 @@ class AmiSmokeTestOperator(AwsBaseOperator[Ec2InstanceHook]):
         return instance_id
 
     def _keep(self, verdict: dict[str, Any]) -> str:
-        s3 = OwnBucketsS3Hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify)
+        s3 = self.hook_for("bp_aws.hooks.s3.OwnBucketsS3Hook")
         bucket = platform.logs_bucket(s3.account_id)
         s3.conn.put_object(
             Bucket=bucket, Key=self.output_key, Body=json.dumps(verdict, indent=2), ContentType="application/json"

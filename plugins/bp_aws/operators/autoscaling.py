@@ -5,16 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
-from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
 from botocore.exceptions import ClientError
 
+from bp_aws.base import AwsOperator, aws_template_fields
 from bp_aws.exceptions import CapacityNotReached, InstanceRefreshConflict, InstanceRefreshFailed, WaitEnded
-from bp_aws.hooks.autoscaling import AutoScalingHook
 from bp_aws.sensors.autoscaling import describe_refresh
-from bp_aws.triggers.autoscaling import GroupCapacityTrigger, InstanceRefreshTrigger
 from bp_aws.utils.waiting import connection_kwargs, defer_or_wait
 
 #: Instance refresh preferences this operator passes through (AWS RefreshPreferences).
@@ -39,6 +36,8 @@ class _RefreshWaitMixin:
     waiter_max_attempts: int
 
     def _wait_refresh(self, group: str, refresh_id: str, *, any_end: bool, method_name: str) -> None:
+        from bp_aws.triggers.autoscaling import InstanceRefreshTrigger
+
         trigger = InstanceRefreshTrigger(
             auto_scaling_group_name=group,
             instance_refresh_id=refresh_id,
@@ -54,7 +53,7 @@ class _RefreshWaitMixin:
             raise InstanceRefreshFailed(f"{describe_refresh(refresh)}: {error}") from None
 
 
-class StartInstanceRefreshOperator(_RefreshWaitMixin, AwsBaseOperator[AutoScalingHook]):
+class StartInstanceRefreshOperator(_RefreshWaitMixin, AwsOperator):
     """Start an instance refresh and, by default, wait until it is Successful.
 
     .. seealso:: AutoScaling.Client.start_instance_refresh
@@ -73,7 +72,7 @@ class StartInstanceRefreshOperator(_RefreshWaitMixin, AwsBaseOperator[AutoScalin
     :return: the instance refresh id.
     """
 
-    aws_hook_class = AutoScalingHook
+    aws_hook_path = "bp_aws.hooks.autoscaling.AutoScalingHook"
     template_fields: Sequence[str] = aws_template_fields(
         "auto_scaling_group_name", "preferences", "desired_configuration"
     )
@@ -151,7 +150,7 @@ class StartInstanceRefreshOperator(_RefreshWaitMixin, AwsBaseOperator[AutoScalin
         return refresh_id
 
 
-class StopInstanceRefreshOperator(_RefreshWaitMixin, AwsBaseOperator[AutoScalingHook]):
+class StopInstanceRefreshOperator(_RefreshWaitMixin, AwsOperator):
     """Cancel or roll back the group's active instance refresh and wait until it ends.
 
     ``rollback`` restores the configuration the group had before the refresh (AWS
@@ -167,7 +166,7 @@ class StopInstanceRefreshOperator(_RefreshWaitMixin, AwsBaseOperator[AutoScaling
     :return: the refresh's final status, or None when nothing was running.
     """
 
-    aws_hook_class = AutoScalingHook
+    aws_hook_path = "bp_aws.hooks.autoscaling.AutoScalingHook"
     template_fields: Sequence[str] = aws_template_fields("auto_scaling_group_name")
 
     def __init__(
@@ -225,7 +224,7 @@ class StopInstanceRefreshOperator(_RefreshWaitMixin, AwsBaseOperator[AutoScaling
         return self._final(event["instance_refresh_id"])
 
 
-class SetDesiredCapacityOperator(AwsBaseOperator[AutoScalingHook]):
+class SetDesiredCapacityOperator(AwsOperator):
     """Set a group's desired capacity and, optionally, wait until it is settled there.
 
     .. seealso:: AutoScaling.Client.set_desired_capacity
@@ -236,7 +235,7 @@ class SetDesiredCapacityOperator(AwsBaseOperator[AutoScalingHook]):
     :param wait_for_capacity: wait until exactly that many instances are InService and Healthy.
     """
 
-    aws_hook_class = AutoScalingHook
+    aws_hook_path = "bp_aws.hooks.autoscaling.AutoScalingHook"
     template_fields: Sequence[str] = aws_template_fields("auto_scaling_group_name", "desired_capacity")
 
     def __init__(
@@ -267,6 +266,8 @@ class SetDesiredCapacityOperator(AwsBaseOperator[AutoScalingHook]):
         self.log.info("Desired capacity of %s: %s -> %s", group, before, capacity)
         if not self.wait_for_capacity:
             return capacity
+        from bp_aws.triggers.autoscaling import GroupCapacityTrigger
+
         trigger = GroupCapacityTrigger(
             auto_scaling_group_name=group,
             capacity=capacity,

@@ -8,18 +8,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
-from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
 from botocore.exceptions import WaiterError
 
+from bp_aws.base import AwsOperator, aws_template_fields
 from bp_aws.exceptions import StackDeployFailed, WaitEnded
-from bp_aws.hooks.cloudformation import NO_CHANGE_REASONS, ChangeSetHook
-from bp_aws.triggers.cloudformation import StackCompleteTrigger
 from bp_aws.utils.waiting import connection_kwargs, defer_or_wait
 from include.tables import format_table
 
+#: AWS's StatusReason for a change set with nothing in it (there is no error code for it).
+NO_CHANGE_REASONS = ("didn't contain changes", "No updates are to be performed")
 BUSY_SUFFIX = "_IN_PROGRESS"
 COMPLETE = {"CREATE": "CREATE_COMPLETE", "UPDATE": "UPDATE_COMPLETE"}
 #: What CloudFormation undid, said after the failure, for the run's one-paragraph summary.
@@ -60,6 +59,8 @@ class _StackWaitMixin:
 
     def _wait_stack(self, stack_name: str, waiter_name: str, method_name: str) -> None:
         """Defer, or wait in this worker; a terminal failure is judged by the caller."""
+        from bp_aws.triggers.cloudformation import StackCompleteTrigger
+
         trigger = StackCompleteTrigger(
             stack_name=stack_name,
             waiter_name=waiter_name,
@@ -92,7 +93,7 @@ class _StackWaitMixin:
     _started_at: datetime | None = None
 
 
-class CloudFormationDeployOperator(_StackWaitMixin, AwsBaseOperator[ChangeSetHook]):
+class CloudFormationDeployOperator(_StackWaitMixin, AwsOperator):
     """Create or update a stack through a change set and wait until it is complete.
 
     The change set is logged as a table (action, logical id, resource type,
@@ -112,7 +113,7 @@ class CloudFormationDeployOperator(_StackWaitMixin, AwsBaseOperator[ChangeSetHoo
     :return: the stack's outputs as a dict.
     """
 
-    aws_hook_class = ChangeSetHook
+    aws_hook_path = "bp_aws.hooks.cloudformation.ChangeSetHook"
     template_fields: Sequence[str] = aws_template_fields(
         "stack_name", "template_body", "template_file", "parameters", "tags"
     )
@@ -219,7 +220,7 @@ class CloudFormationDeployOperator(_StackWaitMixin, AwsBaseOperator[ChangeSetHoo
         return outputs
 
 
-class CloudFormationDeleteStackOperator(_StackWaitMixin, AwsBaseOperator[ChangeSetHook]):
+class CloudFormationDeleteStackOperator(_StackWaitMixin, AwsOperator):
     """Delete a stack and wait until it is gone; a stack that is already gone is a no-op.
 
     A DELETE_FAILED stack fails the task with the failing events.
@@ -229,7 +230,7 @@ class CloudFormationDeleteStackOperator(_StackWaitMixin, AwsBaseOperator[ChangeS
     :param stack_name: the stack. (templated)
     """
 
-    aws_hook_class = ChangeSetHook
+    aws_hook_path = "bp_aws.hooks.cloudformation.ChangeSetHook"
     template_fields: Sequence[str] = aws_template_fields("stack_name")
 
     def __init__(

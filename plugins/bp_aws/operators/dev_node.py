@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
-from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
 from botocore.exceptions import ClientError
 
+from bp_aws.base import AwsOperator, aws_template_fields
 from bp_aws.exceptions import DevNodeNotReady
-from bp_aws.hooks.ec2_instances import Ec2InstanceHook
-from bp_aws.hooks.run_command import RunCommandHook
-from bp_aws.triggers.ec2 import CommandInvocationTrigger, InstanceStateTrigger, InstanceStatusOkTrigger
 from bp_aws.utils.waiting import connection_kwargs, poll_attempts, wait_then_resume
+
+if TYPE_CHECKING:
+    from bp_aws.hooks.run_command import RunCommandHook
 
 #: actions that end with the node serving: status checks, then ComfyUI answering
 _SERVING = ("create", "start", "restart")
 
 
-class DevNodeActionOperator(AwsBaseOperator[Ec2InstanceHook]):
+class DevNodeActionOperator(AwsOperator):
     """Create, start, stop, restart or terminate a dev node, and wait (deferrable) until
     it is where the action takes it: ``running`` and **ready** (EC2 status checks passed,
     then the stage's health document found ComfyUI answering on the node), ``stopped``,
@@ -47,7 +46,7 @@ class DevNodeActionOperator(AwsBaseOperator[Ec2InstanceHook]):
     :return: ``instance_id``, ``state`` reached, ``ready_seconds`` (serving actions).
     """
 
-    aws_hook_class = Ec2InstanceHook
+    aws_hook_path = "bp_aws.hooks.ec2_instances.Ec2InstanceHook"
     template_fields: Sequence[str] = aws_template_fields("action", "plan", "health_document")
 
     def __init__(
@@ -73,7 +72,7 @@ class DevNodeActionOperator(AwsBaseOperator[Ec2InstanceHook]):
 
     @property
     def commands(self) -> RunCommandHook:
-        return RunCommandHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify)
+        return self.hook_for("bp_aws.hooks.run_command.RunCommandHook")
 
     def execute(self, context: Any) -> dict[str, Any]:
         began = time.time()
@@ -93,6 +92,8 @@ class DevNodeActionOperator(AwsBaseOperator[Ec2InstanceHook]):
         elif self.action == "terminate":
             self.hook.terminate([instance_id])
         self.log.info("%s %s: waiting for it", self.action, instance_id)
+        from bp_aws.triggers.ec2 import InstanceStateTrigger, InstanceStatusOkTrigger
+
         if self.action in _SERVING:
             trigger = InstanceStatusOkTrigger(
                 instance_id=instance_id,
@@ -124,6 +125,8 @@ class DevNodeActionOperator(AwsBaseOperator[Ec2InstanceHook]):
             Comment=f"dev node readiness ({self.action})"[:100],
         )["Command"]["CommandId"]
         self.log.info("Status checks passed; readiness probe %s sent to %s", command_id, instance_id)
+        from bp_aws.triggers.ec2 import CommandInvocationTrigger
+
         trigger = CommandInvocationTrigger(
             command_id=command_id,
             instance_id=instance_id,

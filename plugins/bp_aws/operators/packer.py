@@ -12,13 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
-from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
 from airflow.sdk.log import mask_secret
 
+from bp_aws.base import AwsOperator, aws_template_fields
 from bp_aws.exceptions import PackerBuildFailed
-from bp_aws.hooks.ami import AmiHook
 from include.amis import packer_output
 
 #: All Packer sees of the worker's environment: the process basics and Packer's own
@@ -42,7 +40,7 @@ def configured_packer_binary() -> str:
     return conf.get("bp", "packer_binary", fallback="packer")
 
 
-class PackerBuildOperator(AwsBaseOperator[AmiHook]):
+class PackerBuildOperator(AwsOperator):
     """Build an AMI with Packer, streaming its output into the task log.
 
     Packer runs with the AWS identity of ``aws_conn_id`` (its credentials, region and
@@ -62,7 +60,7 @@ class PackerBuildOperator(AwsBaseOperator[AmiHook]):
     :return: ``{"ami_id", "artifact_id", "region"}``
     """
 
-    aws_hook_class = AmiHook  # Packer builds EC2 images; the hook supplies its AWS identity
+    aws_hook_path = "bp_aws.hooks.ami.AmiHook"  # Packer builds EC2 images; the hook supplies its AWS identity
     template_fields: Sequence[str] = aws_template_fields("working_dir", "variables", "var_files", "manifest_file")
     template_fields_renderers = {"variables": "json"}
 

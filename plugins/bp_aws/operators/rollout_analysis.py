@@ -7,23 +7,19 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
-from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
+from bp_aws.base import AwsOperator, aws_template_fields
 from bp_aws.exceptions import InstanceRefreshFailed, RolloutJudgedFailed
-from bp_aws.hooks.autoscaling import ACTIVE_REFRESH_STATES, AutoScalingHook
-from bp_aws.hooks.costs import FleetMetricsHook
 from bp_aws.sensors.autoscaling import describe_refresh
-from bp_aws.triggers.autoscaling import RefreshCheckpointTrigger
 from bp_aws.utils.waiting import connection_kwargs, wait_then_resume
 from gpu_worker import layout
 from include.naming.fleet import Fleet
 from include.rollouts import analysis
 
 
-class RolloutAnalysisOperator(AwsBaseOperator[AutoScalingHook]):
+class RolloutAnalysisOperator(AwsOperator):
     """Follow an instance refresh from checkpoint to checkpoint; at each one, and when the
     refresh ends, wait a bake window (in the triggerer) and judge the fleet's
     ``ComfyUI/Workers`` metrics: the new bundle's nodes against the old bundle's over the
@@ -62,7 +58,7 @@ class RolloutAnalysisOperator(AwsBaseOperator[AutoScalingHook]):
         checkpoints, ``analyses`` and, when inconclusive, the ``question``.
     """
 
-    aws_hook_class = AutoScalingHook
+    aws_hook_path = "bp_aws.hooks.autoscaling.AutoScalingHook"
     template_fields: Sequence[str] = aws_template_fields(
         "auto_scaling_group_name",
         "instance_refresh_id",
@@ -117,6 +113,8 @@ class RolloutAnalysisOperator(AwsBaseOperator[AutoScalingHook]):
         return self._to_checkpoint(context, 0, [])
 
     def _to_checkpoint(self, context: Any, index: int, analyses: list[dict[str, Any]]) -> dict[str, Any]:
+        from bp_aws.triggers.autoscaling import RefreshCheckpointTrigger
+
         trigger = RefreshCheckpointTrigger(
             auto_scaling_group_name=self.auto_scaling_group_name,
             instance_refresh_id=self.instance_refresh_id,
@@ -205,7 +203,7 @@ class RolloutAnalysisOperator(AwsBaseOperator[AutoScalingHook]):
         limits = self.limits
         group = self.hook.describe_group(self.auto_scaling_group_name)
         nodes = sum(1 for i in group["Instances"] if i["LifecycleState"] == "InService")
-        metrics = FleetMetricsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify)
+        metrics = self.hook_for("bp_aws.hooks.costs.FleetMetricsHook")
         began = context["dag_run"].start_date
         old_bundle = layout.bundle_id_of(self.old_bundle) if self.old_bundle else layout.NO_ACTIVE_BUNDLE
         readings = analysis.queries(
@@ -220,6 +218,8 @@ class RolloutAnalysisOperator(AwsBaseOperator[AutoScalingHook]):
         return verdict
 
     def _stop_refresh(self) -> str:
+        from bp_aws.hooks.autoscaling import ACTIVE_REFRESH_STATES
+
         refresh = self._refresh()
         if refresh["Status"] not in ACTIVE_REFRESH_STATES or refresh["Status"] == "Cancelling":
             return f"The instance refresh had ended ({refresh['Status']})."

@@ -5,17 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
-from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk.log import mask_secret
 from botocore.exceptions import WaiterError
 
+from bp_aws.base import AwsOperator, aws_template_fields
 from bp_aws.exceptions import ParameterVersionConflict, ParameterWriteRejected
-from bp_aws.hooks.ssm_parameters import SsmParameterHook
 from bp_aws.utils.waiting import optional_int, poll_attempts
 
 
-class PutSsmParameterOperator(AwsBaseOperator[SsmParameterHook]):
+class PutSsmParameterOperator(AwsOperator):
     """Write an SSM parameter, but only over the version the caller read.
 
     Two runs that both read version N of a pointer and then write it can't silently
@@ -46,7 +44,7 @@ class PutSsmParameterOperator(AwsBaseOperator[SsmParameterHook]):
         previous value is left out (None) for a SecureString.
     """
 
-    aws_hook_class = SsmParameterHook
+    aws_hook_path = "bp_aws.hooks.ssm_parameters.SsmParameterHook"
     template_fields: Sequence[str] = aws_template_fields("name", "value", "expected_version", "tags", "description")
 
     def __init__(

@@ -6,18 +6,15 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
-from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
 
+from bp_aws.base import AwsSensor, aws_template_fields
 from bp_aws.exceptions import ImageNotAvailable
-from bp_aws.hooks.ami import AmiHook
-from bp_aws.triggers.ami import ImageAvailableTrigger
 from bp_aws.utils.waiting import connection_kwargs, poll_attempts
 
 
-class ImageAvailableSensor(AwsBaseSensor[AmiHook]):
+class ImageAvailableSensor(AwsSensor):
     """Wait until an AMI is ``available`` (from ``pending``); fail with AWS's StateReason
     when it ends ``failed``, ``invalid``, ``deregistered`` or ``error``.
 
@@ -29,7 +26,7 @@ class ImageAvailableSensor(AwsBaseSensor[AmiHook]):
     FAILURE_STATES = ("failed", "invalid", "deregistered", "error")
     INTERMEDIATE_STATES = ("pending", "transient", "disabled")
 
-    aws_hook_class = AmiHook
+    aws_hook_path = "bp_aws.hooks.ami.AmiHook"
     template_fields: Sequence[str] = aws_template_fields("image_id")
 
     def __init__(
@@ -63,6 +60,8 @@ class ImageAvailableSensor(AwsBaseSensor[AmiHook]):
         if not self.deferrable or self._verdict():
             super().execute(context)
             return self.image_id
+        from bp_aws.triggers.ami import ImageAvailableTrigger
+
         self.defer(
             trigger=ImageAvailableTrigger(
                 image_id=self.image_id,

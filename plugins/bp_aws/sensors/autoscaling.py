@@ -7,14 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 import jmespath
-from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
-from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
 
+from bp_aws.base import AwsSensor, aws_template_fields
 from bp_aws.exceptions import CapacityNotReached, InstanceRefreshFailed
-from bp_aws.hooks.autoscaling import ACTIVE_REFRESH_STATES, AutoScalingHook, capacity_expression
-from bp_aws.triggers.autoscaling import GroupCapacityTrigger, InstanceRefreshTrigger
 from bp_aws.utils.waiting import connection_kwargs, optional_int, poll_attempts
 
 
@@ -28,7 +25,7 @@ def describe_refresh(refresh: dict[str, Any]) -> str:
     )
 
 
-class InstanceRefreshSensor(AwsBaseSensor[AutoScalingHook]):
+class InstanceRefreshSensor(AwsSensor):
     """Wait for an instance refresh to end: succeed on ``Successful``, fail with AWS's
     StatusReason on ``Failed``, ``Cancelled``, ``RollbackSuccessful`` or ``RollbackFailed``.
 
@@ -43,9 +40,8 @@ class InstanceRefreshSensor(AwsBaseSensor[AutoScalingHook]):
 
     SUCCESS_STATES = ("Successful",)
     FAILURE_STATES = ("Failed", "Cancelled", "RollbackSuccessful", "RollbackFailed")
-    INTERMEDIATE_STATES = ACTIVE_REFRESH_STATES
 
-    aws_hook_class = AutoScalingHook
+    aws_hook_path = "bp_aws.hooks.autoscaling.AutoScalingHook"
     template_fields: Sequence[str] = aws_template_fields("auto_scaling_group_name", "instance_refresh_id")
 
     def __init__(
@@ -94,6 +90,8 @@ class InstanceRefreshSensor(AwsBaseSensor[AutoScalingHook]):
         if not self.deferrable:
             super().execute(context)
             return self.instance_refresh_id
+        from bp_aws.triggers.autoscaling import InstanceRefreshTrigger
+
         self.defer(
             trigger=InstanceRefreshTrigger(
                 auto_scaling_group_name=self.auto_scaling_group_name,
@@ -116,7 +114,7 @@ class InstanceRefreshSensor(AwsBaseSensor[AutoScalingHook]):
         return self.instance_refresh_id
 
 
-class AsgCapacitySensor(AwsBaseSensor[AutoScalingHook]):
+class AsgCapacitySensor(AwsSensor):
     """Wait until a group has exactly ``capacity`` instances (its desired capacity when
     None), all InService and Healthy: a scale-up that finished, or a scale-to-zero that
     left nothing running.
@@ -125,7 +123,7 @@ class AsgCapacitySensor(AwsBaseSensor[AutoScalingHook]):
     :param capacity: the instance count to wait for; None means DesiredCapacity. (templated)
     """
 
-    aws_hook_class = AutoScalingHook
+    aws_hook_path = "bp_aws.hooks.autoscaling.AutoScalingHook"
     template_fields: Sequence[str] = aws_template_fields("auto_scaling_group_name", "capacity")
 
     def __init__(
@@ -147,6 +145,8 @@ class AsgCapacitySensor(AwsBaseSensor[AutoScalingHook]):
         return optional_int(self.capacity)
 
     def poke(self, context: Any) -> bool:
+        from bp_aws.hooks.autoscaling import capacity_expression
+
         group = self.hook.describe_group(self.auto_scaling_group_name)
         states = [f"{i['InstanceId']}={i['LifecycleState']}/{i['HealthStatus']}" for i in group["Instances"]]
         self.log.info(
@@ -162,6 +162,8 @@ class AsgCapacitySensor(AwsBaseSensor[AutoScalingHook]):
         if not self.deferrable or self.poke(context):
             super().execute(context)
             return
+        from bp_aws.triggers.autoscaling import GroupCapacityTrigger
+
         self.defer(
             trigger=GroupCapacityTrigger(
                 auto_scaling_group_name=self.auto_scaling_group_name,

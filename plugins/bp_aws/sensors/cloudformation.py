@@ -1,22 +1,17 @@
-"""Wait for CloudFormation stack drift detections to end.
-
-A plain :class:`BaseSensorOperator` with the provider imported when it runs, not an
-``AwsBaseSensor``: the amazon provider costs the guardrails DAG about 190 ms at each
-parse (every 30 s in the dag-processor), three times the rest of the file.
-"""
+"""Wait for CloudFormation stack drift detections to end."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException
 
+from bp_aws.base import AwsSensor, aws_template_fields
 
-class StackDriftDetectionSensor(BaseSensorOperator):
+
+class StackDriftDetectionSensor(AwsSensor):
     """Wait until every drift detection of ``detections`` (a key, e.g. the fleet -> the
     detection id DetectStackDrift returned) has ended. Deferrable: one detection at a time
     in the triggerer, back here between them to find the next one still running.
@@ -28,14 +23,13 @@ class StackDriftDetectionSensor(BaseSensorOperator):
 
     DETECTING = "DETECTION_IN_PROGRESS"
 
-    template_fields: Sequence[str] = ("detections", "aws_conn_id", "region_name")
+    aws_hook_path = "bp_aws.hooks.cloudformation.ChangeSetHook"
+    template_fields: Sequence[str] = aws_template_fields("detections")
 
     def __init__(
         self,
         *,
         detections: dict[str, str] | str,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
         deferrable: bool = False,
         poke_interval: float = 10,
         timeout: float = 900,
@@ -43,15 +37,7 @@ class StackDriftDetectionSensor(BaseSensorOperator):
     ) -> None:
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
         self.detections = detections
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
         self.deferrable = deferrable
-
-    @cached_property
-    def hook(self):
-        from bp_aws.hooks.cloudformation import ChangeSetHook
-
-        return ChangeSetHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
 
     def _statuses(self) -> dict[str, dict[str, Any]]:
         return {key: self.hook.drift_detection(detection) for key, detection in self.detections.items()}
@@ -77,15 +63,14 @@ class StackDriftDetectionSensor(BaseSensorOperator):
             statuses = self._statuses()
         elif running:
             from bp_aws.triggers.cloudformation import DriftDetectionTrigger
-            from bp_aws.utils.waiting import poll_attempts
+            from bp_aws.utils.waiting import connection_kwargs, poll_attempts
 
             self.defer(
                 trigger=DriftDetectionTrigger(
                     detection_id=self.detections[running[0]],
                     waiter_delay=int(self.poke_interval),
                     waiter_max_attempts=poll_attempts(self.timeout, self.poke_interval),
-                    aws_conn_id=self.aws_conn_id,
-                    region_name=self.region_name,
+                    **connection_kwargs(self),
                 ),
                 method_name="execute_complete",
                 timeout=timedelta(seconds=self.timeout),

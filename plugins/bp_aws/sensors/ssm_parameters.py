@@ -7,19 +7,16 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
-from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
 from airflow.sdk.log import mask_secret
 
+from bp_aws.base import AwsSensor, aws_template_fields
 from bp_aws.exceptions import ParameterConditionNotMet
-from bp_aws.hooks.ssm_parameters import SsmParameterHook
-from bp_aws.triggers.ssm_parameters import SsmParameterTrigger, parameter_condition
 from bp_aws.utils.waiting import connection_kwargs, optional_int, poll_attempts
 
 
-class SsmParameterSensor(AwsBaseSensor[SsmParameterHook]):
+class SsmParameterSensor(AwsSensor):
     """Wait until an SSM parameter exists and meets every condition given.
 
     :param name: the parameter. (templated)
@@ -34,7 +31,7 @@ class SsmParameterSensor(AwsBaseSensor[SsmParameterHook]):
     :return: the parameter's version when the condition held.
     """
 
-    aws_hook_class = SsmParameterHook
+    aws_hook_path = "bp_aws.hooks.ssm_parameters.SsmParameterHook"
     template_fields: Sequence[str] = aws_template_fields(
         "name", "equals", "pattern", "newer_than_version", "max_wait_seconds", "on_timeout"
     )
@@ -71,6 +68,8 @@ class SsmParameterSensor(AwsBaseSensor[SsmParameterHook]):
         }
 
     def poke(self, context: Any) -> bool:
+        from bp_aws.triggers.ssm_parameters import parameter_condition
+
         # Only decrypt what a condition has to read; mask it before anything is logged.
         decrypt = self.equals is not None or self.pattern is not None
         parameter = self.hook.get(self.name, decrypt=decrypt)
@@ -93,6 +92,8 @@ class SsmParameterSensor(AwsBaseSensor[SsmParameterHook]):
         if not self.deferrable or self.poke(context):
             super().execute(context)
             return self._version
+        from bp_aws.triggers.ssm_parameters import SsmParameterTrigger
+
         self.defer(
             trigger=SsmParameterTrigger(
                 name=self.name,

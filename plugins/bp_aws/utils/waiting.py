@@ -4,18 +4,18 @@
 The trigger object is the single description of the wait - waiter, arguments, delay,
 attempts, failure and status messages - so the two modes can't drift apart. Here too:
 the two small conversions every wait needs (poll attempts from a timeout, and a
-templated number that may have rendered as nothing).
+templated number that may have rendered as nothing). The provider's waiting is imported
+when a task waits: DAG files import this module through their operators when parsed.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from airflow.providers.amazon.aws.exceptions import WaiterMaxAttemptsError, WaiterTerminalFailure
-from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
-from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
+from typing import TYPE_CHECKING, Any
 
 from bp_aws.exceptions import WaitEnded
+
+if TYPE_CHECKING:
+    from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
 
 #: What a template renders for "no value" (None, an empty field, or ``{{ None }}``).
 _NOTHING = (None, "", "None")
@@ -51,6 +51,9 @@ def defer_or_wait(
     failure state or runs out of attempts; an API error (access denied, a bad request)
     is not a wait that ended and propagates as it is. Callers judge the final state.
     """
+    from airflow.providers.amazon.aws.exceptions import WaiterMaxAttemptsError, WaiterTerminalFailure
+    from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
+
     if task.deferrable:
         task.defer(trigger=trigger, method_name=method_name, kwargs=kwargs)
     try:
