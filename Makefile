@@ -61,24 +61,16 @@ lint: venv ## ruff over the project (lint and format)
 # The end-to-end tests mostly wait on Airflow (the CPUs stay about 80 % idle while one
 # group runs): four groups, each in a pytest of its own with a stack of its own
 # (.local/pytest/e2e-<group>), beside the unit tests; their output follows once all have
-# finished. A new e2e file lands in `services` unless it is named below (or marked
-# `celery`: then it runs on the Celery stack, in `celery`; five stacks overload two CPUs).
-# The `benchmark` tests (a ratio against the database's bare GROUP BY) run first, alone:
-# beside four stacks the two CPUs are busy and the ratio measures the load, not the code.
-# pytest exits 5 when it collected no test: that must never read as success.
-E2E_FLEET_FILES := tests/e2e/test_airflow_ui.py tests/e2e/test_bundle_rollout_dag.py tests/e2e/test_weekly_review_dag.py \
-  tests/e2e/test_production_approvals.py
-E2E_AMI_FILES := tests/e2e/test_ami_build_dag.py tests/e2e/test_ami_revoke_dag.py tests/e2e/test_dev_node_dag.py \
-  tests/e2e/test_billing_import_dag.py tests/e2e/test_node_draining.py
+# finished. Each e2e file names its group with a marker (fleets, amis, services or
+# celery; tests/test_layout.py fails on a file with none or two): five stacks overload
+# two CPUs. The `benchmark` tests (a ratio against the database's bare GROUP BY) run
+# first, alone: beside four stacks the two CPUs are busy and the ratio measures the load,
+# not the code. pytest exits 5 when it collected no test: that must never read as success.
 E2E_GROUPS := fleets amis services celery
-E2E_ARGS_fleets := -m "e2e and not celery" $(E2E_FLEET_FILES)
-E2E_ARGS_amis := -m "e2e and not celery" $(E2E_AMI_FILES)
-E2E_ARGS_services := -m "e2e and not celery" $(addprefix --ignore=,$(E2E_FLEET_FILES) $(E2E_AMI_FILES)) tests/e2e
-E2E_ARGS_celery := -m "e2e and celery" tests/e2e
 test: venv lint browser ## The whole test suite (what .ci/run runs)
 	@mkdir -p .local; pids=""; \
 	$(PY) -m pytest -p no:cacheprovider -m benchmark; rcs=$$?; \
-	$(foreach group,$(E2E_GROUPS),BP_TEST_HOME=e2e-$(group) $(PY) -m pytest -p no:cacheprovider $(E2E_ARGS_$(group)) \
+	$(foreach group,$(E2E_GROUPS),BP_TEST_HOME=e2e-$(group) $(PY) -m pytest -p no:cacheprovider -m "e2e and $(group)" tests/e2e \
 	  > .local/test-e2e-$(group).log 2>&1 & pids="$$pids $$!";) \
 	$(PY) -m pytest -m "not e2e and not benchmark"; rcs="$$rcs $$?"; \
 	for pid in $$pids; do wait $$pid; rcs="$$rcs $$?"; done; \

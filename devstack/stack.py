@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack import services, users
-from devstack.processes import Component, StackError, Supervisor, alive, stop_process_groups, tail
+from devstack.processes import Component, StackError, Supervisor, alive, free_port, stop_process_groups, tail
 from include.cli.airflow_client import AirflowApiError, AirflowClient
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -43,12 +43,6 @@ STATE_FILE = "stack.json"
 EMULATOR_KEY_ID = EMULATOR_SECRET = "testing"  # noqa: S105
 
 __all__ = ["LocalStack", "StackError", "executor_from_environment", "free_port"]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def executor_from_environment() -> str:
@@ -177,12 +171,16 @@ class LocalStack:
         env = {
             key: value
             for key, value in os.environ.items()
-            if not key.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "AWS_", "BP_"))
+            if not key.startswith(
+                ("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "AWS_", "BP_", "PYTHONDONTWRITEBYTECODE")
+            )
         }
         env.update(
             {
                 "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
                 "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "plugins")]),
+                # every task process and every parse imports the project: compiled once, not each time
+                "PYTHONPYCACHEPREFIX": str(self.home / "pycache"),
                 "AIRFLOW_HOME": str(self.airflow_home),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),

@@ -62,6 +62,45 @@ def seeded(aws):
 
 
 @pytest.fixture(scope="session")
+def moto_endpoint():
+    """moto over real HTTP: a server thread inside the test process, so boto3 hooks *and*
+    the triggers' aiobotocore clients reach it, while tests can still advance moto's
+    backend state directly (same process)."""
+    from moto.server import ThreadedMotoServer
+
+    from devstack import emulator
+    from devstack.processes import free_port
+
+    emulator.install()
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_http(moto_endpoint, monkeypatch):
+    """A fresh emulated account behind ``aws_default``; yields a boto3 client factory."""
+    import urllib.request
+
+    from devstack.stack import aws_connection_uri, emulator_client_factory
+
+    request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request, timeout=30).close()
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", aws_connection_uri(moto_endpoint))
+    return emulator_client_factory(moto_endpoint)
+
+
+@pytest.fixture
+def baseline(aws_http):
+    """The platform baseline seeded into the account :func:`aws_http` reset."""
+    from devstack.baseline import seed_baseline
+
+    return seed_baseline(aws_http)
+
+
+@pytest.fixture(scope="session")
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS

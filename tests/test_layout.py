@@ -173,3 +173,31 @@ def test_no_double_and_nothing_of_the_local_stack_publishes_a_metric_itself():
         if "put_metric_data" in path.read_text()
     ]
     assert publishers == []
+
+
+#: the end-to-end groups of `make test`, each a pytest with a stack of its own (Makefile)
+E2E_GROUPS = ("fleets", "amis", "services", "celery")
+
+
+def test_every_end_to_end_file_names_exactly_one_group():
+    """A file with no group would run in no pytest of `make test`; one with two, twice."""
+    import re
+
+    groups = {
+        path.name: re.findall(rf"pytest\.mark\.({'|'.join(E2E_GROUPS)})\b", path.read_text())
+        for path in (REPO_ROOT / "tests" / "e2e").glob("test_*.py")
+    }
+    assert {name: found for name, found in groups.items() if len(found) != 1} == {}
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert f"E2E_GROUPS := {' '.join(E2E_GROUPS)}" in makefile
+
+
+def test_the_tests_mirror_the_codes_folders():
+    """tests/plugins/<package>/ for plugins/<package>/, tests/include/<capability>/ for
+    include/<capability>/: a behaviour's tests are where its code is."""
+    loose = sorted(p.name for p in (REPO_ROOT / "tests" / "plugins").glob("test_*.py"))
+    assert loose == [], "a plugin test belongs in tests/plugins/<the package it tests>/"
+    for tests_root, code_root in (("tests/plugins", "plugins"), ("tests/include", "include")):
+        folders = [p for p in (REPO_ROOT / tests_root).iterdir() if p.is_dir() and p.name != "__pycache__"]
+        mirrored = {p.name: (REPO_ROOT / code_root / p.name).is_dir() for p in folders}
+        assert all(mirrored.values()), f"{tests_root}: no {code_root}/ folder for {mirrored}"

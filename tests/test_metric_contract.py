@@ -63,7 +63,7 @@ def test_every_reader_reads_a_published_metric_with_a_listed_statistic(reader):
 
 def test_telegraf_fetches_and_the_fleets_board_shows_exactly_the_contract():
     # which fields the dashboards and alert rules may read is the catalogue's, built from the
-    # contract: tests/include/test_observability.py checks every query against it
+    # contract: tests/include/observability/test_observability.py checks every query against it
     telegraf = (REPO_ROOT / "infra" / "telegraf" / "telegraf.conf").read_text()
     names = re.search(r"names = \[(.*?)\]", telegraf).group(1)
     panels = {m for row in dashboards.FLEET_PANELS.values() for m in row}

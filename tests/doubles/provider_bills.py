@@ -1,7 +1,7 @@
 """A stand-in for the LLM providers' usage and cost APIs, which can't be reached here:
 OpenAI's ``/v1/organization/usage/completions`` and ``/v1/organization/costs``, and
 Anthropic's ``/v1/organizations/usage_report/messages`` and ``/v1/organizations/cost_report``,
-answering in their documented shapes (as recorded in tests/economics/recorded/).
+answering in their documented shapes (as recorded in tests/include/economics/recorded/).
 
 It bills what the ledger says was used (``gpt-*`` and ``text-embedding-*`` models by
 OpenAI, ``claude-*`` by Anthropic) at the catalogue's prices *as they were when it

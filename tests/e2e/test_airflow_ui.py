@@ -22,7 +22,7 @@ from tests.e2e.helpers import (
     states,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.fleets]
 
 ROLLOUT = "gpu_bundle_rollout"
 PROVISION = "gpu_fleet_provision"

@@ -15,7 +15,7 @@ from include.naming.fleet import Fleet
 from tests.doubles.gpu_node import PLANTED_SMOKE_FAILURE_TAG
 from tests.e2e.helpers import POLL_SECONDS, log, states
 
-pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("ami_fleets")]
+pytestmark = [pytest.mark.e2e, pytest.mark.amis, pytest.mark.usefixtures("ami_fleets")]
 
 DAG = "gpu_ami_build_and_bake"
 

@@ -16,7 +16,7 @@ from include.naming import platform
 from include.naming.fleet import Fleet
 from tests.e2e.helpers import POLL_SECONDS, answer, log, provision_fleet, remove_fleet, run_to_end, scale, states
 
-pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("ami_fleets")]
+pytestmark = [pytest.mark.e2e, pytest.mark.amis, pytest.mark.usefixtures("ami_fleets")]
 
 DAG = "gpu_ami_revoke"
 BUILD = "gpu_ami_build_and_bake"

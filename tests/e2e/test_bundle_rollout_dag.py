@@ -26,7 +26,7 @@ from tests.e2e.helpers import (
     sample_bundles,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.fleets]
 
 DAG = "gpu_bundle_rollout"
 STAGE = "staging"

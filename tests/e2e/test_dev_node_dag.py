@@ -15,7 +15,7 @@ from include.naming import platform
 from include.naming.dev_node import DevNode
 from tests.e2e.helpers import POLL_SECONDS, answer, log, run_to_end, states
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.amis]
 
 DAG = "gpu_dev_node"
 STAGE = "staging"

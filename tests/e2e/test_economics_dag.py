@@ -13,7 +13,7 @@ from include.economics import warehouse
 from tests.e2e.conftest import stored
 from tests.e2e.helpers import plant_bad_ledger_row, published, run_to_end
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.services]
 DAG = "ai_economics_daily"
 
 

@@ -14,7 +14,7 @@ import pytest
 from devstack.demo import wait_for_dag
 from tests.e2e.helpers import published, run_to_end
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.services]
 MODEL = "gpt-4.1"
 
 

@@ -15,7 +15,7 @@ from include.fleets.lock import Holder
 from include.naming.fleet import Fleet
 from tests.e2e.helpers import answer, log, provision_fleet, run_to_end, sample_bundles, scale, states, topic_inbox
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.services]
 DAG = "gpu_fleet_guardrails"
 
 

@@ -16,7 +16,7 @@ from include.naming import platform
 from include.naming.fleet import Fleet
 from tests.e2e.helpers import answer, awaiting, cli, cli_env, log
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
 DAG = "gpu_fleet_provision"
 CONFIG = {"template_slug": "sdxl-standard", "instance_types": ["g4dn.xlarge", "g5.xlarge"], "max_size": 2}

@@ -26,7 +26,7 @@ from tests.e2e.helpers import (
     states,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.amis]
 
 ROLLOUT = "gpu_bundle_rollout"
 DRAIN_TIMEOUT = 60  # the smallest a desired_config takes: the stuck node waits that long

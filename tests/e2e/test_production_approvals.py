@@ -15,7 +15,7 @@ from gpu_worker import layout
 from include.naming.fleet import Fleet
 from tests.e2e.helpers import awaiting, cli, log, sample_bundles, states
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.fleets]
 
 DAG = "gpu_bundle_rollout"
 

@@ -18,7 +18,7 @@ from devstack.demo import unpause_every_dag
 from devstack.stack import REPO_ROOT
 from include.naming.fleet import Fleet
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.services]
 CLIENT = ("-m", "include.cli.trigger")
 #: ``eval "$(.venv/bin/python -m devstack env <user>)"``: the shell acts as that user from then on
 AS_USER = re.compile(r"^\$\((?:\.venv/bin/)?python -m devstack env (\w+)\)$")

@@ -9,7 +9,7 @@ from include.cli.airflow_client import AirflowApiError
 from include.naming import platform
 from tests.e2e.helpers import cli
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
 STAGING_FLEET = {"fleet_stage": "staging", "fleet_slug": "gpu-default"}
 

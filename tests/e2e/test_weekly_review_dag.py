@@ -16,7 +16,7 @@ from include.economics import warehouse
 from tests.e2e.conftest import stored
 from tests.e2e.helpers import run_to_end, topic_inbox
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.fleets]
 DAG = "weekly_review_pack"
 
 

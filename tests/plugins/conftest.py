@@ -1,48 +1,15 @@
-"""The plugins are tested against moto over real HTTP: a moto server thread inside the
-test process, so boto3 hooks *and* the triggers' aiobotocore clients reach it, while
-tests can still advance moto's backend state directly (same process)."""
+"""The plugins are tested against moto over real HTTP (the ``moto_endpoint``,
+``aws_http`` and ``baseline`` fixtures of tests/conftest.py): here, running a trigger or
+a deferrable operator to its end in the test's own process, and the fleets they act on."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
-from devstack.stack import aws_connection_uri, emulator_client_factory, free_port
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    from devstack import emulator
-
-    emulator.install()
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def aws_http(moto_endpoint, monkeypatch):
-    """A fresh emulated account behind ``aws_default``; yields a boto3 client factory."""
-    request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
-    urllib.request.urlopen(request, timeout=30).close()
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", aws_connection_uri(moto_endpoint))
-    return emulator_client_factory(moto_endpoint)
-
-
-@pytest.fixture
-def baseline(aws_http):
-    from devstack.baseline import seed_baseline
-
-    return seed_baseline(aws_http)
 
 
 def run_trigger(trigger) -> dict[str, Any]:

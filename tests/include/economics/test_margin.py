@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from include.economics import ledger, margin, rollups
 from include.economics.margin import Revenue
-from tests.economics.fixture_day import BOOK, DAY
+from tests.include.economics.fixture_day import BOOK, DAY
 
 D = Decimal
 

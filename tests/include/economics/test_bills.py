@@ -1,5 +1,5 @@
 """The providers' bills, read from their documented responses (recorded in
-tests/economics/recorded/), and reconciled with our cost: a bill that matches passes, a
+tests/include/economics/recorded/), and reconciled with our cost: a bill that matches passes, a
 wrong cached-token price is a cached-cost drift of that model alone, an unpriced model
 is unpriced spend, another currency is converted or named."""
 

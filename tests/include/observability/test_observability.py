@@ -251,10 +251,10 @@ def _line_tags(line: str) -> dict[str, str]:
 
 @pytest.fixture
 def hand_checked_day(tmp_path):
-    """The hand-checked day (tests/economics/fixture_day.py) in a SQLite ledger."""
+    """The hand-checked day (tests/include/economics/fixture_day.py) in a SQLite ledger."""
     import sqlalchemy as sa
 
-    from tests.economics import fixture_day
+    from tests.include.economics import fixture_day
 
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
     fixture_day.load_into(engine)
@@ -264,7 +264,7 @@ def hand_checked_day(tmp_path):
 
 def test_every_point_of_a_day_keeps_to_the_tag_allow_list(hand_checked_day):
     from include.economics.prices import PriceBook
-    from tests.economics.fixture_day import DAY
+    from tests.include.economics.fixture_day import DAY
 
     result = daily.compute_day(hand_checked_day, hand_checked_day, PriceBook.from_csv(), DAY)
     points = exports.influx_points(DAY, result.tables, {"pro": 3})

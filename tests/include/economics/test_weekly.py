@@ -14,7 +14,7 @@ from include.economics.calendar import InvalidWeek, IsoWeek
 from include.economics.review import build_review, fleet_week_figures
 from include.economics.review_model import Rules
 from include.economics.week_reads import load_week
-from tests.economics.week_sums import drop_day, week_sums
+from tests.include.economics.week_sums import drop_day, week_sums
 
 W47 = IsoWeek(2026, 47)
 MISSING = date(2026, 11, 18)

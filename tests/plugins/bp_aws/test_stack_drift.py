@@ -7,8 +7,8 @@ from __future__ import annotations
 from bp_aws.hooks.cloudformation import ChangeSetHook
 from bp_aws.sensors.cloudformation import StackDriftDetectionSensor
 from bp_aws.triggers.cloudformation import DriftDetectionTrigger
+from tests.plugins.bp_aws.test_cloudformation import STACK, _deploy
 from tests.plugins.conftest import resume, run_trigger
-from tests.plugins.test_cloudformation import STACK, _deploy
 
 
 def test_a_group_resized_by_hand_is_drift_and_an_untouched_stack_is_in_sync(aws_http, baseline):

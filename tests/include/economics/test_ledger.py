@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from include.economics import ledger, rollups
 from include.economics.prices import to_money
-from tests.economics.fixture_day import BOOK, DAY, EXPECTED, request
+from tests.include.economics.fixture_day import BOOK, DAY, EXPECTED, request
 
 
 def test_the_day_is_grouped_and_priced_exactly(ledger_db):

@@ -5,7 +5,7 @@ from datetime import datetime
 import pytest
 
 from include.economics import ledger, margin, quality, rollups
-from tests.economics.fixture_day import BOOK, DAY, request
+from tests.include.economics.fixture_day import BOOK, DAY, request
 
 
 def _gate(engine):

@@ -46,8 +46,8 @@ def ledger_engine(request, tmp_path):
 
 @pytest.fixture
 def ledger_db(ledger_engine):
-    """The hand-checked day (tests/economics/fixture_day.py) loaded into the ledger."""
-    from tests.economics import fixture_day
+    """The hand-checked day (tests/include/economics/fixture_day.py) loaded into the ledger."""
+    from tests.include.economics import fixture_day
 
     fixture_day.load_into(ledger_engine)
     return ledger_engine

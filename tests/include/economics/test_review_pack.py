@@ -18,7 +18,7 @@ from include.economics.calendar import IsoWeek
 from include.economics.review import build_review
 from include.economics.week_reads import load_week
 from tests.conftest import ARTIFACTS
-from tests.economics.week_sums import drop_day, week_sums
+from tests.include.economics.week_sums import drop_day, week_sums
 
 W47 = IsoWeek(2026, 47)
 GENERATED = "2026-11-23 06:00 UTC"

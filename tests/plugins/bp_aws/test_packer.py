@@ -10,7 +10,7 @@ import pytest
 from bp_aws.exceptions import PackerBuildFailed
 from bp_aws.operators.packer import PACKER_ENVIRONMENT, PackerBuildOperator
 
-DOUBLE = Path(__file__).resolve().parents[1] / "doubles" / "packer"
+DOUBLE = Path(__file__).resolve().parents[2] / "doubles" / "packer"
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from include.economics import day_groups, exports, ledger, rollups, warehouse
-from tests.economics.fixture_day import BOOK, DAY, request
+from tests.include.economics.fixture_day import BOOK, DAY, request
 
 
 def _tables(engine, chunk_groups):

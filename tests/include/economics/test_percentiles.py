@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from include.economics import ledger, rollups
-from tests.economics.fixture_day import BOOK, DAY, request
+from tests.include.economics.fixture_day import BOOK, DAY, request
 
 
 def _random_day(engine, seed: int) -> list[dict]:

@@ -9,7 +9,7 @@ from include.errors import InvalidRequest
 from include.naming import platform
 from include.naming.fleet import Fleet
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_fleet_paths_follow_seed_004():

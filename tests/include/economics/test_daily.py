@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 
 from include.economics import daily, exports, infra_cost, warehouse
 from include.economics.prices import DEFAULT_CATALOGUE, PriceBook
-from tests.economics.fixture_day import BOOK, DAY
+from tests.include.economics.fixture_day import BOOK, DAY
 
 TABLES = list(warehouse.TABLES)
 FLEETS = [
@@ -65,7 +65,7 @@ def test_a_price_change_recomputes_the_day(ledger_db, tmp_path):
 
 def test_a_failed_gate_computes_no_anomalies(ledger_db):
     from include.economics import ledger
-    from tests.economics.fixture_day import request
+    from tests.include.economics.fixture_day import request
 
     with ledger_db.begin() as connection:
         connection.execute(
