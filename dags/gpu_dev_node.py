@@ -54,8 +54,8 @@ def gpu_dev_node():
     approve = FleetChangeApproval(
         task_id="approve_terminate",
         stage=request["fleet_stage"],
-        subject="Terminate dev node {{ params.fleet_stage }}/{{ params.name }}?",
-        body="{{ ti.xcom_pull(task_ids='inspect_node')['approval_reason'] }}: its disk goes with it.",
+        subject=plan["approval_subject"],
+        body=plan["approval_body"],
         change="the dev node was not terminated",
     )
     cleared = tasks.go_ahead()

@@ -201,3 +201,22 @@ def test_the_tests_mirror_the_codes_folders():
         folders = [p for p in (REPO_ROOT / tests_root).iterdir() if p.is_dir() and p.name != "__pycache__"]
         mirrored = {p.name: (REPO_ROOT / code_root / p.name).is_dir() for p in folders}
         assert all(mirrored.values()), f"{tests_root}: no {code_root}/ folder for {mirrored}"
+
+
+#: what DAG files may still read in Jinja: the AWS connection, not yet part of the
+#: validated requests (issue 36, item 1, is to move it there and drop this)
+JINJA_PARAMS_ALLOWED = {"aws_conn_id"}
+
+
+def test_dag_files_template_no_operator_field_from_params_or_xcom():
+    """A value a task validated reaches the next task as that task's output, never as
+    ``{{ params.x }}`` (the unvalidated form value) or a hand-written ``xcom_pull``."""
+    import re
+
+    spliced = {}
+    for path in (REPO_ROOT / "dags").glob("*.py"):
+        for jinja in re.findall(r"\{\{(.*?)\}\}", path.read_text()):
+            params = set(re.findall(r"params\.(\w+)", jinja)) - JINJA_PARAMS_ALLOWED
+            if params or "xcom_pull" in jinja:
+                spliced.setdefault(path.name, []).append(jinja.strip())
+    assert spliced == {}

@@ -16,8 +16,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from include.aws_reads import get_parameter, image_state
 from include.fleets import guardrails as g
-from include.fleets.aws_reads import get_parameter, image_state
 from include.fleets.config import InvalidFleetConfig, parse_desired_config, templates
 from include.fleets.lock import Holder
 from include.fleets.provision import config_stack_parameters

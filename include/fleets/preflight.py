@@ -17,8 +17,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from gpu_worker import layout
+from include.aws_reads import get_parameter, image_state, parameters_under
 from include.fleets import config as fleet_config
-from include.fleets.aws_reads import get_parameter, image_state
 from include.naming import platform
 from include.naming.fleet import Fleet, check_slug
 from include.tables import format_table
@@ -117,13 +117,11 @@ def inspect_platform(
 def discover_fleets(ssm: Any, scope: Scope = Scope()) -> list[Fleet]:
     """Fleets that have a ``desired_config`` or ``active_bundle`` parameter, sorted."""
     fleets: set[Fleet] = set()
-    paginator = ssm.get_paginator("get_parameters_by_path")
     for stage in scope.stages:
-        for page in paginator.paginate(Path=platform.stage_root(stage), Recursive=True):
-            for parameter in page["Parameters"]:
-                fleet = Fleet.from_parameter_name(parameter["Name"])
-                if fleet and scope.includes(fleet):
-                    fleets.add(fleet)
+        for name in parameters_under(ssm, platform.stage_root(stage)):
+            fleet = Fleet.from_parameter_name(name)
+            if fleet and scope.includes(fleet):
+                fleets.add(fleet)
     if scope.fleet_stage and scope.fleet_slug:
         # A fleet named explicitly is checked even when nothing of it exists yet.
         fleets.add(Fleet(scope.fleet_stage, scope.fleet_slug))

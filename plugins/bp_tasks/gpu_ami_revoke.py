@@ -47,13 +47,7 @@ def plan_revocation(request: dict, params: dict | None = None) -> dict:
     image_id = request["image_id"]
     try:
         tags = revocation.check_provenance(image_id, describe(image_id))
-        names = [
-            parameter["Name"]
-            for page in ssm.conn.get_paginator("get_parameters_by_path").paginate(
-                Path=platform.AMI_POINTERS_ROOT, Recursive=True
-            )
-            for parameter in page["Parameters"]
-        ]
+        names = sorted(ssm.parameters_under(platform.AMI_POINTERS_ROOT))
         plan = revocation.plan(image_id, tags, {name: ssm.history(name) for name in names})
         revocation.check_previous_images(plan, {r.previous_image: describe(r.previous_image) for r in plan.restores})
     except revocation.RevocationRefused as refused:

@@ -38,18 +38,13 @@ def _ec2(aws_conn_id: str):
     return Ec2InstanceHook(aws_conn_id=aws_conn_id)
 
 
-def _parameters_under(aws_conn_id: str, path: str) -> dict[str, str]:
-    paginator = _ssm(aws_conn_id).conn.get_paginator("get_parameters_by_path")
-    return {p["Name"]: p["Value"] for page in paginator.paginate(Path=path, Recursive=True) for p in page["Parameters"]}
-
-
 def read_registration(node: DevNode, aws_conn_id: str) -> Registration | None:
-    return Registration.from_parameters(node, _parameters_under(aws_conn_id, node.root))
+    return Registration.from_parameters(node, _ssm(aws_conn_id).parameters_under(node.root))
 
 
 def registered_nodes(stage: str, aws_conn_id: str) -> list[tuple[DevNode, Registration]]:
     """Every dev node of ``stage`` the registry holds."""
-    values = _parameters_under(aws_conn_id, DevNode.stage_root(stage))
+    values = _ssm(aws_conn_id).parameters_under(DevNode.stage_root(stage))
     prefix = DevNode.stage_root(stage) + "/"
     names = sorted({name[len(prefix) :].split("/", 1)[0] for name in values if name.startswith(prefix)})
     found = []
@@ -102,6 +97,9 @@ def inspect_node(request: dict, params: dict | None = None) -> dict:
         "nothing_to_do": lifecycle.nothing_to_do(rollout.action, state),
         "resource_name": node.resource_name,
         "approval_reason": None,
+        # what the approver of a terminate reads (approve_terminate): the node, and why it asks
+        "approval_subject": None,
+        "approval_body": None,
     }
     if problem is None and rollout.action == "create":
         plan, problem = _create_plan(rollout, plan, aws_conn_id)
@@ -114,7 +112,13 @@ def inspect_node(request: dict, params: dict | None = None) -> dict:
         )
         problem = lifecycle.busy_commands_problem(node, registration.instance_id, applies)
     if problem is None and rollout.action == "terminate" and not plan["nothing_to_do"]:
-        plan["approval_reason"] = lifecycle.terminate_needs_approval(node, registration, datetime.now(UTC))
+        reason = lifecycle.terminate_needs_approval(node, registration, datetime.now(UTC))
+        if reason:
+            plan |= {
+                "approval_reason": reason,
+                "approval_subject": f"Terminate dev node {node}?",
+                "approval_body": f"{reason}: its disk goes with it.",
+            }
     if problem:
         raise RequestRefused(f"Can't {rollout.action} dev node {node}: {problem}. {UNCHANGED}")
     log.info("Dev node %s is %s; %s: %s", node, state, rollout.action, plan)

@@ -10,8 +10,7 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.exceptions import ClientError
 
 from bp_aws.exceptions import AwsResourceNotFound
-
-_NOT_FOUND = ("InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable")
+from include.aws_reads import MISSING_IMAGE_CODES
 
 
 class AmiHook(AwsBaseHook):
@@ -35,7 +34,7 @@ class AmiHook(AwsBaseHook):
         try:
             images = self.conn.describe_images(ImageIds=[image_id])["Images"]
         except ClientError as error:
-            if error.response["Error"]["Code"] in _NOT_FOUND:
+            if error.response["Error"]["Code"] in MISSING_IMAGE_CODES:
                 raise AwsResourceNotFound("AMI", image_id, error.response["Error"]["Message"]) from None
             raise
         if not images:

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-from botocore.exceptions import ClientError
 
 from bp_aws.exceptions import AwsResourceNotFound
+from include import aws_reads
 
 
 class SsmParameterHook(AwsBaseHook):
@@ -39,12 +39,14 @@ class SsmParameterHook(AwsBaseHook):
 
         .. seealso:: SSM.Client.get_parameter
         """
-        try:
-            return self.conn.get_parameter(Name=name, WithDecryption=decrypt)["Parameter"]
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ParameterNotFound":
-                return None
-            raise
+        return aws_reads.get_parameter(self.conn, name, decrypt=decrypt)
+
+    def parameters_under(self, path: str) -> dict[str, str]:
+        """Every parameter under ``path``, recursively: name -> value.
+
+        .. seealso:: SSM.Client.get_parameters_by_path
+        """
+        return aws_reads.parameters_under(self.conn, path)
 
     def require(self, name: str, *, decrypt: bool = False) -> dict[str, Any]:
         parameter = self.get(name, decrypt=decrypt)
