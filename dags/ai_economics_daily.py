@@ -32,13 +32,13 @@ from __future__ import annotations
 from airflow.sdk import Param, dag
 
 from bp_tasks import ai_economics_daily as tasks
-from bp_tasks.ai_economics_daily import SCHEDULE
 from bp_tasks.economics_settings import day_param, economics_default_args
 from bp_tasks.params import ECONOMICS_START, aws_conn_id_param, form_pattern
+from include.economics.calendar import DAILY_SCHEDULE
 
 
 @dag(
-    schedule=SCHEDULE,
+    schedule=DAILY_SCHEDULE,
     start_date=ECONOMICS_START,
     catchup=True,
     max_active_runs=1,

@@ -220,3 +220,20 @@ def test_dag_files_template_no_operator_field_from_params_or_xcom():
             if params or "xcom_pull" in jinja:
                 spliced.setdefault(path.name, []).append(jinja.strip())
     assert spliced == {}
+
+
+def test_a_dags_task_module_never_imports_another_dags():
+    """plugins/bp_tasks/<dag_id>.py holds one DAG's bodies; what two DAGs share lives in
+    include/, an adapter, or a shared task module (common, approvals, audit, fleet_lock...)."""
+    dag_modules = {path.stem for path in (REPO_ROOT / "dags").glob("[!_]*.py")}
+    crossing = {}
+    for name in sorted(dag_modules):
+        imported = set()
+        for node in ast.walk(ast.parse((REPO_ROOT / "plugins" / "bp_tasks" / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "bp_tasks":
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bp_tasks."):
+                imported.add(node.module.split(".")[1])
+        if imported & (dag_modules - {name}):
+            crossing[name] = sorted(imported & (dag_modules - {name}))
+    assert crossing == {}

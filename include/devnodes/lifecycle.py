@@ -125,6 +125,20 @@ class Registration:
         return asdict(self)
 
 
+def registered_in(stage: str, values: dict[str, str]) -> list[tuple[DevNode, Registration]]:
+    """Every dev node of ``stage`` in ``values`` (the registry under
+    :meth:`DevNode.stage_root`, name -> value), by name."""
+    prefix = DevNode.stage_root(stage) + "/"
+    names = sorted({name[len(prefix) :].split("/", 1)[0] for name in values if name.startswith(prefix)})
+    found = []
+    for name in names:
+        node = DevNode(stage, name)
+        registration = Registration.from_parameters(node, values)
+        if registration is not None:
+            found.append((node, registration))
+    return found
+
+
 def registry_values(
     *,
     instance: dict[str, Any],

@@ -27,7 +27,7 @@ DEFAULT_DRIFT_PCT = "2"
 @task
 def resolve_days(params: dict | None = None, logical_date=None, dag_run=None, dag=None) -> list[str]:
     """The day to import (a past one) and the two before it, validated before any call."""
-    from bp_tasks.ai_economics_daily import day_to_compute
+    from include.economics.calendar import day_to_compute
 
     day = validated(
         lambda p: day_to_compute(p["day"], logical_date), params, "Nothing was imported.", dag_run=dag_run, dag=dag

@@ -12,15 +12,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Iterator
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from datetime import UTC, date, datetime
 
 from airflow.sdk import Asset, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from bp_tasks.common import RequestRefused, report_outcome, validated
+from bp_tasks.common import report_outcome, validated
 from bp_tasks.economics_settings import LEDGER_CONN, WAREHOUSE_CONN, Settings
 from bp_tasks.storage import read_text, try_folder
+from include.economics import calendar
 
 log = logging.getLogger("bp.economics")
 
@@ -30,30 +30,6 @@ PER_USER = "ai_cost_daily"
 #: Updated when a day is published, for whatever schedules on fresh economics. An "x-" scheme
 #: is a custom one Airflow leaves as is (no provider lookup while the file is parsed).
 ECONOMICS = Asset(name="ai_economics_daily", uri="x-bp-warehouse://economics/ai_economics_daily")
-
-
-def day_to_compute(requested: str | None, logical_date: Any, today: date | None = None) -> date:
-    """The ``day`` param, else the day before the scheduled run; it must be over (UTC)."""
-    if requested:
-        try:
-            day = date.fromisoformat(requested)
-        except ValueError:
-            raise RequestRefused(f"day {requested!r} is not a YYYY-MM-DD date. Nothing was computed.") from None
-    else:
-        day = logical_date.date() - timedelta(days=1)
-    if day >= (today or datetime.now(UTC).date()):
-        raise RequestRefused(f"day {day} is not over yet (UTC): only past days can be computed. Nothing was computed.")
-    return day
-
-
-#: When the daily run starts (UTC): it computes the day before.
-RUN_AT = time(2)
-SCHEDULE = f"{RUN_AT.minute} {RUN_AT.hour} * * *"
-
-
-def logical_date_of(day: date) -> datetime:
-    """The scheduled run that computes ``day`` (the :data:`RUN_AT` run of the day after)."""
-    return datetime.combine(day + timedelta(days=1), RUN_AT, tzinfo=UTC)
 
 
 def _fleet_days(settings: Settings, day: date, aws_conn_id: str) -> list:
@@ -151,7 +127,11 @@ def _folder(computed: dict):
 def resolve_day(params: dict | None = None, logical_date=None, dag_run=None, dag=None) -> str:
     """Validate the request before any connection is opened."""
     day = validated(
-        lambda p: day_to_compute(p["day"], logical_date), params, "Nothing was computed.", dag_run=dag_run, dag=dag
+        lambda p: calendar.day_to_compute(p["day"], logical_date),
+        params,
+        "Nothing was computed.",
+        dag_run=dag_run,
+        dag=dag,
     )
     if params.get("reason"):
         log.info("Computing %s again: %s", day, params["reason"])

@@ -65,11 +65,11 @@ def start_backfill(plan: dict, dag_run=None) -> dict:
     already computed; each run carries the change as its ``reason``. Another backfill of
     it is waited for (Airflow runs one at a time); a retry finds the backfill an earlier
     try started instead of starting another."""
-    from bp_tasks.ai_economics_daily import logical_date_of
     from include.cli.airflow_client import AirflowApiError
+    from include.economics.calendar import daily_logical_date
 
     first, last = date.fromisoformat(plan["first"]), date.fromisoformat(plan["last"])
-    start, end = logical_date_of(first).isoformat(), logical_date_of(last).isoformat()
+    start, end = daily_logical_date(first).isoformat(), daily_logical_date(last).isoformat()
     client = airflow_api()
     reason = f"{plan['reason']} (run {dag_run.run_id} of {dag_run.dag_id})"
     deadline = time.monotonic() + WAIT_FOR_OTHER_BACKFILL_SECONDS

@@ -2,7 +2,9 @@
 (rollouts, remediations, dev-node lifecycle events): written once with
 ``If-None-Match: *``, so a re-run or a cleared task never replaces one, and POSTed
 (signed) to the backend's ops endpoint when the ``bp_asset_ops`` connection exists.
-Rollouts and AMI changes are also marked on the GPU fleets dashboard (:func:`mark_change`)."""
+Rollouts and AMI changes are also marked on the GPU fleets dashboard (:func:`mark_change`).
+A fleet's rollout records are read back here too: the rollback of a rollout starts from
+its record (:func:`rollout_record`, :func:`rollback_refusal`)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,9 @@ import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
+
+from include.naming.fleet import Fleet
+from include.rollouts import rollback
 
 log = logging.getLogger("bp.audit")
 
@@ -97,3 +102,44 @@ def mark_rollout(rollout, result: str, dag_run) -> bool:
     """A rollout (or the rollback a ``rollback_of`` names) and how it ended, on the dashboards."""
     kind, fleet = "rollback" if rollout.rollback_of else "rollout", rollout.fleet
     return mark_change(kind, fleet.stage, fleet.slug, f"{kind} of bundle {rollout.bundle_id}: {result}", dag_run)
+
+
+def rollout_record(fleet: Fleet, run_id: str, aws_conn_id: str) -> dict[str, Any] | None:
+    """The audit record of rollout ``run_id`` of ``fleet``, or None."""
+    return next(iter(rollout_records(fleet, aws_conn_id, key=fleet.rollout_audit_key(run_id))), None)
+
+
+def rollout_records(fleet: Fleet, aws_conn_id: str, *, key: str | None = None) -> list[dict[str, Any]]:
+    """The fleet's rollout audit records (the one at ``key`` when given)."""
+    from bp_aws.hooks.s3 import OwnBucketsS3Hook
+    from include.naming import platform
+
+    s3 = OwnBucketsS3Hook(aws_conn_id=aws_conn_id)
+    bucket = platform.logs_bucket(s3.account_id)
+    keys = [key] if key else s3.list_keys(bucket, prefix=fleet.rollout_audit_prefix)
+    found = []
+    for name in keys:
+        if not s3.check_for_key(name, bucket):
+            continue
+        found += [json.loads(line) for line in s3.read_key(name, bucket).splitlines() if line.strip()]
+    return found
+
+
+def rollback_refusal(
+    fleet: Fleet,
+    run_id: str,
+    record: dict[str, Any] | None,
+    pointer: str | None,
+    aws_conn_id: str,
+    going_to: str | None = None,
+) -> str | None:
+    """Why rollout ``run_id`` (``record``: :func:`rollout_record`) can't be rolled back now
+    (:func:`include.rollouts.rollback.refusal`), naming who moved the pointer when it
+    moved; None when it can."""
+    from bp_aws.hooks.ssm_parameters import SsmParameterHook
+
+    moved_by = "someone"
+    if record is not None and pointer != record.get("to_bundle"):
+        history = SsmParameterHook(aws_conn_id=aws_conn_id).history(fleet.active_bundle)
+        moved_by = rollback.pointer_writer(rollout_records(fleet, aws_conn_id), pointer, history)
+    return rollback.refusal(fleet, run_id, record, pointer, moved_by, going_to)

@@ -3,12 +3,11 @@ checked against the pointer, then a ``gpu_bundle_rollout`` back to its bundle.""
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any
 
 from airflow.sdk import task
 
+from bp_tasks.audit import rollback_refusal, rollout_record
 from bp_tasks.common import RequestRefused, validated
 from include.naming.fleet import Fleet
 from include.rollouts import rollback
@@ -23,47 +22,6 @@ def validate_request(params: dict | None = None, dag_run=None, dag=None) -> dict
     request = validated(rollback.RollbackRequest.from_params, params, UNCHANGED, dag_run=dag_run, dag=dag)
     log.info("Rollback of rollout %s on %s", request.rollout_run_id, request.fleet)
     return {**request.fleet.names(), "rollout_run_id": request.rollout_run_id}
-
-
-def rollout_record(fleet: Fleet, run_id: str, aws_conn_id: str) -> dict[str, Any] | None:
-    """The audit record of rollout ``run_id`` of ``fleet``, or None."""
-    return next(iter(_records(fleet, aws_conn_id, key=fleet.rollout_audit_key(run_id))), None)
-
-
-def _records(fleet: Fleet, aws_conn_id: str, *, key: str | None = None) -> list[dict[str, Any]]:
-    """The fleet's rollout audit records (the one at ``key`` when given)."""
-    from bp_aws.hooks.s3 import OwnBucketsS3Hook
-    from include.naming import platform
-
-    s3 = OwnBucketsS3Hook(aws_conn_id=aws_conn_id)
-    bucket = platform.logs_bucket(s3.account_id)
-    keys = [key] if key else s3.list_keys(bucket, prefix=fleet.rollout_audit_prefix)
-    found = []
-    for name in keys:
-        if not s3.check_for_key(name, bucket):
-            continue
-        found += [json.loads(line) for line in s3.read_key(name, bucket).splitlines() if line.strip()]
-    return found
-
-
-def rollback_refusal(
-    fleet: Fleet,
-    run_id: str,
-    record: dict[str, Any] | None,
-    pointer: str | None,
-    aws_conn_id: str,
-    going_to: str | None = None,
-) -> str | None:
-    """Why rollout ``run_id`` (``record``: :func:`rollout_record`) can't be rolled back now
-    (:func:`include.rollouts.rollback.refusal`), naming who moved the pointer when it
-    moved; None when it can."""
-    from bp_aws.hooks.ssm_parameters import SsmParameterHook
-
-    moved_by = "someone"
-    if record is not None and pointer != record.get("to_bundle"):
-        history = SsmParameterHook(aws_conn_id=aws_conn_id).history(fleet.active_bundle)
-        moved_by = rollback.pointer_writer(_records(fleet, aws_conn_id), pointer, history)
-    return rollback.refusal(fleet, run_id, record, pointer, moved_by, going_to)
 
 
 @task

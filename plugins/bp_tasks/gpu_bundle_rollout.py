@@ -84,10 +84,13 @@ def check_bundle(request: dict, params: dict | None = None) -> dict:
     checked = {"summary": summary, "pointer": request["active_bundle"], "dev_node_command": None}
     if rollout.strategy == "dev_node":
         from bp_aws.hooks.ec2_instances import Ec2InstanceHook
-        from bp_tasks.gpu_dev_node import registered_nodes
+        from include.devnodes.lifecycle import registered_in
+        from include.naming.dev_node import DevNode
 
         found = Ec2InstanceHook(aws_conn_id=params["aws_conn_id"]).describe_instance(rollout.instance_id)
-        registered = {r.instance_id: node for node, r in registered_nodes(rollout.fleet.stage, params["aws_conn_id"])}
+        stage = rollout.fleet.stage
+        values = _ssm(params).parameters_under(DevNode.stage_root(stage))
+        registered = {r.instance_id: node for node, r in registered_in(stage, values)}
         problem = dev_node_problem(rollout.instance_id, found, rollout.fleet.stage, registered)
         if problem:
             raise AirflowFailException(f"Can't install on a dev node: {problem}. {UNCHANGED}")
@@ -166,7 +169,7 @@ def read_pointer(request: dict, checked: dict, params: dict | None = None) -> di
     }
     log.info("%s holds %s (version %s)", checked["pointer"], current["value"], current["version"])
     if request.get("rollback_of"):  # checked again under the lock: the pointer may have moved since the plan
-        from bp_tasks.gpu_bundle_rollback import rollback_refusal, rollout_record
+        from bp_tasks.audit import rollback_refusal, rollout_record
 
         fleet, undone = Fleet.of(request), request["rollback_of"]
         record = rollout_record(fleet, undone, params["aws_conn_id"])

@@ -42,20 +42,6 @@ def read_registration(node: DevNode, aws_conn_id: str) -> Registration | None:
     return Registration.from_parameters(node, _ssm(aws_conn_id).parameters_under(node.root))
 
 
-def registered_nodes(stage: str, aws_conn_id: str) -> list[tuple[DevNode, Registration]]:
-    """Every dev node of ``stage`` the registry holds."""
-    values = _ssm(aws_conn_id).parameters_under(DevNode.stage_root(stage))
-    prefix = DevNode.stage_root(stage) + "/"
-    names = sorted({name[len(prefix) :].split("/", 1)[0] for name in values if name.startswith(prefix)})
-    found = []
-    for name in names:
-        node = DevNode(stage, name)
-        registration = Registration.from_parameters(node, values)
-        if registration is not None:
-            found.append((node, registration))
-    return found
-
-
 @task
 def validate_request(params: dict | None = None, dag_run=None, dag=None) -> dict:
     """Domain checks on the params, before any AWS call."""

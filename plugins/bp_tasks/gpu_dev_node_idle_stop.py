@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import task
 
-from bp_tasks.gpu_dev_node import registered_nodes
 from include.devnodes import lifecycle
 
 log = logging.getLogger("bp.gpu_dev_node_idle_stop")
@@ -20,17 +19,20 @@ def find_idle_nodes(params: dict | None = None) -> list[dict]:
     ``idle_stop_minutes``; each one's owner is alerted before it is stopped."""
     from bp_aws.hooks.costs import FleetMetricsHook
     from bp_aws.hooks.ec2_instances import Ec2InstanceHook
+    from bp_aws.hooks.ssm_parameters import SsmParameterHook
     from bp_aws.notifiers.ops_alert import send_alert
     from include.alerts import Alert
     from include.devnodes import usage
     from include.naming import platform
+    from include.naming.dev_node import DevNode
 
     aws_conn_id = params["aws_conn_id"]
     now = datetime.now(UTC)
     metrics, ec2 = FleetMetricsHook(aws_conn_id=aws_conn_id), Ec2InstanceHook(aws_conn_id=aws_conn_id)
     idle = []
     for stage in platform.STAGES:
-        for node, registration in registered_nodes(stage, aws_conn_id):
+        registry = SsmParameterHook(aws_conn_id=aws_conn_id).parameters_under(DevNode.stage_root(stage))
+        for node, registration in lifecycle.registered_in(stage, registry):
             instance = ec2.describe_instance(registration.instance_id)
             if lifecycle.state_of(instance) != "running":
                 continue

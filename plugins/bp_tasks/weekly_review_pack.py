@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import PurePath
 from typing import Any
 
@@ -20,10 +20,11 @@ from airflow.sdk import Variable, task
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.log import mask_secret
 
-from bp_tasks.common import RequestRefused, report_outcome, validated
+from bp_tasks.common import report_outcome, validated
 from bp_tasks.economics_settings import WAREHOUSE_CONN, Settings
 from bp_tasks.storage import try_folder
-from include.economics.calendar import InvalidWeek, IsoWeek
+from include.economics import calendar
+from include.economics.calendar import IsoWeek
 from include.naming import platform
 from include.tables import format_table
 
@@ -52,34 +53,17 @@ def rules(settings: Settings):
         raise AirflowFailException(f"Variable weekly_review_rules is invalid: {error}. No pack was built.") from None
 
 
-def week_to_review(requested: str | None, run_date: Any, today: date | None = None) -> IsoWeek:
-    """The ``week`` param, or the ISO week before the run's date (its logical date, or when it
-    was triggered for a manual run without one); it must be over."""
-    today = today or datetime.now(UTC).date()
-    run_day = run_date.date() if run_date else today
-    try:
-        week = IsoWeek.parse(requested) if requested else IsoWeek.last_full_week_before(run_day)
-    except InvalidWeek as error:
-        raise RequestRefused(f"{error}. No pack was built.") from None
-    if week.last_day >= today:
-        raise RequestRefused(
-            f"week {week} ends on {week.last_day} and is not over yet (UTC): only past weeks have a review. "
-            "No pack was built."
-        )
-    log.info("Reviewing %s (%s to %s) against %s", week, week.first_day, week.last_day, week.previous())
-    return week
-
-
 @task(retries=0)
 def resolve_week(params: dict | None = None, logical_date=None, dag_run=None, dag=None) -> str:
     """Validate the request before the warehouse or AWS is touched."""
     week = validated(
-        lambda p: week_to_review(p["week"], logical_date or getattr(dag_run, "run_after", None)),
+        lambda p: calendar.week_to_review(p["week"], logical_date or getattr(dag_run, "run_after", None)),
         params,
         "No pack was built.",
         dag_run=dag_run,
         dag=dag,
     )
+    log.info("Reviewing %s (%s to %s) against %s", week, week.first_day, week.last_day, week.previous())
     return str(week)
 
 

@@ -307,3 +307,25 @@ def test_a_day_reads_its_own_events_and_each_nodes_last_one_before_it():
         "audit/devnodes/staging/alice/run-24.5.jsonl",
         "audit/devnodes/staging/bob/run--700.jsonl",
     ]
+
+
+def test_the_registry_of_a_stage_lists_each_registered_node_once_by_name():
+    from include.devnodes.lifecycle import registered_in
+    from include.naming.dev_node import REGISTRY_FIELDS
+
+    def registry(node: DevNode, instance_id: str) -> dict[str, str]:
+        return {node.registry_parameter(field): f"{field}-of-{node.name}" for field in REGISTRY_FIELDS} | {
+            node.registry_parameter("instance_id"): instance_id
+        }
+
+    bob, alice = DevNode("staging", "bob-flux"), DevNode("staging", "alice-sdxl")
+    values = registry(bob, "i-0b") | registry(alice, "i-0a")
+    values[DevNode("staging", "half-made").registry_parameter("owner")] = "carol"  # no instance: not registered
+
+    found = registered_in("staging", values)
+
+    assert [(str(node), registration.instance_id) for node, registration in found] == [
+        ("staging/alice-sdxl", "i-0a"),
+        ("staging/bob-flux", "i-0b"),
+    ]
+    assert registered_in("production", values) == []

@@ -230,8 +230,7 @@ def test_the_last_verdict_returns_every_analysis(aws, fleet):
 
 
 def test_a_rollback_refusal_names_the_newer_rollout_from_the_fleets_audit_records(aws, seeded):
-    from bp_tasks.audit import write_record
-    from bp_tasks.gpu_bundle_rollback import rollback_refusal, rollout_record
+    from bp_tasks.audit import rollback_refusal, rollout_record, write_record
 
     base = {"result": "success", "strategy": "refresh", "triggered_by": "alice", "ended_at": "2026-11-30T08:00"}
     first = {**base, "run_id": "manual__first", "from_bundle": "bundles/b-1", "to_bundle": "bundles/b-2"}

@@ -21,31 +21,6 @@ from include.economics.calendar import IsoWeek
 W47 = IsoWeek(2026, 47)
 
 
-def test_the_week_defaults_to_the_one_before_the_run():
-    monday_run = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
-
-    assert weekly_review.week_to_review(None, monday_run, today=date(2026, 11, 23)) == W47
-    assert weekly_review.week_to_review("2026-W44", None, today=date(2026, 11, 23)) == IsoWeek(2026, 44)
-
-
-def test_a_manual_run_without_a_logical_date_reviews_the_last_full_week():
-    # the REST API and the CLI trigger with logical_date null; the run's date is then unknown here
-    assert weekly_review.week_to_review(None, None, today=date(2026, 11, 30)) == IsoWeek(2026, 48)
-
-
-@pytest.mark.parametrize(
-    ("requested", "message"),
-    [
-        ("2026-W60", "week '2026-W60' does not exist: 2026 has weeks W01 to W53. No pack was built."),
-        ("2026-W48", "week 2026-W48 ends on 2026-11-29 and is not over yet (UTC)"),
-        ("2026-W47", "week 2026-W47 ends on 2026-11-22 and is not over yet (UTC)"),
-    ],
-)
-def test_a_bad_week_fails_before_anything_is_read(requested, message):
-    with pytest.raises(AirflowFailException, match=message.replace("(", "\\(").replace(")", "\\)")):
-        weekly_review.week_to_review(requested, None, today=date(2026, 11, 22))
-
-
 def test_the_rules_come_from_variables_and_a_bad_one_is_refused(monkeypatch):
     monkeypatch.setenv("AIRFLOW_VAR_MARGIN_FLOOR_PCT", "25")
     monkeypatch.setenv("AIRFLOW_VAR_WEEKLY_REVIEW_RULES", json.dumps({"p95_pct": 30}))
