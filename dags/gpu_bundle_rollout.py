@@ -40,7 +40,7 @@ from bp_tasks import fleet_lock, params, rollout_undo, rollout_verdict
 from bp_tasks import gpu_bundle_rollout as tasks
 from bp_tasks.approvals import ApprovalGate
 from bp_tasks.params import PLATFORM_START, SAFE_TO_RETRY
-from include.amis.build import DAG_ID as AMI_DAG
+from include.naming.platform import AMI_BUILD_DAG
 from include.rollouts.rollout import bake_run_id
 
 AWS = "{{ params.aws_conn_id }}"
@@ -98,7 +98,7 @@ def gpu_bundle_rollout():
     dev_node_checked = tasks.check_dev_node(request, apply_on_dev_node.output)
     bake = TriggerDagRunOperator(  # bake_and_refresh
         task_id="bake_ami",
-        trigger_dag_id=AMI_DAG,
+        trigger_dag_id=AMI_BUILD_DAG,
         trigger_run_id=bake_run_id("{{ run_id }}"),  # the fleet lock lets this run act under ours
         reset_dag_run=True,  # a cleared bake_ami runs that bake again
         conf={"fleet_stage": request["fleet_stage"], "fleet_slug": request["fleet_slug"], "mode": "bake"}

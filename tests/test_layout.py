@@ -237,3 +237,21 @@ def test_a_dags_task_module_never_imports_another_dags():
         if imported & (dag_modules - {name}):
             crossing[name] = sorted(imported & (dag_modules - {name}))
     assert crossing == {}
+
+
+def test_the_domains_capabilities_import_each_other_without_a_cycle():
+    """include/<capability>/ may use another capability, never in a circle (observability
+    reads the economics' tables and rules; the economics never read observability)."""
+    capabilities = {p.name for p in (REPO_ROOT / "include").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    uses: dict[str, set[str]] = {name: set() for name in capabilities}
+    for name in capabilities:
+        for path in (REPO_ROOT / "include" / name).rglob("*.py"):
+            for module in _imports(path):
+                parts = module.split(".")
+                if parts[0] == "include" and len(parts) > 1 and parts[1] in capabilities and parts[1] != name:
+                    uses[name].add(parts[1])
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in uses[start])
+
+    assert sorted(name for name in capabilities if reaches(name, name, {name})) == []

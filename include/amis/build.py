@@ -32,8 +32,6 @@ from include.rollouts.rollout import fleet_refresh_preferences
 
 MODES = ("base", "bake", "base_and_bake")
 PACKER_DIR = Path(__file__).resolve().parents[2] / "packer"
-#: The DAG that builds a fleet's images (and creates its AMI pointer with mode=base).
-DAG_ID = "gpu_ami_build_and_bake"
 
 
 class MissingInputs(RuntimeError):

@@ -7,7 +7,7 @@ re-run writes the same series and timestamps and replaces the values. The per-us
 cardinality seed 000's risk register warns about; dashboards read feature, model, plan,
 fleet and day totals. ``ai_quality_daily`` goes as one point per suite and severity
 (its expectation names carry the day's totals: free text), and the day's failed payments
-as one point per plan. Every point's tags pass :func:`include.observability.tags.check_tags`.
+as one point per plan. Every point's tags pass :func:`include.influx_tags.check_tags`.
 
 Parquet: ``<prefix><table>/day=YYYY-MM-DD/part-0.parquet``, money as decimal128(18, 6).
 """
@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from influxdb_client import Point, WritePrecision
 
 from include.economics import warehouse
-from include.observability.tags import check_tags
+from include.influx_tags import check_tags
 
 #: table -> (measurement, tag columns). ai_cost_daily is deliberately absent (cardinality).
 INFLUX_MEASUREMENTS = {

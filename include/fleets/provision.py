@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from include import approvals
-from include.amis.build import DAG_ID as AMI_DAG
 from include.errors import InvalidRequest
 from include.fleets.config import DRAIN_HOOK_MARGIN_SECONDS, SCALE_TO_ZERO_MINUTES_BOUNDS, FleetConfig
 from include.fleets.guardrails import LEAK_GRACE
@@ -183,7 +182,9 @@ def fleet_stack_parameters(
 def ami_pointer_problem(pointer: dict[str, Any] | None, fleet: Fleet) -> str | None:
     """Why the fleet's launch template could not resolve its image, or None."""
     name = fleet.ami_pointer
-    run_ami_dag = f"run the {AMI_DAG} DAG with fleet_stage={fleet.stage}, fleet_slug={fleet.slug}, mode=base first"
+    run_ami_dag = (
+        f"run the {platform.AMI_BUILD_DAG} DAG with fleet_stage={fleet.stage}, fleet_slug={fleet.slug}, mode=base first"
+    )
     if pointer is None:
         return f"the fleet has no AMI pointer {name}: {run_ami_dag}"
     if pointer.get("DataType") != "aws:ec2:image":

@@ -42,6 +42,9 @@ DEV_NODE_ROLE = "dev-node"
 #: Cost-allocation tags of a dev node (issue 22): its name and the person it belongs to.
 DEV_NODE_TAG = "devnode"
 OWNER_TAG = "owner"
+#: The DAG that builds a fleet's images (and creates its AMI pointer with mode=base): the
+#: rollout triggers it, the provisioning and the preflight name it in what they say.
+AMI_BUILD_DAG = "gpu_ami_build_and_bake"
 #: An instance launched to smoke-test a candidate AMI before it is promoted: it lives for
 #: one ``gpu_ami_build_and_bake`` run, whose id it carries (``airflow_run_id``).
 AMI_SMOKE_ROLE = "ami-smoke"

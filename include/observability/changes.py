@@ -12,8 +12,8 @@ from datetime import datetime
 
 from influxdb_client import Point, WritePrecision
 
+from include.influx_tags import check_tags
 from include.observability.catalogue import CHANGE_KINDS, CHANGE_MEASUREMENT
-from include.observability.tags import check_tags
 
 
 def change_point(kind: str, stage: str, fleet: str, text: str, run_id: str, at: datetime) -> Point:

@@ -144,10 +144,10 @@ def acquire_lock(params: dict | None = None, ti=None) -> str:
     whichever DAG makes it. A bake_and_refresh lets its AMI bake act under it. It joins
     the path with and without an approval (the request is pulled, see
     :func:`bp_tasks.common.validated_request`)."""
-    from include.amis.build import DAG_ID as AMI_DAG
+    from include.naming.platform import AMI_BUILD_DAG
 
     rollout = _rollout(validated_request(ti))
-    delegate = (AMI_DAG, bake_run_id(ti.run_id)) if rollout.strategy == "bake_and_refresh" else None
+    delegate = (AMI_BUILD_DAG, bake_run_id(ti.run_id)) if rollout.strategy == "bake_and_refresh" else None
     purpose = f"rollout of bundle {rollout.bundle_id} ({rollout.strategy})"
     return fleet_lock.take(rollout.fleet.lock, purpose, aws_conn_id=params["aws_conn_id"], ti=ti, delegate=delegate)
 

@@ -20,11 +20,11 @@ import yaml
 
 from include.alerts import DEFAULT_TOPIC, SEVERITIES
 from include.economics import daily, exports
+from include.influx_tags import TAG_RULES, CardinalityError, check_tags
 from include.naming import platform
 from include.observability import alert_rules, build, catalogue, contract
 from include.observability.changes import change_point
 from include.observability.flux import DATASOURCE_UID
-from include.observability.tags import TAG_RULES, CardinalityError, check_tags
 from tests.conftest import REPO_ROOT
 
 PROVISIONING = REPO_ROOT / "infra" / "grafana" / "provisioning"

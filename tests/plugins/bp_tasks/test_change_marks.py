@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import pytest
 
 from bp_tasks.audit import mark_change
+from include.influx_tags import CardinalityError
 from include.observability.catalogue import TELEMETRY_BUCKET
-from include.observability.tags import CardinalityError
 from tests.doubles.influxdb_writes import InfluxWrites
 
 RUN = SimpleNamespace(run_id="manual__2026-11-30T10:00:00", run_after=datetime(2026, 11, 30, 10, 0, tzinfo=UTC))

@@ -70,7 +70,7 @@ def check_tags(measurement: str, tags: Mapping[str, str]) -> None:
         if rule is None:
             raise CardinalityError(
                 f"InfluxDB point {measurement!r} carries tag {tag!r}, which is not in the tag allow-list "
-                f"(include/observability/tags.py): an unlisted tag may be unbounded (a user or request id, "
+                f"(include/influx_tags.py): an unlisted tag may be unbounded (a user or request id, "
                 f"free text). Write it as a field, or add it there with what bounds its values."
             )
         if not rule.allows(value):
