@@ -6,21 +6,21 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from airflow.providers.amazon.aws.hooks.ec2 import EC2Hook
 from botocore.exceptions import ClientError
 
 from bp_aws.exceptions import AwsResourceNotFound
 from include.aws_reads import MISSING_IMAGE_CODES
 
 
-class AmiHook(AwsBaseHook):
+class AmiHook(EC2Hook):
     """Interact with AMIs through a boto3 ``ec2`` client.
 
-    .. seealso:: :class:`airflow.providers.amazon.aws.hooks.base_aws.AwsBaseHook`
+    .. seealso:: :class:`airflow.providers.amazon.aws.hooks.ec2.EC2Hook` (its client API)
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["client_type"] = "ec2"
+        kwargs["api_type"] = "client_type"
         super().__init__(*args, **kwargs)
 
     @cached_property

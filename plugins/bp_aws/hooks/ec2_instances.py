@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from airflow.providers.amazon.aws.hooks.ec2 import EC2Hook
 
 #: every state but terminated: an instance in one of them may still cost money
 LIVE_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
@@ -14,16 +14,16 @@ LIVE_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
 ROOT_VOLUME_GIB = 150
 
 
-class Ec2InstanceHook(AwsBaseHook):
+class Ec2InstanceHook(EC2Hook):
     """Launch, find and terminate instances through a boto3 ``ec2`` client.
 
     Status waits use botocore's own ``instance_status_ok`` waiter.
 
-    .. seealso:: :class:`airflow.providers.amazon.aws.hooks.base_aws.AwsBaseHook`
+    .. seealso:: :class:`airflow.providers.amazon.aws.hooks.ec2.EC2Hook` (its client API)
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["client_type"] = "ec2"
+        kwargs["api_type"] = "client_type"
         super().__init__(*args, **kwargs)
 
     def instances_tagged(self, tags: dict[str, str], states: tuple[str, ...] = LIVE_STATES) -> list[dict[str, Any]]:

@@ -7,20 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from airflow.providers.amazon.aws.hooks.ssm import SsmHook
 
 from bp_aws.exceptions import AwsResourceNotFound
 from include import aws_reads
 
 
-class SsmParameterHook(AwsBaseHook):
+class SsmParameterHook(SsmHook):
     """Interact with SSM Parameter Store through a boto3 ``ssm`` client.
 
-    .. seealso:: :class:`airflow.providers.amazon.aws.hooks.base_aws.AwsBaseHook`
+    .. seealso:: :class:`airflow.providers.amazon.aws.hooks.ssm.SsmHook`
     """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["client_type"] = "ssm"
-        super().__init__(*args, **kwargs)
 
     @cached_property
     def waiter_path(self) -> Path:
