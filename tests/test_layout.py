@@ -255,3 +255,15 @@ def test_the_domains_capabilities_import_each_other_without_a_cycle():
         return any(n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in uses[start])
 
     assert sorted(name for name in capabilities if reaches(name, name, {name})) == []
+
+
+def test_task_modules_call_aws_through_hook_methods():
+    """``hook.conn.<api>`` in a task body is an AWS call with no name, no not-found
+    handling and no test of its own: it belongs in a hook method."""
+    import re
+
+    raw = {
+        path.name: re.findall(r"\.conn\.\w+", path.read_text())
+        for path in (REPO_ROOT / "plugins" / "bp_tasks").glob("*.py")
+    }
+    assert {name: calls for name, calls in raw.items() if calls} == {}

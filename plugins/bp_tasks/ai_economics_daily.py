@@ -76,13 +76,8 @@ def _dev_node_days(settings: Settings, day: date, aws_conn_id: str) -> list:
         return []
     s3 = OwnBucketsS3Hook(aws_conn_id=aws_conn_id)
     bucket = platform.logs_bucket(s3.account_id)
-    paginator = s3.conn.get_paginator("list_objects_v2")
-    listing = [
-        item
-        for stage in platform.STAGES
-        for page in paginator.paginate(Bucket=bucket, Prefix=DevNode.lifecycle_stage_prefix(stage))
-        for item in page.get("Contents", [])
-    ]
+    prefixes = [DevNode.lifecycle_stage_prefix(stage) for stage in platform.STAGES]
+    listing = [item for prefix in prefixes for item in s3.iter_file_metadata(prefix, bucket)]
     events = []
     for key in usage.events_for_day(listing, day):
         events += [json.loads(line) for line in s3.read_key(key, bucket).splitlines() if line.strip()]

@@ -25,20 +25,15 @@ ASSET_OPS_ENDPOINT = "/ops/comfyui-assets/sync-logs"
 
 def write_record(key: str, record: dict[str, Any], aws_conn_id: str, *, post: bool = True) -> str:
     """Write ``record`` as one JSON line at ``key`` of the logs bucket, once; return its URI."""
-    from botocore.exceptions import ClientError
-
     from bp_aws.hooks.s3 import OwnBucketsS3Hook
     from include.naming import platform
 
     body = (json.dumps(record, sort_keys=True, default=str) + "\n").encode()
     s3 = OwnBucketsS3Hook(aws_conn_id=aws_conn_id)
     bucket = platform.logs_bucket(s3.account_id)
-    try:
-        s3.conn.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*", ContentType="application/x-ndjson")
+    if s3.put_object(bucket, key, body, "application/x-ndjson", only_new=True):
         log.info("Audit record s3://%s/%s: %s", bucket, key, body.decode().strip())
-    except ClientError as error:
-        if error.response["Error"]["Code"] not in ("PreconditionFailed", "ConditionalRequestConflict"):
-            raise
+    else:
         log.info("s3://%s/%s was already written by an earlier try: it stays as it is", bucket, key)
     if post:
         post_to_backend(body, aws_conn_id)

@@ -23,31 +23,17 @@ class SsmLockStore:
         self.ssm = SsmParameterHook(aws_conn_id=aws_conn_id)
 
     def create(self, name: str, value: str) -> bool:
-        from botocore.exceptions import ClientError
-
-        try:
-            self.ssm.conn.put_parameter(Name=name, Value=value, Type="String", Overwrite=False)
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ParameterAlreadyExists":
-                return False
-            raise
-        return True
+        return self.ssm.create(name, value)
 
     def read(self, name: str) -> str | None:
         parameter = self.ssm.get(name)
         return parameter["Value"] if parameter else None
 
     def overwrite(self, name: str, value: str) -> None:
-        self.ssm.conn.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+        self.ssm.put(name, value, overwrite=True)
 
     def delete(self, name: str) -> None:
-        from botocore.exceptions import ClientError
-
-        try:
-            self.ssm.conn.delete_parameter(Name=name)
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ParameterNotFound":
-                raise
+        self.ssm.delete(name)
 
 
 def run_state(ti: Any):

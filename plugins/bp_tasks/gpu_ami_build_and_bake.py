@@ -94,7 +94,7 @@ def _base_image(hook, request: build.BuildRequest, inputs: dict) -> str | None:
         image = hook.describe_image(inputs["current_ami"])
         return fingerprint.root_base_image(inputs["current_ami"], platform.tags_of(image))
     filters = [{"Name": key, "Values": [value]} for key, value in fingerprint.UBUNTU_FILTERS.items()]
-    images = hook.conn.describe_images(Owners=[fingerprint.UBUNTU_OWNER], Filters=filters)["Images"]
+    images = hook.images_of(fingerprint.UBUNTU_OWNER, filters)
     newest = fingerprint.newest_image(images)
     if newest is None:
         log.warning("No Ubuntu 22.04 image of Canonical's was found: the build can't be fingerprinted and runs")

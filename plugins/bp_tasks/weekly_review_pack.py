@@ -178,7 +178,7 @@ def publish_pack(built: dict, params: dict | None = None) -> dict[str, str]:
     for name in built["files"]:
         key = platform.weekly_report_key(built["week"], name)
         content_type = CONTENT_TYPES.get(PurePath(name).suffix, "application/octet-stream")
-        s3.conn.put_object(Bucket=bucket, Key=key, Body=(folder / name).read_bytes(), ContentType=content_type)
+        s3.put_object(bucket, key, (folder / name).read_bytes(), content_type)
         uploaded[name] = f"s3://{bucket}/{key}"
     report_outcome(*(f"Uploaded {name} to {uri}" for name, uri in uploaded.items()))
     return uploaded

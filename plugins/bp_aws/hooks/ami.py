@@ -44,7 +44,12 @@ class AmiHook(EC2Hook):
     def images_tagged(self, tags: dict[str, str]) -> list[dict[str, Any]]:
         """This account's images carrying every tag given."""
         filters = [{"Name": f"tag:{key}", "Values": [value]} for key, value in tags.items()]
-        return self.conn.describe_images(Owners=["self"], Filters=filters)["Images"]
+        return self.images_of("self", filters)
+
+    def images_of(self, owner: str, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The images ``owner`` (an account id, or ``self``) publishes that match ``filters``.
+        .. seealso:: EC2.Client.describe_images"""
+        return self.conn.describe_images(Owners=[owner], Filters=filters)["Images"]
 
     def tag_image(self, image_id: str, tags: dict[str, str], *, with_snapshots: bool = True) -> list[str]:
         """Tag an image (and its EBS snapshots); return the resources tagged.

@@ -47,3 +47,18 @@ class OwnBucketsS3Hook(S3Hook):
         resource = super().get_resource_type(*args, **kwargs)
         require_bucket_owner(resource.meta.client, self.bucket_owner)
         return resource
+
+    def put_object(self, bucket: str, key: str, body: bytes, content_type: str, *, only_new: bool = False) -> bool:
+        """Write an object with its Content-Type (S3Hook's ``load_bytes`` sets none). With
+        ``only_new``: written only if nothing is at ``key`` yet (``If-None-Match: *``), False
+        when something was. .. seealso:: S3.Client.put_object"""
+        from botocore.exceptions import ClientError
+
+        arguments = {"IfNoneMatch": "*"} if only_new else {}
+        try:
+            self.conn.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, **arguments)
+        except ClientError as error:
+            if only_new and error.response["Error"]["Code"] in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise
+        return True

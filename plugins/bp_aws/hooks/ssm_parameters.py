@@ -8,6 +8,7 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.hooks.ssm import SsmHook
+from botocore.exceptions import ClientError
 
 from bp_aws.exceptions import AwsResourceNotFound
 from include import aws_reads
@@ -86,6 +87,27 @@ class SsmParameterHook(SsmHook):
         if description:
             kwargs["Description"] = description
         return self.conn.put_parameter(**kwargs)["Version"]
+
+    def create(self, name: str, value: str) -> bool:
+        """Write a String parameter only if it does not exist: False when it did (nothing
+        written). SSM's one atomic conditional write. .. seealso:: SSM.Client.put_parameter"""
+        try:
+            self.put(name, value, overwrite=False)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ParameterAlreadyExists":
+                return False
+            raise
+        return True
+
+    def delete(self, name: str) -> bool:
+        """Delete a parameter: False when there was none. .. seealso:: SSM.Client.delete_parameter"""
+        try:
+            self.conn.delete_parameter(Name=name)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ParameterNotFound":
+                return False
+            raise
+        return True
 
     def history(self, name: str, *, decrypt: bool = False) -> list[dict[str, Any]]:
         """Every stored version, oldest first. .. seealso:: SSM.Client.get_parameter_history"""
