@@ -100,6 +100,27 @@ def baseline(aws_http):
     return seed_baseline(aws_http)
 
 
+def two_node_group(client, baseline, name: str, *, instance_type: str = "g4dn.xlarge", tags=None) -> str:
+    """A fleet's Auto Scaling group as provisioning leaves it, two nodes from launch
+    template ``bp-fleet-lt`` (the baseline's image) in the first private subnet, for the
+    tests that need a fleet without its stack; returns the template's id. ``client``: a
+    boto3 client factory (the ``aws`` or ``aws_http`` fixture)."""
+    template = client("ec2").create_launch_template(
+        LaunchTemplateName="bp-fleet-lt",
+        LaunchTemplateData={"ImageId": baseline.base_ami_id, "InstanceType": instance_type},
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    client("autoscaling").create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        MinSize=0,
+        MaxSize=4,
+        DesiredCapacity=2,
+        LaunchTemplate={"LaunchTemplateId": template, "Version": "1"},
+        VPCZoneIdentifier=baseline.private_subnet_ids[0],
+        Tags=[{"Key": k, "Value": v, "PropagateAtLaunch": True} for k, v in (tags or {}).items()],
+    )
+    return template
+
+
 @pytest.fixture(scope="session")
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from gpu_worker.agent.drain import SPOT_MARGIN_SECONDS
 from include.naming import platform
 from include.naming.fleet import Fleet
 from include.rollouts import analysis
+from tests.conftest import two_node_group
 from tests.doubles import gpu_node
 from tests.doubles.fleet_nodes import (
     AGENT_SETTINGS,
@@ -35,20 +36,7 @@ def nodes(aws_http, moto_endpoint, baseline):
     """Two InService nodes of the fleet, booted with BUNDLE; their agents, stopped at the end."""
     aws_http("s3").put_object(Bucket=baseline.models_bucket, Key=f"{BUNDLE}/manifest.json", Body=b"{}")
     aws_http("ssm").put_parameter(Name=FLEET.active_bundle, Value=BUNDLE, Type="String", Overwrite=True)
-    ec2 = aws_http("ec2")
-    template = ec2.create_launch_template(
-        LaunchTemplateName="bp-fleet-lt",
-        LaunchTemplateData={"ImageId": baseline.base_ami_id, "InstanceType": "g5.xlarge"},
-    )["LaunchTemplate"]["LaunchTemplateId"]
-    aws_http("autoscaling").create_auto_scaling_group(
-        AutoScalingGroupName=FLEET.auto_scaling_group,
-        MinSize=0,
-        MaxSize=4,
-        DesiredCapacity=2,
-        LaunchTemplate={"LaunchTemplateId": template, "Version": "1"},
-        VPCZoneIdentifier=baseline.private_subnet_ids[0],
-        Tags=[{"Key": k, "Value": v, "PropagateAtLaunch": True} for k, v in FLEET.tags.items()],
-    )
+    two_node_group(aws_http, baseline, FLEET.auto_scaling_group, instance_type="g5.xlarge", tags=FLEET.tags)
     gpu_node.install()
     fleet = EmulatedFleet(moto_endpoint)
     yield fleet

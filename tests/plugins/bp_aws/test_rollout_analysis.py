@@ -18,6 +18,7 @@ from bp_aws.operators.rollout_analysis import RolloutAnalysisOperator
 from devstack.fleet_metrics import put_minutely
 from include.naming.fleet import Fleet
 from include.rollouts import analysis
+from tests.conftest import two_node_group
 
 FLEET = Fleet("staging", "gpu-default")
 BAKE = 120
@@ -28,20 +29,7 @@ WINDOW_START = NOW - timedelta(minutes=5)
 
 @pytest.fixture
 def fleet(aws, seeded):
-    ec2, autoscaling = aws("ec2"), aws("autoscaling")
-    template = ec2.create_launch_template(
-        LaunchTemplateName="bp-fleet-lt",
-        LaunchTemplateData={"ImageId": seeded.base_ami_id, "InstanceType": "g4dn.xlarge"},
-    )["LaunchTemplate"]["LaunchTemplateId"]
-    autoscaling.create_auto_scaling_group(
-        AutoScalingGroupName=FLEET.auto_scaling_group,
-        MinSize=0,
-        MaxSize=4,
-        DesiredCapacity=2,
-        LaunchTemplate={"LaunchTemplateId": template, "Version": "1"},
-        VPCZoneIdentifier=seeded.private_subnet_ids[0],
-        Tags=[{"Key": k, "Value": v, "PropagateAtLaunch": True} for k, v in FLEET.tags.items()],
-    )
+    two_node_group(aws, seeded, FLEET.auto_scaling_group, tags=FLEET.tags)
     return seeded
 
 
