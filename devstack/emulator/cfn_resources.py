@@ -196,12 +196,11 @@ class LifecycleHookResource(CloudFormationModel):
         properties = cloudformation_json["Properties"]
         backend = autoscaling_backends[account_id][region_name]
         name = properties.get("LifecycleHookName") or resource_name
-        timeout = properties.get("HeartbeatTimeout")
         backend.create_lifecycle_hook(
             name=name,
             as_name=properties["AutoScalingGroupName"],
             transition=properties["LifecycleTransition"],
-            timeout=int(timeout) if timeout is not None else None,
+            timeout=_int(properties.get("HeartbeatTimeout")),
             result=properties.get("DefaultResult", "ABANDON"),
         )
         return cls(name, properties["AutoScalingGroupName"])
@@ -218,8 +217,7 @@ class LifecycleHookResource(CloudFormationModel):
         return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
 
     def delete(self, account_id: str, region_name: str) -> None:
-        backend = autoscaling_backends[account_id][region_name]
-        backend.lifecycle_hooks.pop(f"{self.group_name}_{self.name}", None)
+        autoscaling_backends[account_id][region_name].delete_lifecycle_hook(self.group_name, self.name)
 
     def is_created(self) -> bool:
         return True

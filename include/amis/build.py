@@ -146,7 +146,7 @@ def resolve_inputs(read: Callable[[str], dict[str, Any] | None], request: BuildR
         worker_security_group_id=value(platform.worker_security_group_id()),
         current_ami=current["Value"] if current else None,
         current_ami_version=current["Version"] if current else 0,
-        refresh_preferences=fleet_refresh_preferences(deployed_warmup_seconds(read, fleet.desired_config)[0]),
+        refresh_preferences=fleet_refresh_preferences(deployed_warmup_seconds(read, fleet.desired_config)),
     )
     if request.mode == "bake" and not inputs.current_ami:
         raise MissingInputs(

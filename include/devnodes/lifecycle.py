@@ -10,6 +10,7 @@ is what the platform last saw, and ``status`` reports where they differ.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -125,10 +126,11 @@ class Registration:
         return asdict(self)
 
 
-def registered_in(stage: str, values: dict[str, str]) -> list[tuple[DevNode, Registration]]:
-    """Every dev node of ``stage`` in ``values`` (the registry under
-    :meth:`DevNode.stage_root`, name -> value), by name."""
+def registered_in(stage: str, read_path: Callable[[str], dict[str, str]]) -> list[tuple[DevNode, Registration]]:
+    """Every dev node of ``stage`` the registry holds, by name. ``read_path`` returns the
+    parameters under a path, name -> value (``SsmParameterHook.parameters_under``)."""
     prefix = DevNode.stage_root(stage) + "/"
+    values = read_path(DevNode.stage_root(stage))
     names = sorted({name[len(prefix) :].split("/", 1)[0] for name in values if name.startswith(prefix)})
     found = []
     for name in names:

@@ -13,12 +13,14 @@ platform engineer fixes the config in one round, before any stack is touched.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger("bp.fleet_config")
 TEMPLATES_FILE = Path(__file__).with_name("templates.json")
 
 #: The fleet stack has four instance-type override slots (``gpu-fleet.yaml``).
@@ -103,17 +105,19 @@ class InvalidFleetConfig(ValueError):
         super().__init__(f"desired_config {source} is invalid: {'; '.join(problems)}")
 
 
-def deployed_warmup_seconds(read: Callable[[str], dict[str, Any] | None], parameter: str) -> tuple[int, str | None]:
+def deployed_warmup_seconds(read: Callable[[str], dict[str, Any] | None], parameter: str) -> int:
     """The warmup an instance refresh of the fleet waits: its desired_config's (``read``
-    returns the SSM parameter or None), or :data:`DEFAULT_WARMUP_SECONDS` with the reason
-    it could not be read (for the task's log)."""
+    returns the SSM parameter or None), or :data:`DEFAULT_WARMUP_SECONDS`, with a warning
+    in the task's log saying why."""
     config = read(parameter)
     if config is None:
-        return DEFAULT_WARMUP_SECONDS, f"{parameter} does not exist; using a warmup of {DEFAULT_WARMUP_SECONDS} s"
+        log.warning("%s does not exist; using a warmup of %s s", parameter, DEFAULT_WARMUP_SECONDS)
+        return DEFAULT_WARMUP_SECONDS
     try:
-        return parse_desired_config(config["Value"], source=parameter).warmup_seconds, None
+        return parse_desired_config(config["Value"], source=parameter).warmup_seconds
     except InvalidFleetConfig as error:
-        return DEFAULT_WARMUP_SECONDS, f"{error}; using a warmup of {DEFAULT_WARMUP_SECONDS} s"
+        log.warning("%s; using a warmup of %s s", error, DEFAULT_WARMUP_SECONDS)
+        return DEFAULT_WARMUP_SECONDS
 
 
 def parse_desired_config(text: str, *, source: str) -> FleetConfig:

@@ -8,7 +8,9 @@ and a DAG's reader rely on - ``aws_conn_id``, ``region_name``, ``verify``,
 ``botocore_config``, the same templated fields, a ``hook`` built from the class's hook
 with those settings - and name the hook by its import path instead of its class.
 Modules that derive from them import hooks and triggers inside the methods that run
-(``tests/test_layout.py`` checks that no DAG file imports boto3 when parsed).
+(``tests/test_layout.py`` checks that no DAG file imports boto3 when parsed). The two
+bases each define their own ``__init__``: Airflow fills ``default_args`` (``aws_conn_id``
+among them) only into an ``__init__`` a class defines itself.
 """
 
 from __future__ import annotations

@@ -127,10 +127,7 @@ def revoke(request: dict, params: dict | None = None, ti=None, run_id: str | Non
         restored.append(said)
         group = autoscaling.describe_group_or_none(restore.fleet.auto_scaling_group)
         if group and group["DesiredCapacity"] > 0:
-            warmup, unread = deployed_warmup_seconds(ssm.get, restore.fleet.desired_config)
-            if unread:
-                log.warning("%s", unread)
-            preferences = fleet_refresh_preferences(warmup)
+            preferences = fleet_refresh_preferences(deployed_warmup_seconds(ssm.get, restore.fleet.desired_config))
             refresh_id = autoscaling.start_instance_refresh(group["AutoScalingGroupName"], preferences)
             refreshes.append(
                 {"auto_scaling_group_name": group["AutoScalingGroupName"], "instance_refresh_id": refresh_id}

@@ -85,12 +85,10 @@ def check_bundle(request: dict, params: dict | None = None) -> dict:
     if rollout.strategy == "dev_node":
         from bp_aws.hooks.ec2_instances import Ec2InstanceHook
         from include.devnodes.lifecycle import registered_in
-        from include.naming.dev_node import DevNode
 
         found = Ec2InstanceHook(aws_conn_id=params["aws_conn_id"]).describe_instance(rollout.instance_id)
-        stage = rollout.fleet.stage
-        values = _ssm(params).parameters_under(DevNode.stage_root(stage))
-        registered = {r.instance_id: node for node, r in registered_in(stage, values)}
+        nodes = registered_in(rollout.fleet.stage, _ssm(params).parameters_under)
+        registered = {registration.instance_id: node for node, registration in nodes}
         problem = dev_node_problem(rollout.instance_id, found, rollout.fleet.stage, registered)
         if problem:
             raise AirflowFailException(f"Can't install on a dev node: {problem}. {UNCHANGED}")
@@ -159,9 +157,7 @@ def read_pointer(request: dict, checked: dict, params: dict | None = None) -> di
 
     ssm = _ssm(params)
     pointer = ssm.get(checked["pointer"])
-    warmup, unread = fleet_config.deployed_warmup_seconds(ssm.get, request["desired_config"])
-    if unread:
-        log.warning("%s", unread)
+    warmup = fleet_config.deployed_warmup_seconds(ssm.get, request["desired_config"])
     current = {
         "value": pointer["Value"] if pointer else None,
         "version": pointer["Version"] if pointer else 0,

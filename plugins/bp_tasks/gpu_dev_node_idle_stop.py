@@ -24,15 +24,14 @@ def find_idle_nodes(params: dict | None = None) -> list[dict]:
     from include.alerts import Alert
     from include.devnodes import usage
     from include.naming import platform
-    from include.naming.dev_node import DevNode
 
     aws_conn_id = params["aws_conn_id"]
     now = datetime.now(UTC)
     metrics, ec2 = FleetMetricsHook(aws_conn_id=aws_conn_id), Ec2InstanceHook(aws_conn_id=aws_conn_id)
+    ssm = SsmParameterHook(aws_conn_id=aws_conn_id)
     idle = []
     for stage in platform.STAGES:
-        registry = SsmParameterHook(aws_conn_id=aws_conn_id).parameters_under(DevNode.stage_root(stage))
-        for node, registration in lifecycle.registered_in(stage, registry):
+        for node, registration in lifecycle.registered_in(stage, ssm.parameters_under):
             instance = ec2.describe_instance(registration.instance_id)
             if lifecycle.state_of(instance) != "running":
                 continue

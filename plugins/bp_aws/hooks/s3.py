@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from botocore.exceptions import ClientError
 
 OWNER_PARAMETER = "ExpectedBucketOwner"
 
@@ -52,8 +53,6 @@ class OwnBucketsS3Hook(S3Hook):
         """Write an object with its Content-Type (S3Hook's ``load_bytes`` sets none). With
         ``only_new``: written only if nothing is at ``key`` yet (``If-None-Match: *``), False
         when something was. .. seealso:: S3.Client.put_object"""
-        from botocore.exceptions import ClientError
-
         arguments = {"IfNoneMatch": "*"} if only_new else {}
         try:
             self.conn.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, **arguments)

@@ -322,10 +322,13 @@ def test_the_registry_of_a_stage_lists_each_registered_node_once_by_name():
     values = registry(bob, "i-0b") | registry(alice, "i-0a")
     values[DevNode("staging", "half-made").registry_parameter("owner")] = "carol"  # no instance: not registered
 
-    found = registered_in("staging", values)
+    def read_path(path: str) -> dict[str, str]:
+        return {name: value for name, value in values.items() if name.startswith(path + "/")}
+
+    found = registered_in("staging", read_path)
 
     assert [(str(node), registration.instance_id) for node, registration in found] == [
         ("staging/alice-sdxl", "i-0a"),
         ("staging/bob-flux", "i-0b"),
     ]
-    assert registered_in("production", values) == []
+    assert registered_in("production", read_path) == []
