@@ -98,8 +98,15 @@ def test_production_approvals_answered_half_a_second_to_five_seconds_after_the_p
     with ThreadPoolExecutor(len(runs)) as pool:
         list(pool.map(answer_after, runs, ANSWER_DELAYS))
     # five rollouts at once share the stack's four task slots: on a loaded 2-core machine
-    # one was still running (not failed) after 300 s
-    ended = [client.wait_for_run(DAG, run.run_id, timeout=900) for run in runs]
+    # one was still running (not failed) after 300 s. One deadline for all five, well inside
+    # pytest's 900 s, so that a run still going says where it stands
+    deadline = time.monotonic() + 600
+    ended = []
+    for run in runs:
+        try:
+            ended.append(client.wait_for_run(DAG, run.run_id, timeout=max(1.0, deadline - time.monotonic())))
+        except TimeoutError as error:
+            pytest.fail(f"{error}: {_states(client, run)}")
 
     assert [run.state for run in ended] == ["success"] * len(runs), [_states(client, run) for run in ended]
     ssm = stack.aws_client()("ssm")
