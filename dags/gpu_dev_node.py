@@ -72,7 +72,7 @@ def gpu_dev_node():
     )
     status = tasks.report_status(request, plan)
     recorded = tasks.record_lifecycle(request)
-    # the node's lock (request["lock"]), a setup: clearing any task between takes it again
+    # the node's lock (DevNodeRequest.lock), a setup: clearing any task between takes it again
     released = fleet_lock.release_lock(request).as_teardown(setups=lock)
 
     request >> lock >> plan >> path >> [approve, cleared, status]

@@ -83,17 +83,48 @@ class DevNodeRequest:
             raise InvalidRequest("instance_type is required to create a dev node (one its fleet's template allows)")
         return cls(action, node, owner, source_fleet, instance_type, minutes, reason)
 
-    def as_dict(self) -> dict[str, Any]:
+    #: the form :meth:`serialize` writes; :meth:`deserialize` refuses a newer one
+    __version__ = 1
+
+    def serialize(self) -> dict[str, Any]:
+        """The request as it travels between tasks (Airflow's serde, in XCom): checked once
+        by :meth:`from_params` in the run's first task, taken back as it is by
+        :meth:`deserialize` in every later one."""
         return {
-            **self.node.names(),
             "action": self.action,
+            "fleet_stage": self.node.stage,
+            "name": self.node.name,
             "owner": self.owner,
             "fleet_slug": self.source_fleet.slug if self.source_fleet else None,
-            "ami_pointer": self.source_fleet.ami_pointer if self.source_fleet else None,
             "instance_type": self.instance_type,
             "idle_stop_minutes": self.idle_stop_minutes,
             "reason": self.reason,
         }
+
+    @staticmethod
+    def deserialize(data: dict[str, Any], version: int) -> DevNodeRequest:
+        if version > DevNodeRequest.__version__:
+            raise TypeError(f"DevNodeRequest version {version} is newer than this code's {DevNodeRequest.__version__}")
+        stage, slug = data["fleet_stage"], data["fleet_slug"]
+        return DevNodeRequest(
+            data["action"],
+            DevNode(stage, data["name"]),
+            data["owner"],
+            Fleet(stage, slug) if slug else None,
+            data["instance_type"],
+            data["idle_stop_minutes"],
+            data["reason"],
+        )
+
+    @property
+    def lock(self) -> str:
+        """The node's lock (:attr:`DevNode.lock`): one action per node at a time."""
+        return self.node.lock
+
+    def wiring(self) -> dict[str, Any]:
+        """What the DAG's operators take from the request (XCom keys ``validate_request``
+        pushes beside the request itself): the action and the node's names."""
+        return {"action": self.action, **self.node.names()}
 
 
 def instance_type_problem(instance_type: str, allowed: tuple[str, ...], fleet: Fleet) -> str | None:

@@ -106,20 +106,63 @@ class RolloutRequest:
             "Comment": f"gpu_bundle_rollout of bundle {self.bundle_id}"[:100],
         }
 
-    def as_dict(self) -> dict[str, Any]:
-        """The request and the fleet's names, for XCom (rebuilt with :meth:`from_params`)."""
+    #: the form :meth:`serialize` writes; :meth:`deserialize` refuses a newer one
+    __version__ = 1
+
+    def serialize(self) -> dict[str, Any]:
+        """The request as it travels between tasks (Airflow's serde, in XCom): checked once
+        by :meth:`from_params` in the run's first task, taken back as it is by
+        :meth:`deserialize` in every later one."""
         return {
-            **self.fleet.names(),
+            "fleet_stage": self.fleet.stage,
+            "fleet_slug": self.fleet.slug,
             "bundle_id": self.bundle_id,
             "strategy": self.strategy,
             "instance_id": self.instance_id,
             "min_healthy_percentage": self.min_healthy_percentage,
             "checkpoint_percentages": list(self.checkpoint_percentages),
             "auto_rollback": self.auto_rollback,
-            **asdict(self.thresholds),
+            "thresholds": asdict(self.thresholds),
             "rollback_of": self.rollback_of,
+        }
+
+    @staticmethod
+    def deserialize(data: dict[str, Any], version: int) -> RolloutRequest:
+        if version > RolloutRequest.__version__:
+            raise TypeError(f"RolloutRequest version {version} is newer than this code's {RolloutRequest.__version__}")
+        return RolloutRequest(
+            Fleet(data["fleet_stage"], data["fleet_slug"]),
+            data["bundle_id"],
+            data["strategy"],
+            data["instance_id"],
+            data["min_healthy_percentage"],
+            tuple(data["checkpoint_percentages"]),
+            data["auto_rollback"],
+            Thresholds(**data["thresholds"]),
+            data["rollback_of"],
+        )
+
+    @property
+    def lock(self) -> str:
+        """The fleet's change lock (:attr:`Fleet.lock`)."""
+        return self.fleet.lock
+
+    @property
+    def needs_approval(self) -> bool:
+        return approvals.needs_approval(self.fleet.stage)
+
+    def wiring(self) -> dict[str, Any]:
+        """What the DAG's operators and branches take from the request (XCom keys
+        ``validate_request`` pushes beside the request itself): the fleet's names, the
+        bundle and how it goes out, the verdict's thresholds."""
+        return {
+            **self.fleet.names(),
+            "bundle_id": self.bundle_id,
+            "strategy": self.strategy,
+            "checkpoint_percentages": list(self.checkpoint_percentages),
+            "thresholds": asdict(self.thresholds),
             "pointer_value": self.pointer_value,
-            "needs_approval": approvals.needs_approval(self.fleet.stage),
+            "needs_approval": self.needs_approval,
         }
 
 

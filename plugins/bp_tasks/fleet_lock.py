@@ -4,6 +4,7 @@ release it: SSM through the project's hook, run states through Airflow's task AP
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from airflow.sdk import TriggerRule, task
@@ -91,8 +92,11 @@ def acquire_lock(purpose: str, params: dict | None = None, ti=None) -> str:
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE)
-def release_lock(request: dict | None, params: dict | None = None, dag_run=None) -> str:
-    """Whatever happened before: the lock goes if this run holds it (never another run's)."""
+def release_lock(request: Mapping | Any | None, params: dict | None = None, dag_run=None) -> str:
+    """Whatever happened before: the lock goes if this run holds it (never another run's).
+    ``request``: a request with a ``lock`` (gpu_dev_node's), or the names of one as a
+    mapping (the DAGs whose requests still travel as dicts)."""
     if request is None:
         return "this run holds no lock (its request was refused)"
-    return give_back(request["lock"], aws_conn_id=params["aws_conn_id"], dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+    lock = request["lock"] if isinstance(request, Mapping) else request.lock
+    return give_back(lock, aws_conn_id=params["aws_conn_id"], dag_id=dag_run.dag_id, run_id=dag_run.run_id)

@@ -7,7 +7,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow.sdk import TriggerRule, task
+from airflow.sdk import TriggerRule, serde, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from bp_tasks import fleet_lock
@@ -21,9 +21,9 @@ log = logging.getLogger("bp.gpu_dev_node")
 UNCHANGED = "Nothing was changed."
 DAG_ID = "gpu_dev_node"
 
-
-def _request(request: dict) -> DevNodeRequest:
-    return DevNodeRequest.from_params(request)
+# the request travels as itself between the run's tasks: its task processes may take it
+# back from XCom (Airflow refuses any class it was not told of)
+serde.allow_class(DevNodeRequest)
 
 
 def _ssm(aws_conn_id: str):
@@ -43,53 +43,53 @@ def read_registration(node: DevNode, aws_conn_id: str) -> Registration | None:
 
 
 @task
-def validate_request(params: dict | None = None, dag_run=None, dag=None) -> dict:
-    """Domain checks on the params, before any AWS call."""
+def validate_request(params: dict | None = None, ti=None, dag_run=None, dag=None) -> DevNodeRequest:
+    """Domain checks on the params, before any AWS call. Every later task gets the
+    request itself; the DAG's operators read its :meth:`~DevNodeRequest.wiring` keys."""
     request = validated(DevNodeRequest.from_params, params, UNCHANGED, dag_run=dag_run, dag=dag)
-    log.info("%s of dev node %s: %s", request.action, request.node, request.as_dict())
-    return request.as_dict()
+    log.info("%s of dev node %s: %s", request.action, request.node, request.serialize())
+    for key, value in request.wiring().items():
+        ti.xcom_push(key=key, value=value)
+    return request
 
 
 @task
-def acquire_lock(request: dict, params: dict | None = None, ti=None, dag_run=None) -> str:
+def acquire_lock(request: DevNodeRequest, params: dict | None = None, ti=None, dag_run=None) -> str:
     """The node's lock: one action per node at a time (a second is refused, naming the run).
     It is the setup of the run's changes: refused, nothing after it runs, ``record_lifecycle``
     included, so the refusal records its own lifecycle event."""
     try:
-        return fleet_lock.take(
-            request["lock"], f"dev node {request['action']}", aws_conn_id=params["aws_conn_id"], ti=ti
-        )
+        return fleet_lock.take(request.lock, f"dev node {request.action}", aws_conn_id=params["aws_conn_id"], ti=ti)
     except AirflowFailException:
         _record(request, ["acquire_lock"], params["aws_conn_id"], ti, dag_run)
         raise
 
 
 @task
-def inspect_node(request: dict, params: dict | None = None) -> dict:
+def inspect_node(request: DevNodeRequest, params: dict | None = None) -> dict:
     """What AWS and the registry hold, and whether the action may go on: every refusal
     here comes before the node is changed."""
     aws_conn_id = params["aws_conn_id"]
-    rollout = _request(request)
-    node = rollout.node
+    node = request.node
     registration = read_registration(node, aws_conn_id)
     ec2 = _ec2(aws_conn_id)
     instance = ec2.describe_instance(registration.instance_id) if registration else None
-    problem = lifecycle.refusal(rollout, registration, instance)
+    problem = lifecycle.refusal(request, registration, instance)
     state = lifecycle.state_of(instance)
     plan: dict[str, Any] = {
         "instance_id": registration.instance_id if registration else None,
         "from_state": state,
         "registration": registration.as_dict() if registration else None,
-        "nothing_to_do": lifecycle.nothing_to_do(rollout.action, state),
+        "nothing_to_do": lifecycle.nothing_to_do(request.action, state),
         "resource_name": node.resource_name,
         "approval_reason": None,
         # what the approver of a terminate reads (approve_terminate): the node, and why it asks
         "approval_subject": None,
         "approval_body": None,
     }
-    if problem is None and rollout.action == "create":
-        plan, problem = _create_plan(rollout, plan, aws_conn_id)
-    if problem is None and rollout.action == "stop" and state == "running":
+    if problem is None and request.action == "create":
+        plan, problem = _create_plan(request, plan, aws_conn_id)
+    if problem is None and request.action == "stop" and state == "running":
         from bp_aws.hooks.run_command import RunCommandHook
         from include.naming import platform
 
@@ -97,7 +97,7 @@ def inspect_node(request: dict, params: dict | None = None) -> dict:
             registration.instance_id, platform.bundle_apply_document(node.stage)
         )
         problem = lifecycle.busy_commands_problem(node, registration.instance_id, applies)
-    if problem is None and rollout.action == "terminate" and not plan["nothing_to_do"]:
+    if problem is None and request.action == "terminate" and not plan["nothing_to_do"]:
         reason = lifecycle.terminate_needs_approval(node, registration, datetime.now(UTC))
         if reason:
             plan |= {
@@ -106,18 +106,18 @@ def inspect_node(request: dict, params: dict | None = None) -> dict:
                 "approval_body": f"{reason}: its disk goes with it.",
             }
     if problem:
-        raise RequestRefused(f"Can't {rollout.action} dev node {node}: {problem}. {UNCHANGED}")
-    log.info("Dev node %s is %s; %s: %s", node, state, rollout.action, plan)
+        raise RequestRefused(f"Can't {request.action} dev node {node}: {problem}. {UNCHANGED}")
+    log.info("Dev node %s is %s; %s: %s", node, state, request.action, plan)
     return plan
 
 
-def _create_plan(rollout: DevNodeRequest, plan: dict, aws_conn_id: str) -> tuple[dict, str | None]:
+def _create_plan(request: DevNodeRequest, plan: dict, aws_conn_id: str) -> tuple[dict, str | None]:
     """The launch of a new node: the fleet's AMI, an instance type its template allows,
     the stage's private subnet and the node's tags."""
     from include.fleets import config as fleet_config
     from include.naming import platform
 
-    fleet = rollout.source_fleet
+    fleet = request.source_fleet
     ssm = _ssm(aws_conn_id)
     pointer = ssm.get(fleet.ami_pointer)
     if pointer is None:
@@ -130,30 +130,30 @@ def _create_plan(rollout: DevNodeRequest, plan: dict, aws_conn_id: str) -> tuple
     except fleet_config.InvalidFleetConfig as error:
         return plan, f"fleet {fleet}'s desired_config can't be read: {error}"
     allowed = fleet_config.templates()[template_slug].instance_types
-    problem = lifecycle.instance_type_problem(rollout.instance_type, allowed, fleet)
+    problem = lifecycle.instance_type_problem(request.instance_type, allowed, fleet)
     if problem:
         return plan, problem
     subnets = ssm.require(platform.private_subnet_ids())["Value"]
     plan.update(
         {
             "image_id": pointer["Value"],
-            "instance_type": rollout.instance_type,
+            "instance_type": request.instance_type,
             "vpc_id": ssm.require(platform.vpc_id())["Value"],
             "subnet_id": subnets.split(",")[0].strip(),
-            "instance_profile": rollout.node.instance_profile,
-            "tags": rollout.node.tags(rollout.owner),
-            "user_data": lifecycle.user_data(rollout.node),
+            "instance_profile": request.node.instance_profile,
+            "tags": request.node.tags(request.owner),
+            "user_data": lifecycle.user_data(request.node),
         }
     )
     return plan, None
 
 
 @task.branch
-def action_path(request: dict, plan: dict) -> list[str]:
-    if request["action"] == "status":
+def action_path(request: DevNodeRequest, plan: dict) -> list[str]:
+    if request.action == "status":
         return ["report_status"]
     if plan["approval_reason"]:
-        log.info("Terminating %s waits for an Approve: %s", request["name"], plan["approval_reason"])
+        log.info("Terminating %s waits for an Approve: %s", request.node, plan["approval_reason"])
         return ["approve_terminate"]
     return ["go_ahead"]
 
@@ -173,11 +173,11 @@ def go_ahead(ti=None) -> dict:
 
 
 @task
-def report_status(request: dict, plan: dict, params: dict | None = None) -> dict:
+def report_status(request: DevNodeRequest, plan: dict, params: dict | None = None) -> dict:
     """AWS, the registry and where they differ, as one table; the registry then takes AWS's state."""
     from include.tables import format_table
 
-    node = _request(request).node
+    node = request.node
     registration = Registration(**plan["registration"])
     instance = _ec2(params["aws_conn_id"]).describe_instance(registration.instance_id)
     drift = lifecycle.drift(node, registration, instance)
@@ -205,7 +205,7 @@ def _aws_value(field: str, instance: dict | None) -> str:
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE)
-def record_lifecycle(request: dict, params: dict | None = None, ti=None, dag_run=None) -> dict:
+def record_lifecycle(request: DevNodeRequest, params: dict | None = None, ti=None, dag_run=None) -> dict:
     """Whatever happened once the node's lock was taken: the registry takes what AWS says
     now, and one immutable lifecycle event says who did what, from which state to which,
     how long it took."""
@@ -214,11 +214,10 @@ def record_lifecycle(request: dict, params: dict | None = None, ti=None, dag_run
     return _record(request, failed, params["aws_conn_id"], ti, dag_run)
 
 
-def _record(request: dict, failed: list[str], aws_conn_id: str, ti, dag_run) -> dict:
+def _record(request: DevNodeRequest, failed: list[str], aws_conn_id: str, ti, dag_run) -> dict:
     from bp_tasks.audit import write_record
 
-    rollout = _request(request)
-    node = rollout.node
+    node = request.node
     plan = ti.xcom_pull(task_ids="inspect_node") or {}
     acted = ti.xcom_pull(task_ids="act") or {}
     # refused before the inspection (the lock): the registry still says whose node it is
@@ -228,7 +227,7 @@ def _record(request: dict, failed: list[str], aws_conn_id: str, ti, dag_run) -> 
         previous = read_registration(node, aws_conn_id)
     ec2 = _ec2(aws_conn_id)
     instance_id = acted.get("instance_id") or (previous.instance_id if previous else None)
-    if rollout.action == "create" and not acted and "inspect_node" not in failed:
+    if request.action == "create" and not acted and "inspect_node" not in failed:
         # the create failed after its launch: the instance it made, not the node's earlier one
         found = ec2.instances_tagged({"devnode": node.name, "stage": node.stage})
         instance_id = found[0]["InstanceId"] if found else instance_id
@@ -238,13 +237,13 @@ def _record(request: dict, failed: list[str], aws_conn_id: str, ti, dag_run) -> 
     if result == "refused":
         instance = None  # nothing was changed: the registry stays as it is
     if instance is not None:
-        created = rollout.action == "create" and (previous is None or previous.instance_id != instance_id)
+        created = request.action == "create" and (previous is None or previous.instance_id != instance_id)
         kept = None if created else previous
         values = lifecycle.registry_values(
             instance=instance,
-            owner=kept.owner if kept else rollout.owner or "",
-            source_fleet=kept.source_fleet if kept else str(rollout.source_fleet or ""),
-            idle_stop_minutes=kept.idle_stop_minutes if kept else rollout.idle_stop_minutes,
+            owner=kept.owner if kept else request.owner or "",
+            source_fleet=kept.source_fleet if kept else str(request.source_fleet or ""),
+            idle_stop_minutes=kept.idle_stop_minutes if kept else request.idle_stop_minutes,
             created_at=kept.created_at if kept else now.isoformat(),
             heartbeat=now.isoformat() if acted.get("ready") else None,
             previous=kept,
@@ -255,10 +254,10 @@ def _record(request: dict, failed: list[str], aws_conn_id: str, ti, dag_run) -> 
         if created:  # the new instance's agent, and only it, may write the heartbeat
             ssm.add_tags(node.heartbeat_parameter, {HEARTBEAT_WRITER_TAG: instance_id})
         log.info("Registry %s/: %s", node.root, values)
-    owner = (previous.owner if previous else None) or rollout.owner
+    owner = (previous.owner if previous else None) or request.owner
     started = dag_run.start_date or now
     event = lifecycle.lifecycle_event(
-        rollout,
+        request,
         run_id=dag_run.run_id,
         actor=dag_run.triggering_user_name,
         instance_id=instance_id,
@@ -284,14 +283,14 @@ def _record(request: dict, failed: list[str], aws_conn_id: str, ti, dag_run) -> 
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE)
-def outcome(request: dict | None, recorded: dict | None, ti=None, run_id: str | None = None) -> str:
+def outcome(request: DevNodeRequest | None, recorded: dict | None, ti=None, run_id: str | None = None) -> str:
     """The run's verdict in one paragraph, as its last task."""
     if request is None:
         raise RequestRefused(f"Dev node request refused. {UNCHANGED}")
     failed = sorted(t for t, s in task_states(ti, run_id).items() if s in FAILED_STATES and t != ti.task_id)
-    node = f"{request['fleet_stage']}/{request['name']}"
+    node, action = request.node, request.action
     if not failed:
-        message = f"{request['action']} of dev node {node}: {recorded['to_state']}"
+        message = f"{action} of dev node {node}: {recorded['to_state']}"
         ready = f", ready after {recorded['ready_seconds']} s" if recorded.get("ready_seconds") is not None else ""
         lines = [f"{message} ({recorded.get('instance_id')}{ready}); lifecycle event {recorded['event']}"]
         if recorded["to_state"] == "running" and recorded.get("instance_id"):
@@ -300,11 +299,9 @@ def outcome(request: dict | None, recorded: dict | None, ti=None, run_id: str | 
         report_outcome(*lines)
         return message
     if "acquire_lock" in failed or (recorded or {}).get("result") == "refused":
-        raise RequestRefused(
-            f"The {request['action']} of dev node {node} was refused before anything changed (see {failed[0]})."
-        )
+        raise RequestRefused(f"The {action} of dev node {node} was refused before anything changed (see {failed[0]}).")
     raise AirflowFailException(
-        f"The {request['action']} of dev node {node} failed in {', '.join(failed)}. The node is "
+        f"The {action} of dev node {node} failed in {', '.join(failed)}. The node is "
         f"{(recorded or {}).get('to_state', 'unknown')} now (the registry says so too); nothing was rolled back: "
         f"look at it with action=status, and stop or terminate it if it is not wanted. The lifecycle event is at "
         f"{(recorded or {}).get('event')}."

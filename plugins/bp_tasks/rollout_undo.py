@@ -13,8 +13,7 @@ import logging
 from airflow.sdk import TriggerRule, task
 
 from bp_tasks import rollout_verdict
-from bp_tasks.common import connection_problem, task_states, unknown_keys
-from include.errors import InvalidRequest
+from bp_tasks.common import RequestRefused, task_states, validated
 from include.rollouts import pointers
 from include.rollouts.rollout import RolloutRequest, failure_summary, refresh_preferences
 
@@ -34,15 +33,13 @@ def _autoscaling(params: dict):
 
 
 def refusal(params: dict, dag_run, dag) -> str:
-    """The paragraph of a request ``validate_request`` refused: its checks, run again."""
-    problem = unknown_keys(dag_run.conf, dag.params.keys()) or connection_problem(params.get("aws_conn_id"))
-    if problem is None:
-        try:
-            RolloutRequest.from_params(params)
-            problem = "the request could not be validated"
-        except InvalidRequest as error:
-            problem = str(error)
-    return f"Rollout refused: {problem}. Nothing was changed."
+    """The paragraph of a request ``validate_request`` refused: the same check, run again
+    for its words."""
+    try:
+        validated(RolloutRequest.from_params, params, "Nothing was changed.", dag_run=dag_run, dag=dag)
+    except RequestRefused as refused:
+        return f"Rollout refused: {str(refused).removeprefix('Invalid request: ')}"
+    return "Rollout refused: the request could not be validated. Nothing was changed."
 
 
 def alert_failure(rollout: RolloutRequest, paragraph: str, aws_conn_id: str) -> None:
@@ -61,10 +58,14 @@ def alert_failure(rollout: RolloutRequest, paragraph: str, aws_conn_id: str) -> 
 
 @task(trigger_rule=TriggerRule.ONE_FAILED)
 def roll_back(
-    request: dict, checked: dict, current: dict | None, params: dict | None = None, ti=None, run_id: str | None = None
+    request: RolloutRequest,
+    checked: dict,
+    current: dict | None,
+    params: dict | None = None,
+    ti=None,
+    run_id: str | None = None,
 ) -> dict:
     """Undo what this run changed under its lock and alert; ``rollout_outcome`` ends the run failed."""
-    rollout = RolloutRequest.from_params(request)
     failed = sorted(task_id for task_id, state in task_states(ti, run_id).items() if state == "failed")
     undone: list[str] = []
     if current is not None:  # the pointer was read: check_bundle said which
@@ -84,13 +85,13 @@ def roll_back(
     back_refresh_id = None
     refresh_ids = [r for r in (ti.xcom_pull(task_ids=t) for t in ("start_refresh", "continue_refresh")) if r]
     if refresh_ids:
-        pointer = _ssm(params).get(request["active_bundle"])
+        pointer = _ssm(params).get(request.fleet.active_bundle)
         steps, back_refresh_id = _undo_refresh(
-            rollout, current, refresh_ids, params, pointer["Value"] if pointer else None
+            request, current, refresh_ids, params, pointer["Value"] if pointer else None
         )
         undone += steps
-    paragraph = failure_summary(rollout, failed, undone, rollout_verdict.why_it_failed(failed, ti))
-    alert_failure(rollout, paragraph, params["aws_conn_id"])
+    paragraph = failure_summary(request, failed, undone, rollout_verdict.why_it_failed(failed, ti))
+    alert_failure(request, paragraph, params["aws_conn_id"])
     log.error(paragraph)
     return {"undone": undone, "paragraph": paragraph, "back_refresh_id": back_refresh_id}
 

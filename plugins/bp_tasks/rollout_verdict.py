@@ -11,13 +11,16 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import task
 
 from bp_aws.operators.rollout_analysis import RolloutAnalysisOperator
 from bp_tasks.approvals import ApprovalGate, FleetChangeApproval, every_stage
 from include.rollouts import analysis
+
+if TYPE_CHECKING:
+    from include.rollouts.rollout import RolloutRequest
 
 log = logging.getLogger("bp.gpu_bundle_rollout")
 
@@ -54,19 +57,18 @@ def judged_inconclusive(verdict: dict) -> bool:
 @task.short_circuit(
     ignore_downstream_trigger_rules=False, pre_execute=ApprovalGate("approve_going_on", stage_of=every_stage)
 )
-def continue_refresh(request: dict, current: dict, verdict: dict, params: dict | None = None) -> str | None:
+def continue_refresh(request: RolloutRequest, current: dict, verdict: dict, params: dict | None = None) -> str | None:
     """After an Approve: a new refresh over the remaining checkpoints (AWS can't resume the
     stopped one, and SkipMatching can't tell a node on the new bundle from one on the old:
     the bundle is not in the launch template), or nothing when the refresh had ended."""
     from bp_aws.hooks.autoscaling import AutoScalingHook
-    from include.rollouts.rollout import RolloutRequest, refresh_preferences
+    from include.rollouts.rollout import refresh_preferences
 
     if not verdict["remaining"]:
         log.info("The refresh had ended: the new bundle stays")
         return None
-    rollout = RolloutRequest.from_params(request)
     autoscaling = AutoScalingHook(aws_conn_id=params["aws_conn_id"])
-    group = rollout.fleet.auto_scaling_group
+    group = request.fleet.auto_scaling_group
     active = autoscaling.active_instance_refresh(group)
     if active is not None and active["Status"] != "Cancelling":  # a retry of this task: the one it started
         log.info("Instance refresh %s is already going on", active["InstanceRefreshId"])
@@ -79,7 +81,7 @@ def continue_refresh(request: dict, current: dict, verdict: dict, params: dict |
         )
     remaining = verdict["remaining"]
     preferences = refresh_preferences(
-        rollout, current["warmup_seconds"], tuple(remaining) if len(remaining) > 1 else ()
+        request, current["warmup_seconds"], tuple(remaining) if len(remaining) > 1 else ()
     )
     refresh_id = autoscaling.start_instance_refresh(group, preferences)
     log.info("Instance refresh %s goes on to %s", refresh_id, ", ".join(f"{c}%" for c in remaining))
@@ -94,7 +96,7 @@ def judged_refresh(request: Any, current: Any, refresh_id: Any, aws_conn_id: str
         auto_scaling_group_name=request["auto_scaling_group"],
         fleet_stage=request["fleet_stage"],
         fleet_slug=request["fleet_slug"],
-        thresholds=request,
+        thresholds=request["thresholds"],
         new_bundle_id=request["bundle_id"],
         old_bundle=current["value"],
         deferrable=True,

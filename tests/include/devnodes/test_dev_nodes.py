@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -90,11 +91,26 @@ def test_bad_input_is_refused_with_the_param_and_the_rule(change, message):
 
 
 def test_a_create_request_names_everything_the_run_needs():
-    request = DevNodeRequest.from_params(CREATE).as_dict()
-    assert request["ami_pointer"] == "/bp/ami/fleets/staging/gpu-default"
-    assert request["lock"] == "/bp/devnodes/staging/alice-sdxl/change_lock"
-    assert request["health_document"] == "bp-devnode-health-staging"
-    assert DevNodeRequest.from_params({**request, "action": "stop"}).source_fleet is None
+    request = DevNodeRequest.from_params(CREATE)
+    assert request.source_fleet.ami_pointer == "/bp/ami/fleets/staging/gpu-default"
+    assert request.lock == "/bp/devnodes/staging/alice-sdxl/change_lock"
+    assert request.wiring()["health_document"] == "bp-devnode-health-staging"
+    assert request.wiring()["action"] == "create"
+    assert DevNodeRequest.from_params({**CREATE, "action": "stop"}).source_fleet is None
+
+
+@pytest.mark.parametrize("action", ["create", "stop"])
+def test_a_request_comes_back_from_its_serialized_form_as_it_was(action):
+    request = DevNodeRequest.from_params({**CREATE, "action": action, "reason": "after the demo"})
+    data = json.loads(json.dumps(request.serialize()))
+
+    assert DevNodeRequest.deserialize(data, DevNodeRequest.__version__) == request
+
+
+def test_a_request_written_by_newer_code_is_refused():
+    data = DevNodeRequest.from_params(CREATE).serialize()
+    with pytest.raises(TypeError, match="version 2 is newer than this code's 1"):
+        DevNodeRequest.deserialize(data, 2)
 
 
 def test_an_instance_type_must_be_one_the_fleets_template_allows():

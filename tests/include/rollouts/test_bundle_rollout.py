@@ -19,19 +19,40 @@ def _request(**change):
 
 
 def test_a_request_names_the_fleets_pointer_lock_group_and_documents():
-    request = _request(checkpoint_percentages=[50, 100]).as_dict()
+    request = _request(checkpoint_percentages=[50, 100])
+    wiring = request.wiring()
 
-    assert request["pointer_value"] == "bundles/b-1"
-    assert request["active_bundle"] == Fleet("staging", "gpu-default").active_bundle
-    assert request["lock"] == Fleet("staging", "gpu-default").lock
-    assert (request["apply_document"], request["status_document"]) == (
+    assert wiring["pointer_value"] == "bundles/b-1"
+    assert wiring["active_bundle"] == Fleet("staging", "gpu-default").active_bundle
+    assert request.lock == wiring["lock"] == Fleet("staging", "gpu-default").lock
+    assert (wiring["apply_document"], wiring["status_document"]) == (
         "bp-bundle-apply-staging",
         "bp-bundle-status-staging",
     )
-    assert (request["min_healthy_percentage"], request["auto_rollback"]) == (90, True)
-    assert request["needs_approval"] is False  # staging: production's rollouts wait for a second person
-    assert _request(fleet_stage="production").as_dict()["needs_approval"] is True
-    assert RolloutRequest.from_params(request) == _request(checkpoint_percentages=[50, 100])
+    assert wiring["checkpoint_percentages"] == [50, 100]
+    assert wiring["thresholds"]["bake_window_seconds"] == request.thresholds.bake_window_seconds
+    assert wiring["needs_approval"] is False  # staging: production's rollouts wait for a second person
+    assert _request(fleet_stage="production").wiring()["needs_approval"] is True
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"checkpoint_percentages": [50, 100], "min_jobs": 3},
+        {"strategy": "dev_node", "instance_id": "i-0123456789abcdef0", "auto_rollback": False},
+        {"rollback_of": "manual__2026-12-01T08:00:00+00:00"},
+    ],
+)
+def test_a_request_comes_back_from_its_serialized_form_as_it_was(change):
+    request = _request(**change)
+    data = json.loads(json.dumps(request.serialize()))
+
+    assert RolloutRequest.deserialize(data, RolloutRequest.__version__) == request
+
+
+def test_a_request_written_by_newer_code_is_refused():
+    with pytest.raises(TypeError, match="version 2 is newer than this code's 1"):
+        RolloutRequest.deserialize(_request().serialize(), 2)
 
 
 def test_a_dev_node_command_passes_parameter_names_never_values_and_never_the_fleets_pointer():

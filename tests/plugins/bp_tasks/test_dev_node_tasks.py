@@ -70,7 +70,7 @@ def test_only_the_node_without_heartbeat_or_activity_is_stopped(aws_http, moto_e
 
 
 def _inspect(request: dict):
-    return inspect_node.function(DevNodeRequest.from_params(request).as_dict(), params={"aws_conn_id": "aws_default"})
+    return inspect_node.function(DevNodeRequest.from_params(request), params={"aws_conn_id": "aws_default"})
 
 
 CREATE = {"fleet_stage": "staging", "name": "carol-new", "owner": "carol", "instance_type": "g5.xlarge"}

@@ -106,7 +106,7 @@ def test_a_misspelt_key_is_the_refusal_it_names(aws_http, baseline):
 
 
 def test_a_failed_bundle_check_changed_nothing_and_says_so_and_alerts(aws_http, baseline, caplog):
-    request = RolloutRequest.from_params(GOOD).as_dict()
+    request = RolloutRequest.from_params(GOOD)
     states = {"check_bundle": "failed", "acquire_lock": "upstream_failed", "roll_back": "upstream_failed"}
 
     with pytest.raises(AirflowFailException) as failed:
@@ -120,7 +120,7 @@ def test_a_failed_bundle_check_changed_nothing_and_says_so_and_alerts(aws_http, 
 
 
 def test_a_lock_held_by_another_run_is_never_released_by_this_one(aws_http, baseline):
-    request = RolloutRequest.from_params(GOOD).as_dict()
+    request = RolloutRequest.from_params(GOOD)
     other = Holder.new("gpu_fleet_provision", "someone-else", "fleet apply")
     aws_http("ssm").put_parameter(Name=FLEET.lock, Value=other.value(), Type="String")
 
@@ -134,7 +134,7 @@ def test_a_lock_held_by_another_run_is_never_released_by_this_one(aws_http, base
 
 
 def test_a_refused_pointer_move_restores_nothing(aws_http, baseline):
-    request = RolloutRequest.from_params(GOOD).as_dict()
+    request = RolloutRequest.from_params(GOOD)
     current = {"value": "bundles/b-0", "version": 3, "warmup_seconds": 300}
     states = {"move_pointer": "failed", "confirm_pointer": "upstream_failed"}
 
@@ -169,7 +169,7 @@ def _failed_refresh(aws_http, group: str) -> str:
 
 
 def test_a_pointer_someone_else_moved_is_neither_restored_nor_refreshed_back_onto(aws_http, baseline):
-    request = RolloutRequest.from_params(GOOD).as_dict()
+    request = RolloutRequest.from_params(GOOD)
     ssm = aws_http("ssm")
     ssm.put_parameter(Name=FLEET.active_bundle, Value="bundles/b-0", Type="String", Overwrite=True)
     written = ssm.put_parameter(Name=FLEET.active_bundle, Value="bundles/b-1", Type="String", Overwrite=True)

@@ -1,0 +1,51 @@
+"""A validated request crosses task boundaries as itself: through Airflow's own serde, as
+XCom stores it (JSON in between), with no configuration entry - the task module allows
+its class - and comes back equal, so no later task rebuilds or re-checks it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from airflow.sdk import serde
+
+from bp_tasks import gpu_bundle_rollout, gpu_dev_node
+from include.devnodes.lifecycle import DevNodeRequest
+from include.rollouts.rollout import RolloutRequest
+
+REQUESTS = {
+    "gpu_dev_node": DevNodeRequest.from_params(
+        {"fleet_stage": "staging", "name": "carol-new", "action": "create", "owner": "carol"}
+        | {"fleet_slug": "gpu-default", "instance_type": "g5.xlarge"}
+    ),
+    "gpu_bundle_rollout": RolloutRequest.from_params(
+        {"fleet_stage": "production", "fleet_slug": "gpu-default", "bundle_id": "b-1", "strategy": "refresh"}
+        | {"checkpoint_percentages": [50, 100], "min_jobs": 5}
+    ),
+}
+
+
+@pytest.mark.parametrize("dag_id", sorted(REQUESTS))
+def test_the_request_crosses_xcom_as_itself(dag_id):
+    assert {gpu_dev_node.DAG_ID, gpu_bundle_rollout.__name__.rpartition(".")[2]} == set(REQUESTS)
+    request = REQUESTS[dag_id]
+    stored = json.dumps(serde.serialize(request))
+
+    assert serde.deserialize(json.loads(stored)) == request
+
+
+@pytest.mark.parametrize("dag_id", sorted(REQUESTS))
+def test_the_dags_operators_find_every_key_they_read_in_the_requests_wiring(dag_id):
+    """``request["x"]`` in the DAG file pulls the XCom key ``x`` ``validate_request``
+    pushes from :meth:`wiring`: a key it does not push would fail the run at that task."""
+    import re
+
+    from tests.conftest import REPO_ROOT
+
+    sources = (REPO_ROOT / "dags" / f"{dag_id}.py").read_text()
+    if dag_id == "gpu_bundle_rollout":  # its verdict tasks are built in bp_tasks.rollout_verdict
+        sources += (REPO_ROOT / "plugins" / "bp_tasks" / "rollout_verdict.py").read_text()
+    read = set(re.findall(r"""\brequest\["(\w+)"\]""", sources))
+
+    assert read
+    assert read - set(REQUESTS[dag_id].wiring()) == set()
