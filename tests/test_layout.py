@@ -269,12 +269,6 @@ def test_task_modules_call_aws_through_hook_methods():
     assert {name: calls for name, calls in raw.items() if calls} == {}
 
 
-#: task modules whose request still travels as a dict and is rebuilt from it (issue 36,
-#: item 1): each leaves this list when its request travels as itself, as gpu_dev_node's
-#: and gpu_bundle_rollout's do
-REQUESTS_STILL_REBUILT = {"gpu_ami_build_and_bake.py", "gpu_bundle_rollback.py"}
-
-
 def test_a_request_is_built_from_params_once_in_its_runs_first_task():
     """``X.from_params`` is the request's one check, named in ``validated(...)`` by the run's
     first task; a later task gets the request itself (Airflow's serde), never rebuilds it."""
@@ -293,5 +287,4 @@ def test_a_request_is_built_from_params_once_in_its_runs_first_task():
         )
 
     found = {path.name: rebuilds(path) for path in (REPO_ROOT / "plugins" / "bp_tasks").glob("*.py")}
-    assert sorted(name for name, count in found.items() if count and name not in REQUESTS_STILL_REBUILT) == []
-    assert sorted(name for name in REQUESTS_STILL_REBUILT if not found.get(name)) == [], "remove them from the list"
+    assert {name: count for name, count in found.items() if count} == {}

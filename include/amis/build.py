@@ -29,6 +29,7 @@ from include.fleets.config import deployed_warmup_seconds
 from include.naming import platform
 from include.naming.fleet import Fleet
 from include.rollouts.rollout import fleet_refresh_preferences
+from include.versions import refuse_newer
 
 MODES = ("base", "bake", "base_and_bake")
 PACKER_DIR = Path(__file__).resolve().parents[2] / "packer"
@@ -75,18 +76,43 @@ class BuildRequest:
     def needs_approval(self) -> bool:
         return approvals.needs_approval(self.fleet.stage)
 
-    def as_dict(self) -> dict[str, Any]:
-        """The request and the fleet's names, for XCom (rebuilt with :meth:`from_params`)."""
+    @property
+    def lock(self) -> str:
+        """The fleet's change lock (:attr:`Fleet.lock`)."""
+        return self.fleet.lock
+
+    @property
+    def image_tags(self) -> dict[str, str]:
+        """The tags that say which fleet an image was built for (retention reads them)."""
+        return {retention.FLEET_STAGE_TAG: self.fleet.stage, retention.FLEET_SLUG_TAG: self.fleet.slug}
+
+    #: the form :meth:`serialize` writes; :meth:`deserialize` refuses a newer one
+    __version__ = 1
+
+    def serialize(self) -> dict[str, Any]:
+        """The request as it travels between tasks (Airflow's serde, in XCom): checked once
+        by :meth:`from_params` in the run's first task, taken back as it is by
+        :meth:`deserialize` in every later one."""
         return {
-            **self.fleet.names(),
+            "fleet_stage": self.fleet.stage,
+            "fleet_slug": self.fleet.slug,
             "mode": self.mode,
             "instance_type": self.instance_type,
             "start_instance_refresh": self.start_instance_refresh,
             "smoke_test": self.smoke_test,
             "force_build": self.force_build,
-            "needs_approval": self.needs_approval,
-            "image_tags": {retention.FLEET_STAGE_TAG: self.fleet.stage, retention.FLEET_SLUG_TAG: self.fleet.slug},
         }
+
+    @staticmethod
+    def deserialize(data: dict[str, Any], version: int) -> BuildRequest:
+        refuse_newer(BuildRequest, version)
+        fields = {key: value for key, value in data.items() if key not in ("fleet_stage", "fleet_slug")}
+        return BuildRequest(Fleet(data["fleet_stage"], data["fleet_slug"]), **fields)
+
+    def wiring(self) -> dict[str, Any]:
+        """What the DAG's operators and branches take from the request (XCom keys
+        ``validate_request`` pushes beside the request itself)."""
+        return {**self.fleet.names(), "image_tags": self.image_tags, "needs_approval": self.needs_approval}
 
 
 @dataclass(frozen=True)

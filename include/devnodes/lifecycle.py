@@ -20,6 +20,7 @@ from include.errors import InvalidRequest
 from include.naming import platform
 from include.naming.dev_node import COMFYUI_PORT, REGISTRY_FIELDS, DevNode
 from include.naming.fleet import Fleet
+from include.versions import refuse_newer
 
 ACTIONS = ("create", "start", "stop", "restart", "status", "terminate")
 #: An owner is a user id or an e-mail address: it becomes a tag value and an alert route.
@@ -103,8 +104,7 @@ class DevNodeRequest:
 
     @staticmethod
     def deserialize(data: dict[str, Any], version: int) -> DevNodeRequest:
-        if version > DevNodeRequest.__version__:
-            raise TypeError(f"DevNodeRequest version {version} is newer than this code's {DevNodeRequest.__version__}")
+        refuse_newer(DevNodeRequest, version)
         stage, slug = data["fleet_stage"], data["fleet_slug"]
         return DevNodeRequest(
             data["action"],

@@ -14,6 +14,7 @@ from include.errors import InvalidRequest
 from include.naming.fleet import Fleet
 from include.rollouts.analysis import Thresholds
 from include.rollouts.rollout import REFRESHING, checked_checkpoints, is_run_id
+from include.versions import refuse_newer
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,29 @@ class RollbackRequest:
             raise InvalidRequest(f"rollout_run_id {run_id!r} is not a run id of gpu_bundle_rollout")
         checkpoints = checked_checkpoints(params.get("checkpoint_percentages") or [])
         return cls(fleet, run_id, checkpoints, Thresholds.from_params(params))
+
+    #: the form :meth:`serialize` writes; :meth:`deserialize` refuses a newer one
+    __version__ = 1
+
+    def serialize(self) -> dict[str, Any]:
+        """The request as it travels to the run's later tasks (Airflow's serde, in XCom)."""
+        return {
+            "fleet_stage": self.fleet.stage,
+            "fleet_slug": self.fleet.slug,
+            "rollout_run_id": self.rollout_run_id,
+            "checkpoint_percentages": list(self.checkpoint_percentages),
+            "thresholds": asdict(self.thresholds),
+        }
+
+    @staticmethod
+    def deserialize(data: dict[str, Any], version: int) -> RollbackRequest:
+        refuse_newer(RollbackRequest, version)
+        return RollbackRequest(
+            Fleet(data["fleet_stage"], data["fleet_slug"]),
+            data["rollout_run_id"],
+            tuple(data["checkpoint_percentages"]),
+            Thresholds(**data["thresholds"]),
+        )
 
 
 def refusal(

@@ -20,6 +20,7 @@ from include.errors import InvalidRequest
 from include.naming import platform
 from include.naming.fleet import Fleet
 from include.rollouts.analysis import Thresholds
+from include.versions import refuse_newer
 
 STRATEGIES = ("pointer_only", "dev_node", "refresh", "bake_and_refresh")
 REFRESHING = ("refresh", "bake_and_refresh")
@@ -128,8 +129,7 @@ class RolloutRequest:
 
     @staticmethod
     def deserialize(data: dict[str, Any], version: int) -> RolloutRequest:
-        if version > RolloutRequest.__version__:
-            raise TypeError(f"RolloutRequest version {version} is newer than this code's {RolloutRequest.__version__}")
+        refuse_newer(RolloutRequest, version)
         return RolloutRequest(
             Fleet(data["fleet_stage"], data["fleet_slug"]),
             data["bundle_id"],

@@ -88,15 +88,18 @@ def acquire_lock(purpose: str, params: dict | None = None, ti=None) -> str:
     (the request is pulled, see :func:`bp_tasks.common.validated_request`)."""
     from bp_tasks.common import validated_request
 
-    return take(validated_request(ti)["lock"], purpose, aws_conn_id=params["aws_conn_id"], ti=ti)
+    return take(_lock_of(validated_request(ti)), purpose, aws_conn_id=params["aws_conn_id"], ti=ti)
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE)
 def release_lock(request: Mapping | Any | None, params: dict | None = None, dag_run=None) -> str:
-    """Whatever happened before: the lock goes if this run holds it (never another run's).
-    ``request``: a request with a ``lock`` (gpu_dev_node's), or the names of one as a
-    mapping (the DAGs whose requests still travel as dicts)."""
+    """Whatever happened before: the lock goes if this run holds it (never another run's)."""
     if request is None:
         return "this run holds no lock (its request was refused)"
-    lock = request["lock"] if isinstance(request, Mapping) else request.lock
-    return give_back(lock, aws_conn_id=params["aws_conn_id"], dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+    return give_back(_lock_of(request), aws_conn_id=params["aws_conn_id"], dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+
+
+def _lock_of(request: Mapping | Any) -> str:
+    """A request's fleet lock: its ``lock``, or the ``lock`` key of one that still travels
+    as a dict (gpu_fleet_provision's, issue 36)."""
+    return request["lock"] if isinstance(request, Mapping) else request.lock

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from airflow.sdk import TriggerRule, task
+from airflow.sdk import TriggerRule, serde, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from bp_tasks.common import check_bundle_in_bucket, report_outcome, validated, validated_request
@@ -19,37 +19,41 @@ log = logging.getLogger("bp.gpu_ami_build_and_bake")
 UNCHANGED = "Nothing was built or changed."
 
 
-def _request(request: dict) -> build.BuildRequest:
-    return build.BuildRequest.from_params(request)
+# the request travels as itself between the run's tasks: its task processes may take it
+# back from XCom (Airflow refuses any class it was not told of)
+serde.allow_class(build.BuildRequest)
 
 
 @task
-def validate_request(params: dict | None = None, dag_run=None, dag=None) -> dict:
-    """Domain checks on the params, before any AWS call."""
+def validate_request(params: dict | None = None, ti=None, dag_run=None, dag=None) -> build.BuildRequest:
+    """Domain checks on the params, before any AWS call. Every later task gets the
+    request itself; the DAG's operators read its :meth:`~build.BuildRequest.wiring` keys."""
     request = validated(build.BuildRequest.from_params, params, UNCHANGED, dag_run=dag_run, dag=dag)
-    log.info("Build request for %s: %s", request.fleet, request.as_dict())
-    return request.as_dict()
+    log.info("Build request for %s: %s", request.fleet, request.serialize())
+    for key, value in request.wiring().items():
+        ti.xcom_push(key=key, value=value)
+    return request
 
 
 @task
-def resolve_inputs(request: dict, params: dict | None = None, run_id: str | None = None) -> dict:
+def resolve_inputs(request: build.BuildRequest, params: dict | None = None, run_id: str | None = None) -> dict:
     """Read the bucket, bundle, instance profile and current AMI from SSM."""
     from bp_aws.hooks.ssm_parameters import SsmParameterHook
 
     hook = SsmParameterHook(aws_conn_id=params["aws_conn_id"])
     try:
-        inputs = build.resolve_inputs(hook.get, _request(request))
+        inputs = build.resolve_inputs(hook.get, request)
     except build.MissingInputs as error:
         raise AirflowFailException(f"Can't build: {error}. {UNCHANGED}") from error
-    variables = build.packer_variables(_request(request), inputs, run_id=run_id, region=hook.conn_region_name or "")
+    variables = build.packer_variables(request, inputs, run_id=run_id, region=hook.conn_region_name or "")
     log.info("Inputs: %s", inputs.as_dict())
     return {**inputs.as_dict(), "variables": variables}
 
 
 @task
-def check_bundle(request: dict, inputs: dict, params: dict | None = None) -> str:
+def check_bundle(request: build.BuildRequest, inputs: dict, params: dict | None = None) -> str:
     """Validate the manifest and find every asset, before paying for an instance."""
-    if not _request(request).bakes_bundle:
+    if not request.bakes_bundle:
         return "mode=base: no bundle to check"
     bundle = check_bundle_in_bucket(params["aws_conn_id"], inputs["models_bucket"], inputs["bundle_id"], UNCHANGED)
     message = f"bundle {bundle.bundle_id} ({bundle.name}): {len(bundle.assets)} asset(s), all present"
@@ -58,25 +62,24 @@ def check_bundle(request: dict, inputs: dict, params: dict | None = None) -> str
 
 
 @task
-def plan_build(request: dict, inputs: dict, params: dict | None = None) -> dict:
+def plan_build(request: build.BuildRequest, inputs: dict, params: dict | None = None) -> dict:
     """Fingerprint the build's inputs and look for an image already built from them: build
     with Packer, reuse that image, or (it is the fleet's image already) change nothing."""
     from bp_aws.hooks.ami import AmiHook
 
     hook = AmiHook(aws_conn_id=params["aws_conn_id"])
-    build_request = _request(request)
-    base_image = _base_image(hook, build_request, inputs)
+    base_image = _base_image(hook, request, inputs)
     digest = fingerprint_data = None
     if base_image is not None:
-        manifest = _manifest(params["aws_conn_id"], inputs) if build_request.bakes_bundle else None
-        found = fingerprint.fingerprint(build_request.mode, base_image, manifest, build.PACKER_DIR)
+        manifest = _manifest(params["aws_conn_id"], inputs) if request.bakes_bundle else None
+        found = fingerprint.fingerprint(request.mode, base_image, manifest, build.PACKER_DIR)
         digest, fingerprint_data = found.digest, found.as_dict()
         log.info("Inputs of the image:\n%s", format_table(("INPUT", "VALUE"), sorted(fingerprint_data.items())))
     reusable = revoked = None
     if digest is not None:
-        images = hook.images_tagged({**request["image_tags"], fingerprint.FINGERPRINT_TAG: digest})
+        images = hook.images_tagged({**request.image_tags, fingerprint.FINGERPRINT_TAG: digest})
         reusable, revoked = fingerprint.same_inputs(images, digest, revocation.REVOKED_TAG)
-    decision = build.decide(build_request, digest, reusable, inputs["current_ami"], revoked)
+    decision = build.decide(request, digest, reusable, inputs["current_ami"], revoked)
     report_outcome(f"Decision: {decision.action}: {decision.reason}")
     return {
         "action": decision.action,
@@ -150,18 +153,18 @@ def check_image(params: dict | None = None, ti=None, run_id: str | None = None) 
     if problems:
         raise AirflowFailException(
             f"AMI {ami_id} is not an image this run may promote: {'; '.join(problems)}. "
-            f"It was not promoted; {request['ami_pointer']} still names {inputs['current_ami']}."
+            f"It was not promoted; {request.fleet.ami_pointer} still names {inputs['current_ami']}."
         )
     if built:
         hook.tag_image(ami_id, {"previous_ami": inputs["current_ami"] or "none"})
     log.info("AMI %s carries the expected provenance; it replaces %s", ami_id, inputs["current_ami"])
-    fleet = _request(request).fleet
+    fleet = request.fleet
     return {
         "ami_id": ami_id,
         "previous_ami": inputs["current_ami"],
         "name": image.get("Name", ""),
         "smoke_launch": {  # the smoke instance: the fleet's subnet, group and worker profile
-            "instance_type": request["instance_type"],
+            "instance_type": request.instance_type,
             "subnet_id": inputs["worker_subnet_id"],
             "security_group_id": inputs["worker_security_group_id"],
             "instance_profile": fleet.worker_instance_profile,
@@ -172,14 +175,10 @@ def check_image(params: dict | None = None, ti=None, run_id: str | None = None) 
 
 
 @task.short_circuit(ignore_downstream_trigger_rules=False)
-def smoke_test_requested(request: dict) -> bool:
-    if not request["smoke_test"]:
-        log.warning(
-            "smoke_test is off for %s/%s: the image is promoted without being booted once",
-            request["fleet_stage"],
-            request["fleet_slug"],
-        )
-    return request["smoke_test"]
+def smoke_test_requested(request: build.BuildRequest) -> bool:
+    if not request.smoke_test:
+        log.warning("smoke_test is off for %s: the image is promoted without being booted once", request.fleet)
+    return request.smoke_test
 
 
 @task.branch(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
@@ -188,19 +187,21 @@ def promotion_path(ti=None) -> str:
     pulled, so a run that changes nothing (its candidate tasks skipped) ends here too."""
     from bp_tasks.approvals import approval_or
 
-    return approval_or(validated_request(ti), "approve_promotion")
+    return approval_or(validated_request(ti).wiring(), "approve_promotion")
 
 
 @task
-def promotion_question(request: dict, inputs: dict, image: dict) -> str:
+def promotion_question(request: build.BuildRequest, inputs: dict, image: dict) -> str:
     """What the approver reads: which image replaces which, with which bundle."""
     replaces = f"replace {image['previous_ami']}" if image["previous_ami"] else "be the fleet's first image"
     bundle = f"bundle {inputs['bundle_id']}" if inputs["bundle_id"] else "no bundle (mode=base)"
-    return f"AMI **{image['ami_id']}** ({image['name']}) would {replaces} in `{request['ami_pointer']}`, with {bundle}."
+    return (
+        f"AMI **{image['ami_id']}** ({image['name']}) would {replaces} in `{request.fleet.ami_pointer}`, with {bundle}."
+    )
 
 
 @task(trigger_rule=TriggerRule.ONE_FAILED)
-def restore_previous_ami(request: dict, inputs: dict | None, params: dict | None = None, ti=None) -> str:
+def restore_previous_ami(request: build.BuildRequest, inputs: dict | None, params: dict | None = None, ti=None) -> str:
     """The refresh failed: point the fleet back at the AMI it had, if ours is still there
     and that AMI was not revoked meanwhile (a fleet never goes back to a revoked image)."""
     from bp_aws.exceptions import AwsResourceNotFound
@@ -218,7 +219,7 @@ def restore_previous_ami(request: dict, inputs: dict | None, params: dict | None
         if revoked:
             raise AirflowFailException(
                 f"The instance refresh failed, but {previous}, the AMI the fleet had before, can't take its place: "
-                f"it is {revoked}. {request['ami_pointer']} was NOT pointed back and still names the new image. "
+                f"it is {revoked}. {request.fleet.ami_pointer} was NOT pointed back and still names the new image. "
                 "Build or choose another image (gpu_ami_build_and_bake), or revoke this one (gpu_ami_revoke)."
             )
     hook = SsmParameterHook(aws_conn_id=params["aws_conn_id"])
@@ -226,7 +227,7 @@ def restore_previous_ami(request: dict, inputs: dict | None, params: dict | None
         outcome = pointers.restore(
             hook.get,
             hook.put,
-            name=request["ami_pointer"],
+            name=request.fleet.ami_pointer,
             previous=previous,
             written=ti.xcom_pull(task_ids="promote_ami"),
             data_type="aws:ec2:image",
@@ -239,19 +240,19 @@ def restore_previous_ami(request: dict, inputs: dict | None, params: dict | None
 
 
 @task
-def mark_promotion(request: dict, image: dict, written: dict, dag_run=None) -> bool:
+def mark_promotion(request: build.BuildRequest, image: dict, written: dict, dag_run=None) -> bool:
     """The promotion as a mark on the GPU fleets dashboard, when the pointer changed."""
     from bp_tasks.audit import mark_change
 
     if not written.get("changed"):
-        report_outcome(f"{request['ami_pointer']} already named AMI {image['ami_id']}: nothing promoted")
+        report_outcome(f"{request.fleet.ami_pointer} already named AMI {image['ami_id']}: nothing promoted")
         return False
-    text = f"AMI {image['ami_id']} ({image['name']}) promoted to {request['ami_pointer']}"
-    marked = mark_change("ami_promotion", request["fleet_stage"], request["fleet_slug"], text, dag_run)
+    text = f"AMI {image['ami_id']} ({image['name']}) promoted to {request.fleet.ami_pointer}"
+    marked = mark_change("ami_promotion", request.fleet.stage, request.fleet.slug, text, dag_run)
     report_outcome(text + ("; marked on the GPU fleets dashboard" if marked else "; no dashboard mark (no InfluxDB)"))
     return marked
 
 
 @task.short_circuit(ignore_downstream_trigger_rules=False)
-def refresh_requested(request: dict) -> bool:
-    return request["start_instance_refresh"]
+def refresh_requested(request: build.BuildRequest) -> bool:
+    return request.start_instance_refresh

@@ -5,39 +5,41 @@ from __future__ import annotations
 
 import logging
 
-from airflow.sdk import task
+from airflow.sdk import serde, task
 
 from bp_tasks.audit import rollback_refusal, rollout_record
 from bp_tasks.common import RequestRefused, validated
-from include.naming.fleet import Fleet
 from include.rollouts import rollback
 
 log = logging.getLogger("bp.gpu_bundle_rollback")
 UNCHANGED = "Nothing was changed."
 
+# the request travels as itself to the run's later tasks (Airflow refuses a class it was not told of)
+serde.allow_class(rollback.RollbackRequest)
+
 
 @task
-def validate_request(params: dict | None = None, dag_run=None, dag=None) -> dict:
+def validate_request(params: dict | None = None, dag_run=None, dag=None) -> rollback.RollbackRequest:
     """Domain checks on the params, before any AWS call."""
     request = validated(rollback.RollbackRequest.from_params, params, UNCHANGED, dag_run=dag_run, dag=dag)
     log.info("Rollback of rollout %s on %s", request.rollout_run_id, request.fleet)
-    return {**request.fleet.names(), "rollout_run_id": request.rollout_run_id}
+    return request
 
 
 @task
-def plan_rollback(request: dict, params: dict | None = None) -> dict:
+def plan_rollback(request: rollback.RollbackRequest, params: dict | None = None) -> dict:
     """The conf of the rollout back to the earlier rollout's bundle; refused, changing
     nothing, when there is nothing to go back to or the pointer moved since."""
     from bp_aws.hooks.ssm_parameters import SsmParameterHook
 
-    fleet, run_id, aws_conn_id = Fleet.of(request), request["rollout_run_id"], params["aws_conn_id"]
+    fleet, run_id, aws_conn_id = request.fleet, request.rollout_run_id, params["aws_conn_id"]
     pointer = SsmParameterHook(aws_conn_id=aws_conn_id).get(fleet.active_bundle)
     value = pointer["Value"] if pointer else None
     record = rollout_record(fleet, run_id, aws_conn_id)
     problem = rollback_refusal(fleet, run_id, record, value, aws_conn_id)
     if problem:
         raise RequestRefused(f"Can't roll back rollout {run_id}: {problem}. {UNCHANGED}")
-    conf = rollback.rollout_conf(rollback.RollbackRequest.from_params(params), record, aws_conn_id)
+    conf = rollback.rollout_conf(request, record, aws_conn_id)
     log.info(
         "Rollout %s moved %s from %s to %s: rolling back to bundle %s (gpu_bundle_rollout, refresh)",
         run_id,

@@ -1,5 +1,7 @@
 """The build's decisions: request checks, SSM inputs, packer variables, tag checks."""
 
+import json
+
 import pytest
 
 from include.amis import build as ami_build
@@ -14,6 +16,16 @@ GOOD = {
     "instance_type": "g4dn.xlarge",
     "start_instance_refresh": False,
 }
+
+
+def test_a_request_comes_back_from_its_serialized_form_as_it_was():
+    request = ami_build.BuildRequest.from_params({**GOOD, "smoke_test": False, "force_build": True})
+    data = json.loads(json.dumps(request.serialize()))
+
+    assert ami_build.BuildRequest.deserialize(data, 1) == request
+    assert request.wiring()["image_tags"] == {"fleet_stage": "staging", "fleet_slug": "gpu-default"}
+    with pytest.raises(TypeError, match="BuildRequest version 2 is newer than this code's 1"):
+        ami_build.BuildRequest.deserialize(data, 2)
 
 
 @pytest.mark.parametrize(

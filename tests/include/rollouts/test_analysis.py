@@ -3,6 +3,7 @@ a finished rollout (include.rollouts.rollback)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -291,6 +292,18 @@ def test_the_refusal_names_who_moved_the_pointer():
         "arn:aws:iam::123456789012:user/carol (version 7, d, outside gpu_bundle_rollout)"
     )
     assert "moved it since" in _refusal(pointer="bundles/b-3")
+
+
+def test_a_rollback_request_comes_back_from_its_serialized_form_as_it_was():
+    request = rollback.RollbackRequest.from_params(
+        {"fleet_stage": "staging", "fleet_slug": "gpu-default", "rollout_run_id": RUN}
+        | {"checkpoint_percentages": [50, 100], "min_jobs": 4}
+    )
+    data = json.loads(json.dumps(request.serialize()))
+
+    assert rollback.RollbackRequest.deserialize(data, 1) == request
+    with pytest.raises(TypeError, match="RollbackRequest version 2 is newer than this code's 1"):
+        rollback.RollbackRequest.deserialize(data, 2)
 
 
 def test_a_rollback_request_is_checked_before_any_aws_call():

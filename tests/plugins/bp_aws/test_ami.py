@@ -13,6 +13,8 @@ from tests.plugins.conftest import resume, run_trigger
 ACCOUNT, REGION = "123456789012", "us-east-1"
 FLEET_TAGS = {"fleet_stage": "staging", "fleet_slug": "gpu-default"}
 POINTER = Fleet("staging", "gpu-default").ami_pointer
+#: the request gpu_ami_build_and_bake's restore gets (validated by its first task)
+BAKE = {"fleet_stage": "staging", "fleet_slug": "gpu-default", "mode": "bake", "instance_type": "g5.xlarge"}
 
 
 def _backend_image(image_id):
@@ -171,6 +173,12 @@ def _failed_refresh_after_promotion(aws_http, previous: str, promoted: str):
     return SimpleNamespace(xcom_pull=lambda task_ids: xcoms.get(task_ids))
 
 
+def _bake_request():
+    from include.amis.build import BuildRequest
+
+    return BuildRequest.from_params({**BAKE, "start_instance_refresh": True})
+
+
 def test_a_failed_refresh_points_the_fleet_back_at_the_ami_it_had(aws_http, baseline):
     from bp_tasks.gpu_ami_build_and_bake import restore_previous_ami
 
@@ -179,7 +187,7 @@ def test_a_failed_refresh_points_the_fleet_back_at_the_ami_it_had(aws_http, base
     ti = _failed_refresh_after_promotion(aws_http, previous, promoted)
 
     said = restore_previous_ami.function(
-        {"ami_pointer": POINTER}, {"current_ami": previous}, params={"aws_conn_id": "aws_default"}, ti=ti
+        _bake_request(), {"current_ami": previous}, params={"aws_conn_id": "aws_default"}, ti=ti
     )
 
     assert said.startswith("the instance refresh failed: ")
@@ -199,7 +207,7 @@ def test_a_failed_refresh_never_points_the_fleet_back_at_an_ami_revoked_meanwhil
 
     with pytest.raises(AirflowFailException) as refused:
         restore_previous_ami.function(
-            {"ami_pointer": POINTER}, {"current_ami": previous}, params={"aws_conn_id": "aws_default"}, ti=ti
+            _bake_request(), {"current_ami": previous}, params={"aws_conn_id": "aws_default"}, ti=ti
         )
 
     assert f"but {previous}, the AMI the fleet had before, can't take its place: it is revoked by" in str(refused.value)
