@@ -112,7 +112,7 @@ class BuildRequest:
     def wiring(self) -> dict[str, Any]:
         """What the DAG's operators and branches take from the request (XCom keys
         ``validate_request`` pushes beside the request itself)."""
-        return {**self.fleet.names(), "image_tags": self.image_tags, "needs_approval": self.needs_approval}
+        return {**self.fleet.names(), "image_tags": self.image_tags}
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from include import approvals
 from include.errors import InvalidRequest
 from include.naming import platform
 from include.naming.fleet import Fleet
+from include.versions import refuse_newer
 
 IMAGE_ID_PATTERN = r"^ami-[0-9a-f]{8}(?:[0-9a-f]{9})?$"
 REASON_MAX_LENGTH = 200
@@ -57,8 +58,9 @@ class RevocationRequest:
             )
         return cls(image_id, reason)
 
-    def as_dict(self) -> dict[str, str]:
-        return asdict(self)
+    #: travels between the run's tasks as itself: Airflow's serde writes a dataclass's
+    #: fields with this version and refuses a newer one
+    __version__ = 1
 
 
 @dataclass(frozen=True)
@@ -98,22 +100,26 @@ class RevocationPlan:
         stages = {self.image_stage, *(r.fleet_stage for r in self.restores)}
         return any(approvals.needs_approval(stage) for stage in stages)
 
-    def as_dict(self) -> dict[str, Any]:
+    #: the form :meth:`serialize` writes; :meth:`deserialize` refuses a newer one
+    __version__ = 1
+
+    def serialize(self) -> dict[str, Any]:
+        """The plan as it travels to the run's later tasks (Airflow's serde, in XCom)."""
         return {
             "image_id": self.image_id,
             "image_stage": self.image_stage,
             "restores": [asdict(r) for r in self.restores],
             "moved": [asdict(m) for m in self.moved],
-            "needs_approval": self.needs_approval,
         }
 
-    @classmethod
-    def from_dict(cls, value: Mapping[str, Any]) -> RevocationPlan:
-        return cls(
-            image_id=value["image_id"],
-            image_stage=value["image_stage"],
-            restores=tuple(PointerRestore(**r) for r in value["restores"]),
-            moved=tuple(MovedPointer(**m) for m in value["moved"]),
+    @staticmethod
+    def deserialize(data: Mapping[str, Any], version: int) -> RevocationPlan:
+        refuse_newer(RevocationPlan, version)
+        return RevocationPlan(
+            image_id=data["image_id"],
+            image_stage=data["image_stage"],
+            restores=tuple(PointerRestore(**r) for r in data["restores"]),
+            moved=tuple(MovedPointer(**m) for m in data["moved"]),
         )
 
     def lines(self) -> list[str]:

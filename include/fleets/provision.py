@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from include import approvals
 from include.errors import InvalidRequest
 from include.fleets.config import DRAIN_HOOK_MARGIN_SECONDS, SCALE_TO_ZERO_MINUTES_BOUNDS, FleetConfig
 from include.fleets.guardrails import LEAK_GRACE
 from include.naming import platform
 from include.naming.fleet import Fleet
+from include.versions import refuse_newer
 
 INFRA_DIR = Path(__file__).resolve().parents[2] / "infra"
 SHARED_TEMPLATE = INFRA_DIR / "cloudformation" / "gpu-shared.yaml"
@@ -63,14 +63,37 @@ class FleetRequest:
             raise InvalidRequest(f"config_wait_minutes must be a whole number from {low} to {high}, got {wait!r}")
         return cls(fleet, action, wait)
 
-    def as_dict(self) -> dict[str, Any]:
-        """The request and the fleet's names, for XCom (rebuilt with :meth:`from_params`)."""
+    @property
+    def lock(self) -> str:
+        """The fleet's change lock (:attr:`Fleet.lock`)."""
+        return self.fleet.lock
+
+    #: the form :meth:`serialize` writes; :meth:`deserialize` refuses a newer one
+    __version__ = 1
+
+    def serialize(self) -> dict[str, Any]:
+        """The request as it travels between tasks (Airflow's serde, in XCom): checked once
+        by :meth:`from_params` in the run's first task, taken back as it is by
+        :meth:`deserialize` in every later one."""
+        return {
+            "fleet_stage": self.fleet.stage,
+            "fleet_slug": self.fleet.slug,
+            "action": self.action,
+            "config_wait_minutes": self.config_wait_minutes,
+        }
+
+    @staticmethod
+    def deserialize(data: dict[str, Any], version: int) -> FleetRequest:
+        refuse_newer(FleetRequest, version)
+        return FleetRequest(Fleet(data["fleet_stage"], data["fleet_slug"]), data["action"], data["config_wait_minutes"])
+
+    def wiring(self) -> dict[str, Any]:
+        """What the DAG's operators and branches take from the request (XCom keys
+        ``validate_request`` pushes beside the request itself)."""
         return {
             **self.fleet.names(),
             "action": self.action,
-            "config_wait_minutes": self.config_wait_minutes,
             "config_wait_seconds": self.config_wait_minutes * 60,
-            "needs_approval": approvals.needs_approval(self.fleet.stage),
         }
 
 

@@ -162,7 +162,6 @@ class RolloutRequest:
             "checkpoint_percentages": list(self.checkpoint_percentages),
             "thresholds": asdict(self.thresholds),
             "pointer_value": self.pointer_value,
-            "needs_approval": self.needs_approval,
         }
 
 

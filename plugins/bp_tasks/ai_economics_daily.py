@@ -119,7 +119,7 @@ def _folder(computed: dict):
 
 
 @task
-def resolve_day(params: dict | None = None, logical_date=None, dag_run=None, dag=None) -> str:
+def resolve_day(params: dict | None = None, logical_date=None, dag_run=None, dag=None) -> date:
     """Validate the request before any connection is opened."""
     day = validated(
         lambda p: calendar.day_to_compute(p["day"], logical_date),
@@ -130,11 +130,11 @@ def resolve_day(params: dict | None = None, logical_date=None, dag_run=None, dag
     )
     if params.get("reason"):
         log.info("Computing %s again: %s", day, params["reason"])
-    return day.isoformat()
+    return day  # a date in XCom (Airflow's serde): compute gets the day itself
 
 
 @task
-def compute(day: str, params: dict | None = None, ti=None) -> dict:
+def compute(day: date, params: dict | None = None, ti=None) -> dict:
     """Aggregate, price, gate; write the tables to the run folder; fail, publishing
     nothing, when the gate fails."""
     from bp_data.engines import engine_for
@@ -142,11 +142,10 @@ def compute(day: str, params: dict | None = None, ti=None) -> dict:
     from include.economics.day_files import MANIFEST, manifest
     from include.economics.prices import PriceBook
 
-    the_day = date.fromisoformat(day)
     settings = Settings.load()
     book = PriceBook.from_text(read_text(settings.price_catalogue), settings.price_catalogue)
     log.info("Prices from %s; ledger %s, warehouse %s", settings.price_catalogue, LEDGER_CONN, WAREHOUSE_CONN)
-    folder = try_folder("ai_economics_daily", day, ti.run_id, ti.try_number)
+    folder = try_folder("ai_economics_daily", day.isoformat(), ti.run_id, ti.try_number)
     (folder / "tables").mkdir(parents=True, exist_ok=True)
     # the per-user level goes to its Parquet file chunk by chunk as it streams: memory is
     # set by the chunk, not by the day
@@ -157,16 +156,16 @@ def compute(day: str, params: dict | None = None, ti=None) -> dict:
                 engine_for(LEDGER_CONN),
                 engine_for(WAREHOUSE_CONN),
                 book,
-                the_day,
-                fleets=_fleet_days(settings, the_day, params["aws_conn_id"]),
-                dev_nodes=_dev_node_days(settings, the_day, params["aws_conn_id"]),
+                day,
+                fleets=_fleet_days(settings, day, params["aws_conn_id"]),
+                dev_nodes=_dev_node_days(settings, day, params["aws_conn_id"]),
                 reconcile_threshold_pct=settings.reconcile_threshold_pct,
                 cost_rows=per_user.write,
             )
         finally:
             per_user.close()
     (folder / "gx_validation.json").write_text(result.gate.to_json())
-    log.info("Data-quality gate for %s:\n%s", the_day, result.gate.table())
+    log.info("Data-quality gate for %s:\n%s", day, result.gate.table())
     if not result.gate.passed:
         raise AirflowFailException(
             f"{result.gate.paragraph()} Nothing was published; the validation result is in {folder}/gx_validation.json."
@@ -175,7 +174,7 @@ def compute(day: str, params: dict | None = None, ti=None) -> dict:
         (folder / "tables" / f"{name}.parquet").write_bytes(exports.parquet_bytes(name, frame))
     rows = {PER_USER: per_user.rows} | {name: len(frame) for name, frame in result.tables.items()}
     # written last: its presence says every table above is complete
-    (folder / MANIFEST).write_text(json.dumps(manifest(ti.run_id, ti.try_number, day, rows)))
+    (folder / MANIFEST).write_text(json.dumps(manifest(ti.run_id, ti.try_number, day.isoformat(), rows)))
     rec = result.reconciliation
     summary = {
         **result.summary(),
@@ -195,9 +194,9 @@ def compute(day: str, params: dict | None = None, ti=None) -> dict:
         "failed_payments": result.revenue.failed_payments,
     }
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    log.info("Computed %s: %s", the_day, json.dumps(result.summary(), default=str))
+    log.info("Computed %s: %s", day, json.dumps(result.summary(), default=str))
     report_outcome(
-        f"{the_day}: {len(result.anomalies)} anomaly(ies), gate passed with {len(result.gate.warnings)} warning(s); "
+        f"{day}: {len(result.anomalies)} anomaly(ies), gate passed with {len(result.gate.warnings)} warning(s); "
         f"tables in {folder}/tables/ ({', '.join(sorted(rows))})"
     )
     return summary

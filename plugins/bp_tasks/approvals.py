@@ -41,6 +41,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from bp_tasks.common import airflow_api
 from include import approvals
 from include.approvals import Answer, Person
+from include.naming.fleet import Fleet
 
 log = logging.getLogger("bp.approvals")
 
@@ -94,11 +95,11 @@ def recorded_answer(context: Mapping[str, Any], task_id: str) -> Answer | None:
     return Answer.from_hitl(approval_record(airflow_api(), ti.dag_id, ti.run_id, task_id))
 
 
-def approval_or(request: Mapping[str, Any], approval: str, then: str = "acquire_lock") -> str:
-    """Where a run's branch goes: to ``approval`` when its validated request needs one (a
+def approval_or(fleet: Fleet, approval: str, then: str = "acquire_lock") -> str:
+    """Where a run's branch goes: to ``approval`` when a change to ``fleet`` needs one (a
     production change), else straight to ``then`` (the lock before the change)."""
-    if request["needs_approval"]:
-        log.info("A %s change: waiting for %s in the Airflow UI", request["fleet_stage"], approval)
+    if approvals.needs_approval(fleet.stage):
+        log.info("A %s change: waiting for %s in the Airflow UI", fleet.stage, approval)
         return approval
     return then
 

@@ -4,7 +4,6 @@ release it: SSM through the project's hook, run states through Airflow's task AP
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 from airflow.sdk import TriggerRule, task
@@ -88,18 +87,12 @@ def acquire_lock(purpose: str, params: dict | None = None, ti=None) -> str:
     (the request is pulled, see :func:`bp_tasks.common.validated_request`)."""
     from bp_tasks.common import validated_request
 
-    return take(_lock_of(validated_request(ti)), purpose, aws_conn_id=params["aws_conn_id"], ti=ti)
+    return take(validated_request(ti).lock, purpose, aws_conn_id=params["aws_conn_id"], ti=ti)
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE)
-def release_lock(request: Mapping | Any | None, params: dict | None = None, dag_run=None) -> str:
+def release_lock(request: Any | None, params: dict | None = None, dag_run=None) -> str:
     """Whatever happened before: the lock goes if this run holds it (never another run's)."""
     if request is None:
         return "this run holds no lock (its request was refused)"
-    return give_back(_lock_of(request), aws_conn_id=params["aws_conn_id"], dag_id=dag_run.dag_id, run_id=dag_run.run_id)
-
-
-def _lock_of(request: Mapping | Any) -> str:
-    """A request's fleet lock: its ``lock``, or the ``lock`` key of one that still travels
-    as a dict (gpu_fleet_provision's, issue 36)."""
-    return request["lock"] if isinstance(request, Mapping) else request.lock
+    return give_back(request.lock, aws_conn_id=params["aws_conn_id"], dag_id=dag_run.dag_id, run_id=dag_run.run_id)

@@ -187,7 +187,7 @@ def promotion_path(ti=None) -> str:
     pulled, so a run that changes nothing (its candidate tasks skipped) ends here too."""
     from bp_tasks.approvals import approval_or
 
-    return approval_or(validated_request(ti).wiring(), "approve_promotion")
+    return approval_or(validated_request(ti).fleet, "approve_promotion")
 
 
 @task

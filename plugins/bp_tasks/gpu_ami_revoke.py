@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from airflow.sdk import TriggerRule, task
+from airflow.sdk import TriggerRule, serde, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from bp_tasks.approvals import ApprovalGate
@@ -18,17 +18,22 @@ from include.rollouts import pointers
 log = logging.getLogger("bp.gpu_ami_revoke")
 UNCHANGED = "Nothing was changed."
 
+# the request and the plan travel as themselves between the run's tasks: its task
+# processes may take them back from XCom (Airflow refuses any class it was not told of)
+serde.allow_class(revocation.RevocationRequest)
+serde.allow_class(revocation.RevocationPlan)
+
 
 @task
-def validate_request(params: dict | None = None, dag_run=None, dag=None) -> dict:
+def validate_request(params: dict | None = None, dag_run=None, dag=None) -> revocation.RevocationRequest:
     """Domain checks on the params, before any AWS call."""
     request = validated(revocation.RevocationRequest.from_params, params, UNCHANGED, dag_run=dag_run, dag=dag)
     log.info("Revocation of %s: %s", request.image_id, request.reason)
-    return request.as_dict()
+    return request
 
 
 @task
-def plan_revocation(request: dict, params: dict | None = None) -> dict:
+def plan_revocation(request: revocation.RevocationRequest, params: dict | None = None) -> revocation.RevocationPlan:
     """Which fleet pointers go back to which image (their own history says), which moved
     since and are left alone; refused, changing nothing, when it can't be done."""
     from bp_aws.exceptions import AwsResourceNotFound
@@ -44,7 +49,7 @@ def plan_revocation(request: dict, params: dict | None = None) -> dict:
         except AwsResourceNotFound:
             return None
 
-    image_id = request["image_id"]
+    image_id = request.image_id
     try:
         tags = revocation.check_provenance(image_id, describe(image_id))
         names = sorted(ssm.parameters_under(platform.AMI_POINTERS_ROOT))
@@ -53,22 +58,22 @@ def plan_revocation(request: dict, params: dict | None = None) -> dict:
     except revocation.RevocationRefused as refused:
         raise RequestRefused(f"Refused: {refused}. {UNCHANGED}") from None
     log.info("Plan for %s:\n%s", image_id, "\n".join(plan.lines()))
-    return plan.as_dict()
+    return plan
 
 
 @task.branch
-def revocation_path(plan: dict) -> str:
-    return "approve_revocation" if plan["needs_approval"] else "acquire_locks"
+def revocation_path(plan: revocation.RevocationPlan) -> str:
+    return "approve_revocation" if plan.needs_approval else "acquire_locks"
 
 
 @task
-def revocation_question(request: dict, plan: dict) -> str:
-    lines = "\n".join(f"- {line}" for line in revocation.RevocationPlan.from_dict(plan).lines())
-    return f"Revoke AMI **{request['image_id']}** ({request['reason']})? Its pointers go back:\n\n{lines}"
+def revocation_question(request: revocation.RevocationRequest, plan: revocation.RevocationPlan) -> str:
+    lines = "\n".join(f"- {line}" for line in plan.lines())
+    return f"Revoke AMI **{request.image_id}** ({request.reason})? Its pointers go back:\n\n{lines}"
 
 
 def _plan(ti) -> revocation.RevocationPlan:
-    return revocation.RevocationPlan.from_dict(ti.xcom_pull(task_ids="plan_revocation"))
+    return ti.xcom_pull(task_ids="plan_revocation")
 
 
 def _approving_stage(context) -> str | None:
@@ -95,7 +100,9 @@ def acquire_locks(params: dict | None = None, ti=None) -> list[str]:
 
 
 @task(pre_execute=ApprovalGate("approve_revocation", stage_of=_approving_stage))
-def revoke(request: dict, params: dict | None = None, ti=None, run_id: str | None = None) -> list[dict]:
+def revoke(
+    request: revocation.RevocationRequest, params: dict | None = None, ti=None, run_id: str | None = None
+) -> list[dict]:
     """Tag the image revoked (from now on nothing promotes it), put each pointer back if
     it still names the image, and start a refresh on each of those fleets with nodes.
     Returns the refreshes (what ``wait_for_refreshes`` maps over); what was restored and
@@ -108,8 +115,8 @@ def revoke(request: dict, params: dict | None = None, ti=None, run_id: str | Non
 
     conn = params["aws_conn_id"]
     plan, ssm, autoscaling = _plan(ti), SsmParameterHook(aws_conn_id=conn), AutoScalingHook(aws_conn_id=conn)
-    AmiHook(aws_conn_id=conn).tag_image(plan.image_id, revocation.revoked_tags(request["reason"], run_id))
-    log.info("%s tagged revoked: %s", plan.image_id, request["reason"])
+    AmiHook(aws_conn_id=conn).tag_image(plan.image_id, revocation.revoked_tags(request.reason, run_id))
+    log.info("%s tagged revoked: %s", plan.image_id, request.reason)
     restored, refreshes, left_alone = [], [], [f"{m.pointer} (now {m.now}, by {m.modified_by})" for m in plan.moved]
     for restore in plan.restores:
         try:
@@ -141,7 +148,9 @@ def revoke(request: dict, params: dict | None = None, ti=None, run_id: str | Non
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE)
-def record_revocation(request: dict, params: dict | None = None, ti=None, dag_run=None) -> str:
+def record_revocation(
+    request: revocation.RevocationRequest | None, params: dict | None = None, ti=None, dag_run=None
+) -> str:
     """An immutable audit record and a critical alert: what was revoked, which pointers
     went back, which were left alone, how each fleet's refresh ended."""
     from bp_aws.notifiers.ops_alert import send_alert
@@ -168,29 +177,29 @@ def record_revocation(request: dict, params: dict | None = None, ti=None, dag_ru
         "at": datetime.now(UTC).isoformat(),
         "dag_id": dag_run.dag_id,
         "run_id": dag_run.run_id,
-        "image_id": request["image_id"],
-        "reason": request["reason"],
+        "image_id": request.image_id,
+        "reason": request.reason,
         "restored": done,
         "left_alone": left_alone,
         "refreshes": refreshes,
         "refresh_state": refresh_state,
     }
     uri = write_record(
-        platform.ami_revocation_audit_key(request["image_id"], dag_run.run_id), record, params["aws_conn_id"]
+        platform.ami_revocation_audit_key(request.image_id, dag_run.run_id), record, params["aws_conn_id"]
     )
     paragraph = (
-        f"AMI {request['image_id']} was revoked ({request['reason']}): "
+        f"AMI {request.image_id} was revoked ({request.reason}): "
         + ("; ".join(done) if done else "no pointer named it")
         + (f"; left alone: {'; '.join(left_alone)}" if left_alone else "")
         + f". Refreshes: {record['refresh_state']}. Record: {uri}."
     )
     for restore in _plan(ti).restores:
         if not any(restore.pointer in line for line in left_alone):
-            text = f"AMI {request['image_id']} revoked: back to {restore.previous_image}"
+            text = f"AMI {request.image_id} revoked: back to {restore.previous_image}"
             mark_change("ami_revocation", restore.fleet_stage, restore.fleet_slug, text, dag_run)
     stage = _plan(ti).image_stage or "staging"
     send_alert(
-        Alert(severity="critical", title=f"AMI {request['image_id']} revoked", detail=paragraph),
+        Alert(severity="critical", title=f"AMI {request.image_id} revoked", detail=paragraph),
         stage=stage if stage in platform.STAGES else "staging",
         aws_conn_id=params["aws_conn_id"],
     )

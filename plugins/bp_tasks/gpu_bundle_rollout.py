@@ -108,7 +108,7 @@ def approval_path(request: RolloutRequest) -> str:
     """Production waits for a second person's Approve, whatever the strategy."""
     from bp_tasks.approvals import approval_or
 
-    return approval_or(request.wiring(), "approve_rollout")
+    return approval_or(request.fleet, "approve_rollout")
 
 
 def rollout_approval(request: Any, checked: Any):

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from include.errors import InvalidRequest
@@ -23,14 +25,24 @@ def _params(**change):
 
 
 def test_a_request_names_its_stacks_group_and_parameters():
-    request = FleetRequest.from_params(_params(fleet_stage="production")).as_dict()
+    request = FleetRequest.from_params(_params(fleet_stage="production", config_wait_minutes=2))
+    wiring = request.wiring()
 
-    assert request["shared_stack"] == "bp-gpu-shared-production"
-    assert request["fleet_stack"] == "bp-gpu-fleet-production-gpu-default"
-    assert request["auto_scaling_group"] == "asg-production-gpu-default"
-    assert request["desired_config"] == Fleet("production", "gpu-default").desired_config
-    assert (request["needs_approval"], request["config_wait_seconds"]) == (True, 0)
-    assert FleetRequest.from_params(request) == FleetRequest.from_params(_params(fleet_stage="production"))
+    assert wiring["shared_stack"] == "bp-gpu-shared-production"
+    assert wiring["fleet_stack"] == "bp-gpu-fleet-production-gpu-default"
+    assert wiring["auto_scaling_group"] == "asg-production-gpu-default"
+    assert wiring["desired_config"] == Fleet("production", "gpu-default").desired_config
+    assert (wiring["action"], wiring["config_wait_seconds"]) == ("apply", 120)
+    assert request.lock == Fleet("production", "gpu-default").lock
+
+
+def test_a_request_comes_back_from_its_serialized_form_as_it_was():
+    request = FleetRequest.from_params(_params(action="destroy", config_wait_minutes=5))
+    data = json.loads(json.dumps(request.serialize()))
+
+    assert FleetRequest.deserialize(data, 1) == request
+    with pytest.raises(TypeError, match="FleetRequest version 2 is newer than this code's 1"):
+        FleetRequest.deserialize(data, 2)
 
 
 @pytest.mark.parametrize(

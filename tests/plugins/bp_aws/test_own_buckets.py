@@ -62,7 +62,10 @@ def test_a_lambda_package_at_its_key_with_other_content_is_replaced(aws_http, ba
     bucket = platform.logs_bucket(ACCOUNT)
     aws_http("s3").put_object(Bucket=bucket, Key=package.key, Body=b"not the function")
 
-    parameters = package_function.function({"fleet_stage": "staging"}, params={"aws_conn_id": "aws_default"})
+    request = provision.FleetRequest.from_params(
+        {"fleet_stage": "staging", "fleet_slug": "gpu-default", "action": "apply"}
+    )
+    parameters = package_function.function(request, params={"aws_conn_id": "aws_default"})
 
     assert parameters["CodeKey"] == package.key
     stored = aws_http("s3").get_object(Bucket=bucket, Key=package.key)["Body"].read()

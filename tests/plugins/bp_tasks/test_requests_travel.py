@@ -9,16 +9,38 @@ import json
 import pytest
 from airflow.sdk import serde
 
-from bp_tasks import gpu_ami_build_and_bake, gpu_bundle_rollback, gpu_bundle_rollout, gpu_dev_node
+from bp_tasks import (
+    gpu_ami_build_and_bake,
+    gpu_ami_revoke,
+    gpu_bundle_rollback,
+    gpu_bundle_rollout,
+    gpu_dev_node,
+    gpu_fleet_provision,
+)
+from include.amis import revocation
 from include.amis.build import BuildRequest
 from include.devnodes.lifecycle import DevNodeRequest
+from include.fleets.provision import FleetRequest
 from include.rollouts.rollback import RollbackRequest
 from include.rollouts.rollout import RolloutRequest
 
 #: the task modules that allow their request's class (imported for that)
-TASK_MODULES = (gpu_ami_build_and_bake, gpu_bundle_rollback, gpu_bundle_rollout, gpu_dev_node)
+TASK_MODULES = (
+    gpu_ami_build_and_bake,
+    gpu_ami_revoke,
+    gpu_bundle_rollback,
+    gpu_bundle_rollout,
+    gpu_dev_node,
+    gpu_fleet_provision,
+)
 
 REQUESTS = {
+    "gpu_ami_revoke": revocation.RevocationRequest.from_params(
+        {"image_id": "ami-0123456789abcdef0", "reason": "driver crash under load (INC-42)"}
+    ),
+    "gpu_fleet_provision": FleetRequest.from_params(
+        {"fleet_stage": "production", "fleet_slug": "gpu-default", "action": "apply", "config_wait_minutes": 3}
+    ),
     "gpu_ami_build_and_bake": BuildRequest.from_params(
         {"fleet_stage": "staging", "fleet_slug": "gpu-default", "mode": "bake", "instance_type": "g5.xlarge"}
         | {"start_instance_refresh": True, "smoke_test": False, "force_build": True}
@@ -61,3 +83,13 @@ def test_the_dags_operators_find_every_key_they_read_in_the_requests_wiring(dag_
     wiring = REQUESTS[dag_id].wiring() if hasattr(REQUESTS[dag_id], "wiring") else {}
 
     assert read - set(wiring) == set()
+
+
+def test_the_revocation_plan_crosses_xcom_as_itself():
+    restore = revocation.PointerRestore(
+        "production", "gpu-default", "/bp/ami/fleets/production/gpu-default", 3, "ami-1"
+    )
+    moved = revocation.MovedPointer("/bp/ami/fleets/staging/gpu-default", "ami-9", 7, "someone")
+    plan = revocation.RevocationPlan("ami-0123456789abcdef0", "production", (restore,), (moved,))
+
+    assert serde.deserialize(json.loads(json.dumps(serde.serialize(plan)))) == plan
