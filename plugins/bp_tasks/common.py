@@ -102,8 +102,8 @@ def connection_problem(aws_conn_id: str | None) -> str | None:
 REQUEST_TASK = "validate_request"
 
 
-def validated_request(ti: Any) -> dict:
-    """The run's validated request, pulled rather than passed as an XComArg.
+def validated_request(ti: Any) -> Any:
+    """The run's validated request (the request itself), pulled rather than passed as an XComArg.
 
     For the tasks that join an optional branch (an approval only production asks for)
     with ``NONE_FAILED_MIN_ONE_SUCCESS``: an XComArg makes ``validate_request`` a direct
