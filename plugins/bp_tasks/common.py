@@ -85,6 +85,15 @@ def validated(
         raise RequestRefused(f"Invalid request: {error}. {unchanged}") from None
 
 
+def handed_over(request: T, ti: Any) -> T:
+    """A validated request as the run's later tasks get it: the request itself (the first
+    task's return value, through Airflow's serde) and, as XCom keys of their own, the
+    names the DAG's operators take as ``request["auto_scaling_group"]`` (its ``wiring()``)."""
+    for key, value in request.wiring().items():
+        ti.xcom_push(key=key, value=value)
+    return request
+
+
 def connection_problem(aws_conn_id: str | None) -> str | None:
     """Why a run may not use ``aws_conn_id`` (the DAG was parsed with another allow-list,
     or the param was bypassed), or None."""

@@ -8,7 +8,7 @@ import logging
 from airflow.sdk import TriggerRule, serde, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from bp_tasks.common import check_bundle_in_bucket, report_outcome, validated, validated_request
+from bp_tasks.common import check_bundle_in_bucket, handed_over, report_outcome, validated, validated_request
 from gpu_worker.layout import bundle_prefix, manifest_key
 from include.amis import build, fingerprint, revocation, smoke
 from include.naming import platform
@@ -30,9 +30,7 @@ def validate_request(params: dict | None = None, ti=None, dag_run=None, dag=None
     request itself; the DAG's operators read its :meth:`~build.BuildRequest.wiring` keys."""
     request = validated(build.BuildRequest.from_params, params, UNCHANGED, dag_run=dag_run, dag=dag)
     log.info("Build request for %s: %s", request.fleet, request.serialize())
-    for key, value in request.wiring().items():
-        ti.xcom_push(key=key, value=value)
-    return request
+    return handed_over(request, ti)
 
 
 @task

@@ -16,6 +16,7 @@ from bp_tasks.common import (
     FAILED_STATES,
     RequestRefused,
     check_bundle_in_bucket,
+    handed_over,
     report_outcome,
     task_states,
     validated,
@@ -69,9 +70,7 @@ def validate_request(params: dict | None = None, ti=None, dag_run=None, dag=None
     request itself; the DAG's operators read its :meth:`~RolloutRequest.wiring` keys."""
     request = validated(RolloutRequest.from_params, params, "Nothing was changed.", dag_run=dag_run, dag=dag)
     log.info("Rollout request for %s: %s", request.fleet, request.serialize())
-    for key, value in request.wiring().items():
-        ti.xcom_push(key=key, value=value)
-    return request
+    return handed_over(request, ti)
 
 
 @task

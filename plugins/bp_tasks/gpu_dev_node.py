@@ -11,7 +11,7 @@ from airflow.sdk import TriggerRule, serde, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from bp_tasks import fleet_lock
-from bp_tasks.common import FAILED_STATES, RequestRefused, report_outcome, task_states, validated
+from bp_tasks.common import FAILED_STATES, RequestRefused, handed_over, report_outcome, task_states, validated
 from include.devnodes import lifecycle
 from include.devnodes.lifecycle import DevNodeRequest, Registration
 from include.naming.dev_node import HEARTBEAT_WRITER_TAG, DevNode
@@ -48,9 +48,7 @@ def validate_request(params: dict | None = None, ti=None, dag_run=None, dag=None
     request itself; the DAG's operators read its :meth:`~DevNodeRequest.wiring` keys."""
     request = validated(DevNodeRequest.from_params, params, UNCHANGED, dag_run=dag_run, dag=dag)
     log.info("%s of dev node %s: %s", request.action, request.node, request.serialize())
-    for key, value in request.wiring().items():
-        ti.xcom_push(key=key, value=value)
-    return request
+    return handed_over(request, ti)
 
 
 @task

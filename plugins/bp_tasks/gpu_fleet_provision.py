@@ -9,7 +9,7 @@ import logging
 from airflow.sdk import serde, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from bp_tasks.common import report_outcome, validated
+from bp_tasks.common import handed_over, report_outcome, validated
 from include.alerts import SEVERITIES
 from include.fleets import config as fleet_config
 from include.fleets import provision
@@ -30,9 +30,7 @@ def validate_request(params: dict | None = None, ti=None, dag_run=None, dag=None
     request itself; the DAG's operators read its :meth:`~FleetRequest.wiring` keys."""
     request = validated(FleetRequest.from_params, params, UNCHANGED, dag_run=dag_run, dag=dag)
     log.info("Request for %s: %s", request.fleet, request.serialize())
-    for key, value in request.wiring().items():
-        ti.xcom_push(key=key, value=value)
-    return request
+    return handed_over(request, ti)
 
 
 @task.branch

@@ -93,3 +93,25 @@ def test_the_revocation_plan_crosses_xcom_as_itself():
     plan = revocation.RevocationPlan("ami-0123456789abcdef0", "production", (restore,), (moved,))
 
     assert serde.deserialize(json.loads(json.dumps(serde.serialize(plan)))) == plan
+
+
+def test_the_first_task_returns_the_request_and_pushes_the_names_operators_read():
+    """gpu_bundle_rollout's validate_request as Airflow calls it: its return value is the
+    request, and each wiring name is an XCom key of its own (``request["auto_scaling_group"]``)."""
+    from types import SimpleNamespace
+
+    from bp_tasks.params import rollout_params
+
+    pushed = {}
+    ti = SimpleNamespace(xcom_push=lambda key, value: pushed.__setitem__(key, value))
+    conf = {"fleet_stage": "production", "fleet_slug": "gpu-default", "bundle_id": "b-1", "strategy": "refresh"}
+    params = {name: param.value for name, param in rollout_params().items()} | conf | {"aws_conn_id": "aws_default"}
+    dag = SimpleNamespace(params=params)
+
+    request = gpu_bundle_rollout.validate_request.function(
+        params=params, ti=ti, dag_run=SimpleNamespace(conf=conf), dag=dag
+    )
+
+    assert request == RolloutRequest.from_params(params)
+    assert pushed == request.wiring()
+    assert pushed["auto_scaling_group"] == "asg-production-gpu-default"
