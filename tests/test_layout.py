@@ -203,8 +203,11 @@ def test_the_tests_mirror_the_codes_folders():
         assert all(mirrored.values()), f"{tests_root}: no {code_root}/ folder for {mirrored}"
 
 
-#: what DAG files may still read in Jinja: the AWS connection, not yet part of the
-#: validated requests (issue 36, item 1, is to move it there and drop this)
+#: what DAG files may read in Jinja: the AWS connection. As an XComArg of the first task
+#: it would make that task a direct upstream of every AWS operator, and an operator that
+#: joins branches (``NONE_FAILED_MIN_ONE_SUCCESS``, e.g. the AMI promotion) would then run
+#: on the first task's success alone when its own branch was skipped. The param can't
+#: change during a run, and the first task checks it against the allow-list.
 JINJA_PARAMS_ALLOWED = {"aws_conn_id"}
 
 
