@@ -113,11 +113,15 @@ class DevNode:
         rollout looks for; the operator policy acts only on instances carrying them."""
         return {
             "Name": self.resource_name,
-            platform.DEV_NODE_TAG: self.name,
+            **self.identity_tags(),
             platform.OWNER_TAG: owner,
-            platform.STAGE_TAG: self.stage,
             platform.ROLE_TAG: platform.DEV_NODE_ROLE,
         }
+
+    def identity_tags(self) -> dict[str, str]:
+        """The tags that find this node's instance, whoever owns it (a retried launch, a
+        create that failed after its launch)."""
+        return {platform.DEV_NODE_TAG: self.name, platform.STAGE_TAG: self.stage}
 
     # --- what the DAGs keep in the logs bucket ------------------------------------------
 

@@ -140,6 +140,7 @@ def _create_plan(request: DevNodeRequest, plan: dict, aws_conn_id: str) -> tuple
             "subnet_id": subnets.split(",")[0].strip(),
             "instance_profile": request.node.instance_profile,
             "tags": request.node.tags(request.owner),
+            "identity_tags": request.node.identity_tags(),
             "user_data": lifecycle.user_data(request.node),
         }
     )
@@ -227,7 +228,7 @@ def _record(request: DevNodeRequest, failed: list[str], aws_conn_id: str, ti, da
     instance_id = acted.get("instance_id") or (previous.instance_id if previous else None)
     if request.action == "create" and not acted and "inspect_node" not in failed:
         # the create failed after its launch: the instance it made, not the node's earlier one
-        found = ec2.instances_tagged({"devnode": node.name, "stage": node.stage})
+        found = ec2.instances_tagged(node.identity_tags())
         instance_id = found[0]["InstanceId"] if found else instance_id
     instance = ec2.describe_instance(instance_id) if instance_id else None
     now = datetime.now(UTC)

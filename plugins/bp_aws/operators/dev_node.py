@@ -175,7 +175,7 @@ class DevNodeActionOperator(AwsOperator):
     def _find_or_launch(self) -> str:
         plan = self.plan
         tags = plan["tags"]
-        found = self.hook.instances_tagged({key: tags[key] for key in ("devnode", "stage")})
+        found = self.hook.instances_tagged(plan["identity_tags"])
         if found:
             instance_id = found[0]["InstanceId"]
             self.log.info("An earlier try launched %s (%s): reused", instance_id, found[0]["State"]["Name"])

@@ -64,6 +64,7 @@ def _create_plan(world) -> dict:
         "subnet_id": world["subnet_id"],
         "instance_profile": NODE.instance_profile,
         "tags": NODE.tags("alice"),
+        "identity_tags": NODE.identity_tags(),
         "user_data": lifecycle.user_data(NODE),
     }
 
