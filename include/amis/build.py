@@ -73,10 +73,6 @@ class BuildRequest:
         return self.mode != "base"
 
     @property
-    def needs_approval(self) -> bool:
-        return approvals.needs_approval(self.fleet.stage)
-
-    @property
     def lock(self) -> str:
         """The fleet's change lock (:attr:`Fleet.lock`)."""
         return self.fleet.lock

@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gpu_worker import layout, manifest
-from include import approvals
 from include.errors import InvalidRequest
 from include.naming import platform
 from include.naming.fleet import Fleet
@@ -146,10 +145,6 @@ class RolloutRequest:
     def lock(self) -> str:
         """The fleet's change lock (:attr:`Fleet.lock`)."""
         return self.fleet.lock
-
-    @property
-    def needs_approval(self) -> bool:
-        return approvals.needs_approval(self.fleet.stage)
 
     def wiring(self) -> dict[str, Any]:
         """What the DAG's operators and branches take from the request (XCom keys

@@ -45,11 +45,6 @@ def test_bad_requests_are_refused_with_a_clear_message(change, message):
         ami_build.BuildRequest.from_params({**GOOD, **change})
 
 
-def test_only_production_needs_approval():
-    assert not ami_build.BuildRequest.from_params(GOOD).needs_approval
-    assert ami_build.BuildRequest.from_params({**GOOD, "fleet_stage": "production"}).needs_approval
-
-
 def _ssm(values):
     return lambda name: {"Value": values[name], "Version": 3} if name in values else None
 

@@ -31,8 +31,6 @@ def test_a_request_names_the_fleets_pointer_lock_group_and_documents():
     )
     assert wiring["checkpoint_percentages"] == [50, 100]
     assert wiring["thresholds"]["bake_window_seconds"] == request.thresholds.bake_window_seconds
-    assert request.needs_approval is False  # staging: production's rollouts wait for a second person
-    assert _request(fleet_stage="production").needs_approval is True
 
 
 @pytest.mark.parametrize(

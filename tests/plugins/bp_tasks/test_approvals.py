@@ -10,7 +10,9 @@ from types import SimpleNamespace
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from bp_tasks.approvals import ApprovalGate, ChangeNotApproved, ChangeRejected, FleetChangeApproval
+from bp_tasks.approvals import ApprovalGate, ChangeNotApproved, ChangeRejected, FleetChangeApproval, approval_or
+from include.amis.build import BuildRequest
+from include.rollouts.rollout import RolloutRequest
 
 AT = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 APPROVERS = {"production": [{"id": "3", "name": "alice"}, {"id": "4", "name": "bob"}]}
@@ -115,3 +117,20 @@ def test_a_gate_refuses_in_one_line_when_the_answer_can_not_be_read(monkeypatch)
     assert str(refused.value).startswith("deploy_fleet_stack can't check its approval: the airflow_api connection")
     assert str(refused.value).endswith("Nothing was changed.")
     assert ApprovalGate("approve_apply")({**context, "params": {"fleet_stage": "staging"}}) is None
+
+
+@pytest.mark.parametrize(
+    ("build", "params"),
+    [
+        (BuildRequest.from_params, {"mode": "bake", "instance_type": "g5.xlarge", "start_instance_refresh": False}),
+        (RolloutRequest.from_params, {"bundle_id": "b-1", "strategy": "refresh"}),
+    ],
+)
+def test_only_a_production_request_goes_to_its_approval(build, params):
+    """A request's branch (``approval_path``, ``promotion_path``): production's changes
+    wait for a second person, staging's go straight to the lock."""
+    staging = build({"fleet_stage": "staging", "fleet_slug": "gpu-default", **params})
+    production = build({"fleet_stage": "production", "fleet_slug": "gpu-default", **params})
+
+    assert approval_or(staging.fleet, "approve") == "acquire_lock"
+    assert approval_or(production.fleet, "approve") == "approve"
