@@ -1,13 +1,18 @@
 """Airflow's local settings for this project: every Airflow process imports this module at
 start (Airflow puts the plugins folder on ``sys.path`` before it looks for it).
 
-What it sets up is speed, never behaviour: botocore parses an AWS service's model (its JSON
-description, 0.05-0.25 CPU-s each, EC2's the largest) once per session, and the amazon
-provider opens a session for every hook, in every task process. Here all sessions of a
-process share one data loader, whose cache keeps what it parsed; the processes that fork
-task processes (the scheduler's LocalExecutor workers, a Celery worker's pool) parse the
-models the tasks use before they fork, so a task finds them parsed. Measured on the local
-stack: a two-task ``platform_preflight`` run costs 0.94 CPU-s instead of 1.6.
+What it sets up is speed, never behaviour. A task process is forked from the process that
+runs it (the scheduler's LocalExecutor worker, a Celery worker's pool) and finds whatever
+that process had loaded; what it has to load itself it pays for on every run:
+
+- botocore parses an AWS service's model (its JSON description, 0.05-0.25 CPU-s each, EC2's
+  the largest) once per session, and the amazon provider opens a session for every hook.
+  Here all sessions of a process share one data loader, whose cache keeps what it parsed,
+  and the forking processes parse the models the tasks use before they fork.
+- the economics tasks import Great Expectations (2.1 CPU-s), pandas and Arrow (0.5): the
+  forking processes import them first.
+
+``bench/task_cpu.py`` measures a run with and without this module.
 
 ``plugins/.airflowignore`` keeps the plugin scan from importing this module a second time;
 ``tests/conftest.py`` shares the loader the same way in the test processes.
@@ -22,6 +27,8 @@ __all__: list[str] = []
 
 #: the services the project's hooks, triggers, notifiers and remote task logs call
 _SERVICES = ("autoscaling", "ce", "cloudformation", "cloudwatch", "ec2", "kms", "s3", "sns", "ssm", "sts")
+#: the libraries the tasks import that cost most, none of which imports Airflow
+_TASK_LIBRARIES = ("boto3", "pandas", "pyarrow.parquet", "great_expectations")
 #: the Airflow commands whose processes call AWS (tasks, triggers, remote task logs)...
 _CALLS_AWS = {"scheduler", "celery", "triggerer", "api-server"}
 #: ...and those of them that fork the task processes
@@ -63,6 +70,18 @@ def _parse_task_models() -> None:
         session.create_client(service, region_name="us-east-1", config=unsigned)
 
 
+def _import_task_libraries() -> None:
+    """Import what the tasks will import; a library that is not installed is skipped (the
+    task that needs it says so itself)."""
+    import importlib
+
+    for name in _TASK_LIBRARIES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            continue
+
+
 def _airflow_command() -> str:
     """``scheduler`` for ``airflow scheduler ...``; empty outside the ``airflow`` command."""
     if len(sys.argv) > 1 and sys.argv[0].rsplit("/", 1)[-1] == "airflow":
@@ -73,3 +92,5 @@ def _airflow_command() -> str:
 _COMMAND = _airflow_command()
 if _COMMAND in _CALLS_AWS and share_botocore_data_loader() is not None and _COMMAND in _FORKS_TASKS:
     _parse_task_models()
+if _COMMAND in _FORKS_TASKS:
+    _import_task_libraries()
