@@ -54,14 +54,14 @@ def measure(variant: str, runs: int) -> list[tuple[str, int, float]]:
         unpause_every_dag(client)
         for dag_id, conf in RUNS:
             conf = conf or {"day": economics.window.last_day.isoformat()}
-            costs, tasks = [], 0
+            costs = []
             for _ in range(runs + 1):
                 before = busy_cpu_seconds()
                 run = client.wait_for_run(dag_id, client.trigger(dag_id, conf).run_id, timeout=300)
                 costs.append(busy_cpu_seconds() - before)
                 if run.state != "success":
                     raise SystemExit(f"{dag_id} {run.run_id} ended {run.state}")
-                tasks = sum(1 for t in client.task_instances(dag_id, run.run_id) if t["state"] == "success")
+            tasks = sum(1 for t in client.task_instances(dag_id, run.run_id) if t["state"] == "success")
             rows.append((dag_id, tasks, statistics.median(costs[1:])))
     finally:
         stack.stop()

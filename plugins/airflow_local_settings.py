@@ -89,8 +89,16 @@ def _airflow_command() -> str:
     return ""
 
 
-_COMMAND = _airflow_command()
-if _COMMAND in _CALLS_AWS and share_botocore_data_loader() is not None and _COMMAND in _FORKS_TASKS:
-    _parse_task_models()
-if _COMMAND in _FORKS_TASKS:
-    _import_task_libraries()
+def _prepare(command: str) -> None:
+    """Share the loader where ``command`` calls AWS; where it also forks the task
+    processes, fill the loader and import the tasks' libraries."""
+    if command not in _CALLS_AWS:
+        return
+    shared = share_botocore_data_loader()
+    if command in _FORKS_TASKS:
+        if shared is not None:
+            _parse_task_models()
+        _import_task_libraries()
+
+
+_prepare(_airflow_command())
