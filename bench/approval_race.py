@@ -5,7 +5,7 @@ their run before ``FleetChangeApproval`` kept an interrupted try's answer).
 
 Each run is a production ``gpu_bundle_rollout`` (``pointer_only``) of a fleet of its own,
 triggered by the admin and answered by ``approver`` through the REST API at a set delay
-after the approval's record was created - as the Required Actions view answers, with no
+after the approval task parked (``awaiting_input``) - as the Required Actions view answers, with no
 client-side wait. ``--parallel`` runs go at once (the DAG allows 4). Prints one row per
 run and the count; exits 1 unless every run succeeded.
 
@@ -19,7 +19,6 @@ import argparse
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -50,11 +49,14 @@ def _one(on: BenchStack, index: int, delay: float) -> tuple:
     conf = {"fleet_stage": "production", "fleet_slug": fleet.slug, "bundle_id": bundles[1], "strategy": "pointer_only"}
     started = time.monotonic()
     run = on.client.trigger(DAG, conf)
-    while not (record := approver.hitl_detail(DAG, run.run_id, APPROVAL)):
+    # the pause is the task instance parked in awaiting_input, as the CLI waits for it: an
+    # answer sent while Airflow 3.3.2 is still parking the task can be recorded without
+    # resuming it (the task then waits for its response timeout, a day)
+    while approver.task_instance(DAG, run.run_id, APPROVAL)["state"] != "awaiting_input":
         time.sleep(0.05)
-    paused_at = datetime.fromisoformat(record["created_at"].replace("Z", "+00:00"))
-    time.sleep(max(0.0, delay - (datetime.now(UTC) - paused_at).total_seconds()))
-    answered_after = (datetime.now(UTC) - paused_at).total_seconds()
+    paused_at = time.monotonic()
+    time.sleep(delay)
+    answered_after = time.monotonic() - paused_at
     approver.respond(DAG, run.run_id, APPROVAL, ["Approve"])
     run = on.client.wait_for_run(DAG, run.run_id, timeout=600, poll=1)
     tries = on.client.task_instance(DAG, run.run_id, APPROVAL)["try_number"]

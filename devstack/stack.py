@@ -204,8 +204,9 @@ class LocalStack:
                 "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
                 # the DAG files are parsed at start and again as soon as one is edited (the
                 # processor looks at their mtimes): parsing all of them every 30 s cost four
-                # stacks half of two CPUs under make test
-                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
+                # stacks half of two CPUs under make test, and every 600 s still cost a stack
+                # about 10 CPU-s each time (make test's stacks live 20 minutes)
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600",
                 # a worker killed mid-task is noticed in a minute, not five
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "45",
                 "AIRFLOW_CONN_AWS_DEFAULT": aws_connection_uri(self.moto_url),

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
 import pytest
 
@@ -75,6 +74,9 @@ def test_a_production_rollout_waits_for_a_second_person_and_its_triggerer_may_no
 #: answers given 0.1-0.8 s after it (apache/airflow #72716); at 0.1 s most are interrupted,
 #: and the approval's retry must keep the answer (bench/approval_race.py measures it).
 ANSWER_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
+#: How often the answering threads look for the pause (the approval's task instance
+#: parked in ``awaiting_input``).
+PAUSE_POLL_SECONDS = 0.05
 
 
 def test_production_approvals_answered_half_a_second_to_five_seconds_after_the_pause_all_go_through(
@@ -87,12 +89,16 @@ def test_production_approvals_answered_half_a_second_to_five_seconds_after_the_p
     runs = [client.trigger(DAG, {**conf, "fleet_slug": fleet.slug}) for fleet in fleets]
 
     def answer_after(run, delay: float) -> None:
+        """Answer ``delay`` seconds after the pause: once the task instance is parked. An
+        answer that lands while Airflow 3.3.2 is still parking it (the request record exists,
+        the task instance is not yet ``awaiting_input``) can be recorded without resuming the
+        task, which then waits for its response timeout (a day here): the API's PATCH reads
+        the task instance before it locks it and keeps that stale ``running`` state."""
         deadline = time.monotonic() + 240
-        while not (record := approver.hitl_detail(DAG, run.run_id, "approve_rollout")):
+        while approver.task_instance(DAG, run.run_id, "approve_rollout")["state"] != "awaiting_input":
             assert time.monotonic() < deadline, _states(client, run)
-            time.sleep(0.05)
-        paused_at = datetime.fromisoformat(record["created_at"].replace("Z", "+00:00"))
-        time.sleep(max(0.0, delay - (datetime.now(UTC) - paused_at).total_seconds()))
+            time.sleep(PAUSE_POLL_SECONDS)
+        time.sleep(delay)
         approver.respond(DAG, run.run_id, "approve_rollout", ["Approve"])
 
     with ThreadPoolExecutor(len(runs)) as pool:
