@@ -1,12 +1,15 @@
 """CPU a DAG run costs the machine, with and without the project's Airflow local settings
 (``plugins/airflow_local_settings.py``: one botocore data loader per process, the tasks' AWS
-models parsed before the scheduler forks them).
+models parsed before the scheduler forks them), and as ``dag.test()`` in one process.
 
-Each variant gets a stack of its own; "without" puts an empty ``airflow_local_settings``
-ahead of ``plugins/`` on the stack's ``PYTHONPATH``. Every run is triggered alone and
-waited for; its cost is the whole machine's busy CPU between the trigger and the end
-(``/proc/stat``), so run it on a quiet machine. The first run of each DAG warms the
-stack's processes and is left out.
+Each stack variant gets a stack of its own; "without" puts an empty
+``airflow_local_settings`` ahead of ``plugins/`` on the stack's ``PYTHONPATH``. Every run is
+triggered alone and waited for; its cost is the whole machine's busy CPU between the
+trigger and the end (``/proc/stat``), so run it on a quiet machine. The first run of each
+DAG warms the stack's processes and is left out. The ``dag.test()`` column runs the same
+DAGs in one Python process with the "with" stack's settings (its moto server, connections
+and Variables) and a SQLite metadata database of its own, as a test tier without a
+scheduler would: does such a tier make a run cheaper?
 
     .venv/bin/python bench/task_cpu.py [--runs 6]
 """
@@ -14,7 +17,9 @@ stack's processes and is left out.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -40,7 +45,51 @@ def busy_cpu_seconds() -> float:
     return (user + nice + system + irq + softirq) / 100
 
 
+def in_one_process(dag_id: str, conf: dict, runs: int) -> list[float]:
+    """(In a child whose environment is a stack's, with a SQLite metadata database.) Each
+    run's busy CPU, ``dag.test()`` in this process; the first one warms it."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow_local_settings import share_botocore_data_loader
+
+    share_botocore_data_loader()  # as tests/conftest.py does for the tests' own process
+    dag = DagBag(dag_folder=str(REPO_ROOT / "dags" / f"{dag_id}.py")).get_dag(dag_id)
+    costs = []
+    for _ in range(runs + 1):
+        before = busy_cpu_seconds()
+        run = dag.test(run_conf=conf)
+        costs.append(busy_cpu_seconds() - before)
+        if run.state != "success":
+            raise SystemExit(f"dag.test() of {dag_id} ended {run.state}")
+    return costs
+
+
+def measure_dag_test(stack: LocalStack, conf_of: dict[str, dict], runs: int) -> dict[str, float]:
+    """The median ``dag.test()`` cost of each DAG of :data:`RUNS` (a child process each)."""
+    home = Path(tempfile.mkdtemp(prefix="bench-dag-test-"))
+    env = {
+        **stack.env(),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+    }
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
+    medians = {}
+    for dag_id, _ in RUNS:
+        child = subprocess.run(
+            [sys.executable, __file__, "--in-one-process", dag_id, json.dumps(conf_of[dag_id]), str(runs)],
+            env=env,
+            cwd=REPO_ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        medians[dag_id] = statistics.median(json.loads(child.stdout.strip().splitlines()[-1])[1:])
+    return medians
+
+
 def measure(variant: str, runs: int) -> list[tuple[str, int, float]]:
+    """Each DAG's tasks and median cost on a stack (``with``, ``without``); the ``with``
+    stack also measures :func:`measure_dag_test` before it stops (a fourth field)."""
     stack = LocalStack(REPO_ROOT / ".local" / f"bench-task-cpu-{variant}")
     if variant == "without":
         empty = Path(tempfile.mkdtemp(prefix="no-local-settings-"))
@@ -52,8 +101,8 @@ def measure(variant: str, runs: int) -> list[tuple[str, int, float]]:
         _, economics = stack.start(seed=prepare_stack(stack, datetime.now(UTC).date() - timedelta(days=1)))
         client = stack.client()
         unpause_every_dag(client)
-        for dag_id, conf in RUNS:
-            conf = conf or {"day": economics.window.last_day.isoformat()}
+        conf_of = {dag_id: conf or {"day": economics.window.last_day.isoformat()} for dag_id, conf in RUNS}
+        for dag_id, conf in conf_of.items():
             costs = []
             for _ in range(runs + 1):
                 before = busy_cpu_seconds()
@@ -63,6 +112,9 @@ def measure(variant: str, runs: int) -> list[tuple[str, int, float]]:
                     raise SystemExit(f"{dag_id} {run.run_id} ended {run.state}")
             tasks = sum(1 for t in client.task_instances(dag_id, run.run_id) if t["state"] == "success")
             rows.append((dag_id, tasks, statistics.median(costs[1:])))
+        if variant == "with":
+            in_process = measure_dag_test(stack, conf_of, runs)
+            rows = [(*row, in_process[row[0]]) for row in rows]
     finally:
         stack.stop()
     return rows
@@ -71,14 +123,28 @@ def measure(variant: str, runs: int) -> list[tuple[str, int, float]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=6, help="runs of each DAG after the first (default 6)")
+    parser.add_argument("--in-one-process", nargs=3, metavar=("DAG", "CONF", "RUNS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.in_one_process:
+        dag_id, conf, runs = args.in_one_process
+        print(json.dumps(in_one_process(dag_id, json.loads(conf), int(runs))))
+        return 0
     table = {variant: measure(variant, args.runs) for variant in ("with", "without")}
     print(f"\nBusy CPU-s of the whole machine per run (median of {args.runs}, after a first run that warms the stack)")
     rows = [
-        (dag_id, tasks, f"{with_cost:.2f}", f"{without_cost:.2f}", f"{1 - with_cost / without_cost:.0%}")
-        for (dag_id, tasks, with_cost), (_, _, without_cost) in zip(table["with"], table["without"], strict=True)
+        (
+            dag_id,
+            tasks,
+            f"{with_cost:.2f}",
+            f"{without_cost:.2f}",
+            f"{1 - with_cost / without_cost:.0%}",
+            f"{dag_test:.2f}",
+        )
+        for (dag_id, tasks, with_cost, dag_test), (_, _, without_cost) in zip(
+            table["with"], table["without"], strict=True
+        )
     ]
-    print(format_table(("DAG", "TASKS", "WITH (CPU-s)", "WITHOUT (CPU-s)", "SAVED"), rows))
+    print(format_table(("DAG", "TASKS", "WITH (CPU-s)", "WITHOUT (CPU-s)", "SAVED", "DAG.TEST() (CPU-s)"), rows))
     return 0
 
 
