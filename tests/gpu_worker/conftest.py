@@ -86,8 +86,16 @@ def protected(aws, instance_id: str) -> bool:
     return answer["AutoScalingInstances"][0]["ProtectedFromScaleIn"]
 
 
+#: How far past the real time :func:`statistic` reads: the tests' clocks run ahead of it
+#: (a drain deadline is 5 minutes), and the window's end must lie past their last minute.
+#: With 5 minutes, a drain test whose clock started in a minute's first second stamped its
+#: last minute at the window's very end, and the datum was left out. One window of an
+#: hour still holds every datum, from 20 minutes back (``Clock(ago=...)``) on.
+READ_AHEAD = timedelta(minutes=15)
+
+
 def statistic(aws, name: str, statistic: str, dimensions=FLEET) -> list[float]:
-    end = datetime.now(UTC) + timedelta(minutes=5)
+    end = datetime.now(UTC) + READ_AHEAD
     answer = aws("cloudwatch").get_metric_data(
         MetricDataQueries=[
             {
