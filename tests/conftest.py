@@ -7,6 +7,7 @@ moto's dummy credentials and no instance-metadata lookups, so no test can reach 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -38,6 +39,23 @@ os.environ.update(
 for name in [key for key in os.environ if key.startswith(("AWS_PROFILE", "AWS_SESSION_TOKEN", "AIRFLOW_CONN_"))]:
     del os.environ[name]
 (TEST_HOME / "airflow").mkdir(parents=True, exist_ok=True)
+
+
+def _moto_public_images() -> str:
+    """A file of moto's own 44 public images, for ``MOTO_AMIS_PATH`` (read when moto's EC2
+    is first imported). Without it, each test's emulated EC2 also parses moto's 1,227
+    ECS-optimized and 30 "latest" images of the region: 0.25 CPU-s a test (measured: the
+    unit tests' own CPU 257 -> 194 s, their wall 389 -> 325 s). Nothing of ours looks
+    those up (no ``/aws/service/...`` parameter).
+    The end-to-end stacks' moto servers inherit the setting."""
+    from moto.utilities.utils import load_resource
+
+    path = TEST_HOME / "moto-public-amis.json"
+    path.write_text(json.dumps(load_resource("ec2/resources/amis.json")))
+    return str(path)
+
+
+os.environ["MOTO_AMIS_PATH"] = _moto_public_images()
 
 
 def _share_botocore_data_loader() -> None:
