@@ -28,6 +28,7 @@ from devstack import baseline
 from gpu_worker import layout
 from include.naming.fleet import Fleet
 from include.tables import format_table
+from tests.e2e.helpers import awaiting
 
 DAG, APPROVAL = "gpu_bundle_rollout", "approve_rollout"
 
@@ -52,8 +53,7 @@ def _one(on: BenchStack, index: int, delay: float) -> tuple:
     # the pause is the task instance parked in awaiting_input, as the CLI waits for it: an
     # answer sent while Airflow 3.3.2 is still parking the task can be recorded without
     # resuming it (the task then waits for its response timeout, a day)
-    while approver.task_instance(DAG, run.run_id, APPROVAL)["state"] != "awaiting_input":
-        time.sleep(0.05)
+    awaiting(approver, DAG, run, APPROVAL, poll=0.05)
     paused_at = time.monotonic()
     time.sleep(delay)
     answered_after = time.monotonic() - paused_at

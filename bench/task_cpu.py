@@ -22,8 +22,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -45,22 +47,28 @@ def busy_cpu_seconds() -> float:
     return (user + nice + system + irq + softirq) / 100
 
 
-def in_one_process(dag_id: str, conf: dict, runs: int) -> list[float]:
-    """(In a child whose environment is a stack's, with a SQLite metadata database.) Each
-    run's busy CPU, ``dag.test()`` in this process; the first one warms it."""
+def median_cost(run_once: Callable[[], Any], runs: int) -> tuple[float, Any]:
+    """``run_once`` ``runs + 1`` times (it returns the run, ended): the median busy CPU of
+    the runs after the first, which warms the processes, and the last run."""
+    costs = []
+    for _ in range(runs + 1):
+        before = busy_cpu_seconds()
+        run = run_once()
+        costs.append(busy_cpu_seconds() - before)
+        if run.state != "success":
+            raise SystemExit(f"{run.dag_id} {run.run_id} ended {run.state}")
+    return statistics.median(costs[1:]), run
+
+
+def in_one_process(dag_id: str, conf: dict, runs: int) -> float:
+    """(In a child whose environment is a stack's, with a SQLite metadata database.) The
+    median cost of a ``dag.test()`` run in this process."""
     from airflow.dag_processing.dagbag import DagBag
     from airflow_local_settings import share_botocore_data_loader
 
     share_botocore_data_loader()  # as tests/conftest.py does for the tests' own process
     dag = DagBag(dag_folder=str(REPO_ROOT / "dags" / f"{dag_id}.py")).get_dag(dag_id)
-    costs = []
-    for _ in range(runs + 1):
-        before = busy_cpu_seconds()
-        run = dag.test(run_conf=conf)
-        costs.append(busy_cpu_seconds() - before)
-        if run.state != "success":
-            raise SystemExit(f"dag.test() of {dag_id} ended {run.state}")
-    return costs
+    return median_cost(lambda: dag.test(run_conf=conf), runs)[0]
 
 
 def measure_dag_test(stack: LocalStack, conf_of: dict[str, dict], runs: int) -> dict[str, float]:
@@ -83,7 +91,7 @@ def measure_dag_test(stack: LocalStack, conf_of: dict[str, dict], runs: int) -> 
             capture_output=True,
             text=True,
         )
-        medians[dag_id] = statistics.median(json.loads(child.stdout.strip().splitlines()[-1])[1:])
+        medians[dag_id] = json.loads(child.stdout.strip().splitlines()[-1])
     return medians
 
 
@@ -103,15 +111,13 @@ def measure(variant: str, runs: int) -> list[tuple[str, int, float]]:
         unpause_every_dag(client)
         conf_of = {dag_id: conf or {"day": economics.window.last_day.isoformat()} for dag_id, conf in RUNS}
         for dag_id, conf in conf_of.items():
-            costs = []
-            for _ in range(runs + 1):
-                before = busy_cpu_seconds()
-                run = client.wait_for_run(dag_id, client.trigger(dag_id, conf).run_id, timeout=300)
-                costs.append(busy_cpu_seconds() - before)
-                if run.state != "success":
-                    raise SystemExit(f"{dag_id} {run.run_id} ended {run.state}")
+
+            def triggered_and_ended(dag_id: str = dag_id, conf: dict = conf) -> Any:
+                return client.wait_for_run(dag_id, client.trigger(dag_id, conf).run_id, timeout=300)
+
+            cost, run = median_cost(triggered_and_ended, runs)
             tasks = sum(1 for t in client.task_instances(dag_id, run.run_id) if t["state"] == "success")
-            rows.append((dag_id, tasks, statistics.median(costs[1:])))
+            rows.append((dag_id, tasks, cost))
         if variant == "with":
             in_process = measure_dag_test(stack, conf_of, runs)
             rows = [(*row, in_process[row[0]]) for row in rows]

@@ -63,12 +63,13 @@ def run_to_end(client, dag_id: str, conf: dict, timeout: float = 300):
     return client.wait_for_run(dag_id, run.run_id, timeout=timeout)
 
 
-def awaiting(client, dag_id: str, run, task_id: str, timeout: float = 240) -> None:
-    """Wait until ``task_id`` of ``run`` waits for a person."""
+def awaiting(client, dag_id: str, run, task_id: str, timeout: float = 240, poll: float = POLL_SECONDS) -> None:
+    """Wait until ``task_id`` of ``run`` waits for a person: its task instance parked in
+    ``awaiting_input`` (asking for that one task instance, every ``poll`` seconds)."""
     deadline = time.monotonic() + timeout
-    while states(client, dag_id, run).get(task_id) != "awaiting_input":
+    while client.task_instance(dag_id, run.run_id, task_id)["state"] != "awaiting_input":
         assert time.monotonic() < deadline, f"{task_id} never asked for an approval: {states(client, dag_id, run)}"
-        time.sleep(POLL_SECONDS)
+        time.sleep(poll)
 
 
 def answer(client, dag_id: str, run, task_id: str, choice: str = "Approve", by=None) -> None:

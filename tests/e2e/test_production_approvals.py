@@ -94,10 +94,7 @@ def test_production_approvals_answered_half_a_second_to_five_seconds_after_the_p
         the task instance is not yet ``awaiting_input``) can be recorded without resuming the
         task, which then waits for its response timeout (a day here): the API's PATCH reads
         the task instance before it locks it and keeps that stale ``running`` state."""
-        deadline = time.monotonic() + 240
-        while approver.task_instance(DAG, run.run_id, "approve_rollout")["state"] != "awaiting_input":
-            assert time.monotonic() < deadline, _states(client, run)
-            time.sleep(PAUSE_POLL_SECONDS)
+        awaiting(approver, DAG, run, "approve_rollout", poll=PAUSE_POLL_SECONDS)
         time.sleep(delay)
         approver.respond(DAG, run.run_id, "approve_rollout", ["Approve"])
 
