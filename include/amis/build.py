@@ -106,8 +106,8 @@ class BuildRequest:
         return BuildRequest(Fleet(data["fleet_stage"], data["fleet_slug"]), **fields)
 
     def wiring(self) -> dict[str, Any]:
-        """What the DAG's operators and branches take from the request (XCom keys
-        ``validate_request`` pushes beside the request itself)."""
+        """What the DAG's operators and branches take from the request
+        (``validate_request`` pushes those its DAG reads as XCom keys beside the request)."""
         return {**self.fleet.names(), "image_tags": self.image_tags}
 
 

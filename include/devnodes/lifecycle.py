@@ -122,8 +122,8 @@ class DevNodeRequest:
         return self.node.lock
 
     def wiring(self) -> dict[str, Any]:
-        """What the DAG's operators take from the request (XCom keys ``validate_request``
-        pushes beside the request itself): the action and the node's names."""
+        """What the DAG's operators take from the request (``validate_request``
+        pushes those its DAG reads as XCom keys beside the request): the action and the node's names."""
         return {"action": self.action, **self.node.names()}
 
 

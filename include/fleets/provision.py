@@ -88,8 +88,8 @@ class FleetRequest:
         return FleetRequest(Fleet(data["fleet_stage"], data["fleet_slug"]), data["action"], data["config_wait_minutes"])
 
     def wiring(self) -> dict[str, Any]:
-        """What the DAG's operators and branches take from the request (XCom keys
-        ``validate_request`` pushes beside the request itself)."""
+        """What the DAG's operators and branches take from the request
+        (``validate_request`` pushes those its DAG reads as XCom keys beside the request)."""
         return {
             **self.fleet.names(),
             "action": self.action,

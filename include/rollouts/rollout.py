@@ -147,8 +147,8 @@ class RolloutRequest:
         return self.fleet.lock
 
     def wiring(self) -> dict[str, Any]:
-        """What the DAG's operators and branches take from the request (XCom keys
-        ``validate_request`` pushes beside the request itself): the fleet's names, the
+        """What the DAG's operators and branches take from the request
+        (``validate_request`` pushes those its DAG reads as XCom keys beside the request): the fleet's names, the
         bundle and how it goes out, the verdict's thresholds."""
         return {
             **self.fleet.names(),

@@ -83,7 +83,7 @@ def _day_bills(day: date, aws_conn_id: str) -> tuple[list, list[str], list[str]]
     return [*lines, *from_csv], awaiting, configured
 
 
-@task
+@task(multiple_outputs=False)
 def import_bills(days: list[str], params: dict | None = None) -> dict:
     """Each day's bill lines from every provider configured; a provider with nothing for
     a day yet is "bill not yet available" (asked again tomorrow), never a drift."""

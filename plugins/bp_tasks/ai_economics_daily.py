@@ -133,7 +133,7 @@ def resolve_day(params: dict | None = None, logical_date=None, dag_run=None, dag
     return day  # a date in XCom (Airflow's serde): compute gets the day itself
 
 
-@task
+@task(multiple_outputs=False)
 def compute(day: date, params: dict | None = None, ti=None) -> dict:
     """Aggregate, price, gate; write the tables to the run folder; fail, publishing
     nothing, when the gate fails."""
@@ -202,7 +202,7 @@ def compute(day: date, params: dict | None = None, ti=None) -> dict:
     return summary
 
 
-@task(outlets=[ECONOMICS])
+@task(outlets=[ECONOMICS], multiple_outputs=False)
 def publish_warehouse(computed: dict, ti=None) -> dict:
     """Replace the day in the warehouse, only with this run's complete set of tables."""
     from bp_data.engines import engine_for

@@ -19,7 +19,7 @@ log = logging.getLogger("bp.economics")
 ECONOMICS_DAG = "ai_economics_daily"
 
 
-@task
+@task(multiple_outputs=False)
 def plan_reprice(triggering_asset_events=None) -> dict:
     """The days the triggering change(s) price differently (``ai_price_catalogue`` worked
     them out against the version it had accepted): one range, first to last."""
@@ -59,7 +59,7 @@ def _running_backfill(client, start: str, end: str, deadline: float) -> dict | N
         time.sleep(15)
 
 
-@task
+@task(multiple_outputs=False)
 def start_backfill(plan: dict, dag_run=None) -> dict:
     """One backfill of ``ai_economics_daily`` over the days, oldest first, re-running those
     already computed; each run carries the change as its ``reason``. Another backfill of

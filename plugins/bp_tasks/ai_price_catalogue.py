@@ -24,7 +24,7 @@ def accepted_catalogue():
     return storage_base() / "economics" / "price_catalogue" / "accepted.csv"
 
 
-@task(outlets=[PRICE_CATALOGUE])
+@task(outlets=[PRICE_CATALOGUE], multiple_outputs=False)
 def publish_change(outlet_events=None) -> dict:
     """Validate the catalogue (a bad one fails here, naming its line, and is not accepted),
     compare it with the accepted version and, when a row was added, edited or removed,

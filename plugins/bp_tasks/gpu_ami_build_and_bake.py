@@ -114,7 +114,7 @@ def build_or_reuse(plan: dict) -> str:
     return {"build": "packer_build", "reuse": "reuse_image", "unchanged": "report_unchanged"}[plan["action"]]
 
 
-@task
+@task(multiple_outputs=False)
 def reuse_image(plan: dict) -> dict:
     """Packer is skipped: the image built from the same inputs is the candidate."""
     log.info("%s", plan["reason"])

@@ -26,7 +26,7 @@ def validate_request(params: dict | None = None, dag_run=None, dag=None) -> roll
     return request
 
 
-@task
+@task(multiple_outputs=False)
 def plan_rollback(request: rollback.RollbackRequest, params: dict | None = None) -> dict:
     """The conf of the rollout back to the earlier rollout's bundle; refused, changing
     nothing, when there is nothing to go back to or the pointer moved since."""

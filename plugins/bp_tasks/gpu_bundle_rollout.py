@@ -248,7 +248,7 @@ def fleet_has_instances(params: dict | None = None, ti=None) -> bool:
     return True
 
 
-@task
+@task(multiple_outputs=False)
 def refresh_preferences_of(request: RolloutRequest, current: dict) -> dict:
     return refresh_preferences(request, current["warmup_seconds"])
 

@@ -164,14 +164,14 @@ def terminate_approval_stage(context) -> str | None:
     return context["params"]["fleet_stage"] if plan and plan["approval_reason"] else None
 
 
-@task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+@task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, multiple_outputs=False)
 def go_ahead(ti=None) -> dict:
     """The plan, once the path to the change is clear (with or without an Approve); pulled,
     not passed, so that a skipped path never starts it (see ``validated_request``)."""
     return ti.xcom_pull(task_ids="inspect_node")
 
 
-@task
+@task(multiple_outputs=False)
 def report_status(request: DevNodeRequest, plan: dict, params: dict | None = None) -> dict:
     """AWS, the registry and where they differ, as one table; the registry then takes AWS's state."""
     from include.tables import format_table
@@ -203,7 +203,7 @@ def _aws_value(field: str, instance: dict | None) -> str:
     }.get(field, "")
 
 
-@task(trigger_rule=TriggerRule.ALL_DONE)
+@task(trigger_rule=TriggerRule.ALL_DONE, multiple_outputs=False)
 def record_lifecycle(request: DevNodeRequest, params: dict | None = None, ti=None, dag_run=None) -> dict:
     """Whatever happened once the node's lock was taken: the registry takes what AWS says
     now, and one immutable lifecycle event says who did what, from which state to which,

@@ -23,7 +23,7 @@ log = logging.getLogger("bp.gpu_fleet_guardrails")
 RETRIES = {"mode": "adaptive", "max_attempts": 10}
 
 
-@task(retries=0)
+@task(retries=0, multiple_outputs=False)
 def validate_request(params: dict | None = None, dag_run=None, dag=None) -> dict:
     """Domain checks on the params, before any AWS call."""
     scope = validated(
@@ -55,7 +55,7 @@ def daily_budgets() -> dict[str, Decimal]:
     return {stage: Decimal(str(usd)) for stage, usd in json.loads(Variable.get("gpu_daily_budgets", "{}")).items()}
 
 
-@task
+@task(multiple_outputs=False)
 def inspect_fleets(request: dict, params: dict | None = None, ti=None) -> dict:
     """Every fleet of the scope: leaks, stuck protection, idle capacity, locks, pointers,
     image and config drift; then the stages' orphans and spend rate."""
@@ -84,7 +84,7 @@ def _fleet(name: str) -> Fleet:
     return Fleet(stage, slug)
 
 
-@task
+@task(multiple_outputs=False)
 def start_drift_detection(inspected: dict, params: dict | None = None) -> dict[str, str]:
     """DetectStackDrift on every fleet stack that exists: fleet -> detection id."""
     from bp_aws.hooks.cloudformation import ChangeSetHook
@@ -99,7 +99,7 @@ def start_drift_detection(inspected: dict, params: dict | None = None) -> dict[s
     return started
 
 
-@task
+@task(multiple_outputs=False)
 def report(inspected: dict, drift: dict[str, str], params: dict | None = None, dag_run=None) -> dict:
     """One table in the log and one alert per fleet with findings; what may be remediated."""
     from bp_aws.hooks.cloudformation import ChangeSetHook
@@ -143,7 +143,7 @@ def remediation_question(reported: dict) -> str:
     return "The guardrails would apply these safe fixes in production:\n\n" + "\n".join(lines)
 
 
-@task
+@task(multiple_outputs=False)
 def remediate(reported: dict, stage: str, params: dict | None = None, ti=None, dag_run=None) -> dict:
     """Apply the stage's safe fixes, each once per fleet, each with an immutable audit
     record: scale a leaking fleet to zero (protection cleared first), terminate a smoke-test

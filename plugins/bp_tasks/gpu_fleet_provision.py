@@ -38,7 +38,7 @@ def action_path(request: FleetRequest) -> str:
     return "wait_for_desired_config" if request.action == "apply" else "check_fleet_idle"
 
 
-@task
+@task(multiple_outputs=False)
 def read_desired_config(request: FleetRequest, params: dict | None = None) -> dict:
     """Parse and validate the config against the templates catalogue."""
     from bp_aws.hooks.ssm_parameters import SsmParameterHook
@@ -95,7 +95,7 @@ def destroy_question(request: FleetRequest) -> dict[str, str]:
     }
 
 
-@task
+@task(multiple_outputs=False)
 def package_function(request: FleetRequest, params: dict | None = None) -> dict:
     """Upload the scale-to-zero function's zip under a key named by its sha256; an object
     already at that key is reused only when its content has that sha256. Returns the
@@ -127,7 +127,7 @@ def stack_tags(request: FleetRequest) -> dict:
     return {"shared": provision.shared_stack_tags(fleet), "fleet": provision.fleet_stack_tags(fleet)}
 
 
-@task
+@task(multiple_outputs=False)
 def fleet_stack_parameters(request: FleetRequest, config: dict, shared: dict, params: dict | None = None) -> dict:
     """The stack's parameters, with the one KMS key the workers may decrypt with: the fleet
     secret's (preflight reports a missing secret; here it fails the apply before any change)."""
@@ -159,7 +159,7 @@ def _alert_topic_arns(fleet: Fleet, scale_to_zero_topic_arn: str) -> dict[str, l
     }
 
 
-@task
+@task(multiple_outputs=False)
 def verify_fleet(request: FleetRequest, config: dict, shared: dict, outputs: dict, params: dict | None = None) -> dict:
     """The deployed ASG, policies and alarms must say what the config says."""
     from bp_aws.hooks.ami import AmiHook

@@ -13,7 +13,7 @@ from include.fleets import preflight
 log = logging.getLogger("bp.platform_preflight")
 
 
-@task
+@task(multiple_outputs=False)
 def validate_request(params: dict | None = None, dag_run=None, dag=None) -> dict:
     """Domain checks on the params, before any AWS call."""
     scope = validated(
@@ -27,7 +27,7 @@ def validate_request(params: dict | None = None, dag_run=None, dag=None) -> dict
     return scope.as_dict()
 
 
-@task
+@task(multiple_outputs=False)
 def check_deploy_blockers(scope: dict, params: dict | None = None) -> dict:
     """Inspect the platform, log every finding as a table, fail on any critical one."""
     from airflow.sdk.log import mask_secret

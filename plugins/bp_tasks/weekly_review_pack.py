@@ -67,7 +67,7 @@ def resolve_week(params: dict | None = None, logical_date=None, dag_run=None, da
     return str(week)
 
 
-@task
+@task(multiple_outputs=False)
 def check_coverage(week: str, params: dict | None = None) -> dict[str, Any]:
     """Which days of the week (and of the week before) the warehouse has; fail when strict."""
     from bp_data.engines import engine_for
@@ -97,7 +97,7 @@ def check_coverage(week: str, params: dict | None = None) -> dict[str, Any]:
     return {"week": week, "missing": [d.isoformat() for d in coverage.missing]}
 
 
-@task
+@task(multiple_outputs=False)
 def read_fleet_metrics(coverage: dict, params: dict | None = None) -> dict[str, dict[str, Any]]:
     """``<stage>/<fleet>`` -> the week's CloudWatch figures, for each fleet in Variable economics_fleets."""
     from bp_aws.hooks.costs import FleetMetricsHook
@@ -119,7 +119,7 @@ def read_fleet_metrics(coverage: dict, params: dict | None = None) -> dict[str, 
     return figures
 
 
-@task
+@task(multiple_outputs=False)
 def build_pack(coverage: dict, metrics: dict, ti=None) -> dict[str, Any]:
     """Read the warehouse, build the review, write the pack into this try's storage folder."""
     import tempfile
@@ -162,7 +162,7 @@ def build_pack(coverage: dict, metrics: dict, ti=None) -> dict[str, Any]:
     }
 
 
-@task
+@task(multiple_outputs=False)
 def publish_pack(built: dict, params: dict | None = None) -> dict[str, str]:
     """Upload the pack's files, replacing the week's earlier pack; file name -> s3:// URI.
     Only into the logs bucket this account owns (a finance pack never lands in a bucket

@@ -187,3 +187,18 @@ def test_a_lock_is_the_setup_of_its_release_so_clearing_a_change_takes_it_again(
     rollout = dag_bag.dags["gpu_bundle_rollout"]
     cleared = rollout.partial_subset(task_ids=["start_refresh"], include_downstream=False, include_upstream=False)
     assert {"acquire_lock", "release_lock"} <= set(cleared.task_dict)
+
+
+def test_a_task_pushes_the_keys_of_its_dict_apart_only_when_a_task_reads_one(dag_bag):
+    """A dict returned with ``multiple_outputs`` (Airflow infers it from ``-> dict``) is
+    pushed once whole and once per key: one api-server request and one database row each.
+    Only a task whose keys the DAG takes as ``output["key"]`` may pay for that."""
+    from bp_tasks.common import keys_read
+
+    unread = [
+        f"{dag.dag_id}.{task.task_id}"
+        for dag in _dags(dag_bag)
+        for task in dag.tasks
+        if getattr(task, "multiple_outputs", False) and not keys_read(dag, task.task_id)
+    ]
+    assert unread == []

@@ -80,14 +80,23 @@ def test_the_revocation_plan_crosses_xcom_as_itself():
 
 
 def test_the_first_task_returns_the_request_and_pushes_the_names_operators_read():
-    """gpu_bundle_rollout's validate_request as Airflow calls it: its return value is the
-    request, and each wiring name is an XCom key of its own (``request["auto_scaling_group"]``)."""
+    """gpu_bundle_rollout's validate_request as Airflow calls it, in its parsed DAG: its
+    return value is the request, and each wiring name an operator reads is an XCom key of
+    its own (``request["auto_scaling_group"]``); a name only tasks use is not pushed apart."""
     from types import SimpleNamespace
 
-    from bp_tasks.params import rollout_params
+    from airflow.dag_processing.dagbag import DagBag
 
+    from bp_tasks.params import rollout_params
+    from tests.conftest import REPO_ROOT
+
+    rollout = DagBag(dag_folder=str(REPO_ROOT / "dags" / "gpu_bundle_rollout.py")).dags["gpu_bundle_rollout"]
     pushed = {}
-    ti = SimpleNamespace(xcom_push=lambda key, value: pushed.__setitem__(key, value))
+    ti = SimpleNamespace(
+        task=rollout.task_dict["validate_request"],
+        task_id="validate_request",
+        xcom_push=lambda key, value: pushed.__setitem__(key, value),
+    )
     conf = {"fleet_stage": "production", "fleet_slug": "gpu-default", "bundle_id": "b-1", "strategy": "refresh"}
     params = {name: param.value for name, param in rollout_params().items()} | conf | {"aws_conn_id": "aws_default"}
     dag = SimpleNamespace(params=params)
@@ -97,5 +106,7 @@ def test_the_first_task_returns_the_request_and_pushes_the_names_operators_read(
     )
 
     assert request == RolloutRequest.from_params(params)
-    assert pushed == request.wiring()
     assert pushed["auto_scaling_group"] == "asg-production-gpu-default"
+    assert {"bundle_id", "pointer_value", "thresholds"} <= set(pushed)
+    assert pushed == {key: value for key, value in request.wiring().items() if key in pushed}
+    assert "lock" not in pushed  # read by tasks from the request, never by an operator
