@@ -207,10 +207,7 @@ class LocalStack:
                 # stacks half of two CPUs under make test, and every 600 s still cost a stack
                 # about 10 CPU-s each time (make test's stacks live 20 minutes)
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600",
-                # an idle scheduler looks for work every 0.5 s, not every second: a task
-                # waits for two or three of its loops after the one before it ends. Measured
-                # (bench/scheduler_hops.py, one stack alone): an 8-task ai_economics_daily
-                # run 6.5 -> 4.2 s, for 5.0 -> 6.4 CPU-s a minute when nothing runs
+                # an idle scheduler loops every 0.5 s, not 1: a task waits 2-3 loops (bench/scheduler_hops.py)
                 "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
                 # a worker killed mid-task is noticed in a minute, not five
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "45",

@@ -13,7 +13,7 @@ from devstack.demo import wait_for_dag
 from include.economics import warehouse
 from tests.e2e.helpers import run_to_end
 
-pytestmark = [pytest.mark.e2e, pytest.mark.amis]
+pytestmark = [pytest.mark.e2e, pytest.mark.services]
 DAG = "ai_billing_import"
 MODEL = "gpt-4.1"
 
