@@ -70,14 +70,18 @@ lint: venv ## ruff over the project (lint and format)
 # unit tests run at a lower priority and take the CPU the stacks leave idle: in a session
 # of their own whose scheduling group is niced (Linux gives each session its group, so a
 # plain `nice` would weigh nothing against the stacks' services, each in its own session).
+# Background jobs of a shell ignore Ctrl-C, and the unit tests' session doesn't get it:
+# the recipe forwards it as SIGTERM to every pytest (tests/conftest.py makes that tear the
+# fixtures down as Ctrl-C does, so each stack stops) and waits for them.
 E2E_GROUPS := fleets amis services celery
 LOW_PRIORITY := setsid --wait sh -c 'echo 10 > /proc/self/autogroup 2>/dev/null; exec nice -n 10 "$$@"' low-priority
 test: venv lint browser ## The whole test suite (what .ci/run runs)
-	@mkdir -p .local; pids=""; \
+	@mkdir -p .local; pids=""; upid=""; \
+	trap 'kill -TERM $$pids 2>/dev/null; [ -z "$$upid" ] || kill -TERM -- -$$upid 2>/dev/null; wait; exit 130' INT TERM; \
 	$(PY) -m pytest -p no:cacheprovider -m benchmark; rcs=$$?; \
 	$(foreach group,$(E2E_GROUPS),BP_TEST_HOME=e2e-$(group) $(PY) -m pytest -p no:cacheprovider -m "e2e and $(group)" tests/e2e \
 	  > .local/test-e2e-$(group).log 2>&1 & pids="$$pids $$!";) \
-	$(LOW_PRIORITY) $(PY) -m pytest -m "not e2e and not benchmark"; rcs="$$rcs $$?"; \
+	$(LOW_PRIORITY) $(PY) -m pytest -m "not e2e and not benchmark" & upid=$$!; wait $$upid; rcs="$$rcs $$?"; \
 	for pid in $$pids; do wait $$pid; rcs="$$rcs $$?"; done; \
 	for group in $(E2E_GROUPS); do \
 	  echo "=== end-to-end tests, $$group (.local/test-e2e-$$group.log) ==="; cat .local/test-e2e-$$group.log; \

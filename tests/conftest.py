@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,16 @@ os.environ.update(
 for name in [key for key in os.environ if key.startswith(("AWS_PROFILE", "AWS_SESSION_TOKEN", "AIRFLOW_CONN_"))]:
     del os.environ[name]
 (TEST_HOME / "airflow").mkdir(parents=True, exist_ok=True)
+
+
+def _stop_as_on_ctrl_c(signum, frame):
+    """SIGTERM ends the session as Ctrl-C does, tearing the fixtures down (an end-to-end
+    stack stops with them): ``make test`` forwards a Ctrl-C as SIGTERM to its pytests,
+    which run as background jobs or in a session of their own and never see the Ctrl-C."""
+    raise KeyboardInterrupt
+
+
+signal.signal(signal.SIGTERM, _stop_as_on_ctrl_c)
 
 
 def _moto_public_images() -> str:
