@@ -54,16 +54,16 @@ def test_the_request_crosses_xcom_as_itself(dag_id):
 
 @pytest.mark.parametrize("dag_id", sorted(REQUESTS))
 def test_the_dags_operators_find_every_key_they_read_in_the_requests_wiring(dag_id):
-    """``request["x"]`` in the DAG file pulls the XCom key ``x`` ``validate_request``
+    """``request["x"]`` in the parsed DAG (its verdict tasks, built in
+    ``bp_tasks.rollout_verdict``, included) pulls the XCom key ``x`` ``validate_request``
     pushes from :meth:`wiring`: a key it does not push would fail the run at that task."""
-    import re
+    from airflow.dag_processing.dagbag import DagBag
 
+    from bp_tasks.common import REQUEST_TASK, keys_read
     from tests.conftest import REPO_ROOT
 
-    sources = (REPO_ROOT / "dags" / f"{dag_id}.py").read_text()
-    if dag_id == "gpu_bundle_rollout":  # its verdict tasks are built in bp_tasks.rollout_verdict
-        sources += (REPO_ROOT / "plugins" / "bp_tasks" / "rollout_verdict.py").read_text()
-    read = set(re.findall(r"""\brequest\["(\w+)"\]""", sources))
+    dag = DagBag(dag_folder=str(REPO_ROOT / "dags" / f"{dag_id}.py")).dags[dag_id]
+    read = keys_read(dag, REQUEST_TASK)
     wiring = REQUESTS[dag_id].wiring() if hasattr(REQUESTS[dag_id], "wiring") else {}
 
     assert read - set(wiring) == set()
