@@ -13,7 +13,6 @@ processes) left out. Run it on a quiet machine.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.task_cpu import busy_cpu_seconds
+from bench.task_cpu import busy_cpu_seconds, median_cost
 from devstack.demo import unpause_every_dag
 from devstack.scenarios import prepare_stack
 from devstack.stack import REPO_ROOT, LocalStack
@@ -45,19 +44,14 @@ def measure(sleep: str, runs: int) -> tuple[str, int, float, float, float]:
         before = busy_cpu_seconds()
         time.sleep(60)
         idle = busy_cpu_seconds() - before
-        walls, costs = [], []
-        for _ in range(runs + 1):
-            started, before = time.monotonic(), busy_cpu_seconds()
-            run = client.trigger(DAG, {"day": economics.window.last_day.isoformat()})
-            run = client.wait_for_run(DAG, run.run_id, timeout=300, poll=0.2)
-            walls.append(time.monotonic() - started)
-            costs.append(busy_cpu_seconds() - before)
-            if run.state != "success":
-                raise SystemExit(f"{DAG} {run.run_id} ended {run.state}")
+        conf = {"day": economics.window.last_day.isoformat()}
+        cost, run, wall = median_cost(
+            lambda: client.wait_for_run(DAG, client.trigger(DAG, conf).run_id, timeout=300, poll=0.2), runs
+        )
         tasks = sum(1 for t in client.task_instances(DAG, run.run_id) if t["state"] == "success")
     finally:
         stack.stop()
-    return sleep, tasks, statistics.median(walls[1:]), statistics.median(costs[1:]), idle
+    return sleep, tasks, wall, cost, idle
 
 
 def main() -> int:

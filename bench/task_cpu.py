@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,17 +48,19 @@ def busy_cpu_seconds() -> float:
     return (user + nice + system + irq + softirq) / 100
 
 
-def median_cost(run_once: Callable[[], Any], runs: int) -> tuple[float, Any]:
+def median_cost(run_once: Callable[[], Any], runs: int) -> tuple[float, Any, float]:
     """``run_once`` ``runs + 1`` times (it returns the run, ended): the median busy CPU of
-    the runs after the first, which warms the processes, and the last run."""
-    costs = []
+    the runs after the first, which warms the processes, the last run, and the runs'
+    median wall time."""
+    costs, walls = [], []
     for _ in range(runs + 1):
-        before = busy_cpu_seconds()
+        started, before = time.monotonic(), busy_cpu_seconds()
         run = run_once()
         costs.append(busy_cpu_seconds() - before)
+        walls.append(time.monotonic() - started)
         if run.state != "success":
             raise SystemExit(f"{run.dag_id} {run.run_id} ended {run.state}")
-    return statistics.median(costs[1:]), run
+    return statistics.median(costs[1:]), run, statistics.median(walls[1:])
 
 
 def in_one_process(dag_id: str, conf: dict, runs: int) -> float:
@@ -115,7 +118,7 @@ def measure(variant: str, runs: int) -> list[tuple[str, int, float]]:
             def triggered_and_ended(dag_id: str = dag_id, conf: dict = conf) -> Any:
                 return client.wait_for_run(dag_id, client.trigger(dag_id, conf).run_id, timeout=300)
 
-            cost, run = median_cost(triggered_and_ended, runs)
+            cost, run, _ = median_cost(triggered_and_ended, runs)
             tasks = sum(1 for t in client.task_instances(dag_id, run.run_id) if t["state"] == "success")
             rows.append((dag_id, tasks, cost))
         if variant == "with":
