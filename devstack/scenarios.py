@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from devstack import baseline, economics_demo
+from devstack import aws_bill, baseline, economics_demo
 from devstack.economics_demo import EconomicsDemo
 from devstack.fleet_metrics import put_minutely
 from devstack.stack import LocalStack
@@ -189,6 +189,12 @@ def scenarios(economics: EconomicsDemo) -> list[Scenario]:
             outputs=chain(outcomes, task_logs("import_bills", "reconcile")),
         ),
         Scenario(
+            dag_id="aws_spend_daily",
+            conf={"day": last_day.isoformat()},
+            purpose=f"the whole AWS bill of {last_day} by hotspot (a planted NAT data-processing spike)",
+            outputs=chain(outcomes, task_logs("read_spend", "send_alerts")),
+        ),
+        Scenario(
             dag_id="weekly_review_pack",
             conf={"week": str(week)},
             purpose=f"the weekly review pack of {week}, the last full week",
@@ -323,6 +329,8 @@ def prepare_stack(
         economics = economics_demo.prepare(stack.home / "economics", last_day, aws_client, **shared)
         stack.extra_env.update(economics.airflow_env(seeded.logs_bucket))
         stack.extra_env.update(provider_bills(stack, economics))
+        aws_bill.plant(stack.moto_url, aws_client, last_day)
+        stack.extra_env["AIRFLOW_VAR_AWS_DAILY_BUDGETS"] = json.dumps(aws_bill.DAILY_BUDGETS)
         return seeded, economics
 
     return seed

@@ -47,6 +47,11 @@ TAG_RULES: dict[str, TagRule] = {
     "suite": TagRule(_NAME, "the data-quality gate's suites"),
     "stage": TagRule(r"staging|production", "the platform's stages"),
     "fleet": TagRule(_SLUG, "the fleets' slugs"),
+    # the AWS spend DAG (include.economics.aws_spend)
+    "hotspot": TagRule(
+        r"nat_data_processing|cloudwatch_logs_ingestion|s3_egress|cloudfront_egress|gpu_instances|other|total",
+        "seed 003's cost hotspots, the rest and the total",
+    ),
     "name": TagRule(r"[a-z][a-z0-9-]{0,39}", "the dev nodes' names (a handful per team)"),
     "owner": TagRule(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}", "the engineers who own a dev node"),
     # the DAGs' change events (annotations)

@@ -6,7 +6,7 @@ imports it.
 
 from __future__ import annotations
 
-from devstack.emulator import autoscaling, cloudformation, cloudwatch, drift, lifecycle, s3, ssm
+from devstack.emulator import autoscaling, cloudformation, cloudwatch, costs, drift, lifecycle, s3, ssm
 
 _installed = False
 
@@ -19,6 +19,7 @@ def install() -> None:
         lifecycle.install()
         cloudformation.install()
         cloudwatch.install()
+        costs.install()
         drift.install()
         s3.install()
         ssm.install()

@@ -51,7 +51,7 @@ def day_timestamp(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-def _point(day: date, measurement: str, tags: dict[str, str], fields: dict) -> Point:
+def day_point(day: date, measurement: str, tags: dict[str, str], fields: dict) -> Point:
     check_tags(measurement, tags)
     point = Point(measurement).time(day_timestamp(day), WritePrecision.S)
     for tag, value in tags.items():
@@ -90,9 +90,9 @@ def influx_points(
                 for column, value in row.items()
                 if column not in tags and column != "day" and value is not None and not isinstance(value, str)
             }
-            points.append(_point(day, measurement, {tag: str(row[tag]) for tag in tags}, fields))
+            points.append(day_point(day, measurement, {tag: str(row[tag]) for tag in tags}, fields))
     for measurement, tags, fields in _summaries(tables, failed_payments or {}):
-        points.append(_point(day, measurement, tags, fields))
+        points.append(day_point(day, measurement, tags, fields))
     return points
 
 

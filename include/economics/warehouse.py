@@ -166,9 +166,28 @@ ai_billing_reconciliation = sa.Table(
 )
 BILLING_TABLES: dict[str, sa.Table] = {table.name: table for table in billing_metadata.sorted_tables}
 
+#: The whole AWS bill of a day by stage, service and usage type (aws_spend_daily, from
+#: Cost Explorer), each line in its seed 003 hotspot; GPU instance lines carry their fleet.
+spend_metadata = sa.MetaData()
+aws_spend_daily = sa.Table(
+    "aws_spend_daily",
+    spend_metadata,
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("stage", sa.String(50), nullable=False),
+    sa.Column("service", sa.String(100), nullable=False),
+    sa.Column("usage_type", sa.String(200), nullable=False),
+    sa.Column("hotspot", sa.String(50), nullable=False),
+    sa.Column("fleet", sa.String(100), nullable=False),
+    sa.Column("cost_usd", Money, nullable=False),
+    sa.Column("usage_quantity", sa.Float, nullable=False),
+    sa.Column("usage_unit", sa.String(32), nullable=False),
+    sa.Index("ix_aws_spend_daily_day", "day"),
+)
+SPEND_TABLES: dict[str, sa.Table] = {table.name: table for table in spend_metadata.sorted_tables}
+
 
 def table_of(name: str) -> sa.Table:
-    return TABLES[name] if name in TABLES else BILLING_TABLES[name]
+    return (TABLES | BILLING_TABLES | SPEND_TABLES)[name]
 
 
 def python_values(series: pd.Series) -> list:
@@ -205,6 +224,7 @@ def publish(engine: Engine, day: date, frames: Mapping[str, Rows]) -> dict[str, 
     table. A table may come as chunks: they are inserted one at a time."""
     metadata.create_all(engine, checkfirst=True)
     billing_metadata.create_all(engine, checkfirst=True)
+    spend_metadata.create_all(engine, checkfirst=True)
     written = {}
     with engine.begin() as connection:
         for name, rows in frames.items():

@@ -101,7 +101,7 @@ FLEET_MEASUREMENT = cloudwatch_measurement(platform.WORKER_METRICS_NAMESPACE)
 def _economics() -> list[Measurement]:
     import sqlalchemy as sa
 
-    from include.economics import exports, warehouse
+    from include.economics import aws_spend, exports, warehouse
 
     measurements = []
     for table, (name, tags) in exports.INFLUX_MEASUREMENTS.items():
@@ -116,7 +116,11 @@ def _economics() -> list[Measurement]:
         measurements.append(
             Measurement(name, ECONOMICS_BUCKET, frozenset(fields), frozenset(tags), "ai_economics_daily")
         )
-    return measurements
+    spend = Measurement(
+        aws_spend.INFLUX_MEASUREMENT, ECONOMICS_BUCKET, frozenset({"cost_usd"}), frozenset(aws_spend.INFLUX_TAGS),
+        "aws_spend_daily",
+    )  # fmt: skip
+    return [*measurements, spend]
 
 
 #: Airflow's StatsD metrics the dashboards and alerts read, as Telegraf names them: kind, tags.

@@ -17,6 +17,7 @@ EXPECTED_MAX_ACTIVE_RUNS = {
     "ai_price_catalogue": 1,  # one check at a time: two would accept, and announce, the same change
     "ai_economics_reprice": 1,  # one backfill of the economics at a time (Airflow allows no second)
     "ai_billing_import": 1,  # a day's bills and reconciliation are replaced by one run at a time
+    "aws_spend_daily": 1,  # a day's spend rows are replaced, and its alerts sent, by one run at a time
     "gpu_ami_build_and_bake": 1,  # one build at a time: the AMI pointer is never raced
     "gpu_ami_revoke": 1,  # one revocation at a time: two would plan from the same pointer histories
     "gpu_fleet_provision": 1,  # a fleet's stacks are never changed by two runs at once

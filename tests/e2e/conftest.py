@@ -52,6 +52,7 @@ def ci(stack):
 DAGS = (
     "platform_preflight",
     "ai_economics_daily",
+    "aws_spend_daily",
     "gpu_ami_build_and_bake",
     "gpu_ami_revoke",
     "gpu_fleet_provision",

@@ -21,20 +21,26 @@ class CostExplorerHook(AwsBaseHook):
         kwargs["client_type"] = "ce"
         super().__init__(*args, **kwargs)
 
-    def daily_cost_by_tag(self, day: date, tag_key: str = infra_cost.FLEET_TAG) -> dict[str, Decimal]:
-        """fleet -> UnblendedCost of ``day``. .. seealso:: CostExplorer.Client.get_cost_and_usage"""
-        request = infra_cost.cost_explorer_request(day, tag_key)
+    def cost_and_usage(self, request: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Every page of one GetCostAndUsage request (Cost Explorer has no paginator for it).
+        .. seealso:: CostExplorer.Client.get_cost_and_usage"""
         pages, token = [], None
         while True:
             page = self.conn.get_cost_and_usage(**request, **({"NextPageToken": token} if token else {}))
             pages.append(page)
             token = page.get("NextPageToken")
             if not token:
-                return infra_cost.parse_cost_explorer(pages, tag_key)
+                return pages
+
+    def daily_cost_by_tag(self, day: date, tag_key: str = infra_cost.FLEET_TAG) -> dict[str, Decimal]:
+        """fleet -> UnblendedCost of ``day``."""
+        return infra_cost.parse_cost_explorer(
+            self.cost_and_usage(infra_cost.cost_explorer_request(day, tag_key)), tag_key
+        )
 
     def service_usage(self, day: date, service: str) -> list[dict]:
         """Cost Explorer's groups of ``day`` for one service by usage type (UnblendedCost,
-        UsageQuantity): the Bedrock bill. .. seealso:: CostExplorer.Client.get_cost_and_usage"""
+        UsageQuantity): the Bedrock bill."""
         request = {
             "TimePeriod": {"Start": day.isoformat(), "End": (day + timedelta(days=1)).isoformat()},
             "Granularity": "DAILY",
@@ -42,13 +48,34 @@ class CostExplorerHook(AwsBaseHook):
             "Filter": {"Dimensions": {"Key": "SERVICE", "Values": [service]}},
             "GroupBy": [{"Type": "DIMENSION", "Key": "USAGE_TYPE"}],
         }
-        groups, token = [], None
+        results = [result for page in self.cost_and_usage(request) for result in page.get("ResultsByTime", [])]
+        return [group for result in results for group in result.get("Groups", [])]
+
+    def anomalies(self, first: date, last: date) -> list[dict[str, Any]]:
+        """AWS Cost Anomaly Detection's anomalies whose AnomalyEndDate is in [first, last].
+        .. seealso:: CostExplorer.Client.get_anomalies"""
+        found, token = [], None
+        interval = {"StartDate": first.isoformat(), "EndDate": last.isoformat()}
         while True:
-            page = self.conn.get_cost_and_usage(**request, **({"NextPageToken": token} if token else {}))
-            groups += [group for result in page.get("ResultsByTime", []) for group in result.get("Groups", [])]
+            page = self.conn.get_anomalies(DateInterval=interval, **({"NextPageToken": token} if token else {}))
+            found += page.get("Anomalies", [])
             token = page.get("NextPageToken")
             if not token:
-                return groups
+                return found
+
+
+class BudgetsHook(AwsBaseHook):
+    """Read AWS Budgets through a boto3 ``budgets`` client."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["client_type"] = "budgets"
+        super().__init__(*args, **kwargs)
+
+    def budgets(self) -> list[dict[str, Any]]:
+        """Every budget of the account with its CalculatedSpend (actual and forecast).
+        .. seealso:: Budgets.Client.describe_budgets"""
+        pages = self.conn.get_paginator("describe_budgets").paginate(AccountId=self.account_id)
+        return [budget for page in pages for budget in page.get("Budgets", [])]
 
 
 class FleetMetricsHook(AwsBaseHook):

@@ -114,3 +114,29 @@ def test_daily_statistics_give_one_value_per_day_per_statistic(aws_http):
     assert sorted(found[("QueueDepth", "Maximum")]) == [2.0, 8.0]
     assert sorted(found[("QueueDepth", "Average")]) == [2.0, 4.0]
     assert found[("SpotInterruptionCount", "Sum")] == []
+
+
+def test_the_spend_reads_page_through_cost_explorer_anomalies_and_budgets(aws_http):
+    from bp_aws.hooks.costs import BudgetsHook
+    from devstack.emulator import costs
+
+    costs.plant(
+        [{"day": "2026-11-05", "service": "EC2 - Other", "usage_type": "USE1-NatGateway-Bytes",
+          "tags": {"stage": "staging"}, "cost": 3.25, "quantity": 72.2, "unit": "GB"}],
+        [{"AnomalyId": "a-1", "AnomalyStartDate": "2026-11-05", "AnomalyEndDate": "2026-11-05", "RootCauses": []}],
+    )  # fmt: skip
+    request = {
+        "TimePeriod": {"Start": "2026-11-05", "End": "2026-11-06"},
+        "Granularity": "DAILY",
+        "Metrics": ["UnblendedCost"],
+        "GroupBy": [{"Type": "DIMENSION", "Key": "USAGE_TYPE"}],
+    }
+    [page] = CostExplorerHook().cost_and_usage(request)
+    assert page["ResultsByTime"][0]["Groups"][0]["Keys"] == ["USE1-NatGateway-Bytes"]
+    assert [a["AnomalyId"] for a in CostExplorerHook().anomalies(DAY, DAY)] == ["a-1"]
+    aws_http("budgets").create_budget(
+        AccountId="123456789012",
+        Budget={"BudgetName": "all", "BudgetLimit": {"Amount": "500", "Unit": "USD"}, "TimeUnit": "MONTHLY",
+                "BudgetType": "COST"},
+    )  # fmt: skip
+    assert [b["BudgetName"] for b in BudgetsHook().budgets()] == ["all"]
