@@ -11,10 +11,12 @@ detector reports it too: the DAG must find it once, alert once, and name the usa
 from __future__ import annotations
 
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 import requests
 
+from include.economics.aws_spend import SpendLine
 from include.economics.cost_hotspots import EC2_COMPUTE
 
 DAYS = 29
@@ -52,6 +54,15 @@ def lines(last_day: date) -> list[dict[str, Any]]:
                 planted.append({"day": day.isoformat(), "service": service, "usage_type": usage_type, "tags": tags,
                                 "cost": round(cost, 4), "quantity": round(quantity, 3), "unit": unit})  # fmt: skip
     return planted
+
+
+def spend_lines(last_day: date) -> list[SpendLine]:
+    """The same month as Cost Explorer's lines (the dashboards' pictures draw them)."""
+    return [
+        SpendLine(date.fromisoformat(x["day"]), x["tags"]["stage"], x["service"], x["usage_type"],
+                  Decimal(str(x["cost"])), x["quantity"], x["unit"], x["tags"].get("fleet", ""))
+        for x in lines(last_day)
+    ]  # fmt: skip
 
 
 def anomalies(last_day: date) -> list[dict[str, Any]]:

@@ -5,7 +5,8 @@ dashboard-pictures``).
 No Grafana or InfluxDB runs on the development machine, so this is not a screenshot. Each
 panel's query, as provisioned (``infra/grafana/provisioning/dashboards``), is run by a small
 reader of the Flux this project writes (:func:`run`) over the points the platform would
-have written: ``ai_economics_daily``'s own points (:func:`include.economics.exports.influx_points`)
+have written: ``ai_economics_daily``'s own points (:func:`include.economics.exports.influx_points`),
+``aws_spend_daily``'s over the demo's AWS bill (:mod:`devstack.aws_bill`)
 for each day of the synthetic month the demo seeds, and the demo fleet's hourly
 ``ComfyUI/Workers`` metrics of the last day as Telegraf names them. Panels fed by
 Airflow's StatsD say "no data here", as Grafana would. Each panel is drawn in the
@@ -18,16 +19,16 @@ import re
 import sys
 import tempfile
 from collections import defaultdict
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from matplotlib.figure import Figure
 
-from devstack import economics_demo, synthetic
+from devstack import aws_bill, economics_demo, synthetic
 from devstack.stack import REPO_ROOT
-from include.economics import exports
+from include.economics import aws_spend, exports
 from include.economics.prices import PriceBook
 from include.observability import build, catalogue
 from include.tables import format_table
@@ -58,6 +59,17 @@ def economics_points(last_day: date, days: int = 29) -> list[Point]:
         _plain(point.to_line_protocol())
         for day, result in results.items()
         for point in exports.influx_points(day, result.tables, result.revenue.failed_payments)
+    ]
+
+
+def spend_points(last_day: date, days: int = 29) -> list[Point]:
+    """What ``aws_spend_daily`` writes for the last ``days`` days of the demo's AWS bill."""
+    lines = aws_bill.spend_lines(last_day)
+    first = last_day - timedelta(days=days - 1)
+    return [
+        _plain(point.to_line_protocol())
+        for offset in range(days)
+        for point in aws_spend.influx_points(first + timedelta(days=offset), lines)
     ]
 
 
@@ -202,7 +214,7 @@ def picture(board: dict, points: list[Point], path: Path) -> None:
 
 def main() -> int:
     last_day = date(2026, 11, 30)  # fixed: the pictures change only when the dashboards do
-    points = [*economics_points(last_day), *fleet_points(last_day)]
+    points = [*economics_points(last_day), *spend_points(last_day), *fleet_points(last_day)]
     boards, _ = build.provisioned()
     PICTURES.mkdir(parents=True, exist_ok=True)
     for name, board in boards.items():

@@ -4,8 +4,8 @@ dashboard that builds is one Grafana can load), provisioned from
 
 * **AI economics** - seed 000 Phase F's daily control panel: cost, revenue, margin per
   plan, cost per request per feature and model, tokens per minute peak, DAU, failure
-  rate, p95, anomalies, failed payments, data-quality verdicts; variables plan, feature,
-  model.
+  rate, p95, anomalies, failed payments, data-quality verdicts, and the whole AWS bill per
+  hotspot (``aws_spend_daily``); variables plan, feature, model, stage.
 * **GPU fleets** - the ADR-0005 metrics of each fleet (Telegraf's CloudWatch input), GPU
   hours and cost per day, rollouts and AMI promotions as annotations.
 * **Pipeline health** - Airflow's own metrics (Telegraf's StatsD input): run durations,
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from grafana_foundation_sdk.builders import dashboard, stat, table, timeseries
 from grafana_foundation_sdk.models.dashboard import DashboardCursorSync, Threshold, ThresholdsMode, VariableRefresh
 
+from include.economics.aws_spend import INFLUX_MEASUREMENT as SPEND
 from include.economics.margin import ALL_PLANS, MARGIN_FLOOR_PCT
 from include.naming import platform
 from include.observability import catalogue
@@ -172,6 +173,14 @@ def ai_economics():
             PanelSpec("timeseries", "Daily active users per plan", _day("ai_plan", ["dau"], per_plan), "short",
                       "Users with at least one AI request, per plan.", 8),
         ],
+        "The whole AWS bill": [
+            PanelSpec("timeseries", "AWS spend per hotspot", _day(SPEND, ["cost_usd"], [("stage", "$stage")]),
+                      "currencyUSD", "The day's AWS bill per stage (variable Stage) and seed 003 hotspot: NAT data "
+                      "processing, CloudWatch Logs ingestion, S3 and CloudFront egress, GPU instances, other; and "
+                      "the stage's total (aws_spend_daily, from Cost Explorer).", 16),
+            PanelSpec("stat", "AWS spend, last day", _last(SPEND, "cost_usd", [("hotspot", "total")]), "currencyUSD",
+                      "The last day's whole AWS bill, per stage.", 8),
+        ],
         "What needs a look": [
             PanelSpec("table", "Anomalies (last 7 days)", anomalies, "short",
                       "Cost and token anomalies against the same-weekday baseline (ai_anomalies).", 8),
@@ -188,6 +197,7 @@ def ai_economics():
         .with_variable(variable("plan", "Plan", ECONOMICS_BUCKET, "ai_margin", "plan"))
         .with_variable(variable("feature", "Feature", ECONOMICS_BUCKET, "ai_feature", "feature_name"))
         .with_variable(variable("model", "Model", ECONOMICS_BUCKET, "ai_model", "model_name"))
+        .with_variable(variable("stage", "Stage", ECONOMICS_BUCKET, SPEND, "stage"))
     )  # fmt: skip
 
 

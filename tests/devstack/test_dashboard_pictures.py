@@ -17,7 +17,8 @@ LAST_DAY = date(2026, 11, 30)
 @pytest.fixture(scope="module")
 def points():
     # eight days: the anomalies panel needs the same weekday a week before
-    return [*pictures.economics_points(LAST_DAY, days=8), *pictures.fleet_points(LAST_DAY)]
+    return [*pictures.economics_points(LAST_DAY, days=8), *pictures.spend_points(LAST_DAY, days=8),
+            *pictures.fleet_points(LAST_DAY)]  # fmt: skip
 
 
 def test_every_economics_panel_reads_what_the_daily_dag_writes(points):

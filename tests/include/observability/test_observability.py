@@ -69,7 +69,7 @@ def test_the_three_dashboards_build_and_read_the_provisioned_datasource():
             assert panel["fieldConfig"]["defaults"]["unit"], panel["title"]
             assert panel["description"], panel["title"]
     economics = boards["ai-economics"]
-    assert [v["name"] for v in economics["templating"]["list"]] == ["plan", "feature", "model"]
+    assert [v["name"] for v in economics["templating"]["list"]] == ["plan", "feature", "model", "stage"]
     annotation = boards["gpu-fleets"]["annotations"]["list"][0]
     assert catalogue.CHANGE_MEASUREMENT in annotation["target"]["query"]
     fleet_fields = json.dumps(boards["gpu-fleets"])
