@@ -33,10 +33,13 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pandas as pd
+
 from include.alerts import Alert
 from include.economics import anomalies
 from include.economics.cost_hotspots import BY_NAME, EC2_COMPUTE, OTHER, hotspot_of, label_of
 from include.economics.exports import day_point
+from include.economics.review_model import SpendReview
 from include.errors import InvalidRequest
 from include.money import usd
 from include.naming import platform
@@ -343,6 +346,20 @@ def readable(day: date, lines: list[SpendLine], findings: list[Finding]) -> list
     for finding in findings:
         said.append(f"{finding.severity.upper()}: {alert(day, finding).text().splitlines()[0]}")
     return said
+
+
+def week_review(this: pd.DataFrame, previous: pd.DataFrame) -> list[SpendReview]:
+    """Where the AWS money went: each stage's hotspots over a week of ``aws_spend_daily``
+    rows against the week before, biggest first."""
+    reviews = []
+    for (stage, hotspot), rows in this.groupby(["stage", "hotspot"]):
+        before = previous[(previous["stage"] == stage) & (previous["hotspot"] == hotspot)]
+        by_usage = rows.groupby("usage_type")["cost_usd"].sum()
+        reviews.append(
+            SpendReview(stage, hotspot, label_of(hotspot), Decimal(sum(rows["cost_usd"], Decimal(0))),
+                        Decimal(sum(before["cost_usd"], Decimal(0))), str(by_usage.idxmax()))
+        )  # fmt: skip
+    return sorted(reviews, key=lambda r: (-r.cost_usd, r.stage, r.hotspot))
 
 
 def influx_points(day: date, lines: list[SpendLine]) -> list:

@@ -26,7 +26,7 @@ from decimal import Decimal
 import pandas as pd
 
 from include.devnodes.usage import DevNodeCost
-from include.economics import margin
+from include.economics import aws_spend, margin
 from include.economics.actions import actions
 from include.economics.bill_reconciliation import AWAITING
 from include.economics.review_model import (
@@ -345,6 +345,7 @@ def build_review(
         quality_days=quality_days,
         quality_findings=findings,
         bills=_bills(this),
+        aws_spend=aws_spend.week_review(this.frames["aws_spend_daily"], previous.frames["aws_spend_daily"]),
     )
     review.actions.extend(actions(review, rules))
     return review

@@ -212,6 +212,26 @@ class BillReview:
 
 
 @dataclass(frozen=True)
+class SpendReview:
+    """One stage's week of AWS spend in one hotspot (aws_spend_daily), against the week before."""
+
+    stage: str
+    hotspot: str
+    label: str
+    cost_usd: Decimal
+    previous_usd: Decimal
+    top_usage_type: str  # the usage type that cost most this week
+
+    @property
+    def change_pct(self) -> float | None:
+        return (
+            round(float((self.cost_usd - self.previous_usd) / self.previous_usd * 100), 1)
+            if self.previous_usd
+            else None
+        )
+
+
+@dataclass(frozen=True)
 class Review:
     week: IsoWeek
     coverage: Coverage
@@ -231,6 +251,8 @@ class Review:
     actions: list[Action] = field(default_factory=list)
     #: the providers' bills against our cost (ai_billing_import), one per provider
     bills: list[BillReview] = field(default_factory=list)
+    #: where the AWS money went (aws_spend_daily), per stage and hotspot, biggest first
+    aws_spend: list[SpendReview] = field(default_factory=list)
 
     def metric(self, key: str) -> Metric:
         return next(m for m in self.headline if m.key == key)

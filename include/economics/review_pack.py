@@ -246,6 +246,7 @@ def review_data(review: Review) -> dict:
         "fleets": [asdict(row) for row in review.fleets],
         "quality_findings": [asdict(row) for row in review.quality_findings],
         "bills": [asdict(row) for row in review.bills],
+        "aws_spend": [asdict(row) | {"change_pct": row.change_pct} for row in review.aws_spend],
         "actions": [asdict(row) for row in review.actions],
     }
 

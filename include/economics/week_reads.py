@@ -24,6 +24,7 @@ WEEK_TABLES = (
     "ai_fleet_daily",
     "ai_devnode_daily",
     "ai_billing_reconciliation",
+    "aws_spend_daily",
 )
 #: A published day always has its rows here (the margin's "all" row, even on a day without requests).
 COVERAGE_TABLE = "ai_margin_daily"

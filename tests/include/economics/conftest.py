@@ -62,7 +62,10 @@ REVIEW_FIRST_DAY = date(2026, 11, 2)
 def review_warehouse_file(tmp_path_factory):
     """Three weeks (2026-W45 to W47) of the synthetic ledger, published day after day by
     the same function the daily DAG calls, into a SQLite warehouse file."""
-    from devstack import economics_demo, synthetic
+    import pandas as pd
+
+    from devstack import aws_bill, economics_demo, synthetic
+    from include.economics import aws_spend, warehouse
     from include.economics.prices import PriceBook
 
     folder = tmp_path_factory.mktemp("review")
@@ -73,6 +76,10 @@ def review_warehouse_file(tmp_path_factory):
     warehouse_engine = sa.create_engine(f"sqlite:///{folder / 'warehouse.db'}")
     days = [day for day in window.dates() if REVIEW_FIRST_DAY <= day < REVIEW_LAST_DAY]
     economics_demo.seed_history(ledger_engine, warehouse_engine, book, days)
+    spend = aws_bill.spend_lines(days[-1])  # and the demo's AWS bill (aws_spend_daily), day after day
+    for day in days[-aws_bill.DAYS :]:
+        rows = pd.DataFrame(aws_spend.rows(day, spend), columns=[c.name for c in warehouse.aws_spend_daily.columns])
+        warehouse.publish(warehouse_engine, day, {"aws_spend_daily": rows})
     ledger_engine.dispose()
     warehouse_engine.dispose()
     return folder / "warehouse.db"

@@ -152,3 +152,17 @@ def test_influx_points_carry_only_the_stage_and_the_hotspot():
         "aws_spend,hotspot=total,stage=production",
     ]
     assert "cost_usd=40" in points[0].to_line_protocol()
+
+
+def test_the_week_says_where_the_aws_money_went_biggest_first_against_the_week_before():
+    import pandas as pd
+
+    week = DAY - timedelta(days=6)
+    lines = _month(NAT, today=40.0, usual=4.0) + _month(GPU, today=20.0, usual=20.0, fleet="gpu-default")
+    frame = pd.DataFrame([row for day in {line.day for line in lines} for row in aws_spend.rows(day, lines)])
+    this, before = frame[frame["day"] >= week], frame[(frame["day"] < week) & (frame["day"] >= week - timedelta(7))]
+    [gpu, nat] = aws_spend.week_review(this, before)
+    assert (gpu.hotspot, gpu.cost_usd, gpu.change_pct) == ("gpu_instances", Decimal("140.0"), 0.0)
+    assert (nat.label, nat.top_usage_type) == ("NAT Gateway data processing", NAT[1])
+    assert nat.change_pct == pytest.approx(float((nat.cost_usd - nat.previous_usd) / nat.previous_usd * 100), abs=0.1)
+    assert nat.cost_usd > nat.previous_usd  # the spike is in this week

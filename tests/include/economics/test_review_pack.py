@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from include.economics import review_pack
+from include.economics import review_pack, warehouse
 from include.economics.calendar import IsoWeek
 from include.economics.review import build_review
 from include.economics.week_reads import load_week
+from include.money import usd
 from tests.conftest import ARTIFACTS
 from tests.include.economics.week_sums import drop_day, week_sums
 
@@ -66,6 +67,11 @@ def test_the_page_loads_cleanly_with_every_chart_and_the_warehouse_sums(browser,
     dev_nodes = page.inner_text("#fleets")
     assert "Dev nodes" in dev_nodes
     assert "staging/bob-flux\tbob\tg5.xlarge" in dev_nodes
+    spend = page.inner_text("#aws-spend").splitlines()
+    week = warehouse.read_days(review_warehouse, "aws_spend_daily", W47.first_day, W47.last_day)
+    gpu = week[(week["stage"] == "production") & (week["hotspot"] == "gpu_instances")]["cost_usd"].sum()
+    assert spend[1].split("\t")[:3] == ["production", "EC2 GPU instances", usd(gpu)]  # the biggest first
+    assert spend[1].endswith("USE1-SpotUsage:g4dn.xlarge")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=ARTIFACTS / "weekly-review-2026-W47.png", full_page=True)
     assert errors == []
