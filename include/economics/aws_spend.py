@@ -335,16 +335,22 @@ def alert(day: date, finding: Finding) -> Alert:
     )
 
 
-def readable(day: date, lines: list[SpendLine], findings: list[Finding]) -> list[str]:
-    """The day per stage and hotspot, then the findings: the run's outcome lines."""
+def finding_line(day: date, finding: Finding) -> str:
+    """One line for the run's outcome: the alert's subject, the figures, where it grew."""
+    alert_ = alert(day, finding)
+    where = ", ".join(f"{k} {v}" for k, v in (("usage type", finding.usage_type), ("fleet", finding.fleet)) if v)
+    figures = f"{usd(finding.value)} against {alert_.threshold_label} {usd(finding.threshold)}"
+    return "; ".join(filter(None, [f"{alert_.subject}: {figures}", where, finding.detail]))
+
+
+def readable(day: date, lines: list[SpendLine]) -> list[str]:
+    """The day per stage and hotspot, then each stage's total: the run's outcome lines."""
     said = []
     for (stage, hotspot), series in sorted(daily_totals(lines).items()):
         if hotspot != TOTAL:
             said.append(f"{stage:<11} {label_of(hotspot):<30} {usd(series.get(day, 0.0)):>12}")
     for stage in sorted({line.stage for line in lines}):
         said.append(f"{stage:<11} {'total':<30} {usd(daily_totals(lines)[(stage, TOTAL)].get(day, 0.0)):>12}")
-    for finding in findings:
-        said.append(f"{finding.severity.upper()}: {alert(day, finding).text().splitlines()[0]}")
     return said
 
 

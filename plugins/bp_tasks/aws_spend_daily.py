@@ -69,7 +69,7 @@ def publish(read: dict) -> int:
     influx = f"{len(points)} point(s) to InfluxDB bucket {bucket}" if write_points(points, bucket=bucket) else (
         "nothing to InfluxDB (no connection influxdb_default)"
     )  # fmt: skip
-    said = aws_spend.readable(day, lines, [])
+    said = aws_spend.readable(day, lines)
     report_outcome(f"AWS spend of {day}: {written} aws_spend_daily row(s), {influx}", *said)
     return written
 
@@ -91,6 +91,6 @@ def send_alerts(read: dict, params: dict | None = None, dag_run=None) -> int:
     for stage in sorted({finding.stage for finding in findings}):
         alerts = [aws_spend.alert(day, finding) for finding in findings if finding.stage == stage]
         sent += send_once(day, alerts, stage=stage, aws_conn_id=params["aws_conn_id"], link=link)
-    said = [f"{f.severity}: {aws_spend.alert(day, f).subject}" for f in findings]
+    said = [aws_spend.finding_line(day, finding) for finding in findings]
     report_outcome(f"{len(findings)} finding(s) in the AWS spend of {day}: {sent} alert(s) sent", *said)
     return sent

@@ -166,3 +166,16 @@ def test_the_week_says_where_the_aws_money_went_biggest_first_against_the_week_b
     assert (nat.label, nat.top_usage_type) == ("NAT Gateway data processing", NAT[1])
     assert nat.change_pct == pytest.approx(float((nat.cost_usd - nat.previous_usd) / nat.previous_usd * 100), abs=0.1)
     assert nat.cost_usd > nat.previous_usd  # the spike is in this week
+
+
+def test_the_outcome_says_each_hotspots_day_and_each_finding_with_its_figures_and_usage_type():
+    lines = _month(NAT, today=40.0, usual=4.0)
+    said = aws_spend.readable(DAY, lines)
+    assert said == [
+        f"production  {'NAT Gateway data processing':<30} {'$40.00':>12}",
+        f"production  {'total':<30} {'$40.00':>12}",
+    ]
+    [finding] = aws_spend.judge(DAY, lines, {})
+    line = aws_spend.finding_line(DAY, finding)
+    assert line.startswith("[CRITICAL] AWS NAT Gateway data processing above its baseline in production on 2026-11-26")
+    assert ": $40.00 against baseline $4.00; usage type USE1-NatGateway-Bytes" in line
