@@ -1,7 +1,8 @@
 """Token-burn and cost anomalies against a robust baseline (seed 000: "anomaly detector
 flags token burn and cost variance beyond baseline"; alert only on actionable signals).
 
-For each series (tokens or cost, per feature and per model) the baseline is built from
+For each series (tokens or cost, per feature and per model; p95 latency per feature, seed
+000's "API/AI latency" performance alert) the baseline is built from
 the previous 28 days:
 
 * **weekday seasonality**: the baseline is the median of the same weekday in those
@@ -29,8 +30,12 @@ from decimal import Decimal
 
 import pandas as pd
 
-SIGNALS = {"tokens": "total_tokens", "cost": "cost_usd"}
+SIGNALS = {"tokens": "total_tokens", "cost": "cost_usd", "latency": "p95_ms"}
 DIMENSIONS = {"feature": ("ai_feature_daily", "feature_name"), "model": ("ai_model_daily", "model_name")}
+#: p95 latency is judged per feature (what users wait on; a model's follows its features),
+#: and a day without requests has no latency: it is left out of the history, not a zero.
+LATENCY = "latency"
+LATENCY_DIMENSIONS = ("feature",)
 MAD_TO_SIGMA = 1.4826
 
 
@@ -41,7 +46,8 @@ class Rules:
     warning_z: float = 3.5
     critical_z: float = 6.0
     min_percent: float = 20.0
-    min_absolute: Mapping[str, float] = field(default_factory=lambda: {"tokens": 500_000, "cost": 5.0})
+    #: the smallest excess that pages: tokens, USD, milliseconds of p95
+    min_absolute: Mapping[str, float] = field(default_factory=lambda: {"tokens": 500_000, "cost": 5.0, LATENCY: 500.0})
     spread_floor_ratio: float = 0.05
 
 
@@ -96,15 +102,25 @@ def detect(
             continue
         known_days = set(past["day"]) if past is not None and not past.empty else set()
         for signal, metric in SIGNALS.items():
+            if signal == LATENCY and dimension not in LATENCY_DIMENSIONS:
+                continue
             for row in current.to_dict("records"):
-                series = {d: 0.0 for d in known_days}  # a day the warehouse has, without this value: zero use
+                if not _measured(row.get(metric)):
+                    continue
+                # a day the warehouse has, without this value: zero use (latency: no data)
+                series = {} if signal == LATENCY else {d: 0.0 for d in known_days}
                 if past is not None and not past.empty:
                     for prior in past[past[column] == row[column]].to_dict("records"):
-                        series[prior["day"]] = float(prior[metric])
+                        if _measured(prior.get(metric)):
+                            series[prior["day"]] = float(prior[metric])
                 anomaly = judge(day, signal, f"{dimension}:{row[column]}", float(row[metric]), series, rules)
                 if anomaly:
                     found.append(anomaly)
     return sorted(found, key=lambda a: (a.severity != "critical", -a.z))
+
+
+def _measured(value) -> bool:
+    return value is not None and not pd.isna(value)
 
 
 def anomalies_table(anomalies: list[Anomaly]) -> pd.DataFrame:

@@ -13,7 +13,6 @@ Airflow notifier publishes to, ``bp-ops-alerts-<stage>``), critical ones without
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from grafana_foundation_sdk.builders import alerting, expr
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
@@ -21,150 +20,39 @@ from grafana_foundation_sdk.models.alerting import RelativeTimeRange
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 
 from include.alerts import DEFAULT_TOPIC, SEVERITIES
-from include.economics.margin import ALL_PLANS, MARGIN_FLOOR_PCT
 from include.fleets.config import ALARM_DEFAULTS
 from include.naming import platform
-from include.observability.catalogue import ECONOMICS_BUCKET, FLEET_MEASUREMENT, TELEMETRY_BUCKET, cloudwatch_field
+from include.observability.catalogue import TELEMETRY_BUCKET, cloudwatch_field
+from include.observability.economics_rules import economics_rules
 from include.observability.flux import DATASOURCE_UID, Flux, FluxTarget
+from include.observability.rule_spec import (
+    ECONOMICS_DAG,
+    FLEET,
+    GROUP_BY_FLEET,
+    VALUE,
+    RuleSpec,
+    economics_query,
+    fleet_query,
+    tiers,
+)
 
 FOLDER = "BP alerts"
 EXPRESSIONS = DataSourceRef(type_val="__expr__", uid="__expr__")
 #: How often each group is evaluated: the daily economics need not be read every minute.
 GROUP_INTERVALS = {"economics": "5m", "fleets": "1m", "pipeline": "1m"}
-FLEET_LABELS = ("stage", "fleet_slug")
-
-
-@dataclass(frozen=True)
-class RuleSpec:
-    """One alert rule: a Flux query reduced to one number per series (``V``), held
-    against a threshold (``T``) for ``for_`` before the alert fires. The query does any
-    arithmetic itself: a math expression's ``$A`` is the kind of text provisioning files
-    interpolate as an environment variable."""
-
-    uid: str
-    title: str
-    group: str
-    severity: str
-    query: Flux
-    reducer: str
-    threshold: tuple[str, float]
-    for_: str
-    window_s: int
-    summary: str
-    runbook: str
-    no_data: str = "OK"
-
-
-def _economics(measurement: str, fields: list[str], where=(), then=("last()",), start="-36h", preamble=()) -> Flux:
-    return Flux(ECONOMICS_BUCKET, measurement, fields, where, then, start=start, stop="now()", preamble=preamble)
-
-
-def _fleet(fields: list[str], then: tuple[str, ...], start: str) -> Flux:
-    return Flux(TELEMETRY_BUCKET, FLEET_MEASUREMENT, fields, then=then, start=start, stop="now()")
-
-
-GROUP_BY_FLEET = f'group(columns: ["{FLEET_LABELS[0]}", "{FLEET_LABELS[1]}"])'
-#: "$values.V.Value" is the reduced value of the rule, "$labels" the series' labels.
-VALUE = "{{ humanize $values.V.Value }}"
-FLEET = "{{ $labels.stage }}/{{ $labels.fleet_slug }}"
-ECONOMICS_DAG = "ai_economics_daily"
-#: The 28 days before yesterday's peak, as one number the query divides by.
-PEAK_BASELINE = (
-    f'baseline = from(bucket: "{ECONOMICS_BUCKET}")',
-    "  |> range(start: -29d, stop: -30h)",
-    '  |> filter(fn: (r) => r._measurement == "ai_usage" and r._field == "peak_tokens_per_minute")',
-    "  |> mean()",
-    "  |> findRecord(fn: (key) => true, idx: 0)",
-)
-
-
-def _tiers(uid: str, title: str, group: str, limits: dict[str, tuple[float, str]], **spec) -> list[RuleSpec]:
-    """The warning and critical tier of one signal: the same query, each tier its own limit and window."""
-    op = spec.pop("op", "gt")
-    return [
-        RuleSpec(
-            f"{uid}-{severity}", f"{title} ({severity})", group, severity, threshold=(op, limit), for_=window, **spec
-        )
-        for severity, (limit, window) in limits.items()
-    ]
 
 
 def rules() -> list[RuleSpec]:
-    floor = float(MARGIN_FLOOR_PCT)
     deep, deep_minutes = ALARM_DEFAULTS["queue_deep_jobs"], ALARM_DEFAULTS["queue_deep_minutes"]
     error_pct = ALARM_DEFAULTS["error_rate_alarm_percent"]
-    specs = [
-        RuleSpec(
-            f"bp-cost-anomaly-{severity}",
-            f"Daily AI cost anomaly ({severity})",
-            "economics",
-            severity,
-            _economics(
-                "ai_anomaly",
-                ["value"],
-                [("signal", "cost"), ("severity", severity)],
-                ('group(columns: ["dimension"])', "last()"),
-            ),
-            "last",
-            ("gt", 0),
-            "10m",
-            36 * 3600,
-            f"AI cost of {{{{ $labels.dimension }}}} was {VALUE} USD yesterday, "
-            f"{severity} above its same-weekday baseline",
-            "Open the AI economics dashboard for that feature or model, then the day's ai_anomalies row "
-            "(value, baseline); check the release that shipped that day and the model's prices.",
-        )
-        for severity in SEVERITIES
-    ]
-    specs += _tiers(
-        "bp-tokens-per-minute-spike",
-        "Tokens per minute spike",
-        "economics",
-        {"warning": (2.0, "10m"), "critical": (4.0, "10m")},
-        query=_economics(
-            "ai_usage",
-            ["peak_tokens_per_minute"],
-            preamble=PEAK_BASELINE,
-            then=("last()", "map(fn: (r) => ({r with _value: float(v: r._value) / float(v: baseline._value)}))"),
-        ),
-        reducer="last",
-        window_s=29 * 86400,
-        summary=f"Peak tokens per minute yesterday was {VALUE} times its 28-day mean",
-        runbook="Find the feature and model with the peak on the AI economics dashboard; a runaway client or "
-        "agent loop shows as one feature's tokens. Rate-limit it before the provider does.",
-    )
-    specs += _tiers(
-        "bp-margin-under-floor",
-        "Margin under the floor",
-        "economics",
-        {"warning": (floor, "10m"), "critical": (0.0, "10m")},
-        op="lt",
-        query=_economics("ai_margin", ["margin_pct"], [("plan", ALL_PLANS)]),
-        reducer="last",
-        window_s=36 * 3600,
-        summary=f"Margin over all plans was {VALUE} % yesterday (floor {MARGIN_FLOOR_PCT} %; under 0: losing money)",
-        runbook="Compare revenue and cost per plan on the AI economics dashboard; a cost jump without a revenue "
-        "jump points at a model or a feature (see the cost anomalies), a revenue drop at payments.",
-    )
-    specs += _tiers(
-        "bp-failed-payments",
-        "Failed payments",
-        "economics",
-        {"warning": (0, "10m"), "critical": (10, "10m")},
-        query=_economics("ai_payment", ["failed_payments"], then=('group(columns: ["plan"])', "sum()")),
-        reducer="last",
-        window_s=36 * 3600,
-        summary=f"{VALUE} payment(s) failed yesterday on plan {{{{ $labels.plan }}}}",
-        runbook="Check the payment provider's dashboard for that day's declines; many at once means the "
-        "integration, not the cards.",
-    )
+    specs = economics_rules()
     specs += [
         RuleSpec(
             "bp-economics-late-critical",
             "Economics not published (critical)",
             "pipeline",
             "critical",
-            _economics("ai_usage", ["requests"], then=("count()",), start="-54h"),
+            economics_query("ai_usage", ["requests"], then=("count()",), start="-54h"),
             "last",
             ("lt", 1),
             "15m",
@@ -212,25 +100,25 @@ def rules() -> list[RuleSpec]:
             no_data="Alerting",
         ),
     ]
-    specs += _tiers(
+    specs += tiers(
         "bp-fleet-error-rate",
         "Fleet error rate",
         "fleets",
         {"warning": (error_pct / 4, "10m"), "critical": (error_pct, "5m")},
-        query=_fleet([cloudwatch_field("ErrorRate", "average")], (GROUP_BY_FLEET, "mean()"), "-10m"),
+        query=fleet_query([cloudwatch_field("ErrorRate", "average")], (GROUP_BY_FLEET, "mean()"), "-10m"),
         reducer="last",
         window_s=600,
         summary=f"ErrorRate of {FLEET} is {VALUE} %",
         runbook="Check the last rollout or AMI promotion on the GPU fleets dashboard (annotations); roll back "
         "with gpu_bundle_rollback if it started with one, else read the workers' logs.",
     )
-    specs += _tiers(
+    specs += tiers(
         "bp-queue-deep",
         "Queue deep",
         "fleets",
         {"warning": (deep, f"{deep_minutes}m"), "critical": (deep * 5, "15m")},
         op="gte",
-        query=_fleet([cloudwatch_field("QueueDepth", "maximum")], (GROUP_BY_FLEET, "max()"), "-10m"),
+        query=fleet_query([cloudwatch_field("QueueDepth", "maximum")], (GROUP_BY_FLEET, "max()"), "-10m"),
         reducer="last",
         window_s=600,
         summary=f"QueueDepth of {FLEET} is {VALUE} jobs",
@@ -238,12 +126,12 @@ def rules() -> list[RuleSpec]:
         "capacity? Raise max_size or add instance types; see the ASG's activity history.",
     )
     busy, queued = cloudwatch_field("ActiveWorkers", "average"), cloudwatch_field("QueueDepth", "maximum")
-    specs += _tiers(
+    specs += tiers(
         "bp-fleet-leak",
         "Workers with an empty queue",
         "fleets",
         {"warning": (0, "1h"), "critical": (0, "3h")},
-        query=_fleet(
+        query=fleet_query(
             [busy, queued],
             (
                 'pivot(rowKey: ["_time", "stage", "fleet_slug"], columnKey: ["_field"], valueColumn: "_value")',

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from airflow.sdk import Asset, task
 from airflow.sdk.exceptions import AirflowFailException
@@ -273,13 +273,20 @@ def export_influx(computed: dict) -> str:
 def send_alerts(computed: dict, params: dict | None = None, dag_run=None) -> int:
     """The day's alerts; one already sent for this day with the same value is not sent again."""
     from bp_aws.notifiers.ops_alert import run_link
+    from bp_data.engines import engine_for
     from bp_tasks.economics_settings import send_once
+    from include.economics import warehouse
     from include.economics.day_alerts import alerts_for
+    from include.economics.margin import ALL_PLANS
 
     settings = Settings.load()
     day = date.fromisoformat(computed["day"])
     margin_rows = load_tables(_folder(computed), ["ai_margin_daily"])["ai_margin_daily"].to_dict("records")
-    found = alerts_for(computed, margin_rows, settings.margin_floor_pct)
+    week = warehouse.read_days(
+        engine_for(WAREHOUSE_CONN), "ai_margin_daily", day - timedelta(days=7), day - timedelta(days=1)
+    )
+    revenue = {row["day"]: row["revenue_usd"] for row in week.to_dict("records") if row["plan"] == ALL_PLANS}
+    found = alerts_for(computed, margin_rows, settings.margin_floor_pct, revenue)
     link = run_link({"dag_run": dag_run})
     sent = send_once(day, found, stage=settings.alert_stage, aws_conn_id=params["aws_conn_id"], link=link)
     report_outcome(f"{len(found)} alert(s) for {day}: {sent} sent, {len(found) - sent} sent by an earlier run")

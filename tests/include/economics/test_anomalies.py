@@ -1,6 +1,7 @@
 from datetime import date, timedelta
 
 import pandas as pd
+import pytest
 
 from include.economics.anomalies import Rules, anomalies_table, detect, judge
 
@@ -85,3 +86,38 @@ def test_detect_reads_the_rollups_and_a_missing_day_counts_as_zero_use():
     table = anomalies_table(found)
     assert list(table.columns) == ["day", "signal", "dimension", "value", "baseline", "severity"]
     assert set(table["baseline"].astype(float)) == {0.0}
+
+
+def test_p95_latency_is_judged_per_feature_and_a_day_without_requests_is_no_data():
+    days = [DAY - timedelta(days=k) for k in range(1, 29)]
+    usual = [{"day": d, "feature_name": "image-gen", "total_tokens": 1, "cost_usd": 0, "p95_ms": 9_800 + k % 3 * 100}
+             for k, d in enumerate(days)]  # fmt: skip
+    quiet = [{"day": d, "feature_name": "search", "total_tokens": 1, "cost_usd": 0, "p95_ms": 300} for d in days[:7]]
+    history = {
+        "ai_feature_daily": pd.DataFrame(usual + quiet),
+        "ai_model_daily": pd.DataFrame([{**row, "model_name": "gemini-2.5-pro"} for row in usual]),
+    }
+    today = {
+        "ai_feature_daily": pd.DataFrame(
+            [
+                {"day": DAY, "feature_name": "image-gen", "total_tokens": 1, "cost_usd": 0, "p95_ms": 15_700},
+                {"day": DAY, "feature_name": "search", "total_tokens": 1, "cost_usd": 0, "p95_ms": 320},
+                {"day": DAY, "feature_name": "chat", "total_tokens": 1, "cost_usd": 0, "p95_ms": None},
+            ]
+        ),
+        "ai_model_daily": pd.DataFrame(
+            [{"day": DAY, "model_name": "gemini-2.5-pro", "total_tokens": 1, "cost_usd": 0, "p95_ms": 15_700}]
+        ),
+    }
+
+    found = detect(DAY, today, history, Rules())
+
+    # search's 7 days of history with 21 gaps is judged (gaps are no data, not 0 ms), and +20 ms is nothing
+    assert [(a.signal, a.dimension, a.severity) for a in found] == [("latency", "feature:image-gen", "critical")]
+    assert found[0].baseline == pytest.approx(9_850)  # the same weekday: 9,800, 9,900, 10,000, 9,800
+
+
+def test_a_latency_rise_under_half_a_second_pages_nobody():
+    history = _history(1_000.0)
+    assert judge(DAY, "latency", "feature:chat", 1_400.0, history) is None  # +40 %, but 400 ms
+    assert judge(DAY, "latency", "feature:chat", 1_900.0, history).severity == "critical"

@@ -127,3 +127,23 @@ def test_the_markdown_summary_is_plain_text_without_html_entities(review_warehou
     assert "the week's totals leave it out" in markdown
     assert "&#39;" not in markdown
     assert "&amp;" not in markdown
+
+
+def test_a_latency_anomaly_reads_in_milliseconds_and_a_cost_one_in_dollars(review_warehouse, tmp_path):
+    import re
+
+    import pandas as pd
+
+    cost = {"day": W47.last_day, "signal": "cost", "dimension": "feature:chat", "value": Decimal("31"),
+            "baseline": Decimal("4"), "severity": "warning"}  # fmt: skip
+    with review_warehouse.begin() as connection:
+        connection.execute(
+            warehouse.ai_anomalies.insert(), warehouse.records(warehouse.ai_anomalies, pd.DataFrame([cost]))
+        )
+
+    html = _pack(review_warehouse, tmp_path / "pack").html.read_text()
+
+    # image-gen's planted regression: its p95 latency is an anomaly every day of the week
+    latency = r'<td>latency</td><td>feature:image-gen</td><td>2026-11-16, [^<]*</td><td class="num">[\d,]+ ms</td>'
+    assert re.search(latency + r'<td class="num">[\d,]+ ms</td>', html)
+    assert '<td>cost</td><td>feature:chat</td><td>2026-11-22</td><td class="num">$31.00</td>' in html

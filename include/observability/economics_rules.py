@@ -1,0 +1,140 @@
+"""The alert rules on the daily economics (group ``economics``): cost and p95 latency
+anomalies, a revenue drop against the same weekday, a tokens-per-minute spike, the margin
+under its floor, failed payments. Each has a warning and a critical tier and a runbook line."""
+
+from __future__ import annotations
+
+from include.alerts import SEVERITIES
+from include.economics.margin import ALL_PLANS, MARGIN_FLOOR_PCT
+from include.observability.catalogue import ECONOMICS_BUCKET
+from include.observability.rule_spec import VALUE, RuleSpec, economics_query, tiers
+
+#: The 28 days before yesterday's peak, as one number the query divides by.
+PEAK_BASELINE = (
+    f'baseline = from(bucket: "{ECONOMICS_BUCKET}")',
+    "  |> range(start: -29d, stop: -30h)",
+    '  |> filter(fn: (r) => r._measurement == "ai_usage" and r._field == "peak_tokens_per_minute")',
+    "  |> mean()",
+    "  |> findRecord(fn: (key) => true, idx: 0)",
+)
+#: Revenue of all plans on the same weekday a week before yesterday, as one number.
+WEEK_BEFORE_REVENUE = (
+    f'week_before = from(bucket: "{ECONOMICS_BUCKET}")',
+    "  |> range(start: -9d, stop: -7d)",
+    f'  |> filter(fn: (r) => r._measurement == "ai_margin" and r._field == "revenue_usd" and r.plan == "{ALL_PLANS}")',
+    "  |> last()",
+    "  |> findRecord(fn: (key) => true, idx: 0)",
+)
+
+
+def economics_rules() -> list[RuleSpec]:
+    """The ``economics`` group: what the daily numbers say (anomalies, revenue, margin, payments)."""
+    floor = float(MARGIN_FLOOR_PCT)
+    specs = [
+        RuleSpec(
+            f"bp-cost-anomaly-{severity}",
+            f"Daily AI cost anomaly ({severity})",
+            "economics",
+            severity,
+            economics_query(
+                "ai_anomaly",
+                ["value"],
+                [("signal", "cost"), ("severity", severity)],
+                ('group(columns: ["dimension"])', "last()"),
+            ),
+            "last",
+            ("gt", 0),
+            "10m",
+            36 * 3600,
+            f"AI cost of {{{{ $labels.dimension }}}} was {VALUE} USD yesterday, "
+            f"{severity} above its same-weekday baseline",
+            "Open the AI economics dashboard for that feature or model, then the day's ai_anomalies row "
+            "(value, baseline); check the release that shipped that day and the model's prices.",
+        )
+        for severity in SEVERITIES
+    ]
+    specs += [
+        RuleSpec(
+            f"bp-latency-anomaly-{severity}",
+            f"p95 latency anomaly ({severity})",
+            "economics",
+            severity,
+            economics_query(
+                "ai_anomaly",
+                ["value"],
+                [("signal", "latency"), ("severity", severity)],
+                ('group(columns: ["dimension"])', "last()"),
+            ),
+            "last",
+            ("gt", 0),
+            "10m",
+            36 * 3600,
+            f"p95 latency of {{{{ $labels.dimension }}}} was {VALUE} ms yesterday, "
+            f"{severity} above its same-weekday baseline",
+            "Check the model provider's status and region for that feature's models, its failure rate on the AI "
+            "economics dashboard, and the release that shipped that day.",
+        )
+        for severity in SEVERITIES
+    ]
+    specs += tiers(
+        "bp-revenue-drop",
+        "Revenue drop against the same weekday",
+        "economics",
+        {"warning": (0.8, "10m"), "critical": (0.6, "10m")},
+        op="lt",
+        query=economics_query(
+            "ai_margin",
+            ["revenue_usd"],
+            [("plan", ALL_PLANS)],
+            preamble=WEEK_BEFORE_REVENUE,
+            then=("last()", "map(fn: (r) => ({r with _value: float(v: r._value) / float(v: week_before._value)}))"),
+        ),
+        reducer="last",
+        window_s=36 * 3600,
+        summary=f"Revenue of all plans yesterday was {VALUE} times the same weekday a week before",
+        runbook="Check the day's failed payments and refunds per plan (AI economics dashboard), the payment "
+        "provider's status, and the release that shipped that day.",
+    )
+    specs += tiers(
+        "bp-tokens-per-minute-spike",
+        "Tokens per minute spike",
+        "economics",
+        {"warning": (2.0, "10m"), "critical": (4.0, "10m")},
+        query=economics_query(
+            "ai_usage",
+            ["peak_tokens_per_minute"],
+            preamble=PEAK_BASELINE,
+            then=("last()", "map(fn: (r) => ({r with _value: float(v: r._value) / float(v: baseline._value)}))"),
+        ),
+        reducer="last",
+        window_s=29 * 86400,
+        summary=f"Peak tokens per minute yesterday was {VALUE} times its 28-day mean",
+        runbook="Find the feature and model with the peak on the AI economics dashboard; a runaway client or "
+        "agent loop shows as one feature's tokens. Rate-limit it before the provider does.",
+    )
+    specs += tiers(
+        "bp-margin-under-floor",
+        "Margin under the floor",
+        "economics",
+        {"warning": (floor, "10m"), "critical": (0.0, "10m")},
+        op="lt",
+        query=economics_query("ai_margin", ["margin_pct"], [("plan", ALL_PLANS)]),
+        reducer="last",
+        window_s=36 * 3600,
+        summary=f"Margin over all plans was {VALUE} % yesterday (floor {MARGIN_FLOOR_PCT} %; under 0: losing money)",
+        runbook="Compare revenue and cost per plan on the AI economics dashboard; a cost jump without a revenue "
+        "jump points at a model or a feature (see the cost anomalies), a revenue drop at payments.",
+    )
+    specs += tiers(
+        "bp-failed-payments",
+        "Failed payments",
+        "economics",
+        {"warning": (0, "10m"), "critical": (10, "10m")},
+        query=economics_query("ai_payment", ["failed_payments"], then=('group(columns: ["plan"])', "sum()")),
+        reducer="last",
+        window_s=36 * 3600,
+        summary=f"{VALUE} payment(s) failed yesterday on plan {{{{ $labels.plan }}}}",
+        runbook="Check the payment provider's dashboard for that day's declines; many at once means the "
+        "integration, not the cards.",
+    )
+    return specs
