@@ -24,8 +24,43 @@ def _regression_groups(regressions: list[Regression]) -> list[tuple[list[str], l
     return [(list(dimensions), found) for dimensions, found in groups.items()]
 
 
+def _big_moves(review: Review, rules: Rules) -> list[Action]:
+    """A revenue or margin drop beyond its rule, with the plan or feature that drove it."""
+    found = []
+    revenue, profit = review.metric("revenue_usd"), review.metric("margin_usd")
+    if revenue.change is not None and revenue.change <= -rules.revenue_drop_pct:
+        moved = [
+            (p.revenue_usd - p.previous_revenue_usd, p.name)
+            for p in review.plans
+            if p.revenue_usd is not None and p.previous_revenue_usd is not None
+        ]
+        lost, plan = min(moved, default=(Decimal(0), None))
+        driver = f"; most of it plan {plan} ({usd(lost)})" if plan and lost < 0 else ""
+        said = f"{usd(revenue.previous)} to {usd(revenue.value)}"
+        found.append(
+            Action(
+                "high",
+                f"Revenue fell {-revenue.change:.1f}% week over week ({said}){driver}: "
+                "check its renewals, failed payments and refunds.",
+            )
+        )
+    if profit.change is not None and profit.change <= -rules.margin_drop_pct:
+        rises = [(f.cost_usd - f.previous_cost_usd, f.name) for f in review.features if f.previous_cost_usd is not None]
+        rise, feature = max(rises, default=(Decimal(0), None))
+        driver = f"; the largest cost rise is feature {feature} (+{usd(rise)})" if feature and rise > 0 else ""
+        said = f"{usd(profit.previous)} to {usd(profit.value)}"
+        found.append(
+            Action(
+                "high",
+                f"Margin fell {-profit.change:.1f}% week over week ({said}){driver}: "
+                "see its regressions and anomalies below.",
+            )
+        )
+    return found
+
+
 def actions(review: Review, rules: Rules) -> list[Action]:
-    actions = []
+    actions = _big_moves(review, rules)
     if review.coverage.missing:
         days = ", ".join(d.isoformat() for d in review.coverage.missing)
         actions.append(

@@ -154,7 +154,14 @@ def _features(this: WeekTables, previous: WeekTables) -> list[CostRow]:
     now = _sums(this.frames["ai_feature_daily"], "feature_name")
     before = _sums(previous.frames["ai_feature_daily"], "feature_name")
     rows = [
-        CostRow(name, r, c, this.users_by_feature.get(name), _cost_per_request(before, name))
+        CostRow(
+            name,
+            r,
+            c,
+            this.users_by_feature.get(name),
+            _cost_per_request(before, name),
+            previous_cost_usd=before[name][1] if name in before else None,
+        )
         for name, (r, c) in now.items()
     ]
     return sorted(rows, key=lambda row: row.cost_usd, reverse=True)
@@ -163,7 +170,7 @@ def _features(this: WeekTables, previous: WeekTables) -> list[CostRow]:
 def _plans(this: WeekTables, previous: WeekTables) -> list[CostRow]:
     usage = _sums(this.frames["ai_plan_daily"], "plan")
     before = _sums(previous.frames["ai_plan_daily"], "plan")
-    margins = this.frames["ai_margin_daily"]
+    margins, earlier = this.frames["ai_margin_daily"], previous.frames["ai_margin_daily"]
     rows = []
     for plan, frame in margins[margins["plan"] != margin.ALL_PLANS].groupby("plan"):
         revenue, margin_usd = _money(frame["revenue_usd"]), _money(frame["margin_usd"])
@@ -178,6 +185,7 @@ def _plans(this: WeekTables, previous: WeekTables) -> list[CostRow]:
                 revenue_usd=revenue,
                 margin_usd=margin_usd,
                 margin_pct=margin.margin_pct(margin_usd, revenue),
+                previous_revenue_usd=_money(earlier.loc[earlier["plan"] == plan, "revenue_usd"]),
             )
         )
     return sorted(rows, key=lambda row: row.revenue_usd or ZERO, reverse=True)

@@ -77,6 +77,9 @@ class CostRow:
     revenue_usd: Decimal | None = None
     margin_usd: Decimal | None = None
     margin_pct: Decimal | None = None
+    #: the week before's cost and revenue: what a big move's driver is read from
+    previous_cost_usd: Decimal | None = None
+    previous_revenue_usd: Decimal | None = None
 
     @property
     def cost_per_request(self) -> Decimal | None:
@@ -179,6 +182,8 @@ class Rules:
     fleet_error_rate_pct: float = 5.0
     recurring_warning_days: int = 3
     mix_shift_pp: float = 10.0
+    revenue_drop_pct: float = 15.0  # revenue down this much week over week: an action with its driver
+    margin_drop_pct: float = 15.0  # the margin in USD, likewise
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object]) -> Rules:

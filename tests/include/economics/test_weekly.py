@@ -258,3 +258,39 @@ def test_weekly_users_are_distinct_over_the_week_on_every_database(ledger_engine
     assert tables.users_by_feature == {"chat": 3, "search": 2}
     assert tables.users_by_plan == {"pro": 2, "free": 2}
     assert tables.coverage.published == ()  # no margin rows: no published day
+
+
+def test_a_revenue_or_margin_drop_beyond_its_rule_is_an_action_naming_its_driver(review_warehouse):
+    import sqlalchemy as sa
+
+    untouched = _review(review_warehouse)
+    assert not [a for a in untouched.actions if a.text.startswith(("Revenue fell", "Margin fell"))]  # both rose
+
+    # W47 loses plan pro's revenue (its margin with it), and chat costs twice as much
+    margins, features = warehouse.ai_margin_daily, warehouse.ai_feature_daily
+    in_week = margins.c.day.between(W47.first_day, W47.last_day)
+    with review_warehouse.begin() as connection:
+        query = sa.select(margins.c.day, margins.c.revenue_usd).where(in_week, margins.c.plan == "pro")
+        lost = dict(connection.execute(query).all())
+        for day, amount in lost.items():
+            for plan in ("pro", "all"):
+                row = (margins.c.day == day) & (margins.c.plan == plan)
+                connection.execute(margins.update().where(row).values(
+                    revenue_usd=margins.c.revenue_usd - amount, margin_usd=margins.c.margin_usd - amount))  # fmt: skip
+        connection.execute(features.update().where(features.c.day.between(W47.first_day, W47.last_day),
+                           features.c.feature_name == "chat").values(cost_usd=features.c.cost_usd * 2))  # fmt: skip
+
+    review = _review(review_warehouse)
+
+    moves = {a.text.split(" ")[0]: a for a in review.actions if a.text.startswith(("Revenue fell", "Margin fell"))}
+    assert set(moves) == {"Revenue", "Margin"}
+    pro = next(p for p in review.plans if p.name == "pro")
+    assert f"; most of it plan pro (-${pro.previous_revenue_usd:,.2f})" in moves["Revenue"].text
+    chat = next(f for f in review.features if f.name == "chat")
+    assert (
+        f"the largest cost rise is feature chat (+${chat.cost_usd - chat.previous_cost_usd:,.2f})"
+        in moves["Margin"].text
+    )
+    assert {a.severity for a in moves.values()} == {"high"}
+    loose = _review(review_warehouse, rules=Rules.from_mapping({"revenue_drop_pct": 99, "margin_drop_pct": 1000}))
+    assert not [a for a in loose.actions if a.text.startswith(("Revenue fell", "Margin fell"))]
