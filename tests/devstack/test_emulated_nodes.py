@@ -133,9 +133,11 @@ def test_a_busy_hour_slows_every_node_alike(aws_http, nodes):
     )
 
     _booted(nodes)
-    rush = _window(aws_http, nodes, 6)
+    # prompts report 0.9x, 1x and 1.1x their time in turn: with only two in the window the
+    # nearest-rank median is the shorter (10.8 s, seen under make test's load with a 6-s window)
+    rush = _window(aws_http, nodes, 10)
 
-    assert rush.jobs >= 2
+    assert rush.jobs >= 3
     assert (rush.error_rate, rush.p50_seconds) == (0.0, 12.0)
 
 

@@ -107,6 +107,16 @@ def log(client, dag_id: str, run, task_id: str, try_number: int | None = None) -
     return "\n".join(client.task_log_lines(dag_id, run.run_id, task_id, attempt))
 
 
+def logged(client, dag_id: str, run, task_id: str, text: str, timeout: float = 30) -> str:
+    """A task's log once it holds ``text``. A deferred task's log reaches remote storage in
+    parts (up to its deferral, then the resumed part as the task ends), and the last part
+    can land a moment after the run reads as ended (seen once under ``make test``)."""
+    deadline = time.monotonic() + timeout
+    while text not in (found := log(client, dag_id, run, task_id)) and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+    return found
+
+
 def published(economics, day) -> dict[str, list[dict]]:
     engine = economics.warehouse_engine()
     return {name: warehouse.read_days(engine, name, day, day).to_dict("records") for name in warehouse.TABLES}

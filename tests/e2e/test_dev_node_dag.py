@@ -13,7 +13,7 @@ import pytest
 from include.cli.airflow_client import AirflowApiError
 from include.naming import platform
 from include.naming.dev_node import DevNode
-from tests.e2e.helpers import POLL_SECONDS, answer, log, run_to_end, states
+from tests.e2e.helpers import POLL_SECONDS, answer, log, logged, run_to_end, states
 
 pytestmark = [pytest.mark.e2e, pytest.mark.amis]
 
@@ -76,7 +76,8 @@ def test_a_dev_node_lives_from_create_to_terminate_and_stops_when_idle(stack, cl
         "staging/gpu-default",
     )
     assert registry["endpoint"].endswith(":8188")
-    assert "is ready: ComfyUI ready: HTTP 200 from /system_stats" in log(client, DAG, created, "act")
+    ready = "is ready: ComfyUI ready: HTTP 200 from /system_stats"
+    assert ready in logged(client, DAG, created, "act", ready)
     tags = platform.tags_of(_instance(stack, instance_id))
     assert (tags["devnode"], tags["owner"], tags["stage"], tags["bp:role"]) == (NODE.name, "alice", STAGE, "dev-node")
     busy_id = _registry(stack, BUSY)["instance_id"]
