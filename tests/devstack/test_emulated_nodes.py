@@ -224,8 +224,9 @@ def test_a_node_a_refresh_replaces_finishes_its_prompt_before_it_goes(aws_http, 
     assert leaving not in _in_group(aws_http)  # the agent completed the lifecycle action
     assert (nodes.totals["drains"], nodes.totals["abandoned_jobs"]) == (1, 0)
     # `held` shows it waited for the prompt; how long depends on when, in the prompt's
-    # 4 seconds, a busy machine let the agent see the notice (CI measured 1.7 s)
-    assert 0 < nodes.totals["drain_seconds_max"] <= 6
+    # 4 seconds, a busy machine let the agent see the notice and tick again (CI measured
+    # 1.7 s, make test's niced unit tests 6.2 s): far under the hook's 120-s timeout
+    assert 0 < nodes.totals["drain_seconds_max"] <= 15
 
 
 def test_a_spot_notice_drains_the_node_and_ec2_takes_it_at_the_planted_time(aws_http, nodes):
