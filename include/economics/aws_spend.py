@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -114,60 +114,53 @@ def _stage_filter(stage: str, *more: dict) -> dict:
     return {"And": [tag, *more]} if more else tag
 
 
-def usage_request(first: date, last: date, stage: str) -> dict[str, Any]:
-    """Every day of [first, last] of ``stage`` by service and usage type."""
+def _request(first: date, last: date, filter_: dict, group_by: list[dict]) -> dict[str, Any]:
     return {
         "TimePeriod": _period(first, last),
         "Granularity": "DAILY",
         "Metrics": ["UnblendedCost", "UsageQuantity"],
-        "Filter": _stage_filter(stage),
-        "GroupBy": [{"Type": "DIMENSION", "Key": "SERVICE"}, {"Type": "DIMENSION", "Key": "USAGE_TYPE"}],
+        "Filter": filter_,
+        "GroupBy": group_by,
     }
+
+
+def usage_request(first: date, last: date, stage: str) -> dict[str, Any]:
+    """Every day of [first, last] of ``stage`` by service and usage type."""
+    by = [{"Type": "DIMENSION", "Key": "SERVICE"}, {"Type": "DIMENSION", "Key": "USAGE_TYPE"}]
+    return _request(first, last, _stage_filter(stage), by)
 
 
 def fleet_request(day: date, stage: str) -> dict[str, Any]:
     """The day's EC2 instance usage of ``stage`` by usage type and fleet tag."""
     service = {"Dimensions": {"Key": "SERVICE", "Values": [EC2_COMPUTE]}}
-    return {
-        "TimePeriod": _period(day, day),
-        "Granularity": "DAILY",
-        "Metrics": ["UnblendedCost", "UsageQuantity"],
-        "Filter": _stage_filter(stage, service),
-        "GroupBy": [{"Type": "DIMENSION", "Key": "USAGE_TYPE"}, {"Type": "TAG", "Key": platform.FLEET_TAG}],
-    }
+    by = [{"Type": "DIMENSION", "Key": "USAGE_TYPE"}, {"Type": "TAG", "Key": platform.FLEET_TAG}]
+    return _request(day, day, _stage_filter(stage, service), by)
 
 
-def _amounts(group: Mapping[str, Any]) -> tuple[Decimal, float, str]:
-    metrics = group.get("Metrics", {})
-    cost = Decimal(metrics.get("UnblendedCost", {}).get("Amount", "0"))
-    usage = metrics.get("UsageQuantity", {})
-    return cost, float(usage.get("Amount", 0)), usage.get("Unit", "")
-
-
-def parse_usage(pages: Iterable[Mapping[str, Any]], stage: str) -> list[SpendLine]:
-    lines = []
+def _groups(pages: Iterable[Mapping[str, Any]]) -> Iterator[tuple[date, list[str], Decimal, float, str]]:
+    """Each group of every page: its day, its keys, its cost, usage and usage unit."""
     for page in pages:
         for result in page.get("ResultsByTime", []):
             day = date.fromisoformat(result["TimePeriod"]["Start"])
             for group in result.get("Groups", []):
-                service, usage_type = group["Keys"]
-                lines.append(SpendLine(day, stage, service, usage_type, *_amounts(group)))
-    return lines
+                metrics = group.get("Metrics", {})
+                usage = metrics.get("UsageQuantity", {})
+                cost = Decimal(metrics.get("UnblendedCost", {}).get("Amount", "0"))
+                yield day, group["Keys"], cost, float(usage.get("Amount", 0)), usage.get("Unit", "")
+
+
+def parse_usage(pages: Iterable[Mapping[str, Any]], stage: str) -> list[SpendLine]:
+    return [SpendLine(day, stage, *keys, *amounts) for day, keys, *amounts in _groups(pages)]
 
 
 def parse_fleets(pages: Iterable[Mapping[str, Any]], stage: str) -> list[SpendLine]:
     """The GPU instance lines split by fleet (a tag group key is ``fleet$<value>``, empty
     for usage without the tag)."""
-    lines = []
-    for page in pages:
-        for result in page.get("ResultsByTime", []):
-            day = date.fromisoformat(result["TimePeriod"]["Start"])
-            for group in result.get("Groups", []):
-                usage_type, tag = group["Keys"]
-                line = SpendLine(day, stage, EC2_COMPUTE, usage_type, *_amounts(group), fleet=tag.partition("$")[2])
-                if line.hotspot == "gpu_instances":
-                    lines.append(line)
-    return lines
+    lines = [
+        SpendLine(day, stage, EC2_COMPUTE, usage_type, *amounts, fleet=tag.partition("$")[2])
+        for day, (usage_type, tag), *amounts in _groups(pages)
+    ]
+    return [line for line in lines if line.hotspot == "gpu_instances"]
 
 
 def with_fleets(lines: list[SpendLine], fleet_lines: list[SpendLine], day: date) -> list[SpendLine]:
@@ -345,12 +338,14 @@ def finding_line(day: date, finding: Finding) -> str:
 
 def readable(day: date, lines: list[SpendLine]) -> list[str]:
     """The day per stage and hotspot, then each stage's total: the run's outcome lines."""
-    said = []
-    for (stage, hotspot), series in sorted(daily_totals(lines).items()):
-        if hotspot != TOTAL:
-            said.append(f"{stage:<11} {label_of(hotspot):<30} {usd(series.get(day, 0.0)):>12}")
+    totals = daily_totals(lines)
+    said = [
+        f"{stage:<11} {label_of(hotspot):<30} {usd(series.get(day, 0.0)):>12}"
+        for (stage, hotspot), series in sorted(totals.items())
+        if hotspot != TOTAL
+    ]
     for stage in sorted({line.stage for line in lines}):
-        said.append(f"{stage:<11} {'total':<30} {usd(daily_totals(lines)[(stage, TOTAL)].get(day, 0.0)):>12}")
+        said.append(f"{stage:<11} {'total':<30} {usd(totals[(stage, TOTAL)].get(day, 0.0)):>12}")
     return said
 
 
