@@ -58,7 +58,7 @@ def economics_points(last_day: date, days: int = 29) -> list[Point]:
     return [
         _plain(point.to_line_protocol())
         for day, result in results.items()
-        for point in exports.influx_points(day, result.tables, result.revenue.failed_payments)
+        for point in exports.influx_points(day, result.tables, result.revenue.payments())
     ]
 
 

@@ -2,12 +2,15 @@
 
 35 days ending on ``last_day`` with several plans, features and models, cached input,
 reasoning tokens, a long-context model, failures, weekday seasonality, a user who
-changes plan, revenue in USD and EUR (dated FX) with renewals, a refund and failed
-payments, a price change in the middle of the window (its own catalogue file), a
-planted token-burn anomaly on the last day (``video-effects`` caught in a retry loop
-after release ``2026.11.3``), and a planted regression for the weekly review:
-``image-gen`` moves to a slower, flakier provider region on the Monday of the last full
-ISO week, so that week's p95 latency and failure rate are worse than the week before.
+changes plan, free users converting to a paid plan every third day, revenue in USD and
+EUR (dated FX) with renewals, a refund and failed renewals (every renewal of the last day
+fails: a payment provider's outage, so that day's revenue drops), a price change in the
+middle of the window (its own catalogue file), a planted token-burn anomaly on the last
+day (``video-effects`` caught in a retry loop after release ``2026.11.3``), and a planted
+regression for the weekly review: release ``2026.11.2``, shipped on the Monday of the
+last full ISO week, moves ``image-gen`` to a slower, flakier provider region, so that
+week's p95 latency and failure rate are worse than the week before (and the last day's
+p95 is a latency anomaly that started with it).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ MEAN_MS = {
 }
 ERRORS = ("timeout", "rate_limited", "provider_5xx")
 ANOMALY_FEATURE, ANOMALY_RELEASE = "video-effects", "2026.11.3"
-REGRESSION_FEATURE = "image-gen"
+REGRESSION_FEATURE, REGRESSION_RELEASE, FIRST_RELEASE = "image-gen", "2026.11.2", "2026.11.1"
 REGRESSION_SLOWDOWN, REGRESSION_FAILURE_RATE, FAILURE_RATE = 1.6, 0.07, 0.02
 
 
@@ -94,6 +97,29 @@ def write_catalogue(path: Path, window: Window) -> Path:
     return path
 
 
+def _conversions(window: Window, free_users: list[int]) -> dict[int, tuple[datetime, str]]:
+    """Free users who take a paid plan: one every third day (every fourth of them pro)."""
+    days = [day for day in window.dates() if day.toordinal() % 3 == 0]
+    return {
+        user: (datetime.combine(day, time(14, 0)), "pro" if number % 4 == 3 else "basic")
+        for number, (user, day) in enumerate(zip(free_users, days, strict=False))
+    }
+
+
+def _converted_rows(user: int, when: datetime, plan: str, first: datetime) -> list[dict]:
+    return [
+        {"user_id": user, "plan": "free", "valid_from": first - timedelta(days=90), "valid_to": when},
+        {"user_id": user, "plan": plan, "valid_from": when, "valid_to": None},
+    ]
+
+
+def _release(window: Window, day: date) -> str:
+    """The app release live on ``day``: one shipped with the regression, one on the last day."""
+    if day == window.last_day:
+        return ANOMALY_RELEASE
+    return REGRESSION_RELEASE if day >= window.regression_start else FIRST_RELEASE
+
+
 def _choice(rng: random.Random, weighted) -> str:
     return rng.choices([name for name, _ in weighted], weights=[w for _, w in weighted])[0]
 
@@ -127,6 +153,10 @@ def generate(
         {"user_id": 7, "plan": "basic", "valid_from": first - timedelta(days=90), "valid_to": switch},
         {"user_id": 7, "plan": "pro", "valid_from": switch, "valid_to": None},
     ]
+    converted = _conversions(window, [user for user, plan in plan_of.items() if plan == "free"])
+    plans = [p for p in plans if p["user_id"] not in converted] + [
+        row for user, (when, plan) in converted.items() for row in _converted_rows(user, when, plan, first)
+    ]
     requests, revenue, fx = [], [], []
     number = 0
     for day in window.dates():
@@ -145,7 +175,7 @@ def generate(
             if model == "claude-sonnet-4" and rng.random() < 0.04:
                 inp = rng.randint(200_001, 320_000)  # long-context requests
             out = int(rng.lognormvariate(0, 0.5) * mean_out) if mean_out else 0
-            release = "2026.11.2" if day < window.last_day else ANOMALY_RELEASE
+            release = _release(window, day)
             if day == window.last_day and feature == ANOMALY_FEATURE:
                 inp, out = inp * 6, out * 5  # the planted token burn
             cached = int(inp * rng.choice((0, 0, 0.3, 0.6)))
@@ -175,7 +205,8 @@ def generate(
             )
         for user, plan in plan_of.items():
             if plan in PLAN_PRICE_USD and (user + day.toordinal()) % 30 == 0:  # monthly renewals
-                kind = "failed_payment" if (user + day.day) % 11 == 0 else "renewal"
+                declined = (user + day.day) % 11 == 0 or day == window.last_day  # the provider's outage
+                kind = "failed_renewal" if declined else "renewal"
                 amount = PLAN_PRICE_USD[plan] / (Decimal("1.08") if currency_of[user] == "EUR" else 1)
                 revenue.append(
                     {

@@ -92,14 +92,21 @@ def actions(review: Review, rules: Rules) -> list[Action]:
     for dimensions, found in _regression_groups(review.regressions):
         same = f" (and {', '.join(dimensions[1:])}: the same requests)" if len(dimensions) > 1 else ""
         changes = "; ".join(f"{r.label} {r.change}" for r in found)
-        actions.append(Action("medium", f"Investigate {dimensions[0]}{same}: {changes} week over week."))
+        started = sorted({r.release for r in found if r.release})
+        since = f", started with release {', '.join(started)}" if started else ""
+        actions.append(Action("medium", f"Investigate {dimensions[0]}{same}: {changes} week over week{since}."))
     for anomaly in review.anomalies:
         if len(anomaly.days) > 1 or anomaly.open_at_week_end:
             actions.append(
                 Action(
                     "high" if anomaly.severity == "critical" else "medium",
-                    f"The {anomaly.signal} anomaly on {anomaly.dimension} {anomaly.status}: find its cause "
-                    "(release, retry loop, new customer) or raise its baseline.",
+                    f"The {anomaly.signal} anomaly on {anomaly.dimension} {anomaly.status}: "
+                    + (
+                        f"it started with release {anomaly.release}: fix or roll back that release, or raise "
+                        "its baseline."
+                        if anomaly.release
+                        else "find its cause (release, retry loop, new customer) or raise its baseline."
+                    ),
                 )
             )
     for row in review.model_mix:

@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pandas as pd
+
+from include.economics import releases
+from include.economics.rollups import RELEASE_TABLE
 
 SIGNALS = {"tokens": "total_tokens", "cost": "cost_usd", "latency": "p95_ms"}
 DIMENSIONS = {"feature": ("ai_feature_daily", "feature_name"), "model": ("ai_model_daily", "model_name")}
@@ -60,6 +63,9 @@ class Anomaly:
     baseline: float
     z: float
     severity: str
+    #: the release the change started with (:mod:`include.economics.releases`), if one did
+    release: str | None = None
+    release_note: str | None = None
 
 
 def judge(
@@ -92,10 +98,13 @@ def detect(
 ) -> list[Anomaly]:
     """Judge every (signal, dimension value) of ``today``'s feature and model tables.
 
-    :param today: table name -> the day's rollup (``ai_feature_daily``, ``ai_model_daily``).
+    :param today: table name -> the day's rollup (``ai_feature_daily``, ``ai_model_daily``,
+        and ``ai_release_daily``, which names the release a change started with).
     :param history: the same tables over the previous days (from the warehouse).
     """
     found = []
+    mixes = [frame for frame in (history.get(RELEASE_TABLE), today.get(RELEASE_TABLE)) if frame is not None]
+    releases_mix = pd.concat([frame for frame in mixes if not frame.empty] or [releases.EMPTY_MIX], ignore_index=True)
     for dimension, (table, column) in DIMENSIONS.items():
         current, past = today.get(table), history.get(table)
         if current is None or current.empty:
@@ -115,8 +124,16 @@ def detect(
                             series[prior["day"]] = float(prior[metric])
                 anomaly = judge(day, signal, f"{dimension}:{row[column]}", float(row[metric]), series, rules)
                 if anomaly:
-                    found.append(anomaly)
+                    found.append(_with_release(anomaly, dimension, row[column], series, releases_mix))
     return sorted(found, key=lambda a: (a.severity != "critical", -a.z))
+
+
+def _with_release(
+    anomaly: Anomaly, dimension: str, name: str, series: Mapping[date, float], mix: pd.DataFrame
+) -> Anomaly:
+    start = releases.change_start(anomaly.day, anomaly.value, anomaly.baseline, series)
+    link = releases.started_with(mix, dimension, name, start)
+    return replace(anomaly, release=link.release, release_note=link.sentence()) if link else anomaly
 
 
 def _measured(value) -> bool:
@@ -134,8 +151,9 @@ def anomalies_table(anomalies: list[Anomaly]) -> pd.DataFrame:
                 "value": Decimal(str(round(a.value, 6))),
                 "baseline": Decimal(str(round(a.baseline, 6))),
                 "severity": a.severity,
+                "release": a.release,
             }
             for a in anomalies
         ],
-        columns=["day", "signal", "dimension", "value", "baseline", "severity"],
+        columns=["day", "signal", "dimension", "value", "baseline", "severity", "release"],
     )

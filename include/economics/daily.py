@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from include.devnodes import usage
 from include.devnodes.usage import DevNodeCost
-from include.economics import anomalies, infra_cost, margin, quality, rollups, warehouse
+from include.economics import anomalies, conversion, infra_cost, margin, quality, rollups, warehouse
 from include.economics.prices import PriceBook
 
 
@@ -103,6 +103,7 @@ def compute_day(
     }
     gpu_cost = infra_cost.total(fleets) + usage.total(dev_nodes)
     tables["ai_margin_daily"] = margin.margin_table(day, ai_cost_by_plan, revenue, gpu_cost)
+    tables["ai_conversion_daily"] = conversion.day_conversions(ledger_engine, day)
     tables["ai_fleet_daily"] = infra_cost.fleet_table(day, fleets)
     tables["ai_devnode_daily"] = usage.dev_node_table(day, dev_nodes)
     tables["ai_quality_daily"] = gate.table_rows(day)

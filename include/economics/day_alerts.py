@@ -1,5 +1,6 @@
 """The alerts a published day deserves: anomalies (cost, tokens, p95 latency), margin under
-the floor, a revenue drop, cost drift against the app's estimate, failed payments. Each
+the floor, a revenue drop, failed plan renewals, cost drift against the app's estimate,
+failed payments. Each
 says what to do first (seed 000: a runbook line in every alert)."""
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ RUNBOOKS = {
 #: before: warning, critical; a fall under REVENUE_DROP_MIN_USD pages nobody.
 REVENUE_DROP_PCT = {"warning": 20.0, "critical": 40.0}
 REVENUE_DROP_MIN_USD = Decimal("20")
+#: Share of the day's plan renewals that failed (percent): warning, critical; fewer than
+#: RENEWAL_FAILURE_MIN failed renewals page nobody.
+RENEWAL_FAILURE_PCT = {"warning": 20.0, "critical": 50.0}
+RENEWAL_FAILURE_MIN = 2
 
 
 def _shown(signal: str, value: float) -> int | float:
@@ -59,6 +64,33 @@ def revenue_drop(day: date, revenue: Decimal, history: Mapping[date, Decimal]) -
     )
 
 
+def renewal_failures(day: date, payments: Mapping[str, Mapping[str, int]], at_risk: Decimal) -> Alert | None:
+    """Plan renewals that failed, over all plans: recurring revenue slipping away, which a
+    one-off failed charge is not. Alerts from RENEWAL_FAILURE_MIN failures and
+    RENEWAL_FAILURE_PCT of the day's renewal attempts."""
+    failed = sum(kinds["failed_renewals"] for kinds in payments.values())
+    attempted = failed + sum(kinds["renewals"] for kinds in payments.values())
+    share = failed / attempted * 100 if attempted else 0.0
+    if failed < RENEWAL_FAILURE_MIN or share < RENEWAL_FAILURE_PCT["warning"]:
+        return None
+    per_plan = [
+        f"{plan} {kinds['failed_renewals']} of {kinds['failed_renewals'] + kinds['renewals']}"
+        for plan, kinds in sorted(payments.items())
+        if kinds["failed_renewals"]
+    ]
+    return Alert(
+        severity="critical" if share >= RENEWAL_FAILURE_PCT["critical"] else "warning",
+        title=f"{failed} of {attempted} plan renewals failed on {day} ({share:.0f}%)",
+        metric="renewal_failure_pct",
+        value=round(share, 1),
+        threshold=RENEWAL_FAILURE_PCT["warning"],
+        dimensions={"plan": ALL_PLANS},
+        detail=f"failed per plan: {'; '.join(per_plan)}; {usd(at_risk)} of renewals at risk. "
+        "Runbook: the payment provider's declines for the day (card expiry, insufficient funds, an outage "
+        "when they all fail at once), then the dunning retries; failed first charges alert apart.",
+    )
+
+
 def alerts_for(
     summary: dict[str, Any],
     margin_rows: list[dict[str, Any]],
@@ -75,8 +107,9 @@ def alerts_for(
             value=_shown(a["signal"], a["value"]),
             threshold=_shown(a["signal"], a["baseline"]),
             threshold_label="same-weekday baseline",
-            dimensions=dict([a["dimension"].split(":", 1)]),
+            dimensions=dict([a["dimension"].split(":", 1)]) | ({"release": a["release"]} if a.get("release") else {}),
             detail=f"robust z = {a['z']} against the same-weekday baseline of the previous 28 days. "
+            + (f"{a['release_note']} " if a.get("release_note") else "")
             + RUNBOOKS[a["signal"]],
         )
         for a in summary["anomalies"]
@@ -111,14 +144,17 @@ def alerts_for(
                 + "; ".join(f"{m} cost {c} vs estimated {e}" for m, c, e, _ in rec["worst_models"]),
             )
         )
-    for plan, count in summary["failed_payments"].items():
-        found.append(
-            Alert(
-                severity="warning",
-                title=f"{count} failed payment(s) on plan {plan} ({summary['day']})",
-                metric="failed_payments",
-                value=count,
-                dimensions={"plan": plan},
+    renewals = renewal_failures(day, summary["payments"], Decimal(summary["renewals_at_risk_usd"]))
+    found += [renewals] if renewals else []
+    for plan, kinds in summary["payments"].items():
+        if kinds["failed_payments"]:
+            found.append(
+                Alert(
+                    severity="warning",
+                    title=f"{kinds['failed_payments']} failed payment(s) on plan {plan} ({summary['day']})",
+                    metric="failed_payments",
+                    value=kinds["failed_payments"],
+                    dimensions={"plan": plan},
+                )
             )
-        )
     return found

@@ -57,11 +57,21 @@ JOIN_BUFFER_BYTES = 64 * 1024 * 1024
 
 #: The per-user level's text keys, which the big ``GROUP BY`` groups by code instead.
 CODED = ("feature_name", "model_name", "plan")
+#: The release mix's keys and sums (``ai_release_daily``).
+RELEASE_KEYS = ("feature_name", "model_name", "release")
+RELEASE_SUMS = ("requests", "failures", "total_tokens")
 
 
-@dataclass(frozen=True)
+def _whole(total: sa.ColumnElement) -> sa.ColumnElement:
+    """A sum of integers as BIGINT: it is a DECIMAL on MariaDB and PostgreSQL, and the
+    driver would build a Decimal object per value where an integer is all there is."""
+    return sa.cast(total, sa.BigInteger)
+
+
+@dataclass(frozen=True, eq=False)
 class DayKeys:
-    """The day's features, models and plans, numbered from 1 (0: none).
+    """The day's features, models and plans, numbered from 1 (0: none), and the day's
+    release mix they were read from.
 
     The big ``GROUP BY`` groups by these small integers rather than by the text: MariaDB
     keeps its GROUP BY table in memory only with short rows, and wide VARCHAR keys send a
@@ -69,24 +79,38 @@ class DayKeys:
     """
 
     values: dict[str, tuple]
+    #: requests, failures and tokens per (feature, model, release): the ``ai_release_daily``
+    #: rows, from the same scan of the day that finds its features and models
+    mix: pd.DataFrame
 
     @classmethod
     def read(cls, engine: Engine, day: date) -> DayKeys:
         logs, plans = ai_usage_logs.c, user_plans.c
         window = DayWindow(day)
+        keys = (logs.feature_name, logs.model_name, logs.release)
         with engine.connect() as connection:
-            pairs = connection.execute(
-                sa.select(logs.feature_name, logs.model_name)
-                .distinct()
-                .where(logs.created_at >= window.start, logs.created_at < window.end)
-            ).all()
+            mix = pd.DataFrame(
+                connection.execute(
+                    sa.select(
+                        *keys,
+                        sa.func.count().label("requests"),
+                        _whole(sa.func.sum(sa.case((logs.success.is_(True), 0), else_=1))).label("failures"),
+                        _whole(sa.func.coalesce(sa.func.sum(logs.total_tokens), 0)).label("total_tokens"),
+                    )
+                    .where(logs.created_at >= window.start, logs.created_at < window.end)
+                    .group_by(*keys)
+                ).all(),
+                columns=[*RELEASE_KEYS, *RELEASE_SUMS],
+            )
             plan_names = connection.execute(sa.select(plans.plan).distinct()).scalars().all()
+        mix = mix.astype({column: "int64" for column in RELEASE_SUMS}).astype({k: object for k in RELEASE_KEYS})
         return cls(
             {
-                "feature_name": tuple(sorted({f for f, _ in pairs if f is not None})),
-                "model_name": tuple(sorted({m for _, m in pairs if m is not None})),
+                "feature_name": tuple(sorted(set(mix["feature_name"].dropna()))),
+                "model_name": tuple(sorted(set(mix["model_name"].dropna()))),
                 "plan": tuple(sorted({*plan_names, NO_PLAN} - {None})),
-            }
+            },
+            mix.sort_values(list(RELEASE_KEYS), na_position="first", ignore_index=True),
         )
 
     def code(self, key: str, column: sa.ColumnElement) -> sa.ColumnElement[int]:
@@ -108,11 +132,6 @@ def day_groups_select(book: PriceBook, day: date, keys: DayKeys) -> sa.Select:
     def text(column: sa.ColumnElement) -> sa.ColumnElement:
         return sa.cast(column, sa.String)
 
-    def whole(total: sa.ColumnElement) -> sa.ColumnElement:
-        # a sum of integers is a DECIMAL on MariaDB and PostgreSQL: the driver would build
-        # a Decimal object per value, where an integer is all there is
-        return sa.cast(total, sa.BigInteger)
-
     one_request = (
         text(sa.func.coalesce(r.request_duration_ms, NO_DURATION))
         + ","
@@ -125,10 +144,10 @@ def day_groups_select(book: PriceBook, day: date, keys: DayKeys) -> sa.Select:
             r.user_id,
             *codes,
             sa.func.count().label("requests"),
-            whole(sa.func.sum(sa.case((r.success.is_(True), 0), else_=1))).label("failures"),
-            *(whole(sa.func.coalesce(sa.func.sum(r[column]), 0)).label(column) for column in SUMS[2:]),
+            _whole(sa.func.sum(sa.case((r.success.is_(True), 0), else_=1))).label("failures"),
+            *(_whole(sa.func.coalesce(sa.func.sum(r[column]), 0)).label(column) for column in SUMS[2:]),
             *(
-                whole(sa.func.sum(sa.case((long_tier, r[column]), else_=0))).label(LONG + column)
+                _whole(sa.func.sum(sa.case((long_tier, r[column]), else_=0))).label(LONG + column)
                 for column in PRICED_TOKENS
             ),
             sa.func.sum(r.estimated_cost).label("estimated_cost"),

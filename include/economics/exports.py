@@ -34,6 +34,7 @@ INFLUX_MEASUREMENTS = {
     "ai_model_daily": ("ai_model", ("model_name",)),
     "ai_plan_daily": ("ai_plan", ("plan",)),
     "ai_margin_daily": ("ai_margin", ("plan",)),
+    "ai_conversion_daily": ("ai_conversion", ("plan",)),
     "ai_anomalies": ("ai_anomaly", ("signal", "dimension", "severity")),
     "ai_fleet_daily": ("ai_fleet", ("stage", "fleet")),
     "ai_devnode_daily": ("ai_devnode", ("stage", "name", "owner")),
@@ -41,7 +42,7 @@ INFLUX_MEASUREMENTS = {
 #: Day summaries that are not a table's rows: measurement -> (tags, fields).
 INFLUX_SUMMARIES = {
     "ai_quality": (("suite", "severity"), ("checks", "failed_checks", "failed_rows")),
-    "ai_payment": (("plan",), ("failed_payments",)),
+    "ai_payment": (("plan",), ("failed_payments", "renewals", "failed_renewals")),
 }
 #: The day's tables :func:`influx_points` reads.
 INFLUX_TABLES = (*INFLUX_MEASUREMENTS, "ai_quality_daily")
@@ -61,7 +62,9 @@ def day_point(day: date, measurement: str, tags: dict[str, str], fields: dict) -
     return point
 
 
-def _summaries(tables: dict[str, pd.DataFrame], failed_payments: dict[str, int]) -> Iterator[tuple[str, dict, dict]]:
+def _summaries(
+    tables: dict[str, pd.DataFrame], payments: dict[str, dict[str, int]]
+) -> Iterator[tuple[str, dict, dict]]:
     quality = tables.get("ai_quality_daily")
     if quality is not None and not quality.empty:
         for (suite, severity), checks in quality.groupby(["suite", "severity"]):
@@ -72,13 +75,15 @@ def _summaries(tables: dict[str, pd.DataFrame], failed_payments: dict[str, int])
                 "failed_rows": int(failed["failed_rows"].sum()),
             }
             yield "ai_quality", {"suite": str(suite), "severity": str(severity)}, counts
-    for plan, count in sorted(failed_payments.items()):
-        yield "ai_payment", {"plan": str(plan)}, {"failed_payments": int(count)}
+    for plan, kinds in sorted(payments.items()):
+        yield "ai_payment", {"plan": str(plan)}, {name: int(kinds[name]) for name in INFLUX_SUMMARIES["ai_payment"][1]}
 
 
 def influx_points(
-    day: date, tables: dict[str, pd.DataFrame], failed_payments: dict[str, int] | None = None
+    day: date, tables: dict[str, pd.DataFrame], payments: dict[str, dict[str, int]] | None = None
 ) -> list[Point]:
+    """The day's points: the tables' rows and the summaries (``payments``: plan -> failed
+    payments, renewals and failed renewals, :meth:`margin.Revenue.payments`)."""
     points = []
     for name, (measurement, tags) in INFLUX_MEASUREMENTS.items():
         frame = tables.get(name)
@@ -91,7 +96,7 @@ def influx_points(
                 if column not in tags and column != "day" and value is not None and not isinstance(value, str)
             }
             points.append(day_point(day, measurement, {tag: str(row[tag]) for tag in tags}, fields))
-    for measurement, tags, fields in _summaries(tables, failed_payments or {}):
+    for measurement, tags, fields in _summaries(tables, payments or {}):
         points.append(day_point(day, measurement, tags, fields))
     return points
 

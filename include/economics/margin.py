@@ -1,7 +1,9 @@
 """Revenue, margin and the reconciliation of recomputed cost against the app's estimate.
 
 Revenue rules: ``charge`` and ``renewal`` add on the day they occur, ``refund``
-subtracts, ``failed_payment`` is not revenue (it is counted, for alerts). Amounts are
+subtracts; ``failed_payment`` (a charge that failed) and ``failed_renewal`` (a plan's
+renewal that failed: recurring revenue at risk) are not revenue, they are counted for
+the alerts, and renewals attempted are counted beside them. Amounts are
 positive in the ledger. A non-USD amount converts with the most recent FX rate dated
 on or before the day; a currency with no such rate is reported (the data-quality gate
 fails on it) and left out of revenue.
@@ -27,7 +29,9 @@ from sqlalchemy.engine import Engine
 from include.economics.ledger import DayWindow, fx_rates, revenue_events
 from include.economics.prices import to_money
 
-REVENUE_SIGN = {"charge": 1, "renewal": 1, "refund": -1, "failed_payment": 0}
+REVENUE_SIGN = {"charge": 1, "renewal": 1, "refund": -1, "failed_payment": 0, "failed_renewal": 0}
+#: Kinds that are counted per plan for the alerts and the ``ai_payment`` measurement.
+COUNTED_KINDS = {"failed_payment": "failed_payments", "renewal": "renewals", "failed_renewal": "failed_renewals"}
 ALL_PLANS = "all"
 #: The margin (percent of revenue) under which a day alerts, unless Variable margin_floor_pct says otherwise.
 MARGIN_FLOOR_PCT = Decimal(20)
@@ -38,10 +42,22 @@ ZERO = Decimal(0)
 class Revenue:
     by_plan: dict[str, Decimal] = field(default_factory=dict)
     failed_payments: dict[str, int] = field(default_factory=dict)
+    #: plan -> renewals that went through, and those that failed
+    renewals: dict[str, int] = field(default_factory=dict)
+    failed_renewals: dict[str, int] = field(default_factory=dict)
+    #: what the failed renewals would have brought in, in USD
+    renewals_at_risk_usd: Decimal = ZERO
     refunds_usd: Decimal = ZERO
     #: currency -> events that could not be converted (no FX rate on or before the day)
     missing_rates: dict[str, int] = field(default_factory=dict)
     unknown_kinds: dict[str, int] = field(default_factory=dict)
+
+    def payments(self) -> dict[str, dict[str, int]]:
+        """Plan -> the counted kinds (failed payments, renewals, failed renewals), every
+        plan with any of them carrying all three."""
+        counted = {name: getattr(self, name) for name in COUNTED_KINDS.values()}
+        plans = sorted(set().union(*counted.values()))
+        return {plan: {name: counts.get(plan, 0) for name, counts in counted.items()} for plan in plans}
 
 
 def day_revenue_groups(engine: Engine, day: date) -> pd.DataFrame:
@@ -87,13 +103,18 @@ def revenue_by_plan(groups: pd.DataFrame, fx: Mapping[str, Decimal]) -> Revenue:
         if kind not in REVENUE_SIGN:
             revenue.unknown_kinds[kind] = revenue.unknown_kinds.get(kind, 0) + int(row.events)
             continue
+        if kind in COUNTED_KINDS:
+            counts = getattr(revenue, COUNTED_KINDS[kind])
+            counts[plan] = counts.get(plan, 0) + int(row.events)
         if kind == "failed_payment":
-            revenue.failed_payments[plan] = revenue.failed_payments.get(plan, 0) + int(row.events)
             continue
         if currency not in fx:
             revenue.missing_rates[currency] = revenue.missing_rates.get(currency, 0) + int(row.events)
             continue
         usd = Decimal(row.amount) * fx[currency]
+        if kind == "failed_renewal":
+            revenue.renewals_at_risk_usd += usd
+            continue
         revenue.by_plan[plan] = revenue.by_plan.get(plan, ZERO) + REVENUE_SIGN[kind] * usd
         if kind == "refund":
             revenue.refunds_usd += usd

@@ -26,7 +26,7 @@ from decimal import Decimal
 import pandas as pd
 
 from include.devnodes.usage import DevNodeCost
-from include.economics import aws_spend, margin
+from include.economics import aws_spend, conversion, margin, releases
 from include.economics.actions import actions
 from include.economics.bill_reconciliation import AWAITING
 from include.economics.review_model import (
@@ -81,6 +81,7 @@ def _totals(tables: WeekTables) -> dict[str, float | Decimal | None]:
         "dau": round(float(usage["dau"].mean()), 1) if not usage.empty else None,
         "failure_rate": round(int(usage["failures"].sum()) / requests, 6) if requests else None,
         "p95_ms": _weighted_p95(usage) if not usage.empty else None,
+        **conversion.week_figures(tables.frames["ai_conversion_daily"]),
     }
 
 
@@ -94,6 +95,8 @@ HEADLINE = (
     ("dau", "DAU (daily mean)", "count", True),
     ("failure_rate", "Failure rate", "ratio", False),
     ("p95_ms", "p95 latency (request-weighted daily p95)", "ms", False),
+    ("conversions", "Conversions (free → paid)", "count", True),
+    ("conversion_pct", "Conversion rate (of the week's free users)", "pct", True),
 )
 
 
@@ -207,6 +210,9 @@ def _dimension_figures(frame: pd.DataFrame, key: str) -> dict[str, dict[str, flo
 
 
 def _regressions(this: WeekTables, previous: WeekTables, rules: Rules) -> list[Regression]:
+    """Features and models worse than the week before, each with the release it started
+    with when one began serving it then (:func:`releases.regression_link`)."""
+    mix = pd.concat([previous.frames["ai_release_daily"], this.frames["ai_release_daily"]], ignore_index=True)
     found = []
     for dimension, table, key in (
         ("feature", "ai_feature_daily", "feature_name"),
@@ -227,9 +233,12 @@ def _regressions(this: WeekTables, previous: WeekTables, rules: Rules) -> list[R
                 ("failure_rate", b["failure_rate"] - a["failure_rate"] >= rules.failure_rate_pp / 100),
                 ("p95_ms", a["p95_ms"] and b["p95_ms"] and b["p95_ms"] > a["p95_ms"] * (1 + rules.p95_pct / 100)),
             )
-            found += [
-                Regression(f"{dimension}:{name}", metric, a[metric], b[metric]) for metric, worse in checks if worse
-            ]
+            rows = this.frames[table][this.frames[table][key] == name]
+            for metric, _ in filter(lambda check: check[1], checks):
+                link = releases.regression_link(rows, dimension, name, metric, a[metric], b[metric], mix)
+                found.append(
+                    Regression(f"{dimension}:{name}", metric, a[metric], b[metric], link.release if link else None)
+                )
     return found
 
 
@@ -248,6 +257,7 @@ def _anomalies(tables: WeekTables) -> list[AnomalyReview]:
                 peak_value=peak["value"],
                 baseline=peak["baseline"],
                 open_at_week_end=bool(published) and published[-1] in set(rows["day"]),
+                release=next(iter(rows["release"].dropna()), None) if "release" in rows else None,
             )
         )
     return sorted(reviews, key=lambda a: (a.severity != "critical", -len(a.days), a.dimension, a.signal))

@@ -99,6 +99,8 @@ class Regression:
     metric: str  # cost_per_request / failure_rate / p95_ms
     previous: float
     current: float
+    #: the release the regression started with (include.economics.releases), if one did
+    release: str | None = None
 
     @property
     def label(self) -> str:
@@ -120,6 +122,8 @@ class AnomalyReview:
     peak_value: Decimal
     baseline: Decimal
     open_at_week_end: bool
+    #: the release the change started with, as the daily job found it
+    release: str | None = None
 
     @property
     def status(self) -> str:

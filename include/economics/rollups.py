@@ -50,6 +50,8 @@ TABLES = {
 }
 #: Quantiles as exact fractions, so the rank arithmetic is integer arithmetic.
 QUANTILES = {"p50_ms": Fraction(1, 2), "p95_ms": Fraction(19, 20)}
+#: The release mix of the day (read with its keys, :class:`DayKeys`).
+RELEASE_TABLE = "ai_release_daily"
 MINUTES_PER_DAY = 24 * 60
 COST_COLUMNS = ["day", *LEVELS["cost"], *SUMS, "cost_usd", *QUANTILES]
 
@@ -267,6 +269,7 @@ class DayRollups:
             table["failure_rate"] = (table["failures"] / table["requests"]).round(6)
             table.insert(0, "day", self.day)
             tables[TABLES[level]] = table.sort_values(["day", *LEVELS[level]], ignore_index=True)
+        tables[RELEASE_TABLE] = self.keys.mix.assign(day=self.day)[["day", *self.keys.mix.columns]]
         return tables
 
 

@@ -63,6 +63,20 @@ ai_feature_daily = _dimension_table("ai_feature_daily", sa.Column("feature_name"
 ai_model_daily = _dimension_table("ai_model_daily", sa.Column("model_name", sa.String(100)))
 ai_plan_daily = _dimension_table("ai_plan_daily", sa.Column("plan", sa.String(50)))
 ai_usage_daily = _dimension_table("ai_usage_daily")
+#: The day's traffic per (feature, model, release) of the app: which release served what,
+#: so an alert or the weekly review can name the release a change started with.
+ai_release_daily = sa.Table(
+    "ai_release_daily",
+    metadata,
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("feature_name", sa.String(100)),
+    sa.Column("model_name", sa.String(100)),
+    sa.Column("release", sa.String(50)),
+    sa.Column("requests", sa.BigInteger, nullable=False),
+    sa.Column("failures", sa.BigInteger, nullable=False),
+    sa.Column("total_tokens", sa.BigInteger, nullable=False),
+    sa.Index("ix_ai_release_daily_day", "day"),
+)
 ai_margin_daily = sa.Table(
     "ai_margin_daily",
     metadata,
@@ -84,7 +98,21 @@ ai_anomalies = sa.Table(
     sa.Column("value", Money, nullable=False),
     sa.Column("baseline", Money, nullable=False),
     sa.Column("severity", sa.String(10), nullable=False),
+    #: the release the change started with (include.economics.releases), when the ledger names one
+    sa.Column("release", sa.String(50)),
     sa.Index("ix_ai_anomalies_day", "day"),
+)
+#: Users who moved from the free plan to a paid one (include.economics.conversion), per
+#: paid plan and in ``all``, over the users on the free plan at the start of the day.
+ai_conversion_daily = sa.Table(
+    "ai_conversion_daily",
+    metadata,
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("plan", sa.String(50), nullable=False),
+    sa.Column("free_users", sa.BigInteger, nullable=False),
+    sa.Column("conversions", sa.BigInteger, nullable=False),
+    sa.Column("conversion_pct", sa.Float),
+    sa.Index("ix_ai_conversion_daily_day", "day"),
 )
 #: The gate's verdict per expectation: a published day always has its rows (the weekly
 #: review's data-quality section reads them); a day whose gate failed has none.
@@ -219,12 +247,33 @@ def records(table: sa.Table, frame: pd.DataFrame) -> list[dict]:
 Rows = pd.DataFrame | Iterable[pd.DataFrame]
 
 
+def migrate(engine: Engine) -> list[str]:
+    """Bring the warehouse up to these definitions: create the tables it lacks and add the
+    columns a table gained since it was created (nullable ones, which an existing row can
+    hold: ``ALTER TABLE ... ADD COLUMN``, in place on every engine here). Return what was
+    added, as ``table.column``; a second call adds nothing."""
+    for definitions in (metadata, billing_metadata, spend_metadata):
+        definitions.create_all(engine, checkfirst=True)
+    inspector, quote = sa.inspect(engine), engine.dialect.identifier_preparer
+    added = []
+    with engine.begin() as connection:
+        for table in (TABLES | BILLING_TABLES | SPEND_TABLES).values():
+            there = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in (c for c in table.columns if c.name not in there):
+                if not column.nullable:
+                    raise RuntimeError(f"{table.name}.{column.name} is NOT NULL: it needs a migration with a default")
+                connection.exec_driver_sql(
+                    f"ALTER TABLE {quote.format_table(table)} ADD COLUMN {quote.format_column(column)} "
+                    f"{column.type.compile(dialect=engine.dialect)}"
+                )
+                added.append(f"{table.name}.{column.name}")
+    return added
+
+
 def publish(engine: Engine, day: date, frames: Mapping[str, Rows]) -> dict[str, int]:
     """Replace ``day`` in every table given, in one transaction; return rows written per
     table. A table may come as chunks: they are inserted one at a time."""
-    metadata.create_all(engine, checkfirst=True)
-    billing_metadata.create_all(engine, checkfirst=True)
-    spend_metadata.create_all(engine, checkfirst=True)
+    migrate(engine)
     written = {}
     with engine.begin() as connection:
         for name, rows in frames.items():
@@ -275,6 +324,10 @@ def read_days(engine: Engine, name: str, first: date, last: date) -> pd.DataFram
 
 
 def history(engine: Engine, day: date, days: int = 28) -> dict[str, pd.DataFrame]:
-    """The feature and model rollups of the ``days`` before ``day`` (anomaly baselines)."""
+    """The feature, model and release rollups of the ``days`` before ``day`` (anomaly
+    baselines, and the releases their changes started with)."""
     first, last = day - timedelta(days=days), day - timedelta(days=1)
-    return {name: read_days(engine, name, first, last) for name in ("ai_feature_daily", "ai_model_daily")}
+    return {
+        name: read_days(engine, name, first, last)
+        for name in ("ai_feature_daily", "ai_model_daily", "ai_release_daily")
+    }

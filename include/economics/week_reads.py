@@ -18,6 +18,8 @@ WEEK_TABLES = (
     "ai_feature_daily",
     "ai_model_daily",
     "ai_plan_daily",
+    "ai_release_daily",
+    "ai_conversion_daily",
     "ai_margin_daily",
     "ai_anomalies",
     "ai_quality_daily",

@@ -173,6 +173,17 @@ def ai_economics():
             PanelSpec("timeseries", "Daily active users per plan", _day("ai_plan", ["dau"], per_plan), "short",
                       "Users with at least one AI request, per plan.", 8),
         ],
+        "Growth and renewals": [
+            PanelSpec("timeseries", "Conversion free → paid", _day("ai_conversion", ["conversion_pct"], everything),
+                      "percent", "Users who moved from the free plan to a paid one that day, over the users on "
+                      "the free plan at its start (ai_conversion_daily).", 8),
+            PanelSpec("stat", "Conversions, last day", _last("ai_conversion", "conversions", everything), "short",
+                      "Free users who took a paid plan on the last computed day.", 8),
+            PanelSpec("timeseries", "Renewals and failed renewals",
+                      _day("ai_payment", ["renewals", "failed_renewals"], per_plan), "short",
+                      "Plan renewals that went through and those that failed, per plan: recurring revenue at "
+                      "risk (the renewal-failure alert reads their share).", 8),
+        ],
         "The whole AWS bill": [
             PanelSpec("timeseries", "AWS spend per hotspot", _day(SPEND, ["cost_usd"], [("stage", "$stage")]),
                       "currencyUSD", "The day's AWS bill per stage (variable Stage) and seed 003 hotspot: NAT data "

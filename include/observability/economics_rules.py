@@ -1,10 +1,11 @@
 """The alert rules on the daily economics (group ``economics``): cost and p95 latency
 anomalies, a revenue drop against the same weekday, a tokens-per-minute spike, the margin
-under its floor, failed payments. Each has a warning and a critical tier and a runbook line."""
+under its floor, failing plan renewals, failed payments. Each has a warning and a critical tier and a runbook line."""
 
 from __future__ import annotations
 
 from include.alerts import SEVERITIES
+from include.economics.day_alerts import RENEWAL_FAILURE_PCT
 from include.economics.margin import ALL_PLANS, MARGIN_FLOOR_PCT
 from include.observability.catalogue import ECONOMICS_BUCKET
 from include.observability.rule_spec import VALUE, RuleSpec, economics_query, tiers
@@ -124,6 +125,32 @@ def economics_rules() -> list[RuleSpec]:
         summary=f"Margin over all plans was {VALUE} % yesterday (floor {MARGIN_FLOOR_PCT} %; under 0: losing money)",
         runbook="Compare revenue and cost per plan on the AI economics dashboard; a cost jump without a revenue "
         "jump points at a model or a feature (see the cost anomalies), a revenue drop at payments.",
+    )
+    share = RENEWAL_FAILURE_PCT
+    specs += tiers(
+        "bp-renewal-failures",
+        "Plan renewals failing",
+        "economics",
+        {"warning": (share["warning"], "10m"), "critical": (share["critical"], "10m")},
+        op="gt",
+        query=economics_query(
+            "ai_payment",
+            ["renewals", "failed_renewals"],
+            then=(
+                'pivot(rowKey: ["_time", "plan"], columnKey: ["_field"], valueColumn: "_value")',
+                "group()",
+                "reduce(identity: {renewals: 0.0, failed_renewals: 0.0}, fn: (r, accumulator) => ({renewals: "
+                "accumulator.renewals + float(v: r.renewals), failed_renewals: accumulator.failed_renewals + "
+                "float(v: r.failed_renewals)}))",
+                "map(fn: (r) => ({_value: if r.renewals + r.failed_renewals > 0.0 then r.failed_renewals / "
+                "(r.renewals + r.failed_renewals) * 100.0 else 0.0}))",
+            ),
+        ),
+        reducer="last",
+        window_s=36 * 3600,
+        summary=f"{VALUE} % of yesterday's plan renewals failed (all plans)",
+        runbook="Check the payment provider's declines for the day (card expiry, insufficient funds; an outage "
+        "when they all fail at once) and the dunning retries; failed first charges alert apart.",
     )
     specs += tiers(
         "bp-failed-payments",

@@ -191,7 +191,8 @@ def compute(day: date, params: dict | None = None, ti=None) -> dict:
             "warning": rec.warning,
             "worst_models": [[m, str(c), str(e), d] for m, c, e, d in rec.worst_models],
         },
-        "failed_payments": result.revenue.failed_payments,
+        "payments": result.revenue.payments(),
+        "renewals_at_risk_usd": str(result.revenue.renewals_at_risk_usd),
     }
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     log.info("Computed %s: %s", day, json.dumps(result.summary(), default=str))
@@ -256,7 +257,7 @@ def export_influx(computed: dict) -> str:
     settings = Settings.load()
     day, folder = date.fromisoformat(computed["day"]), _folder(computed)
     tables = load_tables(folder, exports.INFLUX_TABLES)
-    points = exports.influx_points(day, tables, computed["failed_payments"])
+    points = exports.influx_points(day, tables, computed["payments"])
     if write_points(points, bucket=settings.influx_bucket):
         report_outcome(f"Wrote {len(points)} point(s) to InfluxDB bucket {settings.influx_bucket}, stamped {day}")
         return f"influxdb:{settings.influx_bucket}"

@@ -84,7 +84,7 @@ def test_detect_reads_the_rollups_and_a_missing_day_counts_as_zero_use():
         ("cost", "feature:video-effects", "critical"),
     }
     table = anomalies_table(found)
-    assert list(table.columns) == ["day", "signal", "dimension", "value", "baseline", "severity"]
+    assert list(table.columns) == ["day", "signal", "dimension", "value", "baseline", "severity", "release"]
     assert set(table["baseline"].astype(float)) == {0.0}
 
 

@@ -41,6 +41,16 @@ def test_a_day_publishes_and_a_rerun_gives_identical_tables(ledger_db):
         ("gpu-video", 10.0, Decimal("3.232000")),
     ]
     assert everything["infra_cost_usd"] == Decimal("10.000000")  # the fleets' sum
+    # the release mix: r1-r6 by (feature, model, release), from the same scan as the keys
+    assert [
+        (r["feature_name"], r["model_name"], r["release"], r["requests"], r["failures"], r["total_tokens"])
+        for r in first["ai_release_daily"]
+    ] == [
+        ("chat", "gpt-4.1-mini", "2026.11.2", 3, 1, 5100),
+        ("search", "text-embedding-3-small", "2026.11.2", 1, 0, 3000),
+        ("video-effects", "claude-sonnet-4", "2026.11.2", 2, 0, 353_000),
+    ]
+    assert [(r["plan"], r["conversions"]) for r in first["ai_conversion_daily"]] == [("pro", 1), ("all", 1)]
     quality = first["ai_quality_daily"]
     assert len(quality) == len(result.gate.checks) > 10
     assert all(row["passed"] for row in quality if row["severity"] == "critical")
@@ -81,7 +91,9 @@ def test_a_failed_gate_computes_no_anomalies(ledger_db):
 def test_exports_are_stamped_at_the_day_and_keep_exact_money(ledger_db):
     result = daily.compute_day(ledger_db, ledger_db, BOOK, DAY)
 
-    lines = exports.line_protocol(exports.influx_points(DAY, result.tables, {"pro": 2})).splitlines()
+    lines = exports.line_protocol(
+        exports.influx_points(DAY, result.tables, {"pro": {"failed_payments": 2, "renewals": 5, "failed_renewals": 1}})
+    ).splitlines()
     stamp = str(int(datetime(2026, 11, 5, tzinfo=UTC).timestamp()))
     assert all(line.endswith(" " + stamp) for line in lines)
     assert {line.split(",")[0].split(" ")[0] for line in lines} == {
@@ -90,10 +102,11 @@ def test_exports_are_stamped_at_the_day_and_keep_exact_money(ledger_db):
         "ai_model",
         "ai_plan",
         "ai_margin",
+        "ai_conversion",
         "ai_quality",
         "ai_payment",
     }
-    assert "ai_payment,plan=pro failed_payments=2i " + stamp in lines
+    assert "ai_payment,plan=pro failed_payments=2i,failed_renewals=1i,renewals=5i " + stamp in lines
     assert any(line.startswith("ai_feature,feature_name=video-effects ") and "requests=2i" in line for line in lines)
 
     table = pq.read_table(io.BytesIO(exports.parquet_bytes("ai_cost_daily", result.tables["ai_cost_daily"])))

@@ -3,7 +3,7 @@
 from datetime import date, timedelta
 from decimal import Decimal
 
-from include.economics.day_alerts import alerts_for, revenue_drop
+from include.economics.day_alerts import alerts_for, renewal_failures, revenue_drop
 
 
 def test_the_day_deserves_these_alerts():
@@ -24,7 +24,11 @@ def test_the_day_deserves_these_alerts():
             "drift_pct": -45.6,
             "worst_models": [["claude-sonnet-4", "301.37", "161.72", -46.3]],
         },
-        "failed_payments": {"pro": 1},
+        "payments": {
+            "pro": {"failed_payments": 1, "renewals": 3, "failed_renewals": 0},
+            "basic": {"failed_payments": 0, "renewals": 4, "failed_renewals": 1},
+        },
+        "renewals_at_risk_usd": "9.00",
     }
     margins = [
         {"plan": "pro", "margin_pct": Decimal("51.5"), "margin_usd": Decimal("44.8")},
@@ -75,14 +79,53 @@ def test_each_anomaly_alert_has_its_runbook_line_and_latency_reads_in_millisecon
                 "baseline": 9828.0,
                 "z": 7.1,
                 "severity": "critical",
+                "release": "2026.11.2",
+                "release_note": "The change started on 2026-11-16 with release 2026.11.2 (first served 2026-11-16).",
             }
         ],
         "reconciliation": {"warning": False},
-        "failed_payments": {},
+        "payments": {},
+        "renewals_at_risk_usd": "0",
     }
     margins = [{"plan": "all", "margin_pct": Decimal("30"), "margin_usd": Decimal("30"), "revenue_usd": Decimal("40")}]
     [latency, dropped] = alerts_for(summary, margins, Decimal("20"), _revenue(date(2026, 11, 22), "100", "100"))
     assert latency.title == "Latency anomaly on feature:image-gen (2026-11-22)"
     assert latency.text().splitlines()[1] == "latency = 15691 (same-weekday baseline 9828)"
     assert "provider's status and region" in latency.detail
+    assert latency.dimensions == {"feature": "image-gen", "release": "2026.11.2"}
+    assert "The change started on 2026-11-16 with release 2026.11.2" in latency.detail
+    assert "feature=image-gen, release=2026.11.2" in latency.text()
     assert dropped.title == "Revenue down 60% on 2026-11-22 (all plans)"
+
+
+def _renewals(**plans):
+    return {
+        plan: {"failed_payments": 0, "renewals": ok, "failed_renewals": failed} for plan, (ok, failed) in plans.items()
+    }
+
+
+def test_failed_renewals_alert_on_their_share_of_the_day_s_renewals_from_two_failures():
+    day = date(2026, 11, 22)
+    at_risk = Decimal("38")
+    assert renewal_failures(day, _renewals(pro=(0, 1)), at_risk) is None  # one failure (100 %) pages nobody
+    assert renewal_failures(day, _renewals(pro=(5, 1), basic=(4, 1)), at_risk) is None  # 2 of 11: 18 %
+    warning = renewal_failures(day, _renewals(pro=(5, 1), basic=(3, 1)), at_risk)  # 2 of 10: 20 %
+    assert (warning.severity, warning.title) == ("warning", "2 of 10 plan renewals failed on 2026-11-22 (20%)")
+    assert warning.detail.startswith("failed per plan: basic 1 of 4; pro 1 of 6; $38.00 of renewals at risk.")
+    assert "Runbook:" in warning.detail
+    assert renewal_failures(day, _renewals(pro=(1, 1), basic=(1, 1)), at_risk).severity == "critical"  # 50 %
+    assert renewal_failures(day, _renewals(pro=(2, 1), basic=(1, 1)), at_risk).severity == "warning"  # 40 %
+    assert renewal_failures(day, {}, at_risk) is None
+
+
+def test_a_failed_renewal_is_not_a_failed_payment_alert():
+    summary = {
+        "day": "2026-11-22",
+        "anomalies": [],
+        "reconciliation": {"warning": False},
+        "payments": _renewals(pro=(0, 2), team=(0, 1)),
+        "renewals_at_risk_usd": "157",
+    }
+    [alert] = alerts_for(summary, [], Decimal("20"))
+    assert alert.title == "3 of 3 plan renewals failed on 2026-11-22 (100%)"
+    assert (alert.severity, alert.metric, alert.dimensions) == ("critical", "renewal_failure_pct", {"plan": "all"})

@@ -2,6 +2,8 @@
 
 from decimal import Decimal
 
+import pandas as pd
+
 from include.economics import ledger, margin, rollups
 from include.economics.margin import Revenue
 from tests.include.economics.fixture_day import BOOK, DAY
@@ -24,6 +26,28 @@ def test_revenue_converts_currencies_and_applies_kinds(ledger_db):
     assert revenue.refunds_usd == D("10.00")
     assert revenue.failed_payments == {"basic": 1}
     assert revenue.missing_rates == {}
+    assert revenue.payments() == {
+        "basic": {"failed_payments": 1, "renewals": 0, "failed_renewals": 0},
+        "pro": {"failed_payments": 0, "renewals": 1, "failed_renewals": 0},
+    }
+
+
+def test_a_failed_renewal_is_no_revenue_but_counted_with_what_it_put_at_risk():
+    groups = pd.DataFrame(
+        [
+            ("pro", "USD", "renewal", 3, D("87")),
+            ("pro", "EUR", "failed_renewal", 2, D("50")),
+            ("team", "USD", "failed_renewal", 1, D("99")),
+        ],
+        columns=["plan", "currency", "kind", "events", "amount"],
+    )
+    revenue = margin.revenue_by_plan(groups, {"USD": D(1), "EUR": D("1.10")})
+    assert revenue.by_plan == {"pro": D("87")}
+    assert revenue.renewals_at_risk_usd == D("154.00")  # 50 EUR at 1.10 + 99 USD
+    assert revenue.payments() == {
+        "pro": {"failed_payments": 0, "renewals": 3, "failed_renewals": 2},
+        "team": {"failed_payments": 0, "renewals": 0, "failed_renewals": 1},
+    }
 
 
 def test_a_currency_without_a_rate_is_reported_not_guessed(ledger_db):

@@ -135,7 +135,7 @@ def test_a_latency_anomaly_reads_in_milliseconds_and_a_cost_one_in_dollars(revie
     import pandas as pd
 
     cost = {"day": W47.last_day, "signal": "cost", "dimension": "feature:chat", "value": Decimal("31"),
-            "baseline": Decimal("4"), "severity": "warning"}  # fmt: skip
+            "baseline": Decimal("4"), "severity": "warning", "release": None}  # fmt: skip
     with review_warehouse.begin() as connection:
         connection.execute(
             warehouse.ai_anomalies.insert(), warehouse.records(warehouse.ai_anomalies, pd.DataFrame([cost]))

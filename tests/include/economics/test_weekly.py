@@ -104,6 +104,19 @@ def test_the_planted_regression_is_found_and_nothing_else(review_warehouse):
     assert action.text.startswith("Investigate feature:image-gen (and model:gemini-2.5-pro: the same requests): ")
     assert "failure rate +" in action.text
     assert "p95 latency +" in action.text
+    # the synthetic ledger ships release 2026.11.2 with the regression, on the week's Monday
+    assert {r.release for r in review.regressions} == {"2026.11.2"}
+    assert action.text.endswith("week over week, started with release 2026.11.2.")
+
+
+def test_the_week_s_conversions_are_the_sum_of_its_days_over_its_first_free_users(review_warehouse):
+    review = _review(review_warehouse)
+    rows = warehouse.read_days(review_warehouse, "ai_conversion_daily", W47.first_day, W47.last_day)
+    everything = rows[rows["plan"] == "all"].sort_values("day")
+
+    assert review.metric("conversions").value == int(everything["conversions"].sum()) > 0
+    rate = review.metric("conversion_pct").value
+    assert rate == round(review.metric("conversions").value / int(everything["free_users"].iloc[0]) * 100, 2)
 
 
 def test_a_plan_without_revenue_that_costs_money_is_an_action(review_warehouse):
@@ -154,6 +167,7 @@ def test_an_anomaly_flagged_on_two_days_persisted_and_is_open_at_week_end(review
                 "value": Decimal(value),
                 "baseline": Decimal("4.0"),
                 "severity": severity,
+                "release": "2026.11.3",
             }
             for day, value, severity in (
                 (date(2026, 11, 20), "9.5", "warning"),

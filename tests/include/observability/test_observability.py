@@ -267,7 +267,9 @@ def test_every_point_of_a_day_keeps_to_the_tag_allow_list(hand_checked_day):
     from tests.include.economics.fixture_day import DAY
 
     result = daily.compute_day(hand_checked_day, hand_checked_day, PriceBook.from_csv(), DAY)
-    points = exports.influx_points(DAY, result.tables, {"pro": 3})
+    points = exports.influx_points(
+        DAY, result.tables, {"pro": {"failed_payments": 3, "renewals": 4, "failed_renewals": 1}}
+    )
     points.append(
         change_point("rollout", "staging", "gpu-default", "rollout of bundle b-1", "manual__x", datetime.now(UTC))
     )
