@@ -26,6 +26,7 @@ from include.devnodes import usage
 from include.economics import daily, infra_cost, warehouse
 from include.economics.prices import PriceBook
 from include.naming.fleet import Fleet
+from include.observability import ownership
 
 FLEET = {"stage": "staging", "slug": "gpu-default", "instance_type": "g4dn.xlarge"}
 
@@ -223,5 +224,8 @@ def prepare(
         put_fleet_metrics(aws_client("cloudwatch"), day)
     for stage in ("staging", "production"):
         aws_client("sns").create_topic(Name=f"bp-ops-alerts-{stage}")
+        for team in ownership.TEAMS.values():  # the owners' topics, pagers included
+            for name in team.topics("critical", stage):
+                aws_client("sns").create_topic(Name=name)
     aws_client("sns").create_topic(Name=DEFAULT_REPORT_TOPIC)
     return replace(demo, counts=counts)

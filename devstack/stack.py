@@ -202,10 +202,9 @@ class LocalStack:
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.ports.worker_logs["scheduler"]),
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.ports.trigger_logs),
                 "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
-                # the DAG files are parsed at start and again as soon as one is edited (the
-                # processor looks at their mtimes): parsing all of them every 30 s cost four
-                # stacks half of two CPUs under make test, and every 600 s still cost a stack
-                # about 10 CPU-s each time (make test's stacks live 20 minutes)
+                # the DAG files are parsed at start and again as soon as one is edited (the processor
+                # looks at their mtimes): parsing all of them every 30 s cost four stacks half of two
+                # CPUs under make test, and every 600 s still cost a stack 10 CPU-s each time
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600",
                 # an idle scheduler loops every 0.5 s, not 1: a task waits 2-3 loops (bench/scheduler_hops.py)
                 "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
@@ -216,6 +215,7 @@ class LocalStack:
                 # the image instead; the operator runs it exactly as it runs packer
                 "AIRFLOW__BP__PACKER_BINARY": str(REPO_ROOT / "tests" / "doubles" / "packer"),
                 "PACKER_DOUBLE_PYTHON": sys.executable,
+                "AIRFLOW__BP__HONOUR_MUTE_TIMINGS": "False",  # no maintenance window: alerts never hang on the hour
                 "AWS_EC2_METADATA_DISABLED": "true",
                 # the guardrails' 15-minute schedule starts tomorrow: its runs here are the
                 # ones the demo and the tests trigger, never one racing them

@@ -6,13 +6,16 @@ Seed 000's alerting principles, as rules: actionable signals only; a warning and
 critical tier; sustained windows (every rule holds its condition for a while before it
 fires, ``for``); context in the notification (the metric, its value, the threshold, the
 fleet, feature or model from the series' labels) and a runbook line saying what to do.
-Alerts route by ``stage`` and ``severity`` to the stage's SNS topic (the topic the
-Airflow notifier publishes to, ``bp-ops-alerts-<stage>``), critical ones without delay.
+Alerts route by ``stage``, then by owner (:mod:`.ownership`: the team a rule's ``team``
+label or an anomaly's feature or model names), then by ``severity``, to the stage's stream
+(``bp-ops-alerts-<stage>``) and the owner's SNS topics (the topics the Airflow notifier
+publishes to), critical ones without delay, each owner's routes with its mute timings.
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 from grafana_foundation_sdk.builders import alerting, expr
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
@@ -22,6 +25,7 @@ from grafana_foundation_sdk.models.dashboard import DataSourceRef
 from include.alerts import DEFAULT_TOPIC, SEVERITIES
 from include.fleets.config import ALARM_DEFAULTS
 from include.naming import platform
+from include.observability import ownership
 from include.observability.catalogue import TELEMETRY_BUCKET, cloudwatch_field
 from include.observability.economics_rules import economics_rules
 from include.observability.flux import DATASOURCE_UID, Flux, FluxTarget
@@ -40,6 +44,8 @@ FOLDER = "BP alerts"
 EXPRESSIONS = DataSourceRef(type_val="__expr__", uid="__expr__")
 #: How often each group is evaluated: the daily economics need not be read every minute.
 GROUP_INTERVALS = {"economics": "5m", "fleets": "1m", "pipeline": "1m"}
+#: The owner dimensions an anomaly's series label ``dimension`` names (``feature:<name>``).
+ANOMALY_DIMENSIONS = ("feature", "model")
 
 
 def rules() -> list[RuleSpec]:
@@ -106,6 +112,7 @@ def rules() -> list[RuleSpec]:
         "fleets",
         {"warning": (error_pct / 4, "10m"), "critical": (error_pct, "5m")},
         query=fleet_query([cloudwatch_field("ErrorRate", "average")], (GROUP_BY_FLEET, "mean()"), "-10m"),
+        subject="fleet",
         reducer="last",
         window_s=600,
         summary=f"ErrorRate of {FLEET} is {VALUE} %",
@@ -119,6 +126,7 @@ def rules() -> list[RuleSpec]:
         {"warning": (deep, f"{deep_minutes}m"), "critical": (deep * 5, "15m")},
         op="gte",
         query=fleet_query([cloudwatch_field("QueueDepth", "maximum")], (GROUP_BY_FLEET, "max()"), "-10m"),
+        subject="fleet",
         reducer="last",
         window_s=600,
         summary=f"QueueDepth of {FLEET} is {VALUE} jobs",
@@ -142,6 +150,7 @@ def rules() -> list[RuleSpec]:
             ),
             "-30m",
         ),
+        subject="fleet",
         reducer="last",
         window_s=1800,
         summary=f"{FLEET} keeps workers running with nothing queued (every sample of the last 30 minutes)",
@@ -178,7 +187,7 @@ def build_rule(spec: RuleSpec):
         .for_val(spec.for_)
         .no_data_state(spec.no_data)
         .exec_err_state("Error")
-        .labels({"severity": spec.severity, "team": "platform", **stage})
+        .labels({"severity": spec.severity, "team": ownership.team_of_subject(spec.subject).name, **stage})
         .annotations({"summary": spec.summary, "runbook": spec.runbook})
         .with_query(
             alerting.Query("A").datasource_uid(DATASOURCE_UID).relative_time_range(window).model(FluxTarget(spec.query))
@@ -210,37 +219,68 @@ def rules_file() -> dict:
     }
 
 
-def receiver_name(stage: str, severity: str) -> str:
-    return f"bp-{stage}-{severity}"
+def receiver_name(team: str, stage: str, severity: str) -> str:
+    return f"bp-{team}-{stage}-{severity}"
+
+
+def _sns(uid: str, topic: str, stage: str, severity: str, team: str) -> dict:
+    built = _plain(
+        alerting.ContactPoint()
+        .uid(uid)
+        .name(uid)
+        .type("sns")  # type: ignore[arg-type]  # Grafana's SNS integration; the SDK's list predates it
+        .settings(
+            {
+                "topic_arn": f"arn:aws:sns:$AWS_REGION:$AWS_ACCOUNT_ID:{topic}",
+                "sigv4": {"region": "$AWS_REGION"},
+                "subject": f"[{severity.upper()}] {{{{ .CommonLabels.alertname }}}}",
+                "message": '{{ template "default.message" . }}',
+                "attributes": {"severity": severity, "stage": stage, "team": team},
+            }
+        )
+        .build()
+    )
+    return {"uid": built["uid"], "type": built["type"], "settings": built["settings"]}
 
 
 def contact_points_file() -> dict:
-    """A contact point per stage and severity, each publishing to the stage's SNS topic
-    (the account and region come from Grafana's environment: ``$AWS_ACCOUNT_ID``, ``$AWS_REGION``)."""
+    """A contact point per owning team, stage and severity (:mod:`.ownership`): the stage's
+    stream topic and the team's topics (its pager too when critical), the same topics the
+    Airflow notifier publishes to (the account and region come from Grafana's environment:
+    ``$AWS_ACCOUNT_ID``, ``$AWS_REGION``)."""
     points = []
-    for stage in platform.STAGES:
-        topic = DEFAULT_TOPIC.format(stage=stage)
-        for severity in SEVERITIES:
-            name = receiver_name(stage, severity)
-            built = _plain(
-                alerting.ContactPoint()
-                .uid(name)
-                .name(name)
-                .type("sns")  # type: ignore[arg-type]  # Grafana's SNS integration; the SDK's list predates it
-                .settings(
-                    {
-                        "topic_arn": f"arn:aws:sns:$AWS_REGION:$AWS_ACCOUNT_ID:{topic}",
-                        "sigv4": {"region": "$AWS_REGION"},
-                        "subject": f"[{severity.upper()}] {{{{ .CommonLabels.alertname }}}}",
-                        "message": '{{ template "default.message" . }}',
-                        "attributes": {"severity": severity, "stage": stage},
-                    }
-                )
-                .build()
-            )
-            receiver = {"uid": built["uid"], "type": built["type"], "settings": built["settings"]}
-            points.append({"orgId": 1, "name": built["name"], "receivers": [receiver]})
+    for team in ownership.TEAMS.values():
+        for stage in platform.STAGES:
+            for severity in SEVERITIES:
+                name = receiver_name(team.name, stage, severity)
+                topics = [DEFAULT_TOPIC.format(stage=stage), *team.topics(severity, stage)]
+                receivers = [
+                    _sns(f"{name}-{number}", topic, stage, severity, team.name)
+                    for number, topic in enumerate(topics, start=1)
+                ]
+                points.append({"orgId": 1, "name": name, "receivers": receivers})
     return {"apiVersion": 1, "contactPoints": points}
+
+
+def mute_timings_file() -> dict:
+    """The maintenance windows (:data:`.ownership.MUTE_TIMINGS`), as Grafana's mute timings."""
+    return {
+        "apiVersion": 1,
+        "muteTimes": [
+            {
+                "orgId": 1,
+                "name": timing.name,
+                "time_intervals": [
+                    {
+                        "times": [{"start_time": timing.start, "end_time": timing.end}],
+                        "weekdays": list(timing.weekdays),
+                        "location": "UTC",
+                    }
+                ],
+            }
+            for timing in ownership.MUTE_TIMINGS
+        ],
+    }
 
 
 def _matchers(policy: dict) -> dict:
@@ -257,29 +297,62 @@ def _match(name: str, value: str) -> alerting.Matcher:
     return alerting.Matcher().name(name).type(MatchType.EQUAL).value(value).build()
 
 
+def _muted(policy: alerting.NotificationPolicy, team: str, severity: str) -> alerting.NotificationPolicy:
+    names = [t.name for t in ownership.MUTE_TIMINGS if team in t.teams and severity in t.severities]
+    return policy.mute_time_intervals(names) if names else policy
+
+
+def _owner_route(matcher: alerting.Matcher, team: str, stage: str) -> alerting.NotificationPolicy:
+    """One owner's route in a stage: warnings batched for 5 minutes and repeated twice a
+    day, critical at once and every hour; each tier with its own mute timings (a route does
+    not inherit its parent's)."""
+    critical = (
+        alerting.NotificationPolicy()
+        .receiver(receiver_name(team, stage, "critical"))
+        .object_matchers([_match("severity", "critical")])
+        .group_wait("0s")
+        .repeat_interval("1h")
+    )
+    warning = (
+        alerting.NotificationPolicy()
+        .receiver(receiver_name(team, stage, "warning"))
+        .object_matchers([matcher])
+        .group_wait("5m")
+        .repeat_interval("12h")
+        .routes([_muted(critical, team, "critical")])
+    )
+    return _muted(warning, team, "warning")
+
+
+def _anomaly_matcher(entry: ownership.Ownership) -> alerting.Matcher:
+    """An anomaly's series label ``dimension`` (``feature:<name>``) against an owner entry."""
+    from grafana_foundation_sdk.models.alerting import MatchType
+
+    names = "|".join(re.escape(value) for value in entry.values) if entry.values else ".+"
+    pattern = f"{entry.dimension}:({names})" if entry.values else f"{entry.dimension}:.+"
+    return alerting.Matcher().name("dimension").type(MatchType.EQUAL_REGEX).value(pattern).build()
+
+
 def policies_file() -> dict:
-    """Alerts go by stage, then severity: critical at once and every hour until resolved,
-    warning batched for 5 minutes and repeated twice a day."""
+    """Alerts go by stage, then owner: an anomaly by the feature or model of its series
+    (label ``dimension``), any other by its rule's ``team`` label; see :func:`_owner_route`."""
     stage_routes = []
     for stage in platform.STAGES:
-        critical = (
-            alerting.NotificationPolicy()
-            .receiver(receiver_name(stage, "critical"))
-            .object_matchers([_match("severity", "critical")])
-            .group_wait("0s")
-            .repeat_interval("1h")
-        )
+        by_series = [
+            _owner_route(_anomaly_matcher(entry), entry.team, stage)
+            for entry in ownership.OWNERS
+            if entry.dimension in ANOMALY_DIMENSIONS
+        ]
+        by_rule = [_owner_route(_match("team", team), team, stage) for team in ownership.TEAMS]
         stage_routes.append(
             alerting.NotificationPolicy()
-            .receiver(receiver_name(stage, "warning"))
+            .receiver(receiver_name(ownership.DEFAULT_TEAM, stage, "warning"))
             .object_matchers([_match("stage", stage)])
-            .group_wait("5m")
-            .repeat_interval("12h")
-            .routes([critical])
+            .routes([*by_series, *by_rule])
         )
     root = (
         alerting.NotificationPolicy()
-        .receiver(receiver_name("production", "warning"))
+        .receiver(receiver_name(ownership.DEFAULT_TEAM, "production", "warning"))
         .group_by(["grafana_folder", "alertname", "stage"])
         .routes(stage_routes)
         .build()

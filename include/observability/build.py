@@ -132,6 +132,7 @@ def rendered() -> dict[Path, str]:
     files[PROVISIONING / "alerting" / "rules.yaml"] = _yaml(rules)
     files[PROVISIONING / "alerting" / "contact-points.yaml"] = _yaml(alert_rules.contact_points_file())
     files[PROVISIONING / "alerting" / "policies.yaml"] = _yaml(alert_rules.policies_file())
+    files[PROVISIONING / "alerting" / "mute-timings.yaml"] = _yaml(alert_rules.mute_timings_file())
     files[SUMMARY] = summary(boards, rules)
     return files
 

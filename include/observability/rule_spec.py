@@ -32,6 +32,10 @@ class RuleSpec:
     summary: str
     runbook: str
     no_data: str = "OK"
+    #: what the rule is about, for its owner (:func:`.ownership.team_of_subject`): fleet,
+    #: plan, model; None for the pipeline's own rules and for the anomalies, whose owner is
+    #: their series' feature or model (:func:`.alert_rules.policies_file`)
+    subject: str | None = None
 
 
 def economics_query(measurement: str, fields: list[str], where=(), then=("last()",), start="-36h", preamble=()) -> Flux:

@@ -86,11 +86,12 @@ def day_param(description: str) -> Param:
 def send_once(day, alerts: list, *, stage: str, aws_conn_id: str, link: str | None) -> int:
     """Send each of ``day``'s alerts the day has not sent yet (a re-run or a cleared task
     pages no one again for the same finding: :mod:`include.economics.sent_alerts`), with
-    ``link`` to the run; return how many were sent."""
+    ``link`` to the run; return how many were sent. One its owner's maintenance window
+    mutes is neither sent nor recorded: a run after the window sends it."""
     import logging
     from dataclasses import replace
 
-    from bp_aws.notifiers.ops_alert import send_alert
+    from bp_aws.notifiers.ops_alert import muting, send_alert
     from bp_data.engines import engine_for
     from include.economics import sent_alerts
 
@@ -101,6 +102,9 @@ def send_once(day, alerts: list, *, stage: str, aws_conn_id: str, link: str | No
         when = sent_before.get(sent_alerts.fingerprint(day, alert))
         if when is not None:
             logging.getLogger("bp.economics").info("Already sent at %s, not sent again: %s", when, alert.subject)
+            continue
+        if (window := muting(alert)) is not None:  # not recorded: a run after the window sends it
+            logging.getLogger("bp.economics").warning("Muted by %s, not sent: %s", window.name, alert.subject)
             continue
         send_alert(replace(alert, link=link), stage=stage, aws_conn_id=aws_conn_id)
         sent_alerts.record(engine, day, alert)

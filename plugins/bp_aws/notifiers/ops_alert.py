@@ -1,9 +1,11 @@
-"""The one alert notifier: task log always, SNS topics by severity."""
+"""The one alert notifier: task log always, SNS topics by owner and severity."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.providers.common.compat.sdk import conf
@@ -12,6 +14,7 @@ from airflow.sdk.exceptions import AirflowException
 from botocore.exceptions import BotoCoreError, ClientError
 
 from include.alerts import DEFAULT_REPORT_TOPIC, DEFAULT_TOPIC, SNS_SUBJECT_LIMIT, Alert, topics_for
+from include.observability import ownership
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +41,32 @@ def alert_topic_names(severity: str, stage: str) -> list[str]:
     )
 
 
-def send_alert(alert: Alert, *, stage: str, aws_conn_id: str | None = "aws_default") -> list[str]:
-    """Log the alert, publish it to its topics; return the topic ARNs it reached."""
+def muting(alert: Alert, at: datetime | None = None) -> ownership.MuteTiming | None:
+    """The maintenance window that holds ``alert`` back now (or ``at``), if any: its owner's
+    (:func:`include.observability.ownership.owner_of`) mute timings for its severity. A
+    deployment without maintenance windows sets ``[bp] honour_mute_timings = False``."""
+    if not conf.getboolean("bp", "honour_mute_timings", fallback=True):
+        return None
+    team = ownership.owner_of(alert.dimensions)
+    return ownership.muted_by(team.name, alert.severity, at or datetime.now(UTC))
+
+
+def send_alert(
+    alert: Alert, *, stage: str, aws_conn_id: str | None = "aws_default", at: datetime | None = None
+) -> list[str]:
+    """Log the alert and publish it to the stage's stream and its owner's topics (the
+    owner matrix of :mod:`include.observability.ownership`, the one Grafana's policies are
+    built from), unless its owner's maintenance window mutes it; return the topic ARNs it
+    reached."""
+    team = ownership.owner_of(alert.dimensions)
+    alert = replace(alert, dimensions={**alert.dimensions, "team": team.name})
+    muted = muting(alert, at)
+    if muted is not None:
+        log.warning("ALERT muted by %s (%s), published nowhere: %s", muted.name, muted.why, alert.text())
+        return []
     level = logging.ERROR if alert.severity == "critical" else logging.WARNING
     log.log(level, "ALERT %s", alert.text())
-    names = alert_topic_names(alert.severity, stage)
+    names = list(dict.fromkeys([*alert_topic_names(alert.severity, stage), *team.topics(alert.severity, stage)]))
     return _publish(names, alert.text(), alert.subject, alert.attributes(), aws_conn_id, what="alert")
 
 
@@ -74,7 +98,7 @@ def _publish(
         for name in names:
             arn = existing.get(name)
             if arn is None:
-                log.error("Topic %s does not exist: the %s is only in this log", name, what)
+                log.error("Topic %s does not exist: the %s did not reach it", name, what)
                 continue
             hook.publish_to_target(target_arn=arn, message=message, subject=subject, message_attributes=attributes)
             reached.append(arn)

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from include.alerts import DEFAULT_TOPIC, SEVERITIES
+from include.alerts import SEVERITIES
 from include.economics import daily, exports
 from include.influx_tags import TAG_RULES, CardinalityError, check_tags
 from include.naming import platform
-from include.observability import alert_rules, build, catalogue, contract
+from include.observability import build, catalogue, contract
 from include.observability.changes import change_point
 from include.observability.flux import DATASOURCE_UID
 from tests.conftest import REPO_ROOT
@@ -220,25 +220,6 @@ def test_every_rule_has_a_severity_a_sustained_window_context_and_a_runbook():
         assert signal in titles
     for signal in ("Tokens per minute", "Fleet error rate", "Queue deep", "Margin under"):
         assert {r["labels"]["severity"] for r in rules if signal in r["title"]} == set(SEVERITIES)
-
-
-def test_alerts_route_by_stage_and_severity_to_the_stage_topic():
-    points = {p["name"]: p["receivers"][0] for p in _yaml("contact-points.yaml")["contactPoints"]}
-    for stage in platform.STAGES:
-        for severity in SEVERITIES:
-            receiver = points[alert_rules.receiver_name(stage, severity)]
-            assert receiver["type"] == "sns"
-            assert receiver["settings"]["topic_arn"].endswith(":" + DEFAULT_TOPIC.format(stage=stage))
-    [root] = _yaml("policies.yaml")["policies"]
-    routed = {}
-    for stage_route in root["routes"]:
-        [[_, _, stage]] = stage_route["object_matchers"]
-        routed[(stage, "warning")] = stage_route["receiver"]
-        for severity_route in stage_route["routes"]:
-            [[_, _, severity]] = severity_route["object_matchers"]
-            routed[(stage, severity)] = severity_route["receiver"]
-    assert routed == {(s, v): alert_rules.receiver_name(s, v) for s in platform.STAGES for v in SEVERITIES}
-    assert set(routed.values()) <= set(points)
 
 
 # --- cardinality: the tags of every point the project writes ----------------------------
