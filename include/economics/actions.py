@@ -24,8 +24,24 @@ def _regression_groups(regressions: list[Regression]) -> list[tuple[list[str], l
     return [(list(dimensions), found) for dimensions, found in groups.items()]
 
 
+def _cost_driver(review: Review) -> str:
+    """What drove a margin drop: the feature and the model whose cost rose most, and the
+    release the change of either started with (its anomaly or regression names it)."""
+    features = [(f.cost_usd - f.previous_cost_usd, f"feature:{f.name}") for f in review.features if f.previous_cost_usd]
+    models = [(m.cost_usd - m.previous_cost_usd, f"model:{m.model}") for m in review.model_mix if m.previous_cost_usd]
+    rises = [max(found) for found in (features, models) if found and max(found)[0] > 0]
+    if not rises:
+        return ""
+    named = " and ".join(f"{dimension.replace(':', ' ')} (+{usd(rise)})" for rise, dimension in rises)
+    dimensions = {dimension for _, dimension in rises}
+    release = next(
+        (f.release for f in [*review.anomalies, *review.regressions] if f.dimension in dimensions and f.release), None
+    )
+    return f"; the largest cost rises are {named}" + (f", started with release {release}" if release else "")
+
+
 def _big_moves(review: Review, rules: Rules) -> list[Action]:
-    """A revenue or margin drop beyond its rule, with the plan or feature that drove it."""
+    """A revenue or margin drop beyond its rule, with the plan, feature, model or release that drove it."""
     found = []
     revenue, profit = review.metric("revenue_usd"), review.metric("margin_usd")
     if revenue.change is not None and revenue.change <= -rules.revenue_drop_pct:
@@ -45,14 +61,11 @@ def _big_moves(review: Review, rules: Rules) -> list[Action]:
             )
         )
     if profit.change is not None and profit.change <= -rules.margin_drop_pct:
-        rises = [(f.cost_usd - f.previous_cost_usd, f.name) for f in review.features if f.previous_cost_usd is not None]
-        rise, feature = max(rises, default=(Decimal(0), None))
-        driver = f"; the largest cost rise is feature {feature} (+{usd(rise)})" if feature and rise > 0 else ""
         said = f"{usd(profit.previous)} to {usd(profit.value)}"
         found.append(
             Action(
                 "high",
-                f"Margin fell {-profit.change:.1f}% week over week ({said}){driver}: "
+                f"Margin fell {-profit.change:.1f}% week over week ({said}){_cost_driver(review)}: "
                 "see its regressions and anomalies below.",
             )
         )

@@ -142,6 +142,7 @@ def _model_mix(this: WeekTables, previous: WeekTables) -> list[MixRow]:
             previous_cost_share=round(float(before.get(model, (0, ZERO))[1] / before_cost * 100), 2)
             if before_cost
             else None,
+            previous_cost_usd=before.get(model, (0, ZERO))[1] if before_cost else None,
         )
         for model, (r, c) in now.items()
     ]

@@ -59,6 +59,8 @@ class MixRow:
     request_share: float
     cost_share: float
     previous_cost_share: float | None
+    #: the week before's cost: what a margin drop's model driver is read from
+    previous_cost_usd: Decimal | None = None
 
     @property
     def cost_shift_pp(self) -> float | None:

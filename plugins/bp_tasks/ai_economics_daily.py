@@ -279,6 +279,7 @@ def send_alerts(computed: dict, params: dict | None = None, dag_run=None) -> int
     from include.economics import warehouse
     from include.economics.day_alerts import alerts_for
     from include.economics.margin import ALL_PLANS
+    from include.observability.ownership import owner_of
 
     settings = Settings.load()
     day = date.fromisoformat(computed["day"])
@@ -290,5 +291,11 @@ def send_alerts(computed: dict, params: dict | None = None, dag_run=None) -> int
     found = alerts_for(computed, margin_rows, settings.margin_floor_pct, revenue)
     link = run_link({"dag_run": dag_run})
     sent = send_once(day, found, stage=settings.alert_stage, aws_conn_id=params["aws_conn_id"], link=link)
-    report_outcome(f"{len(found)} alert(s) for {day}: {sent} sent, {len(found) - sent} sent by an earlier run")
+    said = [
+        f"{alert.subject}"
+        + (f", release {alert.dimensions['release']}" if "release" in alert.dimensions else "")
+        + f" (owner {owner_of(alert.dimensions).name})"
+        for alert in found
+    ]
+    report_outcome(f"{len(found)} alert(s) for {day}: {sent} sent, {len(found) - sent} not sent now", *said)
     return sent

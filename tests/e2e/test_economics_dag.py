@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from devstack import synthetic
 from include.economics import warehouse
 from tests.e2e.conftest import stored
 from tests.e2e.helpers import plant_bad_ledger_row, published, run_to_end
@@ -33,7 +34,8 @@ def _s3_keys(stack, day):
 def test_a_day_publishes_everywhere_and_a_rerun_replaces_it_identically(stack, client, economics):
     day = economics.window.last_day
 
-    assert _run(client, day).state == "success"
+    run = _run(client, day)
+    assert run.state == "success"
     first = _published(economics, day)
     rerun = _run(client, day)
     assert rerun.state == "success"
@@ -41,6 +43,18 @@ def test_a_day_publishes_everywhere_and_a_rerun_replaces_it_identically(stack, c
     assert _published(economics, day) == first
     assert len(first["ai_cost_daily"]) > 100
     assert {a["dimension"] for a in first["ai_anomalies"]} >= {"feature:video-effects", "model:claude-sonnet-4"}
+    # each anomaly names the release its change started with: the burn came with the last
+    # day's release, image-gen's latency with the one shipped on the review week's Monday
+    releases = {(a["signal"], a["dimension"]): a["release"] for a in first["ai_anomalies"]}
+    assert releases[("tokens", "feature:video-effects")] == synthetic.ANOMALY_RELEASE
+    assert releases[("latency", "feature:image-gen")] == synthetic.REGRESSION_RELEASE
+    said = client.outcomes(DAG, run.run_id)["send_alerts"]
+    assert any(line.startswith("[CRITICAL] Latency anomaly on feature:image-gen") for line in said)
+    assert any(f"release {synthetic.REGRESSION_RELEASE} (owner creative-ai)" in line for line in said)
+    assert any(line.startswith("[CRITICAL] Revenue down") and "(owner growth)" in line for line in said)
+    assert any(" plan renewals failed on " in line for line in said)
+    # the re-run finds the same alerts and sends none of them again
+    assert client.outcomes(DAG, rerun.run_id)["send_alerts"][0].endswith(f": 0 sent, {len(said) - 1} not sent now")
     assert len(_s3_keys(stack, day)) == len(warehouse.TABLES)
     files = stored(stack, client.xcom(DAG, rerun.run_id, "compute")["location"])
     assert {"_manifest.json", "economics.lp", "gx_validation.json", "summary.json"} <= set(files)

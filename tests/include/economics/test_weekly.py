@@ -280,8 +280,9 @@ def test_a_revenue_or_margin_drop_beyond_its_rule_is_an_action_naming_its_driver
     untouched = _review(review_warehouse)
     assert not [a for a in untouched.actions if a.text.startswith(("Revenue fell", "Margin fell"))]  # both rose
 
-    # W47 loses plan pro's revenue (its margin with it), and chat costs twice as much
-    margins, features = warehouse.ai_margin_daily, warehouse.ai_feature_daily
+    # W47 loses plan pro's revenue (its margin with it), chat and gpt-4.1-mini cost twice as
+    # much, and the model's cost anomaly started with a release
+    margins, features, models = warehouse.ai_margin_daily, warehouse.ai_feature_daily, warehouse.ai_model_daily
     in_week = margins.c.day.between(W47.first_day, W47.last_day)
     with review_warehouse.begin() as connection:
         query = sa.select(margins.c.day, margins.c.revenue_usd).where(in_week, margins.c.plan == "pro")
@@ -293,6 +294,11 @@ def test_a_revenue_or_margin_drop_beyond_its_rule_is_an_action_naming_its_driver
                     revenue_usd=margins.c.revenue_usd - amount, margin_usd=margins.c.margin_usd - amount))  # fmt: skip
         connection.execute(features.update().where(features.c.day.between(W47.first_day, W47.last_day),
                            features.c.feature_name == "chat").values(cost_usd=features.c.cost_usd * 2))  # fmt: skip
+        connection.execute(models.update().where(models.c.day.between(W47.first_day, W47.last_day),
+                           models.c.model_name == "gpt-4.1-mini").values(cost_usd=models.c.cost_usd * 2))  # fmt: skip
+        connection.execute(warehouse.ai_anomalies.insert(), [{
+            "day": W47.last_day, "signal": "cost", "dimension": "model:gpt-4.1-mini", "value": 90, "baseline": 40,
+            "severity": "critical", "release": "2026.11.9"}])  # fmt: skip
 
     review = _review(review_warehouse)
 
@@ -301,8 +307,10 @@ def test_a_revenue_or_margin_drop_beyond_its_rule_is_an_action_naming_its_driver
     pro = next(p for p in review.plans if p.name == "pro")
     assert f"; most of it plan pro (-${pro.previous_revenue_usd:,.2f})" in moves["Revenue"].text
     chat = next(f for f in review.features if f.name == "chat")
+    mini = next(m for m in review.model_mix if m.model == "gpt-4.1-mini")
     assert (
-        f"the largest cost rise is feature chat (+${chat.cost_usd - chat.previous_cost_usd:,.2f})"
+        f"the largest cost rises are feature chat (+${chat.cost_usd - chat.previous_cost_usd:,.2f}) and model "
+        f"gpt-4.1-mini (+${mini.cost_usd - mini.previous_cost_usd:,.2f}), started with release 2026.11.9: "
         in moves["Margin"].text
     )
     assert {a.severity for a in moves.values()} == {"high"}
