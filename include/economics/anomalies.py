@@ -1,8 +1,8 @@
 """Token-burn and cost anomalies against a robust baseline (seed 000: "anomaly detector
 flags token burn and cost variance beyond baseline"; alert only on actionable signals).
 
-For each series (tokens or cost, per feature and per model; p95 latency per feature, seed
-000's "API/AI latency" performance alert) the baseline is built from
+For each series (tokens or cost, per feature and per model; p95 latency and failure rate
+per feature, seed 000's "API/AI latency" and failure-rate alerts) the baseline is built from
 the previous 28 days:
 
 * **weekday seasonality**: the baseline is the median of the same weekday in those
@@ -33,12 +33,13 @@ import pandas as pd
 from include.economics import releases
 from include.economics.rollups import RELEASE_TABLE
 
-SIGNALS = {"tokens": "total_tokens", "cost": "cost_usd", "latency": "p95_ms"}
+SIGNALS = {"tokens": "total_tokens", "cost": "cost_usd", "latency": "p95_ms", "failure_rate": "failure_rate"}
 DIMENSIONS = {"feature": ("ai_feature_daily", "feature_name"), "model": ("ai_model_daily", "model_name")}
-#: p95 latency is judged per feature (what users wait on; a model's follows its features),
-#: and a day without requests has no latency: it is left out of the history, not a zero.
-LATENCY = "latency"
-LATENCY_DIMENSIONS = ("feature",)
+#: p95 latency and the failure rate are judged per feature (what users meet; a model's
+#: follow its features), and a day without requests has neither: it is left out of the
+#: history, not a zero.
+LATENCY, FAILURE_RATE = "latency", "failure_rate"
+PER_FEATURE = (LATENCY, FAILURE_RATE)
 MAD_TO_SIGMA = 1.4826
 
 
@@ -49,8 +50,10 @@ class Rules:
     warning_z: float = 3.5
     critical_z: float = 6.0
     min_percent: float = 20.0
-    #: the smallest excess that pages: tokens, USD, milliseconds of p95
-    min_absolute: Mapping[str, float] = field(default_factory=lambda: {"tokens": 500_000, "cost": 5.0, LATENCY: 500.0})
+    #: the smallest excess that pages: tokens, USD, milliseconds of p95, a share of requests
+    min_absolute: Mapping[str, float] = field(
+        default_factory=lambda: {"tokens": 500_000, "cost": 5.0, LATENCY: 500.0, FAILURE_RATE: 0.02}
+    )
     spread_floor_ratio: float = 0.05
 
 
@@ -111,13 +114,13 @@ def detect(
             continue
         known_days = set(past["day"]) if past is not None and not past.empty else set()
         for signal, metric in SIGNALS.items():
-            if signal == LATENCY and dimension not in LATENCY_DIMENSIONS:
+            if signal in PER_FEATURE and dimension != "feature":
                 continue
             for row in current.to_dict("records"):
                 if not _measured(row.get(metric)):
                     continue
-                # a day the warehouse has, without this value: zero use (latency: no data)
-                series = {} if signal == LATENCY else {d: 0.0 for d in known_days}
+                # a day the warehouse has, without this value: zero use (latency, failures: no data)
+                series = {} if signal in PER_FEATURE else {d: 0.0 for d in known_days}
                 if past is not None and not past.empty:
                     for prior in past[past[column] == row[column]].to_dict("records"):
                         if _measured(prior.get(metric)):

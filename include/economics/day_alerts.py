@@ -1,7 +1,7 @@
-"""The alerts a published day deserves: anomalies (cost, tokens, p95 latency), margin under
-the floor, a revenue drop, failed plan renewals, cost drift against the app's estimate,
-failed payments. Each
-says what to do first (seed 000: a runbook line in every alert)."""
+"""The alerts a published day deserves: anomalies (cost, tokens, p95 latency, failure
+rate), margin under the floor, a revenue drop, failed plan renewals, cost drift against
+the app's estimate, failed payments. Each says what to do first (seed 000: a runbook line
+in every alert)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,10 @@ RUNBOOKS = {
     "check the release that shipped that day.",
     "latency": "Runbook: check the model provider's status and region, the feature's failure rate, and the "
     "release that shipped that day.",
+    "failure_rate": "Runbook: the feature's error types in the ledger (timeouts, rate limits, provider 5xx), the "
+    "model provider's status, and the release that shipped that day.",
 }
+SIGNAL_NAMES = {"failure_rate": "Failure rate"}
 #: Revenue (all plans) this far under both the day before and the same weekday a week
 #: before: warning, critical; a fall under REVENUE_DROP_MIN_USD pages nobody.
 REVENUE_DROP_PCT = {"warning": 20.0, "critical": 40.0}
@@ -34,7 +37,10 @@ RENEWAL_FAILURE_MIN = 2
 
 
 def _shown(signal: str, value: float) -> int | float:
-    """Tokens are counts, latency whole milliseconds; cost is money to the micro-dollar."""
+    """Tokens are counts, latency whole milliseconds, a failure rate a percentage; cost is
+    money to the micro-dollar."""
+    if signal == "failure_rate":
+        return round(value * 100, 2)
     return round(value) if signal in ("tokens", "latency") else round(value, 6)
 
 
@@ -102,8 +108,9 @@ def alerts_for(
     found = [
         Alert(
             severity=a["severity"],
-            title=f"{a['signal'].capitalize()} anomaly on {a['dimension']} ({summary['day']})",
-            metric=a["signal"],
+            title=f"{SIGNAL_NAMES.get(a['signal'], a['signal'].capitalize())} anomaly on {a['dimension']} "
+            f"({summary['day']})",
+            metric="failure_rate_pct" if a["signal"] == "failure_rate" else a["signal"],
             value=_shown(a["signal"], a["value"]),
             threshold=_shown(a["signal"], a["baseline"]),
             threshold_label="same-weekday baseline",

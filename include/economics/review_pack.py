@@ -94,6 +94,15 @@ def regression_value(regression: Regression, value: float) -> str:
     return usd(value, 5)
 
 
+def anomaly_value(signal: str, value: Decimal) -> str:
+    """An anomaly's peak or baseline in its signal's unit."""
+    return {
+        "cost": lambda: usd(value),
+        "latency": lambda: f"{count(value)} ms",
+        "failure_rate": lambda: f"{float(value) * 100:.2f}%",
+    }.get(signal, lambda: count(value))()
+
+
 def _environment() -> Environment:
     environment = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -104,7 +113,13 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     environment.filters.update(
-        usd=usd, count=count, shown=shown, change=change, points=points, regression_value=regression_value
+        usd=usd,
+        count=count,
+        shown=shown,
+        change=change,
+        points=points,
+        regression_value=regression_value,
+        anomaly_value=anomaly_value,
     )
     return environment
 

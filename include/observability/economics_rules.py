@@ -1,5 +1,5 @@
-"""The alert rules on the daily economics (group ``economics``): cost and p95 latency
-anomalies, a revenue drop against the same weekday, a tokens-per-minute spike, the margin
+"""The alert rules on the daily economics (group ``economics``): cost, p95 latency and
+failure-rate anomalies, a revenue drop against the same weekday, a tokens-per-minute spike, the margin
 under its floor, failing plan renewals, failed payments. Each has a warning and a critical tier and a runbook line."""
 
 from __future__ import annotations
@@ -56,24 +56,41 @@ def economics_rules() -> list[RuleSpec]:
     ]
     specs += [
         RuleSpec(
-            f"bp-latency-anomaly-{severity}",
-            f"p95 latency anomaly ({severity})",
+            f"bp-{name}-anomaly-{severity}",
+            f"{title} anomaly ({severity})",
             "economics",
             severity,
             economics_query(
                 "ai_anomaly",
                 ["value"],
-                [("signal", "latency"), ("severity", severity)],
+                [("signal", signal), ("severity", severity)],
                 ('group(columns: ["dimension"])', "last()"),
             ),
             "last",
             ("gt", 0),
             "10m",
             36 * 3600,
-            f"p95 latency of {{{{ $labels.dimension }}}} was {VALUE} ms yesterday, "
+            f"{title} of {{{{ $labels.dimension }}}} was {VALUE}{unit} yesterday, "
             f"{severity} above its same-weekday baseline",
-            "Check the model provider's status and region for that feature's models, its failure rate on the AI "
-            "economics dashboard, and the release that shipped that day.",
+            runbook,
+        )
+        for name, signal, title, unit, runbook in (
+            (
+                "latency",
+                "latency",
+                "p95 latency",
+                " ms",
+                "Check the model provider's status and region for that feature's models, its failure rate on the AI "
+                "economics dashboard, and the release that shipped that day (the alert's release).",
+            ),
+            (
+                "failure-rate",
+                "failure_rate",
+                "Failure rate",
+                " (a share of its requests)",
+                "Read the feature's error types in the ledger (timeouts, rate limits, provider 5xx), the model "
+                "provider's status, and the release the change started with (the daily alert names it).",
+            ),
         )
         for severity in SEVERITIES
     ]

@@ -121,3 +121,24 @@ def test_a_latency_rise_under_half_a_second_pages_nobody():
     history = _history(1_000.0)
     assert judge(DAY, "latency", "feature:chat", 1_400.0, history) is None  # +40 %, but 400 ms
     assert judge(DAY, "latency", "feature:chat", 1_900.0, history).severity == "critical"
+
+
+def test_the_failure_rate_is_judged_per_feature_from_two_points_above_its_baseline():
+    days = [DAY - timedelta(days=k) for k in range(1, 29)]
+    row = {"feature_name": "image-gen", "total_tokens": 1, "cost_usd": 0}
+    usual = [{**row, "day": d, "failure_rate": 0.02 + k % 3 / 1000} for k, d in enumerate(days)]
+    history = {
+        "ai_feature_daily": pd.DataFrame(usual),
+        "ai_model_daily": pd.DataFrame([{**row, "model_name": "gemini-2.5-pro"} for row in usual]),
+    }
+    flaky = {"day": DAY, "feature_name": "image-gen", "total_tokens": 1, "cost_usd": 0, "failure_rate": 0.07}
+    today = {
+        "ai_feature_daily": pd.DataFrame([flaky]),
+        "ai_model_daily": pd.DataFrame([{**flaky, "model_name": "gemini-2.5-pro"}]),
+    }
+
+    found = detect(DAY, today, history, Rules())
+
+    assert [(a.signal, a.dimension, a.severity) for a in found] == [("failure_rate", "feature:image-gen", "critical")]
+    assert judge(DAY, "failure_rate", "feature:chat", 0.039, _history(0.02)) is None  # +1.9 points: nothing
+    assert judge(DAY, "failure_rate", "feature:chat", 0.041, _history(0.02)).severity == "critical"

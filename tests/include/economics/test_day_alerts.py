@@ -129,3 +129,21 @@ def test_a_failed_renewal_is_not_a_failed_payment_alert():
     [alert] = alerts_for(summary, [], Decimal("20"))
     assert alert.title == "3 of 3 plan renewals failed on 2026-11-22 (100%)"
     assert (alert.severity, alert.metric, alert.dimensions) == ("critical", "renewal_failure_pct", {"plan": "all"})
+
+
+def test_a_failure_rate_anomaly_reads_in_percent_with_its_runbook():
+    summary = {
+        "day": "2026-11-22",
+        "anomalies": [
+            {"signal": "failure_rate", "dimension": "feature:image-gen", "value": 0.0712, "baseline": 0.0205,
+             "z": 8.1, "severity": "critical", "release": None}
+        ],
+        "reconciliation": {"warning": False},
+        "payments": {},
+        "renewals_at_risk_usd": "0",
+    }  # fmt: skip
+    [alert] = alerts_for(summary, [], Decimal("20"))
+    assert alert.title == "Failure rate anomaly on feature:image-gen (2026-11-22)"
+    assert alert.text().splitlines()[1] == "failure_rate_pct = 7.12 (same-weekday baseline 2.05)"
+    assert alert.dimensions == {"feature": "image-gen"}
+    assert "error types in the ledger" in alert.detail
