@@ -4,19 +4,19 @@
 Replaces the `build-ami.yml` and `bake-ami.yml` workflows (seed 004) and the hand steps after them:
 
 1. **validate_request** (no AWS call) → **resolve_inputs** (SSM) → **check_bundle**;
-2. **plan_build**: the fingerprint of the inputs (base image, bundle manifest, Packer files,
-   `gpu_worker`): an image with the same one is **reused** (no Packer), or, already the
-   fleet's, the run ends in **report_unchanged**. `force_build` builds anyway;
+2. **plan_build**: the fingerprint of the inputs (base image, bundle manifest, Packer files, `gpu_worker`):
+   an image with the same one is **reused** (no Packer), or, already the fleet's, the run ends in
+   **report_unchanged** (nothing pruned either). `force_build` builds anyway;
 3. **packer_build** → **wait_for_image** (or **reuse_image**) → **check_image** (provenance);
 4. **smoke_test_image**: one instance of it (fleet subnet, worker profile) passes status checks and
-   `bp-ami-smoke-<stage>` (GPU/driver, CUDA, ComfyUI, `gpu_worker`, baked bundle; output in
-   `s3://bp-logs-<account>/ami-smoke/`), then is terminated; a failed check ends the run before
-   the pointer moves (`smoke_test=false`, not in production, skips it). A bad image: `gpu_ami_revoke`;
+   `bp-ami-smoke-<stage>` (GPU/driver, CUDA, ComfyUI, `gpu_worker`, baked bundle; output in `s3://bp-logs-<account>/`
+   `ami-smoke/`), then is terminated; a failed check ends the run before the pointer moves (`smoke_test=false`, not in
+   production, skips it). A bad image: `gpu_ami_revoke`;
 5. **approve_promotion** (production: a second person's Approve) → **acquire_lock** →
    **promote_ami**: `/bp/ami/fleets/<stage>/<slug>` (DataType `aws:ec2:image`), only with a
    valid approval, if nobody changed it since step 1, never to a revoked image; **mark_promotion**;
 6. **start_instance_refresh** → **wait_for_instance_refresh** (when asked); a failed refresh →
-   **restore_previous_ami** (unless revoked since); **apply_ami_retention**; **release_lock** always.
+   **restore_previous_ami** (unless revoked since); **promoted** → **apply_ami_retention**; **release_lock** always.
 
 Modes: `base` (Ubuntu, driver, ComfyUI, worker), `bake` (current image + active bundle), `base_and_bake`.
 """
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import Param, TriggerRule, dag
+from airflow.sdk import Param, dag
 
 from bp_aws.operators.ami import AmiRetentionOperator, PromoteAmiOperator
 from bp_aws.operators.ami_smoke import AmiSmokeTestOperator
@@ -131,7 +131,6 @@ def gpu_ami_build_and_bake():
         aws_conn_id=AWS,
         image_tags=request["image_tags"],
         pointer_parameter=request["ami_pointer"],
-        trigger_rule=TriggerRule.NONE_FAILED,
     )
 
     tasks.check_bundle(request, inputs) >> plan >> (choice := tasks.build_or_reuse(plan))
@@ -142,7 +141,8 @@ def gpu_ami_build_and_bake():
     [image, smoke_test] >> tasks.promotion_path() >> [approve, lock]
     approve >> lock >> promote >> tasks.refresh_requested(request) >> refresh >> refreshed
     tasks.mark_promotion(request, image, promote.output)
-    refreshed >> [restored := tasks.restore_previous_ami(request, inputs), retention]
+    refreshed >> (restored := tasks.restore_previous_ami(request, inputs))
+    [promote, refreshed] >> tasks.promoted() >> retention
     # a teardown: it runs whatever happened once the lock was taken; the work tasks' states are the verdict
     [promote, refreshed, restored, retention] >> fleet_lock.release_lock(request).as_teardown(setups=lock)
 

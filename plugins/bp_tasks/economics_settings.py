@@ -24,6 +24,8 @@ class Settings:
     price_catalogue: str
     infra_cost_source: str
     s3_uri: str
+    #: the bucket the dashboards, alert rules and retention tasks read: one name in
+    #: include/observability/catalogue.py, never a Variable that could point the export elsewhere
     influx_bucket: str
     margin_floor_pct: Decimal
     reconcile_threshold_pct: float
@@ -42,13 +44,25 @@ class Settings:
             price_catalogue=Variable.get("ai_price_catalogue", default=str(DEFAULT_CATALOGUE)),
             infra_cost_source=infra_cost.check_source(Variable.get("infra_cost_source", default="none")),
             s3_uri=Variable.get("economics_s3_uri", default=""),
-            influx_bucket=Variable.get("economics_influx_bucket", default=ECONOMICS_BUCKET),
+            influx_bucket=_retired_bucket_variable(ECONOMICS_BUCKET),
             margin_floor_pct=Decimal(Variable.get("margin_floor_pct", default=str(MARGIN_FLOOR_PCT))),
             reconcile_threshold_pct=float(Variable.get("reconcile_threshold_pct", default="5")),
             alert_stage=Variable.get("economics_alert_stage", default="production"),
             gpu_hourly_prices=gpu_hourly_prices(),
             fleets=json.loads(Variable.get("economics_fleets", default=DEFAULT_FLEETS)),
         )
+
+
+def _retired_bucket_variable(bucket: str) -> str:
+    """The economics' InfluxDB bucket; the Variable that once named another is refused."""
+    named = Variable.get("economics_influx_bucket", default=bucket)
+    if named != bucket:
+        raise ValueError(
+            f"Variable economics_influx_bucket names {named!r}, but the dashboards and alert rules read {bucket!r}: "
+            f"the Variable is retired (the bucket is ECONOMICS_BUCKET in include/observability/catalogue.py, which "
+            f"`make dashboards` builds from). Delete the Variable; nothing was written."
+        )
+    return bucket
 
 
 def gpu_hourly_prices() -> dict[str, Decimal]:

@@ -254,3 +254,11 @@ def mark_promotion(request: build.BuildRequest, image: dict, written: dict, dag_
 @task.short_circuit(ignore_downstream_trigger_rules=False)
 def refresh_requested(request: build.BuildRequest) -> bool:
     return request.start_instance_refresh
+
+
+@task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+def promoted() -> None:
+    """The pointer moved (and the refresh, when asked, ended well): older images may be
+    pruned. Skipped in a run that promoted nothing, so that run prunes nothing either; it
+    takes no XCom, so nothing but the promotion can start it."""
+    log.info("The fleet's pointer moved: applying the AMI retention")

@@ -54,6 +54,7 @@ def test_a_staging_bake_builds_checks_promotes_and_applies_retention(stack, clie
     assert found["smoke_test_image"] == "success"
     assert found["approve_promotion"] == "skipped"  # staging promotes directly
     assert found["start_instance_refresh"] == "skipped"
+    assert found["apply_ami_retention"] == "success"  # after the promotion, without a refresh
     after = _pointer(ssm, "staging", "gpu-default")
     assert after["Value"] != before["Value"]
     assert after["DataType"] == "aws:ec2:image"
@@ -87,6 +88,7 @@ def test_a_second_bake_of_the_same_inputs_skips_packer_and_changes_nothing(stack
     assert run.state == "success", found
     assert found["report_unchanged"] == "success"
     assert (found["packer_build"], found["smoke_test_image"], found["promote_ami"]) == ("skipped",) * 3
+    assert found["apply_ami_retention"] == "skipped"  # a run that changed nothing prunes nothing
     assert _pointer(ssm, "staging", "gpu-default")["Version"] == before["Version"]
     said = log(client, DAG, run, "report_unchanged")
     assert f"Unchanged: {before['Value']} was built from the same inputs" in said, (first.state, said)
