@@ -44,6 +44,7 @@ TAG_RULES: dict[str, TagRule] = {
     "signal": TagRule(_NAME, "the anomaly detector's signals"),
     "dimension": TagRule(rf"(?:feature|model):{_MODEL}", "'feature:' or 'model:' and one of those"),
     "severity": TagRule(r"warning|critical", "two alert tiers"),
+    "release": TagRule(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,49}", "the app releases anomalies started with (a few a month)"),
     "suite": TagRule(_NAME, "the data-quality gate's suites"),
     "stage": TagRule(r"staging|production", "the platform's stages"),
     "fleet": TagRule(_SLUG, "the fleets' slugs"),

@@ -35,7 +35,7 @@ INFLUX_MEASUREMENTS = {
     "ai_plan_daily": ("ai_plan", ("plan",)),
     "ai_margin_daily": ("ai_margin", ("plan",)),
     "ai_conversion_daily": ("ai_conversion", ("plan",)),
-    "ai_anomalies": ("ai_anomaly", ("signal", "dimension", "severity")),
+    "ai_anomalies": ("ai_anomaly", ("signal", "dimension", "severity", "release")),
     "ai_fleet_daily": ("ai_fleet", ("stage", "fleet")),
     "ai_devnode_daily": ("ai_devnode", ("stage", "name", "owner")),
 }
@@ -95,7 +95,8 @@ def influx_points(
                 for column, value in row.items()
                 if column not in tags and column != "day" and value is not None and not isinstance(value, str)
             }
-            points.append(day_point(day, measurement, {tag: str(row[tag]) for tag in tags}, fields))
+            # a tag without a value (an anomaly no release started) is left off the point
+            points.append(day_point(day, measurement, {t: str(row[t]) for t in tags if row[t] is not None}, fields))
     for measurement, tags, fields in _summaries(tables, payments or {}):
         points.append(day_point(day, measurement, tags, fields))
     return points

@@ -10,6 +10,8 @@ from include.economics.margin import ALL_PLANS, MARGIN_FLOOR_PCT
 from include.observability.catalogue import ECONOMICS_BUCKET
 from include.observability.rule_spec import VALUE, RuleSpec, economics_query, tiers
 
+#: An anomaly's release (the daily DAG names the one its change started with), when it has one.
+STARTED_WITH = "{{ if $labels.release }}; it started with release {{ $labels.release }}{{ end }}"
 #: The 28 days before yesterday's peak, as one number the query divides by.
 PEAK_BASELINE = (
     f'baseline = from(bucket: "{ECONOMICS_BUCKET}")',
@@ -41,14 +43,14 @@ def economics_rules() -> list[RuleSpec]:
                 "ai_anomaly",
                 ["value"],
                 [("signal", "cost"), ("severity", severity)],
-                ('group(columns: ["dimension"])', "last()"),
+                ('group(columns: ["dimension", "release"])', "last()"),
             ),
             "last",
             ("gt", 0),
             "10m",
             36 * 3600,
             f"AI cost of {{{{ $labels.dimension }}}} was {VALUE} USD yesterday, "
-            f"{severity} above its same-weekday baseline",
+            f"{severity} above its same-weekday baseline{STARTED_WITH}",
             "Open the AI economics dashboard for that feature or model, then the day's ai_anomalies row "
             "(value, baseline); check the release that shipped that day and the model's prices.",
         )
@@ -64,14 +66,14 @@ def economics_rules() -> list[RuleSpec]:
                 "ai_anomaly",
                 ["value"],
                 [("signal", signal), ("severity", severity)],
-                ('group(columns: ["dimension"])', "last()"),
+                ('group(columns: ["dimension", "release"])', "last()"),
             ),
             "last",
             ("gt", 0),
             "10m",
             36 * 3600,
             f"{title} of {{{{ $labels.dimension }}}} was {VALUE}{unit} yesterday, "
-            f"{severity} above its same-weekday baseline",
+            f"{severity} above its same-weekday baseline{STARTED_WITH}",
             runbook,
         )
         for name, signal, title, unit, runbook in (

@@ -116,3 +116,18 @@ def test_exports_are_stamped_at_the_day_and_keep_exact_money(ledger_db):
         exports.parquet_key("economics/", "ai_cost_daily", DAY)
         == "economics/ai_cost_daily/day=2026-11-05/part-0.parquet"
     )
+
+
+def test_an_anomaly_point_carries_its_release_as_a_tag_only_when_it_has_one():
+    from include.economics import anomalies
+
+    found = [
+        anomalies.Anomaly(DAY, "tokens", "feature:chat", 9e6, 1e6, 40.0, "critical", release="2026.11.3"),
+        anomalies.Anomaly(DAY, "cost", "feature:chat", 90.0, 10.0, 12.0, "critical"),
+    ]
+    lines = exports.line_protocol(
+        exports.influx_points(DAY, {"ai_anomalies": anomalies.anomalies_table(found)})
+    ).splitlines()
+
+    assert lines[0].startswith("ai_anomaly,dimension=feature:chat,release=2026.11.3,severity=critical,signal=tokens ")
+    assert lines[1].startswith("ai_anomaly,dimension=feature:chat,severity=critical,signal=cost ")
