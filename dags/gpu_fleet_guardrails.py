@@ -18,11 +18,12 @@ risks: Spot scale-to-zero leakage, stuck scale-in protection):
 1. **validate_request** → **inspect_fleets** (one fleet's AWS error is that fleet's finding)
    → **start_drift_detection** → **wait_for_drift_detection** (in the triggerer);
 2. **report**: one table in the log, one alert per fleet with findings;
-3. **remediation_path**: staging → **remediate_staging**; production → **approve_remediation**
-   (a listed approver's Approve in the UI) → **confirm_remediation** (a second approver's, when
-   the run is a scheduled one: nobody triggered it) → **remediate_production** (only with both
-   recorded). Each fix writes an immutable record under `audit/remediations/`; a re-run
-   finds nothing left to fix.
+3. **remediation_path**: staging → **remediate_staging**, at once; production →
+   **request_production_fixes**: a `gpu_fleet_remediation` run per fleet with a safe fix
+   (its approvals, then the fix, apart), unless one still waits for that fleet. This run
+   never waits on an approval: the next inspection starts on time whatever is pending.
+   Each fix writes an immutable record under `audit/remediations/`; a re-run finds nothing
+   left to fix.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from airflow.sdk import Param, dag
 
 from bp_aws.sensors.cloudformation import StackDriftDetectionSensor
 from bp_tasks import gpu_fleet_guardrails as tasks
-from bp_tasks.approvals import ApprovalGate, FleetChangeApproval
 from bp_tasks.params import GUARDRAILS_START, SAFE_TO_RETRY, aws_conn_id_param, fleet_scope_params
 
 
@@ -41,8 +41,8 @@ from bp_tasks.params import GUARDRAILS_START, SAFE_TO_RETRY, aws_conn_id_param, 
     schedule="*/15 * * * *",
     start_date=GUARDRAILS_START,
     catchup=False,
-    max_active_runs=1,  # one inspection at a time: remediations are never applied twice at once
-    dagrun_timeout=timedelta(hours=6),  # a production approval left unanswered ends the run
+    max_active_runs=1,  # one inspection at a time: staging's fixes are never applied twice at once
+    dagrun_timeout=timedelta(minutes=45),  # no approval waits here: an inspection that long is stuck
     doc_md=__doc__,
     tags=["platform", "fleet", "guardrails", "cost"],
     default_args={"owner": "platform", "retries": 1, "retry_delay": timedelta(seconds=30)},
@@ -52,7 +52,8 @@ from bp_tasks.params import GUARDRAILS_START, SAFE_TO_RETRY, aws_conn_id_param, 
             True,
             type="boolean",
             title="Remediate",
-            description_md="Apply the safe fixes: at once in staging, after an Approve in production.",
+            description_md="Apply the safe fixes: at once in staging; production's in gpu_fleet_remediation, "
+            "after its approvals.",
         ),
         "aws_conn_id": aws_conn_id_param(),
     },
@@ -70,29 +71,8 @@ def gpu_fleet_guardrails():
         **SAFE_TO_RETRY,
     )
     reported = tasks.report(inspected, drift.output)
-    question = tasks.remediation_question(reported)
-    approval = {"stage": "production", "change": "nothing was remediated in production", "body": question}
-    approve = FleetChangeApproval(
-        task_id="approve_remediation",
-        subject="Apply the guardrails' fixes to production GPU fleets?",
-        response_timeout=timedelta(hours=4),
-        **approval,
-    )
-    confirm = FleetChangeApproval(  # a scheduled run has no triggering person: a second approver confirms
-        task_id="confirm_remediation",
-        subject="Second approval: apply the guardrails' fixes to production GPU fleets?",
-        response_timeout=timedelta(hours=4),
-        second_to=approve.task_id,
-        **approval,
-    )
-    gate = ApprovalGate(approve.task_id, stage_of="production", second=confirm.task_id)
     path = tasks.remediation_path(request, reported)
-    path >> [tasks.remediate.override(task_id="remediate_staging")(reported, "staging"), approve]
-    (
-        approve
-        >> confirm
-        >> tasks.remediate.override(task_id="remediate_production", pre_execute=gate)(reported, "production")
-    )
+    path >> [tasks.remediate_staging(reported), tasks.request_production_fixes(reported)]
 
 
 gpu_fleet_guardrails()

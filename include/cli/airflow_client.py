@@ -242,9 +242,10 @@ class AirflowClient:
         """The DAG's params (name -> value, schema, description), as its trigger form has them."""
         return self._send("GET", f"/api/v2/dags/{_quote(dag_id)}/details").get("params") or {}
 
-    def list_runs(self, dag_id: str, limit: int = 100) -> list[DagRun]:
-        """The newest runs first (by when they were queued)."""
-        path = f"/api/v2/dags/{_quote(dag_id)}/dagRuns?limit={int(limit)}&order_by=-run_after"
+    def list_runs(self, dag_id: str, limit: int = 100, states: tuple[str, ...] = ()) -> list[DagRun]:
+        """The newest runs first (by when they were queued); only those in ``states`` when given."""
+        wanted = "".join(f"&state={_quote(state)}" for state in states)
+        path = f"/api/v2/dags/{_quote(dag_id)}/dagRuns?limit={int(limit)}&order_by=-run_after{wanted}"
         return [DagRun.from_api(run) for run in self._send("GET", path)["dag_runs"]]
 
     def get_run(self, dag_id: str, run_id: str) -> DagRun:

@@ -169,6 +169,12 @@ class Fleet:
         """One immutable record per remediation a guardrails run applied to the fleet."""
         return f"audit/remediations/{self.stage}/{self.slug}/{run_id}/{remediation}.jsonl"
 
+    @property
+    def remediation_run_prefix(self) -> str:
+        """The run ids of ``gpu_fleet_remediation`` for the fleet begin with it (then the
+        UTC time the inspection asked): the inspection finds one still waiting by it."""
+        return f"remediate__{self.stage}__{self.slug}__"
+
     def asset_sync_key(self, run_id: str, instance_id: str) -> str:
         """Where a Run Command bundle apply's output is kept (seed 004: ``asset-sync/``)."""
         return f"asset-sync/{self.stage}/{self.slug}/{run_id}/{instance_id}.json"

@@ -38,7 +38,7 @@ from airflow.providers.common.compat.sdk import conf
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from bp_tasks.common import airflow_api
+from bp_tasks.common import airflow_api, service_user
 from include import approvals
 from include.approvals import Answer, Person
 from include.naming.fleet import Fleet
@@ -151,7 +151,7 @@ class ApprovalGate:
         log.info("Approved by %s (%s); the run was triggered by %s", approvals.names(by), self.approval, _who(context))
 
     def _problem(self, context: Mapping[str, Any], stage: str) -> tuple[str | None, list[Person]]:
-        triggered_by = context["dag_run"].triggering_user_name
+        triggered_by = triggering_person(context)
         listed = configured_approvers(stage)
         first = recorded_answer(context, self.approval)
         rule = {"stage": stage, "approvers": listed, "triggered_by": triggered_by}
@@ -164,8 +164,18 @@ class ApprovalGate:
         return problem, by
 
 
+def triggering_person(context: Mapping[str, Any]) -> str | None:
+    """Who triggered the run, when a person did. A schedule, and the pipeline itself (the
+    ``airflow_api`` connection's service user, with which ``gpu_fleet_guardrails`` starts
+    ``gpu_fleet_remediation``), are nobody: a production run of theirs needs a second
+    approver after the first, as a scheduled run does."""
+    user = context["dag_run"].triggering_user_name
+    return None if user is None or user == service_user() else user
+
+
 def _who(context: Mapping[str, Any]) -> str:
-    return context["dag_run"].triggering_user_name or "nobody (a schedule)"
+    user = context["dag_run"].triggering_user_name
+    return triggering_person(context) or ("nobody (a schedule)" if user is None else f"nobody ({user}, the pipeline)")
 
 
 class FleetChangeApproval(ApprovalOperator):
@@ -199,7 +209,7 @@ class FleetChangeApproval(ApprovalOperator):
         self.second_to = second_to
 
     def execute(self, context: Any) -> Any:
-        triggered_by = context["dag_run"].triggering_user_name
+        triggered_by = triggering_person(context)
         excluded: tuple[Person, ...] = ()
         if self.second_to is not None:
             if not approvals.needs_approval(self.stage) or triggered_by:
@@ -263,7 +273,7 @@ class FleetChangeApproval(ApprovalOperator):
             task_id=self.task_id,
             stage=self.stage,
             approvers=configured_approvers(self.stage),
-            triggered_by=context["dag_run"].triggering_user_name,
+            triggered_by=triggering_person(context),
         )
         if problem:
             raise ChangeRejected(f"Not approved: {problem}. {self._not_done(sentence=True)}")

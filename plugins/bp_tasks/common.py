@@ -175,6 +175,17 @@ class AirflowApiUnavailable(AirflowFailException):
     """The ``airflow_api`` connection is missing or unusable: what needs it changed nothing."""
 
 
+def service_user() -> str | None:
+    """The ``airflow_api`` connection's user: the pipeline itself when it triggers a run."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return Connection.get(AIRFLOW_API_CONN).login
+    except AirflowNotFoundException:
+        return None
+
+
 def airflow_api():
     """A REST client of this Airflow (:mod:`include.cli.airflow_client`) as the
     ``airflow_api`` connection's service user: credentials only over https, except to

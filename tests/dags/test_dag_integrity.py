@@ -21,7 +21,8 @@ EXPECTED_MAX_ACTIVE_RUNS = {
     "gpu_ami_build_and_bake": 1,  # one build at a time: the AMI pointer is never raced
     "gpu_ami_revoke": 1,  # one revocation at a time: two would plan from the same pointer histories
     "gpu_fleet_provision": 1,  # a fleet's stacks are never changed by two runs at once
-    "gpu_fleet_guardrails": 1,  # one inspection at a time: a fix is never applied twice at once
+    "gpu_fleet_guardrails": 1,  # one inspection at a time: a staging fix is never applied twice at once
+    "gpu_fleet_remediation": 16,  # one per production fleet: the guardrails never start a second for a fleet
     "gpu_bundle_rollout": 4,  # fleets in parallel; a per-fleet lock refuses a second rollout of one fleet
     "gpu_bundle_rollback": 4,  # fleets in parallel; the rollout it triggers takes the fleet lock
     "weekly_review_pack": 2,  # different weeks in parallel; a week rebuilds the same files
@@ -151,7 +152,7 @@ GATED_CHANGES = {
     "gpu_bundle_rollout": {"move_pointer": "approve_rollout", "apply_on_dev_node": "approve_rollout",
                            "start_refresh": "approve_rollout", "continue_refresh": "approve_going_on"},
     "gpu_dev_node": {"act": "approve_terminate"},
-    "gpu_fleet_guardrails": {"remediate_production": "approve_remediation"},
+    "gpu_fleet_remediation": {"remediate": "approve_remediation"},
 }  # fmt: skip
 
 

@@ -59,6 +59,7 @@ DAGS = (
     "gpu_bundle_rollout",
     "gpu_bundle_rollback",
     "gpu_fleet_guardrails",
+    "gpu_fleet_remediation",
     "weekly_review_pack",
     "gpu_dev_node",
     "gpu_dev_node_idle_stop",

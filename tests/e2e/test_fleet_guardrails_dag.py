@@ -1,6 +1,7 @@
 """gpu_fleet_guardrails on the real services: a planted leak on a staging fleet found,
 remediated (capacity 0, protection cleared), audited and alerted, and a second run
-finding nothing; a busy fleet gives no finding; a production fix waits for an approval
+finding nothing; a busy fleet gives no finding; a production fix waits for its two
+approvals in a gpu_fleet_remediation run of its own while staging is inspected and fixed,
 and changes nothing when it is rejected."""
 
 from __future__ import annotations
@@ -10,13 +11,25 @@ from datetime import UTC, datetime
 import pytest
 
 from devstack.fleet_metrics import put_minutely
+from devstack.users import APPROVERS
 from include.amis import smoke
 from include.fleets.lock import Holder
 from include.naming.fleet import Fleet
-from tests.e2e.helpers import answer, log, provision_fleet, run_to_end, sample_bundles, scale, states, topic_inbox
+from tests.e2e.helpers import (
+    answer,
+    awaiting,
+    log,
+    provision_fleet,
+    run_to_end,
+    sample_bundles,
+    scale,
+    states,
+    topic_inbox,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 DAG = "gpu_fleet_guardrails"
+REMEDIATION = "gpu_fleet_remediation"
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +81,7 @@ def test_a_leak_is_found_fixed_audited_and_alerted_and_a_second_run_finds_nothin
     report = log(client, DAG, run, "report")
     assert "scale-to-zero leak" in report
     assert "stuck scale-in protection" in report
-    assert states(client, DAG, run)["approve_remediation"] == "skipped"  # staging: no approval
+    assert states(client, DAG, run)["request_production_fixes"] == "skipped"  # staging: no approval
     fixed = log(client, DAG, run, "remediate_staging")
     assert "$0.45/hour of GPU spend stopped" in fixed  # two g4dn.xlarge at $0.2256
     group = _group(stack, fleet)
@@ -88,7 +101,73 @@ def test_a_leak_is_found_fixed_audited_and_alerted_and_a_second_run_finds_nothin
     assert _audit(stack, fleet, again) == []
 
 
+def _remediation(client, fleet: Fleet):
+    """The gpu_fleet_remediation run the guardrails started for ``fleet`` (the newest)."""
+    runs = [r for r in client.list_runs(REMEDIATION) if r.run_id.startswith(fleet.remediation_run_prefix)]
+    assert runs, f"no {REMEDIATION} run for {fleet}"
+    return runs[0]
+
+
+def test_a_production_fix_waits_for_two_approvals_in_its_own_run_while_staging_inspections_go_on(
+    stack, client, fleet, approver
+):
+    production = Fleet("production", "e2e-guard")
+    ssm = stack.aws_client()("ssm")
+    stale = Holder.new("gpu_bundle_rollout", "manual__long-gone", "rollout of bundle b (refresh)").value()
+    ssm.put_parameter(Name=production.lock, Value=stale, Type="String", Overwrite=True)
+
+    asked = run_to_end(client, DAG, _conf(production))
+
+    # the inspection ends at once: the production fix waits in a run of its own
+    assert asked.state == "success", states(client, DAG, asked)
+    pending = _remediation(client, production)
+    assert f"{production}: its approvals are asked in " in log(client, DAG, asked, "request_production_fixes")
+    awaiting(client, REMEDIATION, pending, "approve_remediation")
+
+    # meanwhile staging is inspected twice (as the 15-minute schedule would) and its leak fixed
+    scale(stack, fleet, 2)
+    _metrics(stack, fleet, queue=0, active=0, minutes=60)
+    fixed = run_to_end(client, DAG, _conf(fleet))
+    assert fixed.state == "success", states(client, DAG, fixed)
+    assert _group(stack, fleet)["DesiredCapacity"] == 0
+    assert "(no finding" in log(client, DAG, run_to_end(client, DAG, _conf(fleet)), "report")
+    # and a second production inspection does not ask again while the first question waits
+    again = run_to_end(client, DAG, _conf(production))
+    assert "is still waiting for its approvals: not asked again" in log(client, DAG, again, "request_production_fixes")
+    assert _remediation(client, production).run_id == pending.run_id
+    assert ssm.get_parameter(Name=production.lock)["Parameter"]["Value"] == stale  # nothing changed yet
+
+    # the guardrails started it, nobody did: two approvers, the second not the first
+    answer(client, REMEDIATION, pending, "approve_remediation", by=approver)
+    answer(client, REMEDIATION, pending, "confirm_remediation", by=stack.client(user=APPROVERS[1]))
+    done = client.wait_for_run(REMEDIATION, pending.run_id, timeout=300)
+
+    assert done.state == "success", states(client, REMEDIATION, done)
+    said = log(client, REMEDIATION, done, "remediate")
+    assert "released /bp/fleets/production/e2e-guard/change_lock" in said
+    assert not ssm.get_parameters(Names=[production.lock])["Parameters"]
+    assert _audit(stack, production, done) == ["release_lock.jsonl"]
+
+
+def test_a_rejected_production_fix_changes_nothing(stack, client, approver):
+    production = Fleet("production", "e2e-guard")
+    ssm = stack.aws_client()("ssm")
+    stale = Holder.new("gpu_bundle_rollout", "manual__gone-again", "rollout of bundle c (refresh)").value()
+    ssm.put_parameter(Name=production.lock, Value=stale, Type="String", Overwrite=True)
+
+    asked = client.trigger(REMEDIATION, _conf(production))  # a person asks: one approval, by another person
+    answer(client, REMEDIATION, asked, "approve_remediation", "Reject", by=approver)
+    rejected = client.wait_for_run(REMEDIATION, asked.run_id, timeout=300)
+
+    assert rejected.state == "failed"
+    assert "nothing was remediated in production" in log(client, REMEDIATION, rejected, "approve_remediation")
+    assert states(client, REMEDIATION, rejected)["remediate"] in ("upstream_failed", "skipped")
+    assert ssm.get_parameter(Name=production.lock)["Parameter"]["Value"] == stale
+    ssm.delete_parameter(Name=production.lock)
+
+
 def test_a_busy_fleet_gives_no_finding(stack, client, fleet):
+    # after the leaks: the busy minutes stay in CloudWatch beside the idle ones planted later
     scale(stack, fleet, 1)
     _metrics(stack, fleet, queue=3, active=1, minutes=5)
 
@@ -97,31 +176,6 @@ def test_a_busy_fleet_gives_no_finding(stack, client, fleet):
     assert run.state == "success"
     assert "(no finding" in log(client, DAG, run, "report")
     assert _group(stack, fleet)["DesiredCapacity"] == 1  # left as it is
-
-
-def test_a_production_fix_waits_for_an_approval_and_a_rejection_changes_nothing(stack, client, approver):
-    fleet = Fleet("production", "e2e-guard")
-    ssm = stack.aws_client()("ssm")
-    stale = Holder.new("gpu_bundle_rollout", "manual__long-gone", "rollout of bundle b (refresh)").value()
-    ssm.put_parameter(Name=fleet.lock, Value=stale, Type="String", Overwrite=True)
-
-    rejected = client.trigger(DAG, _conf(fleet))
-    answer(client, DAG, rejected, "approve_remediation", "Reject", by=approver)
-    rejected = client.wait_for_run(DAG, rejected.run_id, timeout=300)
-
-    assert rejected.state == "failed"
-    assert "nothing was remediated in production" in log(client, DAG, rejected, "approve_remediation")
-    assert states(client, DAG, rejected)["remediate_production"] in ("upstream_failed", "skipped")
-    assert ssm.get_parameter(Name=fleet.lock)["Parameter"]["Value"] == stale
-
-    approved = client.trigger(DAG, _conf(fleet))
-    answer(client, DAG, approved, "approve_remediation", by=approver)
-    approved = client.wait_for_run(DAG, approved.run_id, timeout=300)
-
-    assert approved.state == "success", states(client, DAG, approved)
-    assert "released /bp/fleets/production/e2e-guard/change_lock" in log(client, DAG, approved, "remediate_production")
-    assert not ssm.get_parameters(Names=[fleet.lock])["Parameters"]
-    assert _audit(stack, fleet, approved) == ["release_lock.jsonl"]
 
 
 def test_a_smoke_test_instance_left_by_a_dead_build_run_is_found_and_terminated(stack, client, fleet):

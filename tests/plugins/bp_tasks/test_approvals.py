@@ -102,6 +102,19 @@ def test_a_second_approval_asks_another_approver_only_when_nobody_triggered_the_
     assert _assigned(monkeypatch, second, _context("ci", xcoms=first)) is None  # a person triggered: asks nothing
 
 
+def test_a_run_the_pipeline_started_itself_is_a_run_nobody_triggered(monkeypatch):
+    """gpu_fleet_guardrails starts gpu_fleet_remediation as the airflow_api connection's
+    service user: that run needs two approvers in production, as a scheduled one does."""
+    service = {"conn_type": "http", "host": "http://127.0.0.1:8080", "login": "airflow-api", "password": "x"}
+    monkeypatch.setenv("AIRFLOW_CONN_AIRFLOW_API", json.dumps(service))
+    second = _approval("production", second_to="approve_remediation")
+    first = {"approve_remediation": _answer("Approve", "alice", "3")}
+
+    assert _assigned(monkeypatch, _approval("production"), _context("airflow-api")) == APPROVERS["production"]
+    assert _assigned(monkeypatch, second, _context("airflow-api", xcoms=first)) == [{"id": "4", "name": "bob"}]
+    assert _assigned(monkeypatch, second, _context("ci", xcoms=first)) is None  # a person triggered: asks nothing
+
+
 def test_a_gate_refuses_in_one_line_when_the_answer_can_not_be_read(monkeypatch):
     """No airflow_api connection: the change can't check its approval, so it changes nothing."""
     monkeypatch.delenv("AIRFLOW_CONN_AIRFLOW_API", raising=False)
