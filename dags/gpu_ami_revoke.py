@@ -4,16 +4,18 @@
 For an image found bad after its promotion (a driver that crashes under load, a CVE):
 
 1. **validate_request** (no AWS call): `image_id`, and a one-line `reason`;
-2. **plan_revocation**: the image must exist and be ours (provenance tags). Every fleet
-   pointer (`/bp/ami/fleets/...`) that names it goes back to the image it replaced *in
-   that pointer* (its SSM history), never "whatever is current". A pointer that held it
-   once and was moved since is left alone and reported. Refused, changing nothing, when a
-   fleet never had another image (build a base image first) or the image to go back to is
-   gone or revoked;
+2. **plan_revocation**: the image must exist and be ours (provenance tags). The images
+   baked from it (their `base_ami`, to any depth) are revoked with it, as HCP Packer's
+   revocation is inherited; the plan lists that tree. Every fleet pointer
+   (`/bp/ami/fleets/...`) that names an image of the tree goes back to the newest image it
+   held before, outside the tree (its SSM history), never "whatever is current". A pointer
+   that held one once and was moved since is left alone and reported. Refused, changing
+   nothing, when a fleet never had another image (build a base image first) or the image
+   to go back to is gone or revoked;
 3. **approve_revocation** (when a production fleet or image is concerned: a second person) →
    **acquire_locks**: every affected fleet's change lock (the rollouts' lock), all or none;
-4. **revoke** (only with a valid approval, when one was asked): the image is tagged `revoked`
-   with the reason (**promote_ami** of `gpu_ami_build_and_bake` refuses it from then on), each
+4. **revoke** (only with a valid approval, when one was asked): the image and those baked
+   from it are tagged `revoked` with the reason (**promote_ami** of `gpu_ami_build_and_bake` refuses it from then on), each
    pointer is put back if it still names the image, and each of those fleets with nodes
    starts an instance refresh;
 5. **wait_for_refreshes** (deferred, one per fleet) → **record_revocation**: an audit

@@ -6,12 +6,17 @@ replaced *in that pointer* - read from the pointer's own SSM history (the versio
 the image was written), never "whatever is current" - and the image is tagged revoked,
 so ``promote_ami`` refuses it from then on. A pointer that held the image once but has
 moved since is someone else's change: it is left alone and reported.
+
+Revocation is inherited, as HCP Packer's is: the images baked *from* a revoked one (their
+``base_ami`` tag, and theirs in turn) are revoked with it, under the same approval, locks
+and audit. A pointer naming any image of that tree goes back to the newest image it held
+before, outside the tree; the plan shows the whole tree before anything changes.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -65,13 +70,15 @@ class RevocationRequest:
 
 @dataclass(frozen=True)
 class PointerRestore:
-    """One pointer going back: expected to still be at ``version`` (naming the image)."""
+    """One pointer going back: expected to still be at ``version`` (naming ``revoked``, an
+    image of the revoked tree)."""
 
     fleet_stage: str
     fleet_slug: str
     pointer: str
     version: int
     previous_image: str
+    revoked: str = ""
 
     @property
     def fleet(self) -> Fleet:
@@ -89,19 +96,34 @@ class MovedPointer:
 
 
 @dataclass(frozen=True)
+class Descendant:
+    """An image baked from a revoked one (its ``base_ami``), revoked with it."""
+
+    image_id: str
+    base_ami: str
+    stage: str
+
+
+@dataclass(frozen=True)
 class RevocationPlan:
     image_id: str
     image_stage: str
     restores: tuple[PointerRestore, ...]
     moved: tuple[MovedPointer, ...]
+    descendants: tuple[Descendant, ...] = ()
+
+    @property
+    def tree(self) -> tuple[str, ...]:
+        """Every image revoked: the one asked, then those baked from it."""
+        return (self.image_id, *(d.image_id for d in self.descendants))
 
     @property
     def needs_approval(self) -> bool:
-        stages = {self.image_stage, *(r.fleet_stage for r in self.restores)}
+        stages = {self.image_stage, *(d.stage for d in self.descendants), *(r.fleet_stage for r in self.restores)}
         return any(approvals.needs_approval(stage) for stage in stages)
 
-    #: the form :meth:`serialize` writes; :meth:`deserialize` refuses a newer one
-    __version__ = 1
+    #: the form :meth:`serialize` writes; :meth:`deserialize` refuses a newer one (2: the descendants)
+    __version__ = 2
 
     def serialize(self) -> dict[str, Any]:
         """The plan as it travels to the run's later tasks (Airflow's serde, in XCom)."""
@@ -110,6 +132,7 @@ class RevocationPlan:
             "image_stage": self.image_stage,
             "restores": [asdict(r) for r in self.restores],
             "moved": [asdict(m) for m in self.moved],
+            "descendants": [asdict(d) for d in self.descendants],
         }
 
     @staticmethod
@@ -120,12 +143,20 @@ class RevocationPlan:
             image_stage=data["image_stage"],
             restores=tuple(PointerRestore(**r) for r in data["restores"]),
             moved=tuple(MovedPointer(**m) for m in data["moved"]),
+            descendants=tuple(Descendant(**d) for d in data.get("descendants", ())),
         )
 
     def lines(self) -> list[str]:
-        said = [f"{r.pointer}: {self.image_id} -> {r.previous_image} (at version {r.version})" for r in self.restores]
+        said = [
+            f"{d.image_id}: baked from {d.base_ami} ({d.stage or 'no stage'}), revoked with it"
+            for d in self.descendants
+        ]
+        said += [
+            f"{r.pointer}: {r.revoked or self.image_id} -> {r.previous_image} (at version {r.version})"
+            for r in self.restores
+        ]
         said += [f"{m.pointer}: left alone, moved since to {m.now} by {m.modified_by}" for m in self.moved]
-        return said or [f"no fleet pointer names {self.image_id}"]
+        return said if self.restores or self.moved else [*said, f"no fleet pointer names {', '.join(self.tree)}"]
 
 
 def check_provenance(image_id: str, image: Mapping[str, Any] | None) -> dict[str, str]:
@@ -142,39 +173,66 @@ def check_provenance(image_id: str, image: Mapping[str, Any] | None) -> dict[str
     return tags
 
 
-def plan(
-    image_id: str, image_tags: Mapping[str, str], histories: Mapping[str, Sequence[Mapping[str, Any]]]
-) -> RevocationPlan:
-    """What a revocation does to each fleet pointer, from each pointer's history
-    (GetParameterHistory: ``Value``, ``Version``, ``LastModifiedUser``, oldest first).
+def descendants_of(image_id: str, baked_from: Callable[[str], Sequence[Mapping[str, Any]]]) -> list[Descendant]:
+    """The images baked from ``image_id``, and from those in turn: ``baked_from(parent)``
+    gives this account's images whose ``base_ami`` tag is ``parent``. Breadth first, each
+    image once (a tag loop ends)."""
+    found: list[Descendant] = []
+    seen, parents = {image_id}, [image_id]
+    while parents:
+        parent = parents.pop(0)
+        for image in sorted(baked_from(parent), key=lambda i: i["ImageId"]):
+            if image["ImageId"] in seen:
+                continue
+            seen.add(image["ImageId"])
+            found.append(Descendant(image["ImageId"], parent, platform.tags_of(image).get("fleet_stage", "")))
+            parents.append(image["ImageId"])
+    return found
 
-    Refused, changing nothing, when a pointer naming the image has no earlier value:
-    the image is the only one that fleet ever had."""
+
+def plan(
+    image_id: str,
+    image_tags: Mapping[str, str],
+    histories: Mapping[str, Sequence[Mapping[str, Any]]],
+    descendants: Sequence[Descendant] = (),
+) -> RevocationPlan:
+    """What a revocation of ``image_id`` and its ``descendants`` does to each fleet pointer,
+    from each pointer's history (GetParameterHistory: ``Value``, ``Version``,
+    ``LastModifiedUser``, oldest first): one naming an image of the tree goes back to the
+    newest value it had before that is outside the tree.
+
+    Refused, changing nothing, when a pointer naming the tree has no such value: the tree's
+    images are the only ones that fleet ever had."""
+    tree = {image_id, *(d.image_id for d in descendants)}
     restores, moved = [], []
     for name, history in sorted(histories.items()):
         fleet = Fleet.from_ami_pointer(name)
         versions = sorted(history, key=lambda version: int(version["Version"]))
-        if fleet is None or not any(v["Value"] == image_id for v in versions):
+        if fleet is None or not any(v["Value"] in tree for v in versions):
             continue
         latest = versions[-1]
-        if latest["Value"] != image_id:
+        if latest["Value"] not in tree:
             moved.append(
                 MovedPointer(name, latest["Value"], int(latest["Version"]), str(latest.get("LastModifiedUser", "?")))
             )
             continue
-        start = len(versions) - 1
-        while start > 0 and versions[start - 1]["Value"] == image_id:
-            start -= 1
-        if start == 0:
+        earlier = [v["Value"] for v in versions[:-1] if v["Value"] not in tree]
+        if not earlier:
+            only = (
+                f"{image_id} is the only image {fleet} ever had"
+                if tree == {image_id}
+                else f"{fleet} never had an image but {image_id} and those baked from it"
+            )
             raise RevocationRefused(
-                f"{image_id} is the only image {fleet} ever had ({name} has no earlier value): there is nothing to "
-                f"go back to. Build a base image first (gpu_ami_build_and_bake mode=base_and_bake for {fleet}), "
-                "then revoke this one"
+                f"{only} ({name} has no earlier value outside them): there is nothing to go back to. Build a base "
+                f"image first (gpu_ami_build_and_bake mode=base_and_bake for {fleet}), then revoke this one"
             )
         restores.append(
-            PointerRestore(fleet.stage, fleet.slug, name, int(latest["Version"]), versions[start - 1]["Value"])
+            PointerRestore(fleet.stage, fleet.slug, name, int(latest["Version"]), earlier[-1], latest["Value"])
         )
-    return RevocationPlan(image_id, image_tags.get("fleet_stage", ""), tuple(restores), tuple(moved))
+    return RevocationPlan(
+        image_id, image_tags.get("fleet_stage", ""), tuple(restores), tuple(moved), tuple(descendants)
+    )
 
 
 def check_previous_images(plan: RevocationPlan, images: Mapping[str, Mapping[str, Any] | None]) -> None:
@@ -197,8 +255,10 @@ def check_previous_images(plan: RevocationPlan, images: Mapping[str, Mapping[str
         )
 
 
-def revoked_tags(reason: str, run_id: str) -> dict[str, str]:
-    return {REVOKED_TAG: "true", REVOKED_REASON_TAG: reason, REVOKED_BY_TAG: run_id}
+def revoked_tags(reason: str, run_id: str, inherited_from: str | None = None) -> dict[str, str]:
+    """The tags of a revoked image; one revoked with the image it was baked from says so."""
+    why = f"{reason} (baked from revoked {inherited_from})" if inherited_from else reason
+    return {REVOKED_TAG: "true", REVOKED_REASON_TAG: why, REVOKED_BY_TAG: run_id}
 
 
 def revocation_of(tags: Mapping[str, str]) -> str | None:

@@ -34,11 +34,13 @@ def validate_request(params: dict | None = None, dag_run=None, dag=None) -> revo
 
 @task
 def plan_revocation(request: revocation.RevocationRequest, params: dict | None = None) -> revocation.RevocationPlan:
-    """Which fleet pointers go back to which image (their own history says), which moved
-    since and are left alone; refused, changing nothing, when it can't be done."""
+    """The images revoked (the one asked and those baked from it, inherited), which fleet
+    pointers go back to which image (their own history says), which moved since and are
+    left alone; refused, changing nothing, when it can't be done."""
     from bp_aws.exceptions import AwsResourceNotFound
     from bp_aws.hooks.ami import AmiHook
     from bp_aws.hooks.ssm_parameters import SsmParameterHook
+    from include.amis.retention import BASE_AMI_TAG
     from include.naming import platform
 
     images, ssm = AmiHook(aws_conn_id=params["aws_conn_id"]), SsmParameterHook(aws_conn_id=params["aws_conn_id"])
@@ -53,7 +55,8 @@ def plan_revocation(request: revocation.RevocationRequest, params: dict | None =
     try:
         tags = revocation.check_provenance(image_id, describe(image_id))
         names = sorted(ssm.parameters_under(platform.AMI_POINTERS_ROOT))
-        plan = revocation.plan(image_id, tags, {name: ssm.history(name) for name in names})
+        descendants = revocation.descendants_of(image_id, lambda parent: images.images_tagged({BASE_AMI_TAG: parent}))
+        plan = revocation.plan(image_id, tags, {name: ssm.history(name) for name in names}, descendants)
         revocation.check_previous_images(plan, {r.previous_image: describe(r.previous_image) for r in plan.restores})
     except revocation.RevocationRefused as refused:
         raise RequestRefused(f"Refused: {refused}. {UNCHANGED}") from None
@@ -69,7 +72,8 @@ def revocation_path(plan: revocation.RevocationPlan) -> str:
 @task
 def revocation_question(request: revocation.RevocationRequest, plan: revocation.RevocationPlan) -> str:
     lines = "\n".join(f"- {line}" for line in plan.lines())
-    return f"Revoke AMI **{request.image_id}** ({request.reason})? Its pointers go back:\n\n{lines}"
+    inherited = f" and the {len(plan.descendants)} image(s) baked from it" if plan.descendants else ""
+    return f"Revoke AMI **{request.image_id}**{inherited} ({request.reason})? What changes:\n\n{lines}"
 
 
 def _plan(ti) -> revocation.RevocationPlan:
@@ -103,8 +107,9 @@ def acquire_locks(params: dict | None = None, ti=None) -> list[str]:
 def revoke(
     request: revocation.RevocationRequest, params: dict | None = None, ti=None, run_id: str | None = None
 ) -> list[dict]:
-    """Tag the image revoked (from now on nothing promotes it), put each pointer back if
-    it still names the image, and start a refresh on each of those fleets with nodes.
+    """Tag the image and those baked from it revoked (from now on nothing promotes them),
+    put each pointer back if it still names the image of the tree it named, and start a
+    refresh on each of those fleets with nodes.
     Returns the refreshes (what ``wait_for_refreshes`` maps over); what was restored and
     left alone are XComs of their own (``restored``, ``left_alone``)."""
     from bp_aws.hooks.ami import AmiHook
@@ -115,8 +120,12 @@ def revoke(
 
     conn = params["aws_conn_id"]
     plan, ssm, autoscaling = _plan(ti), SsmParameterHook(aws_conn_id=conn), AutoScalingHook(aws_conn_id=conn)
-    AmiHook(aws_conn_id=conn).tag_image(plan.image_id, revocation.revoked_tags(request.reason, run_id))
+    images = AmiHook(aws_conn_id=conn)
+    images.tag_image(plan.image_id, revocation.revoked_tags(request.reason, run_id))
     log.info("%s tagged revoked: %s", plan.image_id, request.reason)
+    for descendant in plan.descendants:
+        images.tag_image(descendant.image_id, revocation.revoked_tags(request.reason, run_id, plan.image_id))
+        log.info("%s tagged revoked: baked from %s", descendant.image_id, descendant.base_ami)
     restored, refreshes, left_alone = [], [], [f"{m.pointer} (now {m.now}, by {m.modified_by})" for m in plan.moved]
     for restore in plan.restores:
         try:
@@ -179,6 +188,7 @@ def record_revocation(
         "run_id": dag_run.run_id,
         "image_id": request.image_id,
         "reason": request.reason,
+        "inherited": [d.image_id for d in _plan(ti).descendants],
         "restored": done,
         "left_alone": left_alone,
         "refreshes": refreshes,
@@ -187,15 +197,18 @@ def record_revocation(
     uri = write_record(
         platform.ami_revocation_audit_key(request.image_id, dag_run.run_id), record, params["aws_conn_id"]
     )
+    inherited = record["inherited"]
     paragraph = (
-        f"AMI {request.image_id} was revoked ({request.reason}): "
+        f"AMI {request.image_id} was revoked ({request.reason})"
+        + (f" with the image(s) baked from it, {', '.join(inherited)}" if inherited else "")
+        + ": "
         + ("; ".join(done) if done else "no pointer named it")
         + (f"; left alone: {'; '.join(left_alone)}" if left_alone else "")
         + f". Refreshes: {record['refresh_state']}. Record: {uri}."
     )
     for restore in _plan(ti).restores:
         if not any(restore.pointer in line for line in left_alone):
-            text = f"AMI {request.image_id} revoked: back to {restore.previous_image}"
+            text = f"AMI {restore.revoked or request.image_id} revoked: back to {restore.previous_image}"
             mark_change("ami_revocation", restore.fleet_stage, restore.fleet_slug, text, dag_run)
     stage = _plan(ti).image_stage or "staging"
     send_alert(

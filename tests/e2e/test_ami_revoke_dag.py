@@ -1,7 +1,9 @@
 """gpu_ami_revoke end to end: a bad image leaves two fleets (each back to the image it
 replaced there), the one with nodes is refreshed, the image is tagged and never reused;
 an image revoked while its production promotion awaits approval is refused by
-promote_ami; an image that isn't ours is refused before anything changes."""
+promote_ami; an image that isn't ours is refused before anything changes; revoking a
+base image revokes the bakes built from it and moves all three fleets back, under one
+approval."""
 
 from __future__ import annotations
 
@@ -141,3 +143,45 @@ def test_an_image_revoked_while_its_promotion_awaits_approval_is_never_promoted(
     assert f"AMI {candidate} was revoked by {revoked.run_id}: CVE-2026-0001 in the driver" in said
     assert "It is never promoted again" in said
     assert ssm.get_parameter(Name=fleet.ami_pointer)["Parameter"]["Version"] == before["Version"]
+
+
+def _copy(stack, source: str, name: str, tags: dict[str, str]) -> str:
+    """A copy of ``source`` in this account with ``tags``: an image as a bake leaves it."""
+    ec2 = stack.aws_client()("ec2")
+    image_id = ec2.copy_image(SourceImageId=source, SourceRegion=ec2.meta.region_name, Name=name)["ImageId"]
+    ec2.create_tags(Resources=[image_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+    return image_id
+
+
+def test_revoking_a_base_image_revokes_the_bakes_built_from_it_under_one_approval(stack, client, approver):
+    aws = stack.aws_client()
+    ssm, ec2 = aws("ssm"), aws("ec2")
+    seed = _base_image(stack)
+
+    def ours(stage: str, slug: str, **extra: str) -> dict[str, str]:
+        return {"fleet_stage": stage, "fleet_slug": slug, "airflow_run_id": "manual__planted", **extra}
+
+    base = _copy(stack, seed, "e2e-inherit-base", ours("staging", "e2e-inh-a"))
+    bakes = [_copy(stack, seed, f"e2e-inherit-bake-{n}", ours("staging", "e2e-inh-b", base_ami=base)) for n in (1, 2)]
+    fleets = [Fleet("staging", "e2e-inh-a"), Fleet("staging", "e2e-inh-b"), Fleet("production", "e2e-inh-c")]
+    before = [_copy(stack, seed, f"e2e-inherit-old-{n}", {}) for n in range(3)]
+    for fleet, old, bad in zip(fleets, before, [base, *bakes], strict=True):
+        for value in (old, bad):  # each pointer held a good image, then one of the tree
+            ssm.put_parameter(Name=fleet.ami_pointer, Value=value, Type="String", DataType="aws:ec2:image",
+                              Overwrite=True)  # fmt: skip
+    try:
+        run = client.trigger(DAG, {"image_id": base, "reason": "driver crash under load"})
+        answer(client, DAG, run, "approve_revocation", by=approver)  # one approval for the whole tree
+        run = client.wait_for_run(DAG, run.run_id, timeout=300)
+
+        assert run.state == "success", states(client, DAG, run)
+        plan = log(client, DAG, run, "plan_revocation")
+        assert all(f"{bake}: baked from {base} (staging), revoked with it" in plan for bake in bakes)
+        assert [_pointer(ssm, fleet) for fleet in fleets] == before  # all three back, each to its own
+        for image, why in [(base, "driver crash under load"), *((b, f"(baked from revoked {base})") for b in bakes)]:
+            tags = {t["Key"]: t["Value"] for t in ec2.describe_images(ImageIds=[image])["Images"][0]["Tags"]}
+            assert tags[revocation.REVOKED_TAG] == "true"
+            assert why in tags[revocation.REVOKED_REASON_TAG]
+    finally:
+        for fleet in fleets:
+            ssm.delete_parameter(Name=fleet.ami_pointer)

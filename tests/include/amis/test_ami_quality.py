@@ -205,3 +205,46 @@ def test_a_revoked_image_says_by_whom_and_why():
     assert revocation.revocation_of(revocation.revoked_tags("driver crash", "manual__r")) == (
         "revoked by manual__r: driver crash"
     )
+
+
+def _baked(parent_of: dict[str, str], stage: str = "staging"):
+    """``baked_from(parent)`` over images whose base_ami is given by ``parent_of``."""
+    images = {i: {"ImageId": i, "Tags": [{"Key": "fleet_stage", "Value": stage}]} for i in parent_of}
+    return lambda parent: [images[i] for i, base in parent_of.items() if base == parent]
+
+
+def test_the_images_baked_from_a_revoked_one_are_found_to_any_depth_each_once():
+    found = revocation.descendants_of(
+        "ami-base", _baked({"ami-b1": "ami-base", "ami-b2": "ami-base", "ami-b1x": "ami-b1", "ami-other": "ami-o"})
+    )
+    assert [(d.image_id, d.base_ami) for d in found] == [("ami-b1", "ami-base"), ("ami-b2", "ami-base"),
+                                                          ("ami-b1x", "ami-b1")]  # fmt: skip
+    loop = revocation.descendants_of("ami-a", _baked({"ami-b": "ami-a", "ami-a": "ami-b"}))
+    assert [d.image_id for d in loop] == ["ami-b"]  # a tag loop ends
+
+
+def test_revocation_is_inherited_each_pointer_on_the_tree_goes_back_outside_it():
+    tree = revocation.descendants_of("ami-base", _baked({"ami-b1": "ami-base", "ami-b2": "ami-base"}))
+    histories = {
+        STAGING: _history("ami-old", "ami-base"),
+        OTHER: _history("ami-x", "ami-base", "ami-b1"),  # a bake on the bad base: back past both
+        PROD: _history("ami-p", "ami-b2"),
+    }
+
+    plan = revocation.plan("ami-base", {"fleet_stage": "staging"}, histories, tree)
+
+    assert plan.tree == ("ami-base", "ami-b1", "ami-b2")
+    assert [(r.pointer, r.revoked, r.previous_image) for r in plan.restores] == [
+        (PROD, "ami-b2", "ami-p"),
+        (STAGING, "ami-base", "ami-old"),
+        (OTHER, "ami-b1", "ami-x"),
+    ]
+    assert plan.needs_approval  # one production fleet: the whole tree waits for one approval
+    assert plan.lines()[:2] == ["ami-b1: baked from ami-base (staging), revoked with it",
+                                "ami-b2: baked from ami-base (staging), revoked with it"]  # fmt: skip
+    assert revocation.RevocationPlan.deserialize(json.loads(json.dumps(plan.serialize())), 2) == plan
+    with pytest.raises(revocation.RevocationRefused, match="never had an image but ami-base and those baked from it"):
+        revocation.plan("ami-base", {}, {STAGING: _history("ami-base", "ami-b1")}, tree)
+    assert revocation.revoked_tags("driver crash", "r1", "ami-base")["revoked_reason"] == (
+        "driver crash (baked from revoked ami-base)"
+    )
