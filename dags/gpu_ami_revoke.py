@@ -15,9 +15,9 @@ For an image found bad after its promotion (a driver that crashes under load, a 
 3. **approve_revocation** (when a production fleet or image is concerned: a second person) →
    **acquire_locks**: every affected fleet's change lock (the rollouts' lock), all or none;
 4. **revoke** (only with a valid approval, when one was asked): the image and those baked
-   from it are tagged `revoked` with the reason (**promote_ami** of `gpu_ami_build_and_bake` refuses it from then on), each
-   pointer is put back if it still names the image, and each of those fleets with nodes
-   starts an instance refresh;
+   from it are tagged `revoked` with the reason (**promote_ami** of `gpu_ami_build_and_bake`
+   refuses them from then on), each pointer is put back if it still names the image of the
+   tree it named, and each of those fleets with nodes starts an instance refresh;
 5. **wait_for_refreshes** (deferred, one per fleet) → **record_revocation**: an audit
    record at `s3://bp-logs-<account>/audit/ami-revocations/<image>/<run_id>.jsonl` and a
    critical alert; **release_locks** whatever happened.

@@ -127,15 +127,17 @@ def alerts_for(
         dropped = revenue_drop(day, Decimal(str(everything["revenue_usd"])), revenue_history)
         found += [dropped] if dropped else []
     for row in margin_rows:
-        pct = row["margin_pct"]
-        if pct is not None and Decimal(str(pct)) < floor_pct:
+        pct, lost = row["margin_pct"], Decimal(str(row["margin_usd"])) < 0
+        # the whole platform losing money with no revenue to take a share of (refunds
+        # exceeded it) is the worst case, not a day without a percentage
+        if (pct is not None and Decimal(str(pct)) < floor_pct) or (pct is None and lost and row["plan"] == ALL_PLANS):
             found.append(
                 Alert(
-                    severity="critical" if Decimal(str(row["margin_usd"])) < 0 else "warning",
+                    severity="critical" if lost else "warning",
                     title=f"Margin below {floor_pct}% for plan {row['plan']} ({summary['day']})",
-                    metric="margin_pct",
-                    value=pct,
-                    threshold=floor_pct,
+                    metric="margin_usd" if pct is None else "margin_pct",
+                    value=row["margin_usd"] if pct is None else pct,
+                    threshold=0 if pct is None else floor_pct,
                     dimensions={"plan": row["plan"]},
                 )
             )

@@ -12,7 +12,8 @@ Margin per plan = revenue - AI cost - GPU infrastructure cost. Infrastructure is
 shared by every plan, so it is allocated to plans by their share of the day's AI cost
 (a plan that used 30% of the AI spend carries 30% of the GPU bill); the rounding
 remainder goes to the plan with the largest share, so plan rows add up to ``all``
-exactly. ``margin_pct`` is margin / revenue in percent, empty when there is no revenue.
+exactly. ``margin_pct`` is margin / revenue in percent, empty when there is no revenue
+(or refunds exceed it).
 """
 
 from __future__ import annotations
@@ -134,8 +135,10 @@ def allocate(total: Decimal, weights: Mapping[str, Decimal]) -> dict[str, Decima
 
 
 def margin_pct(margin: Decimal, revenue: Decimal) -> Decimal | None:
-    """Margin as a percentage of revenue, to the hundredth; None without revenue."""
-    return (margin / revenue * 100).quantize(Decimal("0.01")) if revenue else None
+    """Margin as a percentage of revenue, to the hundredth; None without revenue, and when
+    refunds exceed it (a share of a negative revenue reads as a healthy margin: a day of
+    -$29 revenue and -$490 margin would say 1,690 %)."""
+    return (margin / revenue * 100).quantize(Decimal("0.01")) if revenue > 0 else None
 
 
 def margin_table(

@@ -147,3 +147,15 @@ def test_a_failure_rate_anomaly_reads_in_percent_with_its_runbook():
     assert alert.text().splitlines()[1] == "failure_rate_pct = 7.12 (same-weekday baseline 2.05)"
     assert alert.dimensions == {"feature": "image-gen"}
     assert "error types in the ledger" in alert.detail
+
+
+def test_the_platform_losing_money_without_revenue_is_a_critical_margin_alert_a_free_plan_is_not():
+    summary = {"day": "2026-11-22", "anomalies": [], "reconciliation": {"warning": False}, "payments": {},
+               "renewals_at_risk_usd": "0"}  # fmt: skip
+    margins = [
+        {"plan": "all", "margin_pct": None, "margin_usd": Decimal("-490.10"), "revenue_usd": Decimal("-29")},
+        {"plan": "free", "margin_pct": None, "margin_usd": Decimal("-160"), "revenue_usd": Decimal("0")},
+    ]
+    [alert] = alerts_for(summary, margins, Decimal("20"))
+    assert (alert.severity, alert.title) == ("critical", "Margin below 20% for plan all (2026-11-22)")
+    assert alert.text().splitlines()[1] == "margin_usd = -490.10 (threshold 0)"

@@ -119,3 +119,10 @@ def test_unknown_revenue_kinds_are_counted():
     groups = pd.DataFrame([{"plan": "pro", "currency": "USD", "kind": "chargeback", "events": 2, "amount": D("5")}])
 
     assert margin.revenue_by_plan(groups, {"USD": D(1)}) == Revenue(unknown_kinds={"chargeback": 2})
+
+
+def test_a_margin_share_of_no_revenue_or_of_refunds_exceeding_it_is_empty():
+    assert margin.margin_pct(D("30"), D("120")) == D("25.00")
+    assert margin.margin_pct(D("-5"), D("0")) is None
+    # a day whose refunds exceed its charges: -$29 revenue, -$490 margin is no 1,690 % margin
+    assert margin.margin_pct(D("-490"), D("-29")) is None
