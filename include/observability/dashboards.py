@@ -145,7 +145,8 @@ def ai_economics():
             PanelSpec("stat", "Revenue", _last("ai_margin", "revenue_usd", everything), "currencyUSD",
                       "Charges and renewals less refunds, in USD (FX of the day).", 6),
             PanelSpec("stat", "Margin % (all plans)", _last("ai_margin", "margin_pct", everything), "percent",
-                      f"Red under the margin floor ({MARGIN_FLOOR_PCT} %, Variable margin_floor_pct).", 6, floor),
+                      f"Red under the margin floor ({MARGIN_FLOOR_PCT} %, Variable margin_floor_pct); a day whose "
+                      "refunds exceed its revenue has none (the day before shows).", 6, floor),
             PanelSpec("stat", "Daily active users", _last("ai_usage", "dau"), "short",
                       "Users with at least one AI request that day.", 6),
         ],
