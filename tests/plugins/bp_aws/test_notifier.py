@@ -13,9 +13,14 @@ def topics(aws_http, monkeypatch):
     """The staging ops and pager topics, each with an SQS queue subscribed to read what arrives."""
     monkeypatch.setenv("AIRFLOW__BP__ALERT_ROUTES", '{"critical": ["bp-ops-pager-{stage}"]}')
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://airflow.example")
+    return _inboxes(aws_http, "bp-ops-alerts-staging", "bp-ops-pager-staging")
+
+
+def _inboxes(aws_http, *names: str) -> dict[str, str]:
+    """Each topic of ``names`` with an SQS queue subscribed: topic name -> queue URL."""
     sns, sqs = aws_http("sns"), aws_http("sqs")
     queues = {}
-    for name in ("bp-ops-alerts-staging", "bp-ops-pager-staging"):
+    for name in names:
         topic = sns.create_topic(Name=name)["TopicArn"]
         queue_url = sqs.create_queue(QueueName=f"{name}-inbox")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -87,15 +92,7 @@ def test_a_bad_severity_fails_when_the_dag_is_parsed():
 @pytest.fixture
 def team_inboxes(aws_http, topics):
     """The growth team's topic and pager in staging, beside the ops topics."""
-    sns, sqs = aws_http("sns"), aws_http("sqs")
-    inboxes = dict(topics)
-    for name in ("bp-team-growth-staging", "bp-team-growth-pager-staging"):
-        topic = sns.create_topic(Name=name)["TopicArn"]
-        queue_url = sqs.create_queue(QueueName=f"{name}-inbox")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-        inboxes[name] = queue_url
-    return inboxes
+    return topics | _inboxes(aws_http, "bp-team-growth-staging", "bp-team-growth-pager-staging")
 
 
 def test_an_alert_reaches_its_owner_s_topic_and_a_critical_one_its_pager(aws_http, team_inboxes):
